@@ -1,0 +1,291 @@
+//! Blobs on the local filesystem: `<root>/blobs/ab/cd/<sha1>-<random>`.
+//!
+//! Every write goes to `<root>/tmp` or `<root>/staging` first and is renamed into place only when
+//! complete and fsynced. The random suffix makes every committed copy a distinct file, so a new
+//! upload of some content never lands on the path that a concurrent delete of the previous copy
+//! of that content is about to unlink.
+
+use std::io::{self, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tokio::fs;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio_util::io::ReaderStream;
+
+use super::{BlobStore, ByteStream, PartReceipt, PartSpec, PendingBlob, StagingId};
+use crate::error::{Error, Result};
+use crate::types::{ByteRange, Sha1Hex};
+
+const BACKEND: &str = "local";
+const WRITE_BUFFER: usize = 512 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct LocalBlobStore {
+    name: String,
+    root: PathBuf,
+}
+
+fn io_err(e: io::Error) -> Error {
+    Error::backend(BACKEND, e)
+}
+
+impl LocalBlobStore {
+    /// Opens (creating if needed) a store rooted at `root`.
+    pub async fn open(name: impl Into<String>, root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        for sub in ["blobs", "tmp", "staging"] {
+            fs::create_dir_all(root.join(sub)).await.map_err(io_err)?;
+        }
+        Ok(LocalBlobStore {
+            name: name.into(),
+            root,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Maps a key to its path, refusing anything that is not a key this store made.
+    fn blob_path(&self, key: &str) -> Result<PathBuf> {
+        let b = key.as_bytes();
+        let hex = |s: &[u8]| s.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+        let ok = b.len() == 2 + 1 + 2 + 1 + 40 + 1 + 16
+            && hex(&b[0..2])
+            && b[2] == b'/'
+            && hex(&b[3..5])
+            && b[5] == b'/'
+            && hex(&b[6..46])
+            && b[46] == b'-'
+            && hex(&b[47..])
+            && b[0..2] == b[6..8]
+            && b[3..5] == b[8..10];
+        if !ok {
+            return Err(Error::backend(
+                BACKEND,
+                format!("malformed blob key {key:?}"),
+            ));
+        }
+        Ok(self.root.join("blobs").join(key))
+    }
+
+    fn new_key(sha1: &Sha1Hex) -> String {
+        let s = sha1.as_str();
+        let suffix = hex::encode(rand::random::<[u8; 8]>());
+        format!("{}/{}/{}-{}", &s[0..2], &s[2..4], s, suffix)
+    }
+
+    fn staging_path(&self, staging: &StagingId) -> PathBuf {
+        self.root
+            .join("staging")
+            .join(format!("{}.part", staging.as_str()))
+    }
+
+    /// Renames `from` to the path of a fresh key and makes the rename durable.
+    async fn publish_file(&self, from: &Path, sha1: &Sha1Hex) -> Result<String> {
+        let key = Self::new_key(sha1);
+        let to = self.blob_path(&key)?;
+        let dir = to.parent().expect("blob paths have parents").to_owned();
+        fs::create_dir_all(&dir).await.map_err(io_err)?;
+        fs::rename(from, &to).await.map_err(io_err)?;
+        sync_dir(dir).await?;
+        Ok(key)
+    }
+}
+
+async fn sync_dir(dir: PathBuf) -> Result<()> {
+    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
+        .await
+        .map_err(|e| Error::backend(BACKEND, e))?
+        .map_err(io_err)
+}
+
+/// Deletes a file when dropped unless disarmed: nothing half-written outlives a failed request.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl RemoveOnDrop {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let remove = move || {
+                if let Err(e) = std::fs::remove_file(&path) {
+                    if e.kind() != io::ErrorKind::NotFound {
+                        tracing::warn!(path = %path.display(), error = %e, "could not remove temp file");
+                    }
+                }
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn_blocking(remove)),
+                Err(_) => remove(),
+            }
+        }
+    }
+}
+
+/// Copies `body` into `file`, returning the number of bytes; stops with an error past `limit`.
+async fn copy_stream(file: fs::File, mut body: ByteStream, limit: Option<u64>) -> Result<u64> {
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+    let mut written = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(Error::Incomplete)?;
+        written += chunk.len() as u64;
+        if let Some(limit) = limit {
+            if written > limit {
+                return Err(Error::invalid("body", format!("longer than {limit} bytes")));
+            }
+        }
+        out.write_all(&chunk).await.map_err(io_err)?;
+    }
+    out.flush().await.map_err(io_err)?;
+    out.into_inner().sync_data().await.map_err(io_err)?;
+    Ok(written)
+}
+
+struct LocalPending {
+    store: LocalBlobStore,
+    tmp: RemoveOnDrop,
+    size: u64,
+}
+
+#[async_trait]
+impl PendingBlob for LocalPending {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    async fn commit(mut self: Box<Self>, sha1: &Sha1Hex) -> Result<String> {
+        let from = self.tmp.0.clone().expect("armed until commit");
+        let key = self.store.publish_file(&from, sha1).await?;
+        self.tmp.disarm();
+        Ok(key)
+    }
+}
+
+#[async_trait]
+impl BlobStore for LocalBlobStore {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn put_pending(&self, body: ByteStream) -> Result<Box<dyn PendingBlob>> {
+        let name = format!("{}.tmp", hex::encode(rand::random::<[u8; 16]>()));
+        let path = self.root.join("tmp").join(name);
+        let file = fs::File::create_new(&path).await.map_err(io_err)?;
+        let tmp = RemoveOnDrop(Some(path));
+        let size = copy_stream(file, body, None).await?;
+        Ok(Box::new(LocalPending {
+            store: self.clone(),
+            tmp,
+            size,
+        }))
+    }
+
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<ByteStream> {
+        let path = self.blob_path(key)?;
+        let mut file = fs::File::open(&path).await.map_err(io_err)?;
+        let stream = match range {
+            None => ReaderStream::with_capacity(file, READ_CHUNK).boxed(),
+            Some(r) => {
+                file.seek(SeekFrom::Start(r.start)).await.map_err(io_err)?;
+                use tokio::io::AsyncReadExt;
+                ReaderStream::with_capacity(file.take(r.len()), READ_CHUNK).boxed()
+            }
+        };
+        Ok(stream)
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let path = self.blob_path(key)?;
+        match fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        let path = self.blob_path(key)?;
+        fs::try_exists(&path).await.map_err(io_err)
+    }
+
+    async fn stage_begin(&self, staging: &StagingId, size: u64) -> Result<()> {
+        let path = self.staging_path(staging);
+        // Not `create_new`: a retried begin must find the staged bytes untouched.
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .await
+            .map_err(io_err)?;
+        // Sparse: blocks are allocated as parts arrive.
+        if file.metadata().await.map_err(io_err)?.len() != size {
+            file.set_len(size).await.map_err(io_err)?;
+        }
+        file.sync_all().await.map_err(io_err)?;
+        Ok(())
+    }
+
+    async fn stage_put_part(
+        &self,
+        staging: &StagingId,
+        part: PartSpec,
+        body: ByteStream,
+    ) -> Result<PartReceipt> {
+        let path = self.staging_path(staging);
+        let mut file = match fs::OpenOptions::new().write(true).open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NotFound { what: "upload" })
+            }
+            Err(e) => return Err(io_err(e)),
+        };
+        file.seek(SeekFrom::Start(part.offset))
+            .await
+            .map_err(io_err)?;
+        let written = copy_stream(file, body, Some(part.len)).await?;
+        if written != part.len {
+            return Err(Error::invalid(
+                "body",
+                format!(
+                    "part {} must be {} bytes, got {written}",
+                    part.number, part.len
+                ),
+            ));
+        }
+        Ok(PartReceipt {
+            number: part.number,
+            etag: String::new(),
+        })
+    }
+
+    async fn stage_complete(
+        &self,
+        staging: &StagingId,
+        _parts: &[PartReceipt],
+        sha1: &Sha1Hex,
+    ) -> Result<String> {
+        let path = self.staging_path(staging);
+        if !fs::try_exists(&path).await.map_err(io_err)? {
+            return Err(Error::NotFound { what: "upload" });
+        }
+        // Parts were synced as they arrived; the rename is the only thing left to make durable.
+        self.publish_file(&path, sha1).await
+    }
+
+    async fn stage_abort(&self, staging: &StagingId) -> Result<()> {
+        match fs::remove_file(self.staging_path(staging)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+}

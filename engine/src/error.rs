@@ -1,0 +1,82 @@
+//! The engine's one error type. The server maps every variant to an HTTP status and a stable code.
+
+use std::borrow::Cow;
+
+/// Which input was wrong, for messages that name the parameter.
+pub type Field = &'static str;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A value supplied by the caller is malformed; `field` names it.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        field: Field,
+        reason: Cow<'static, str>,
+    },
+    /// The token is missing, malformed, unknown, revoked or expired.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Username or password do not match.
+    #[error("wrong username or password")]
+    BadCredentials,
+    /// A signed download link was tampered with or has expired.
+    #[error("download link is invalid or has expired")]
+    BadSignature,
+    /// The thing does not exist, or belongs to someone else (we never say which).
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("username is already taken")]
+    UsernameTaken,
+    /// The caller already has a file with this content under the requested name.
+    #[error("a file with this content and name already exists")]
+    NameTaken,
+    #[error("content exceeds the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("requested range is not satisfiable for a {size}-byte file")]
+    RangeNotSatisfiable { size: u64 },
+    #[error("stored content does not hash to the claimed sha1")]
+    Sha1Mismatch,
+    /// The upload body ended before it was complete (client went away).
+    #[error("request body was cut short: {0}")]
+    Incomplete(std::io::Error),
+    /// A storage or database backend failed; the cause is logged, never shown to clients.
+    #[error("{backend} backend error: {source}")]
+    Backend {
+        backend: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl Error {
+    pub fn invalid(field: Field, reason: impl Into<Cow<'static, str>>) -> Self {
+        Error::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn backend(
+        backend: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Backend {
+            backend,
+            source: source.into(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::backend("sql", e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Error::backend("sql-migrate", e)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,371 @@
+//! ChunkVault's engine: users, the dedup index, blob and metadata stores, uploads and downloads.
+//! No HTTP types live here; the server translates requests into these calls.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod blobs;
+pub mod error;
+pub mod meta;
+pub mod types;
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use sha1::{Digest, Sha1};
+
+pub use blobs::{BlobStore, ByteStream, LocalBlobStore};
+pub use error::{Error, Result};
+pub use meta::{MetaStore, SqlMetaStore, UserFile};
+pub use types::{ByteRange, FileId, FileName, Millis, RangeRequest, Sha1Hex, UserId, Username};
+
+use meta::{NewBlob, NewUserFile, Published};
+use types::now_millis;
+
+/// Engine settings, validated by the caller.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// Largest file accepted, in bytes.
+    pub max_file_size: u64,
+    /// How long a sign-in token lives.
+    pub token_ttl: Duration,
+    /// How long a signed download link lives.
+    pub download_url_ttl: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_file_size: 64 << 30,
+            token_ttl: Duration::from_secs(7 * 24 * 3600),
+            download_url_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// A signed-in user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub created_at: Millis,
+    pub last_active_at: Millis,
+}
+
+/// A token handed out at sign-in.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub user: User,
+    pub token: String,
+    pub expires_at: Millis,
+}
+
+/// The bytes of a user file, or of one range of it.
+pub struct Download {
+    pub file: UserFile,
+    /// `Some` for a range request; the stream then carries only those bytes.
+    pub range: Option<ByteRange>,
+    pub body: ByteStream,
+}
+
+/// Query string of a signed download link (`auth::SIGNED_DOWNLOAD_PATH`).
+#[derive(Clone, Debug)]
+pub struct SignedLink {
+    pub file: FileId,
+    /// Unix seconds.
+    pub expires: i64,
+    pub signature: String,
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    meta: Arc<dyn MetaStore>,
+    blobs: Arc<dyn BlobStore>,
+    config: EngineConfig,
+    url_key: Vec<u8>,
+}
+
+impl Engine {
+    /// Builds an engine over its stores. The key for signed links is created once and shared
+    /// through the metadata store, so every node accepts every node's links.
+    pub async fn new(
+        meta: Arc<dyn MetaStore>,
+        blobs: Arc<dyn BlobStore>,
+        config: EngineConfig,
+    ) -> Result<Self> {
+        let fresh = hex::encode(rand::random::<[u8; 32]>());
+        let key = meta.setting_or_init("download_url_key", &fresh).await?;
+        let url_key = hex::decode(key).map_err(|e| Error::backend("sql", e))?;
+        Ok(Engine {
+            meta,
+            blobs,
+            config,
+            url_key,
+        })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn meta(&self) -> &Arc<dyn MetaStore> {
+        &self.meta
+    }
+
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.blobs
+    }
+
+    // ---- users -------------------------------------------------------------------------------
+
+    pub async fn signup(&self, username: &str, password: &str) -> Result<UserId> {
+        let username = Username::parse(username)?;
+        auth::check_password_policy(password)?;
+        let hash = auth::hash_password(password.to_owned()).await?;
+        self.meta.create_user(&username, &hash, now_millis()).await
+    }
+
+    pub async fn signin(&self, username: &str, password: &str) -> Result<Session> {
+        // Same answer for an unknown user and a wrong password; hash anyway so both take as long.
+        let record = self.meta.user_by_name(username).await?;
+        let (hash, record) = match record {
+            Some(r) => (r.password_hash.clone(), Some(r)),
+            None => (DUMMY_HASH.to_owned(), None),
+        };
+        let ok = auth::verify_password(password.to_owned(), hash).await?;
+        let record = match (ok, record) {
+            (true, Some(r)) => r,
+            _ => return Err(Error::BadCredentials),
+        };
+        let now = now_millis();
+        let token = auth::new_token();
+        let expires_at = now.saturating_add(self.config.token_ttl.as_millis() as i64);
+        self.meta
+            .insert_token(&auth::token_hash(&token)?, record.id, now, expires_at)
+            .await?;
+        self.meta.touch_user(record.id, now).await?;
+        Ok(Session {
+            user: User {
+                id: record.id,
+                username: record.username,
+                created_at: record.created_at,
+                last_active_at: now,
+            },
+            token,
+            expires_at,
+        })
+    }
+
+    /// The user a token belongs to; `Unauthenticated` for anything but a live token.
+    pub async fn authenticate(&self, token: &str) -> Result<User> {
+        let hash = auth::token_hash(token)?;
+        let id = self
+            .meta
+            .token_user(&hash, now_millis())
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        let record = self
+            .meta
+            .user_by_id(id)
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        Ok(User {
+            id: record.id,
+            username: record.username,
+            created_at: record.created_at,
+            last_active_at: record.last_active_at,
+        })
+    }
+
+    /// Revokes a token (idempotent for a token that was valid a moment ago).
+    pub async fn signout(&self, token: &str) -> Result<()> {
+        let hash = auth::token_hash(token)?;
+        self.meta.delete_token(&hash).await?;
+        Ok(())
+    }
+
+    // ---- files -------------------------------------------------------------------------------
+
+    /// Stores `body` as the user's file `name`. The bytes are hashed on the way to the store
+    /// and never held in memory whole; content the store already holds is not kept twice.
+    /// Nothing is recorded unless the whole body arrived and was stored.
+    pub async fn upload(&self, user: &User, name: &str, body: ByteStream) -> Result<UserFile> {
+        let name = FileName::parse(name)?;
+        let limit = self.config.max_file_size;
+        let state = Arc::new(Mutex::new(HashState {
+            hasher: Sha1::new(),
+            len: 0,
+            too_large: false,
+        }));
+        let tap = state.clone();
+        let body = body
+            .map(move |chunk| {
+                let chunk = chunk?;
+                let mut s = tap.lock().expect("hash state lock");
+                s.len += chunk.len() as u64;
+                if s.len > limit {
+                    s.too_large = true;
+                    return Err(io::Error::other("file too large"));
+                }
+                s.hasher.update(&chunk);
+                Ok(chunk)
+            })
+            .boxed();
+        let pending = match self.blobs.put_pending(body).await {
+            Ok(p) => p,
+            Err(e) => {
+                return Err(if state.lock().expect("hash state lock").too_large {
+                    Error::TooLarge { limit }
+                } else {
+                    e
+                })
+            }
+        };
+        let (sha1, size) = {
+            let s = state.lock().expect("hash state lock");
+            (
+                Sha1Hex::from_digest(&s.hasher.clone().finalize().into()),
+                s.len,
+            )
+        };
+        debug_assert_eq!(size, pending.size());
+        let file = NewUserFile::new(user.id, sha1.clone(), name, size, now_millis());
+        // Content already indexed: link to it and drop our copy (the pending blob cleans up).
+        if let Some(existing) = self.meta.link_existing(&file).await? {
+            return Ok(existing);
+        }
+        let key = pending.commit(&sha1).await?;
+        let blob = NewBlob::new(self.blobs.name(), key.clone());
+        match self.meta.publish(&blob, &file).await {
+            Ok(Published::Created(f)) => Ok(f),
+            Ok(Published::Deduplicated(f)) => {
+                self.blobs.delete(&key).await?;
+                Ok(f)
+            }
+            Err(e) => {
+                if let Err(cleanup) = self.blobs.delete(&key).await {
+                    tracing::warn!(error = %cleanup, key, "could not remove unpublished blob");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The caller's file with this content (`id` picks one when the caller holds the content
+    /// under several names; otherwise the newest). Another user's file is `NotFound`.
+    pub async fn file(&self, user: &User, sha1: &Sha1Hex, id: Option<&FileId>) -> Result<UserFile> {
+        self.meta
+            .user_file(user.id, sha1, id)
+            .await?
+            .ok_or(Error::NotFound { what: "file" })
+    }
+
+    pub async fn list_files(&self, user: &User, limit: u32, offset: u64) -> Result<Vec<UserFile>> {
+        self.meta.list_user_files(user.id, limit, offset).await
+    }
+
+    pub async fn rename(&self, user: &User, file: &UserFile, new_name: &str) -> Result<UserFile> {
+        let name = FileName::parse(new_name)?;
+        self.meta
+            .rename_user_file(user.id, &file.id, &name, now_millis())
+            .await
+    }
+
+    /// Deletes the user's file; the blob goes when no user file references it any more.
+    pub async fn delete(&self, user: &User, file: &UserFile) -> Result<()> {
+        if let Some(entry) = self.meta.delete_user_file(user.id, &file.id).await? {
+            self.collect(entry).await;
+        }
+        Ok(())
+    }
+
+    /// Deletes a queued blob from its store; on failure it stays queued for the next sweep.
+    async fn collect(&self, entry: meta::GcEntry) {
+        if entry.store != self.blobs.name() {
+            tracing::warn!(
+                store = entry.store,
+                "blob queued for deletion in an unconfigured store"
+            );
+            return;
+        }
+        let res = match self.blobs.delete(&entry.key).await {
+            Ok(()) => self.meta.gc_done(&entry).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = res {
+            tracing::warn!(error = %e, key = entry.key, "blob deletion deferred");
+        }
+    }
+
+    /// Deletes every blob still queued for deletion (after a crash, or a failed delete).
+    pub async fn collect_garbage(&self) -> Result<()> {
+        for entry in self.meta.gc_pending(1000).await? {
+            self.collect(entry).await;
+        }
+        Ok(())
+    }
+
+    /// Opens a file's content, or one range of it (`RangeNotSatisfiable` when the range is
+    /// outside the file).
+    pub async fn read(&self, file: UserFile, range: Option<RangeRequest>) -> Result<Download> {
+        let range = range.map(|r| r.resolve(file.size)).transpose()?;
+        let blob = self
+            .meta
+            .blob(&file.sha1)
+            .await?
+            .ok_or_else(|| Error::backend("sql", "user file without a blob"))?;
+        if blob.store != self.blobs.name() {
+            return Err(Error::backend(
+                "blob",
+                format!("blob is in unconfigured store {}", blob.store),
+            ));
+        }
+        let body = self.blobs.get(&blob.key, range).await?;
+        Ok(Download { file, range, body })
+    }
+
+    /// A link that downloads `file` without a token until it expires.
+    pub fn sign_link(&self, file: &UserFile) -> SignedLink {
+        let expires = now_millis() / 1000 + self.config.download_url_ttl.as_secs() as i64;
+        SignedLink {
+            file: file.id.clone(),
+            expires,
+            signature: auth::sign_download(&self.url_key, &file.id, file.user_id, expires),
+        }
+    }
+
+    /// The file a signed link names; `BadSignature` if tampered with or expired at `now_secs`.
+    pub async fn open_link(&self, link: &SignedLink, now_secs: i64) -> Result<UserFile> {
+        if link.expires <= now_secs {
+            return Err(Error::BadSignature);
+        }
+        let file = self.meta.user_file_by_id(&link.file).await?;
+        match file {
+            Some(f)
+                if auth::verify_download(
+                    &self.url_key,
+                    &f.id,
+                    f.user_id,
+                    link.expires,
+                    &link.signature,
+                ) =>
+            {
+                Ok(f)
+            }
+            // Unknown id and a bad signature look the same: the link reveals nothing.
+            _ => Err(Error::BadSignature),
+        }
+    }
+}
+
+struct HashState {
+    hasher: Sha1,
+    len: u64,
+    too_large: bool,
+}
+
+/// Verified against when the username is unknown, so sign-in takes as long either way.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2d0KDqYfxbqu5WZMrvYwYbUMnqMR1Q6+JZALj5bqYlM";

@@ -1,0 +1,186 @@
+//! The metadata store: users, tokens, blobs (the dedup index) and user files.
+
+mod sql;
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+pub use sql::SqlMetaStore;
+
+use crate::error::Result;
+use crate::types::{FileId, FileName, Millis, Sha1Hex, UserId, Username};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub username: String,
+    pub password_hash: String,
+    pub created_at: Millis,
+    pub last_active_at: Millis,
+}
+
+/// A verified blob: an entry in the dedup index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobRecord {
+    pub sha1: Sha1Hex,
+    pub size: u64,
+    pub store: String,
+    pub key: String,
+    /// Number of user files that reference this blob.
+    pub refcount: i64,
+    pub created_at: Millis,
+}
+
+/// A user's named reference to a blob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserFile {
+    pub id: FileId,
+    pub user_id: UserId,
+    pub sha1: Sha1Hex,
+    pub name: String,
+    pub size: u64,
+    pub uploaded_at: Millis,
+    pub updated_at: Millis,
+}
+
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct NewUserFile {
+    pub user_id: UserId,
+    pub sha1: Sha1Hex,
+    pub name: FileName,
+    pub size: u64,
+    pub now: Millis,
+}
+
+impl NewUserFile {
+    pub fn new(user_id: UserId, sha1: Sha1Hex, name: FileName, size: u64, now: Millis) -> Self {
+        NewUserFile {
+            user_id,
+            sha1,
+            name,
+            size,
+            now,
+        }
+    }
+}
+
+/// A blob that has been written and verified, about to enter the dedup index.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct NewBlob {
+    pub store: String,
+    pub key: String,
+}
+
+impl NewBlob {
+    pub fn new(store: impl Into<String>, key: impl Into<String>) -> Self {
+        NewBlob {
+            store: store.into(),
+            key: key.into(),
+        }
+    }
+}
+
+/// Outcome of `MetaStore::publish`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Published {
+    /// The new blob entered the index and the user file points at it.
+    Created(UserFile),
+    /// The index already held this content (first writer won); the user file points at the
+    /// existing blob and the caller must delete the copy it wrote.
+    Deduplicated(UserFile),
+}
+
+impl Published {
+    pub fn file(&self) -> &UserFile {
+        match self {
+            Published::Created(f) | Published::Deduplicated(f) => f,
+        }
+    }
+}
+
+/// A stored blob that no user file references any more, queued for deletion from its store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GcEntry {
+    pub store: String,
+    pub key: String,
+}
+
+/// Metadata persistence. Every method is atomic; methods that change several rows do so in one
+/// transaction. Implementations must pass the conformance suite in `engine/tests`.
+#[async_trait]
+pub trait MetaStore: Send + Sync + fmt::Debug {
+    /// Creates a user; `UsernameTaken` if the name exists.
+    async fn create_user(
+        &self,
+        username: &Username,
+        password_hash: &str,
+        now: Millis,
+    ) -> Result<UserId>;
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>>;
+    async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>>;
+    async fn touch_user(&self, id: UserId, now: Millis) -> Result<()>;
+
+    /// Stores a token (by its hash, never the token itself).
+    async fn insert_token(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<()>;
+    /// The user a live (unexpired, unrevoked) token belongs to.
+    async fn token_user(&self, token_hash: &str, now: Millis) -> Result<Option<UserId>>;
+    /// Revokes a token; `false` if it did not exist.
+    async fn delete_token(&self, token_hash: &str) -> Result<bool>;
+    /// Removes expired tokens; returns how many.
+    async fn purge_expired_tokens(&self, now: Millis) -> Result<u64>;
+
+    async fn blob(&self, sha1: &Sha1Hex) -> Result<Option<BlobRecord>>;
+
+    /// Instant upload: if `file.sha1` is in the index, gives the user a file referencing it
+    /// (or returns the user's existing file of that content and name). `None` if the index
+    /// does not hold the content. Safe to repeat.
+    async fn link_existing(&self, file: &NewUserFile) -> Result<Option<UserFile>>;
+
+    /// Enters a written, verified blob into the index and gives the user a file for it, in one
+    /// transaction. If the content is already indexed, links to that blob instead (see `Published`).
+    async fn publish(&self, blob: &NewBlob, file: &NewUserFile) -> Result<Published>;
+
+    /// The user's file with this content: the one with `id` if given, else the newest.
+    async fn user_file(
+        &self,
+        user: UserId,
+        sha1: &Sha1Hex,
+        id: Option<&FileId>,
+    ) -> Result<Option<UserFile>>;
+    /// A file by id, whoever owns it (signed download links).
+    async fn user_file_by_id(&self, id: &FileId) -> Result<Option<UserFile>>;
+    /// The user's files, newest first.
+    async fn list_user_files(&self, user: UserId, limit: u32, offset: u64)
+        -> Result<Vec<UserFile>>;
+    /// Renames; `NotFound` if the user has no such file, `NameTaken` if the user already has
+    /// this content under `name`.
+    async fn rename_user_file(
+        &self,
+        user: UserId,
+        id: &FileId,
+        name: &FileName,
+        now: Millis,
+    ) -> Result<UserFile>;
+    /// Deletes the user's file. When it was the blob's last reference, the blob leaves the index
+    /// in the same transaction and is queued for deletion: the returned entry. `NotFound` if the
+    /// user has no such file.
+    async fn delete_user_file(&self, user: UserId, id: &FileId) -> Result<Option<GcEntry>>;
+
+    /// Blobs queued for deletion (oldest first).
+    async fn gc_pending(&self, limit: u32) -> Result<Vec<GcEntry>>;
+    /// Marks a queued blob as deleted from its store.
+    async fn gc_done(&self, entry: &GcEntry) -> Result<()>;
+
+    /// Returns the stored value of a setting, storing `init` first if it has none
+    /// (first writer wins across nodes).
+    async fn setting_or_init(&self, name: &str, init: &str) -> Result<String>;
+}

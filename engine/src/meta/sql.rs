@@ -1,0 +1,722 @@
+//! `MetaStore` over sqlx for SQLite, MySQL/MariaDB and PostgreSQL.
+//!
+//! One implementation over `sqlx::Any`: queries are written with `?` placeholders and rewritten
+//! to `$n` for PostgreSQL; the few statements that differ between dialects are chosen by
+//! `Dialect`. Each dialect has its own migrations under `engine/migrations/<dialect>`.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+
+use super::{
+    BlobRecord, GcEntry, MetaStore, NewBlob, NewUserFile, Published, UserFile, UserRecord,
+};
+use crate::error::{Error, Result};
+use crate::types::{FileId, FileName, Millis, Sha1Hex, UserId, Username};
+
+static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static MIGRATE_MYSQL: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
+static MIGRATE_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How many times a transaction that lost a race (deadlock, serialization failure, a row that
+/// vanished between two statements) is retried before giving up.
+const MAX_ATTEMPTS: usize = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    MySql,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn from_url(url: &str) -> Result<Self> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Dialect::Sqlite),
+            "mysql" | "mariadb" => Ok(Dialect::MySql),
+            "postgres" | "postgresql" => Ok(Dialect::Postgres),
+            _ => Err(Error::invalid(
+                "database-url",
+                "must start with sqlite://, mysql:// or postgres://",
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SqlMetaStore {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+const USER_FILE_COLS: &str = "id, user_id, sha1, name, size, uploaded_at, updated_at";
+
+fn user_file_from_row(row: &AnyRow) -> Result<UserFile> {
+    Ok(UserFile {
+        id: FileId::parse(&text(row, "id")?).map_err(|e| Error::backend("sql", e.to_string()))?,
+        user_id: UserId(row.try_get("user_id")?),
+        sha1: sha1_from_db(&text(row, "sha1")?)?,
+        name: text(row, "name")?,
+        size: row.try_get::<i64, _>("size")? as u64,
+        uploaded_at: row.try_get("uploaded_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// Reads a text column. MySQL flags `_bin`-collated columns as binary, which sqlx then refuses
+/// to decode as a string, so fall back to bytes.
+fn text(row: &AnyRow, col: &str) -> Result<String> {
+    match row.try_get::<String, _>(col) {
+        Ok(s) => Ok(s),
+        Err(sqlx::Error::ColumnDecode { .. }) => {
+            let bytes: Vec<u8> = row.try_get(col)?;
+            String::from_utf8(bytes).map_err(|e| Error::backend("sql", e))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn text_sqlx(row: &AnyRow, col: &str) -> Result<String, sqlx::Error> {
+    text(row, col).map_err(|e| sqlx::Error::Decode(e.into()))
+}
+
+fn sha1_from_db(s: &str) -> Result<Sha1Hex> {
+    Sha1Hex::parse(s.trim_end()).map_err(|e| Error::backend("sql", e.to_string()))
+}
+
+fn user_from_row(row: &AnyRow) -> Result<UserRecord> {
+    Ok(UserRecord {
+        id: UserId(row.try_get("id")?),
+        username: text(row, "username")?,
+        password_hash: text(row, "password_hash")?,
+        created_at: row.try_get("created_at")?,
+        last_active_at: row.try_get("last_active_at")?,
+    })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+/// Deadlocks, lock timeouts and serialization failures: the transaction can simply run again.
+fn is_retryable(e: &sqlx::Error) -> bool {
+    let Some(db) = e.as_database_error() else {
+        return false;
+    };
+    let code = db.code().unwrap_or_default();
+    // MySQL 1213 deadlock / 1205 lock wait timeout (SQLSTATE 40001 / HY000);
+    // PostgreSQL 40001 serialization failure / 40P01 deadlock; SQLite 5 busy / 6 locked.
+    matches!(
+        code.as_ref(),
+        "40001" | "40P01" | "1213" | "1205" | "5" | "6" | "517"
+    ) || db.message().contains("Deadlock found")
+        || db.message().contains("database is locked")
+}
+
+enum Attempt<T> {
+    Done(T),
+    Retry,
+}
+
+impl SqlMetaStore {
+    /// Connects and runs the migrations of the URL's dialect.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let dialect = Dialect::from_url(url)?;
+        let mut url = url.to_owned();
+        if dialect == Dialect::Sqlite && !url.contains("mode=") {
+            url.push_str(if url.contains('?') {
+                "&mode=rwc"
+            } else {
+                "?mode=rwc"
+            });
+        }
+        let options = AnyConnectOptions::from_str(&url)
+            .map_err(|e| Error::invalid("database-url", e.to_string()))?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if dialect == Dialect::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        // WAL lets readers run beside the one writer; the busy timeout makes
+                        // writers queue instead of failing.
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        let migrator = match dialect {
+            Dialect::Sqlite => &MIGRATE_SQLITE,
+            Dialect::MySql => &MIGRATE_MYSQL,
+            Dialect::Postgres => &MIGRATE_POSTGRES,
+        };
+        migrator.run(&pool).await?;
+        Ok(SqlMetaStore { pool, dialect })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await
+    }
+
+    /// Rewrites `?` placeholders for PostgreSQL.
+    fn q<'a>(&self, sql: &'a str) -> Cow<'a, str> {
+        if self.dialect != Dialect::Postgres {
+            return Cow::Borrowed(sql);
+        }
+        let mut out = String::with_capacity(sql.len() + 8);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(c);
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    /// `INSERT` that does nothing when the primary/unique key exists; check `rows_affected`.
+    fn insert_or_ignore(&self, table: &str, cols: &str) -> String {
+        let params = vec!["?"; cols.split(',').count()].join(", ");
+        match self.dialect {
+            // Not `ON DUPLICATE KEY UPDATE`: with CLIENT_FOUND_ROWS it reports the untouched
+            // row as affected. The tables used here have no other constraints to hide.
+            Dialect::MySql => format!("INSERT IGNORE INTO {table} ({cols}) VALUES ({params})"),
+            Dialect::Sqlite | Dialect::Postgres => {
+                format!("INSERT INTO {table} ({cols}) VALUES ({params}) ON CONFLICT DO NOTHING")
+            }
+        }
+    }
+
+    /// A write transaction. SQLite's must take the write lock up front, or two transactions
+    /// that both read first would deadlock when they upgrade.
+    async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::MySql | Dialect::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// Runs `attempt` until it neither asks for a retry nor fails with a retryable error.
+    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Attempt<T>, sqlx::Error>>,
+    {
+        for _ in 0..MAX_ATTEMPTS {
+            match attempt().await {
+                Ok(Attempt::Done(v)) => return Ok(v),
+                Ok(Attempt::Retry) => continue,
+                Err(e) if is_retryable(&e) => {
+                    tracing::debug!(error = %e, "retrying transaction");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::backend(
+            "sql",
+            "transaction kept losing races; gave up",
+        ))
+    }
+
+    async fn find_named_file(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        file: &NewUserFile,
+    ) -> Result<Option<UserFile>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {USER_FILE_COLS} FROM user_files WHERE user_id = ? AND sha1 = ? AND name = ?"
+        );
+        let row = sqlx::query(&self.q(&sql))
+            .bind(file.user_id.0)
+            .bind(file.sha1.as_str())
+            .bind(file.name.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+        row.map(|r| user_file_from_row(&r).map_err(|e| sqlx::Error::Decode(e.into())))
+            .transpose()
+    }
+
+    /// Inserts the user file row; `None` when a concurrent insert of the same (user, sha1,
+    /// name) won, so the caller retries and finds it.
+    async fn insert_user_file(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        file: &NewUserFile,
+    ) -> Result<Option<UserFile>, sqlx::Error> {
+        let id = FileId::generate();
+        let sql = format!("INSERT INTO user_files ({USER_FILE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)");
+        let res = sqlx::query(&self.q(&sql))
+            .bind(id.as_str())
+            .bind(file.user_id.0)
+            .bind(file.sha1.as_str())
+            .bind(file.name.as_str())
+            .bind(file.size as i64)
+            .bind(file.now)
+            .bind(file.now)
+            .execute(&mut **tx)
+            .await;
+        match res {
+            Ok(_) => Ok(Some(UserFile {
+                id,
+                user_id: file.user_id,
+                sha1: file.sha1.clone(),
+                name: file.name.as_str().to_owned(),
+                size: file.size,
+                uploaded_at: file.now,
+                updated_at: file.now,
+            })),
+            Err(e) if is_unique_violation(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn add_reference(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        sha1: &Sha1Hex,
+    ) -> Result<bool, sqlx::Error> {
+        let res = sqlx::query(&self.q("UPDATE blobs SET refcount = refcount + 1 WHERE sha1 = ?"))
+            .bind(sha1.as_str())
+            .execute(&mut **tx)
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn link_attempt(
+        &self,
+        file: &NewUserFile,
+    ) -> Result<Attempt<Option<UserFile>>, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        if let Some(existing) = self.find_named_file(&mut tx, file).await? {
+            tx.rollback().await?;
+            return Ok(Attempt::Done(Some(existing)));
+        }
+        if !self.add_reference(&mut tx, &file.sha1).await? {
+            tx.rollback().await?;
+            return Ok(Attempt::Done(None));
+        }
+        match self.insert_user_file(&mut tx, file).await? {
+            Some(created) => {
+                tx.commit().await?;
+                Ok(Attempt::Done(Some(created)))
+            }
+            None => {
+                tx.rollback().await?;
+                Ok(Attempt::Retry)
+            }
+        }
+    }
+
+    async fn publish_attempt(
+        &self,
+        blob: &NewBlob,
+        file: &NewUserFile,
+    ) -> Result<Attempt<Published>, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        if let Some(existing) = self.find_named_file(&mut tx, file).await? {
+            tx.rollback().await?;
+            return Ok(Attempt::Done(Published::Deduplicated(existing)));
+        }
+        let insert =
+            self.insert_or_ignore("blobs", "sha1, size, store, location, refcount, created_at");
+        let inserted = sqlx::query(&self.q(&insert))
+            .bind(file.sha1.as_str())
+            .bind(file.size as i64)
+            .bind(blob.store.as_str())
+            .bind(blob.key.as_str())
+            .bind(1i64)
+            .bind(file.now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        // Someone else's copy of this content is already indexed: reference it instead. If it
+        // vanished in between (its last owner deleted it), run again and insert ours.
+        if !inserted && !self.add_reference(&mut tx, &file.sha1).await? {
+            tx.rollback().await?;
+            return Ok(Attempt::Retry);
+        }
+        match self.insert_user_file(&mut tx, file).await? {
+            Some(created) => {
+                tx.commit().await?;
+                Ok(Attempt::Done(if inserted {
+                    Published::Created(created)
+                } else {
+                    Published::Deduplicated(created)
+                }))
+            }
+            None => {
+                tx.rollback().await?;
+                Ok(Attempt::Retry)
+            }
+        }
+    }
+
+    async fn delete_attempt(
+        &self,
+        user: UserId,
+        id: &FileId,
+    ) -> Result<Attempt<Result<Option<GcEntry>>>, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let sql = format!("SELECT {USER_FILE_COLS} FROM user_files WHERE id = ? AND user_id = ?");
+        let Some(row) = sqlx::query(&self.q(&sql))
+            .bind(id.as_str())
+            .bind(user.0)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            tx.rollback().await?;
+            return Ok(Attempt::Done(Err(Error::NotFound { what: "file" })));
+        };
+        let sha1 = text_sqlx(&row, "sha1")?;
+        let deleted = sqlx::query(&self.q("DELETE FROM user_files WHERE id = ? AND user_id = ?"))
+            .bind(id.as_str())
+            .bind(user.0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted != 1 {
+            // Deleted concurrently by another request of the same user.
+            tx.rollback().await?;
+            return Ok(Attempt::Done(Err(Error::NotFound { what: "file" })));
+        }
+        sqlx::query(&self.q("UPDATE blobs SET refcount = refcount - 1 WHERE sha1 = ?"))
+            .bind(sha1.as_str())
+            .execute(&mut *tx)
+            .await?;
+        // The row is locked by our update, so this read sees every committed reference change.
+        let blob =
+            sqlx::query(&self.q("SELECT store, location, refcount FROM blobs WHERE sha1 = ?"))
+                .bind(sha1.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+        let refcount: i64 = blob.try_get("refcount")?;
+        let mut gc = None;
+        if refcount <= 0 {
+            let entry = GcEntry {
+                store: text_sqlx(&blob, "store")?,
+                key: text_sqlx(&blob, "location")?,
+            };
+            sqlx::query(&self.q("DELETE FROM blobs WHERE sha1 = ? AND refcount <= 0"))
+                .bind(sha1.as_str())
+                .execute(&mut *tx)
+                .await?;
+            let insert = self.insert_or_ignore("blob_gc", "store, location, created_at");
+            sqlx::query(&self.q(&insert))
+                .bind(entry.store.as_str())
+                .bind(entry.key.as_str())
+                .bind(crate::types::now_millis())
+                .execute(&mut *tx)
+                .await?;
+            gc = Some(entry);
+        }
+        tx.commit().await?;
+        Ok(Attempt::Done(Ok(gc)))
+    }
+
+    async fn rename_attempt(
+        &self,
+        user: UserId,
+        id: &FileId,
+        name: &FileName,
+        now: Millis,
+    ) -> Result<Attempt<Result<UserFile>>, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let res = sqlx::query(
+            &self.q("UPDATE user_files SET name = ?, updated_at = ? WHERE id = ? AND user_id = ?"),
+        )
+        .bind(name.as_str())
+        .bind(now)
+        .bind(id.as_str())
+        .bind(user.0)
+        .execute(&mut *tx)
+        .await;
+        match res {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                tx.rollback().await?;
+                return Ok(Attempt::Done(Err(Error::NameTaken)));
+            }
+            Err(e) => return Err(e),
+        }
+        // MySQL reports 0 affected rows when the name did not change, so read back instead.
+        let sql = format!("SELECT {USER_FILE_COLS} FROM user_files WHERE id = ? AND user_id = ?");
+        let row = sqlx::query(&self.q(&sql))
+            .bind(id.as_str())
+            .bind(user.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Attempt::Done(match row {
+            Some(r) => user_file_from_row(&r),
+            None => Err(Error::NotFound { what: "file" }),
+        }))
+    }
+}
+
+#[async_trait]
+impl MetaStore for SqlMetaStore {
+    async fn create_user(
+        &self,
+        username: &Username,
+        password_hash: &str,
+        now: Millis,
+    ) -> Result<UserId> {
+        let res = sqlx::query(&self.q(
+            "INSERT INTO users (username, password_hash, created_at, last_active_at) VALUES (?, ?, ?, ?)",
+        ))
+        .bind(username.as_str())
+        .bind(password_hash)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match res {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Err(Error::UsernameTaken),
+            Err(e) => return Err(e.into()),
+        }
+        let user = self
+            .user_by_name(username.as_str())
+            .await?
+            .ok_or_else(|| Error::backend("sql", "user vanished after insert"))?;
+        Ok(user.id)
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
+        let row = sqlx::query(&self.q(
+            "SELECT id, username, password_hash, created_at, last_active_at FROM users WHERE username = ?",
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
+        let row = sqlx::query(&self.q(
+            "SELECT id, username, password_hash, created_at, last_active_at FROM users WHERE id = ?",
+        ))
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn touch_user(&self, id: UserId, now: Millis) -> Result<()> {
+        sqlx::query(&self.q("UPDATE users SET last_active_at = ? WHERE id = ?"))
+            .bind(now)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_token(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<()> {
+        sqlx::query(&self.q(
+            "INSERT INTO tokens (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        ))
+        .bind(token_hash)
+        .bind(user.0)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn token_user(&self, token_hash: &str, now: Millis) -> Result<Option<UserId>> {
+        let row = sqlx::query(
+            &self.q("SELECT user_id FROM tokens WHERE token_hash = ? AND expires_at > ?"),
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => Some(UserId(r.try_get("user_id")?)),
+            None => None,
+        })
+    }
+
+    async fn delete_token(&self, token_hash: &str) -> Result<bool> {
+        let res = sqlx::query(&self.q("DELETE FROM tokens WHERE token_hash = ?"))
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    async fn purge_expired_tokens(&self, now: Millis) -> Result<u64> {
+        let res = sqlx::query(&self.q("DELETE FROM tokens WHERE expires_at <= ?"))
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected())
+    }
+
+    async fn blob(&self, sha1: &Sha1Hex) -> Result<Option<BlobRecord>> {
+        let row = sqlx::query(&self.q(
+            "SELECT sha1, size, store, location, refcount, created_at FROM blobs WHERE sha1 = ?",
+        ))
+        .bind(sha1.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(BlobRecord {
+            sha1: sha1_from_db(&text(&r, "sha1")?)?,
+            size: r.try_get::<i64, _>("size")? as u64,
+            store: text(&r, "store")?,
+            key: text(&r, "location")?,
+            refcount: r.try_get("refcount")?,
+            created_at: r.try_get("created_at")?,
+        }))
+    }
+
+    async fn link_existing(&self, file: &NewUserFile) -> Result<Option<UserFile>> {
+        self.retrying(|| self.link_attempt(file)).await
+    }
+
+    async fn publish(&self, blob: &NewBlob, file: &NewUserFile) -> Result<Published> {
+        self.retrying(|| self.publish_attempt(blob, file)).await
+    }
+
+    async fn user_file(
+        &self,
+        user: UserId,
+        sha1: &Sha1Hex,
+        id: Option<&FileId>,
+    ) -> Result<Option<UserFile>> {
+        let row = match id {
+            Some(id) => {
+                let sql = format!(
+                    "SELECT {USER_FILE_COLS} FROM user_files WHERE user_id = ? AND sha1 = ? AND id = ?"
+                );
+                sqlx::query(&self.q(&sql))
+                    .bind(user.0)
+                    .bind(sha1.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            None => {
+                let sql = format!(
+                    "SELECT {USER_FILE_COLS} FROM user_files WHERE user_id = ? AND sha1 = ? \
+                     ORDER BY uploaded_at DESC, id DESC LIMIT 1"
+                );
+                sqlx::query(&self.q(&sql))
+                    .bind(user.0)
+                    .bind(sha1.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+        };
+        row.as_ref().map(user_file_from_row).transpose()
+    }
+
+    async fn user_file_by_id(&self, id: &FileId) -> Result<Option<UserFile>> {
+        let sql = format!("SELECT {USER_FILE_COLS} FROM user_files WHERE id = ?");
+        let row = sqlx::query(&self.q(&sql))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_file_from_row).transpose()
+    }
+
+    async fn list_user_files(
+        &self,
+        user: UserId,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<UserFile>> {
+        let sql = format!(
+            "SELECT {USER_FILE_COLS} FROM user_files WHERE user_id = ? \
+             ORDER BY uploaded_at DESC, id DESC LIMIT ? OFFSET ?"
+        );
+        let rows = sqlx::query(&self.q(&sql))
+            .bind(user.0)
+            .bind(i64::from(limit))
+            .bind(offset.min(i64::MAX as u64) as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_file_from_row).collect()
+    }
+
+    async fn rename_user_file(
+        &self,
+        user: UserId,
+        id: &FileId,
+        name: &FileName,
+        now: Millis,
+    ) -> Result<UserFile> {
+        self.retrying(|| self.rename_attempt(user, id, name, now))
+            .await?
+    }
+
+    async fn delete_user_file(&self, user: UserId, id: &FileId) -> Result<Option<GcEntry>> {
+        self.retrying(|| self.delete_attempt(user, id)).await?
+    }
+
+    async fn gc_pending(&self, limit: u32) -> Result<Vec<GcEntry>> {
+        let rows = sqlx::query(
+            &self.q("SELECT store, location FROM blob_gc ORDER BY created_at, location LIMIT ?"),
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(GcEntry {
+                    store: text(r, "store")?,
+                    key: text(r, "location")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn gc_done(&self, entry: &GcEntry) -> Result<()> {
+        sqlx::query(&self.q("DELETE FROM blob_gc WHERE store = ? AND location = ?"))
+            .bind(entry.store.as_str())
+            .bind(entry.key.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn setting_or_init(&self, name: &str, init: &str) -> Result<String> {
+        let insert = self.insert_or_ignore("settings", "name, value");
+        sqlx::query(&self.q(&insert))
+            .bind(name)
+            .bind(init)
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query(&self.q("SELECT value FROM settings WHERE name = ?"))
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        text(&row, "value")
+    }
+}

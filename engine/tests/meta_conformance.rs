@@ -1,0 +1,380 @@
+//! One conformance suite for `MetaStore`, run against SQLite always and against MariaDB and
+//! PostgreSQL when `CHUNKVAULT_TEST_MYSQL_URL` / `CHUNKVAULT_TEST_POSTGRES_URL` are set
+//! (`.ci/run` sets both). Each run works in a database of its own and drops it afterwards.
+
+use std::sync::Arc;
+
+use chunkvault_engine::meta::{GcEntry, MetaStore, NewBlob, NewUserFile, Published};
+use chunkvault_engine::{Error, FileName, Sha1Hex, SqlMetaStore, UserId, Username};
+
+fn sha(n: u8) -> Sha1Hex {
+    Sha1Hex::parse(&format!("{:02x}", n).repeat(20)).unwrap()
+}
+
+fn name(s: &str) -> FileName {
+    FileName::parse(s).unwrap()
+}
+
+async fn user(store: &dyn MetaStore, n: &str) -> UserId {
+    store
+        .create_user(&Username::parse(n).unwrap(), "$argon2id$fake", 1)
+        .await
+        .unwrap()
+}
+
+async fn suite(store: Arc<dyn MetaStore>) {
+    users_and_tokens(&*store).await;
+    publish_link_and_gc(&*store).await;
+    names_listing_and_rename(&*store).await;
+    concurrent_publish_and_delete(store.clone()).await;
+    settings(&*store).await;
+}
+
+async fn users_and_tokens(store: &dyn MetaStore) {
+    let alice = user(store, "alice").await;
+    let err = store
+        .create_user(&Username::parse("alice").unwrap(), "x", 2)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::UsernameTaken), "{err:?}");
+    // Names are compared exactly.
+    let big_alice = user(store, "Alice").await;
+    assert_ne!(alice, big_alice);
+    let rec = store.user_by_name("alice").await.unwrap().unwrap();
+    assert_eq!(rec.id, alice);
+    assert_eq!(rec.password_hash, "$argon2id$fake");
+    assert_eq!(
+        store.user_by_id(alice).await.unwrap().unwrap().username,
+        "alice"
+    );
+    assert!(store.user_by_name("nobody").await.unwrap().is_none());
+    store.touch_user(alice, 50).await.unwrap();
+    assert_eq!(
+        store
+            .user_by_id(alice)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_active_at,
+        50
+    );
+
+    let h1 = "a".repeat(64);
+    let h2 = "b".repeat(64);
+    store.insert_token(&h1, alice, 10, 100).await.unwrap();
+    store.insert_token(&h2, alice, 10, 20).await.unwrap();
+    assert_eq!(store.token_user(&h1, 99).await.unwrap(), Some(alice));
+    assert_eq!(
+        store.token_user(&h1, 100).await.unwrap(),
+        None,
+        "expired at expires_at"
+    );
+    assert_eq!(store.token_user(&"c".repeat(64), 0).await.unwrap(), None);
+    assert_eq!(store.purge_expired_tokens(50).await.unwrap(), 1);
+    assert_eq!(store.token_user(&h2, 0).await.unwrap(), None, "purged");
+    assert!(store.delete_token(&h1).await.unwrap());
+    assert!(!store.delete_token(&h1).await.unwrap());
+    assert_eq!(store.token_user(&h1, 0).await.unwrap(), None, "revoked");
+}
+
+async fn publish_link_and_gc(store: &dyn MetaStore) {
+    let u1 = user(store, "pub-one").await;
+    let u2 = user(store, "pub-two").await;
+    let s = sha(1);
+    let f1 = NewUserFile::new(u1, s.clone(), name("a.bin"), 10, 100);
+    assert_eq!(
+        store.link_existing(&f1).await.unwrap(),
+        None,
+        "nothing indexed yet"
+    );
+    let Published::Created(file1) = store
+        .publish(&NewBlob::new("local", "k1"), &f1)
+        .await
+        .unwrap()
+    else {
+        panic!("first publish must create the blob")
+    };
+    assert_eq!(
+        (file1.user_id, file1.size, file1.name.as_str()),
+        (u1, 10, "a.bin")
+    );
+    let blob = store.blob(&s).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            blob.size,
+            blob.store.as_str(),
+            blob.key.as_str(),
+            blob.refcount
+        ),
+        (10, "local", "k1", 1)
+    );
+
+    // A second writer of the same content loses and links to the first blob.
+    let f2 = NewUserFile::new(u2, s.clone(), name("b.bin"), 10, 101);
+    let Published::Deduplicated(file2) = store
+        .publish(&NewBlob::new("local", "k2"), &f2)
+        .await
+        .unwrap()
+    else {
+        panic!("second publish must deduplicate")
+    };
+    assert_eq!(store.blob(&s).await.unwrap().unwrap().key, "k1");
+    assert_eq!(store.blob(&s).await.unwrap().unwrap().refcount, 2);
+
+    // Instant upload of indexed content, repeated: one file.
+    let f3 = NewUserFile::new(u2, s.clone(), name("c.bin"), 10, 102);
+    let linked = store.link_existing(&f3).await.unwrap().unwrap();
+    assert_eq!(store.link_existing(&f3).await.unwrap().unwrap(), linked);
+    assert_eq!(store.blob(&s).await.unwrap().unwrap().refcount, 3);
+    // Publishing content+name the user already has returns that file.
+    assert_eq!(
+        store
+            .publish(&NewBlob::new("local", "k3"), &f1)
+            .await
+            .unwrap(),
+        Published::Deduplicated(file1.clone())
+    );
+    assert_eq!(store.blob(&s).await.unwrap().unwrap().refcount, 3);
+
+    // Other users' files are invisible.
+    assert_eq!(
+        store.user_file(u1, &s, None).await.unwrap(),
+        Some(file1.clone())
+    );
+    assert_eq!(
+        store.user_file(u1, &s, Some(&file2.id)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.user_file(u2, &s, None).await.unwrap(),
+        Some(linked.clone()),
+        "newest first"
+    );
+    assert_eq!(
+        store.user_file(u2, &s, Some(&file2.id)).await.unwrap(),
+        Some(file2.clone())
+    );
+    assert!(matches!(
+        store.delete_user_file(u1, &file2.id).await,
+        Err(Error::NotFound { .. })
+    ));
+
+    assert_eq!(store.delete_user_file(u2, &file2.id).await.unwrap(), None);
+    assert_eq!(store.delete_user_file(u2, &linked.id).await.unwrap(), None);
+    assert!(matches!(
+        store.delete_user_file(u2, &linked.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(store.blob(&s).await.unwrap().unwrap().refcount, 1);
+    let gc = store.delete_user_file(u1, &file1.id).await.unwrap();
+    let entry = GcEntry {
+        store: "local".into(),
+        key: "k1".into(),
+    };
+    assert_eq!(gc, Some(entry.clone()), "last reference queues the blob");
+    assert_eq!(store.blob(&s).await.unwrap(), None);
+    assert_eq!(
+        store.link_existing(&f1).await.unwrap(),
+        None,
+        "gone from the index"
+    );
+    assert_eq!(store.gc_pending(10).await.unwrap(), vec![entry.clone()]);
+    store.gc_done(&entry).await.unwrap();
+    store.gc_done(&entry).await.unwrap();
+    assert_eq!(store.gc_pending(10).await.unwrap(), vec![]);
+}
+
+async fn names_listing_and_rename(store: &dyn MetaStore) {
+    let u = user(store, "lister").await;
+    let other = user(store, "other-lister").await;
+    let mut ids = Vec::new();
+    for i in 0..5u8 {
+        let f = NewUserFile::new(
+            u,
+            sha(10 + i),
+            name(&format!("文件 {i}.txt")),
+            u64::from(i),
+            1000 + i64::from(i),
+        );
+        ids.push(
+            store
+                .publish(&NewBlob::new("local", format!("key{i}")), &f)
+                .await
+                .unwrap()
+                .file()
+                .id
+                .clone(),
+        );
+    }
+    let page = store.list_user_files(u, 2, 0).await.unwrap();
+    assert_eq!(
+        page.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["文件 4.txt", "文件 3.txt"]
+    );
+    let page = store.list_user_files(u, 10, 3).await.unwrap();
+    assert_eq!(
+        page.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["文件 1.txt", "文件 0.txt"]
+    );
+    assert!(store
+        .list_user_files(other, 10, 0)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Same content under a second name is a second file.
+    let dup = NewUserFile::new(u, sha(10), name("copy.txt"), 0, 2000);
+    let copy = store.link_existing(&dup).await.unwrap().unwrap();
+    assert_ne!(copy.id, ids[0]);
+    let renamed = store
+        .rename_user_file(u, &ids[0], &name("新名字.txt"), 3000)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            renamed.name.as_str(),
+            renamed.updated_at,
+            renamed.uploaded_at
+        ),
+        ("新名字.txt", 3000, 1000)
+    );
+    let same = store
+        .rename_user_file(u, &ids[0], &name("新名字.txt"), 3001)
+        .await
+        .unwrap();
+    assert_eq!(same.name, "新名字.txt");
+    let clash = store
+        .rename_user_file(u, &copy.id, &name("新名字.txt"), 3002)
+        .await
+        .unwrap_err();
+    assert!(matches!(clash, Error::NameTaken), "{clash:?}");
+    assert!(matches!(
+        store.rename_user_file(other, &ids[1], &name("x"), 1).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(
+        store.user_file_by_id(&ids[1]).await.unwrap().unwrap().name,
+        "文件 1.txt"
+    );
+}
+
+/// Many users publish the same content and delete it at once: the refcount never drifts, the
+/// blob leaves the index exactly when the last file goes.
+async fn concurrent_publish_and_delete(store: Arc<dyn MetaStore>) {
+    let s = sha(99);
+    let mut users = Vec::new();
+    for i in 0..8 {
+        users.push(user(&*store, &format!("racer{i}")).await);
+    }
+    let tasks: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(i, &u)| {
+            let store = store.clone();
+            let s = s.clone();
+            tokio::spawn(async move {
+                let f = NewUserFile::new(u, s, name("same.bin"), 7, 5000);
+                store
+                    .publish(&NewBlob::new("local", format!("race{i}")), &f)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut created = 0;
+    let mut files = Vec::new();
+    for t in tasks {
+        let p = t.await.unwrap();
+        created += matches!(p, Published::Created(_)) as usize;
+        files.push(p.file().clone());
+    }
+    assert_eq!(created, 1, "exactly one writer wins");
+    assert_eq!(store.blob(&s).await.unwrap().unwrap().refcount, 8);
+    let tasks: Vec<_> = files
+        .into_iter()
+        .map(|f| {
+            let store = store.clone();
+            tokio::spawn(async move { store.delete_user_file(f.user_id, &f.id).await.unwrap() })
+        })
+        .collect();
+    let mut queued = 0;
+    for t in tasks {
+        queued += t.await.unwrap().is_some() as usize;
+    }
+    assert_eq!(queued, 1, "the blob is queued once, by the last delete");
+    assert_eq!(store.blob(&s).await.unwrap(), None);
+}
+
+async fn settings(store: &dyn MetaStore) {
+    assert_eq!(store.setting_or_init("k", "first").await.unwrap(), "first");
+    assert_eq!(store.setting_or_init("k", "second").await.unwrap(), "first");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/meta.db", dir.path().display());
+    let store = SqlMetaStore::connect(&url).await.unwrap();
+    suite(Arc::new(store.clone())).await;
+    // Migrations are idempotent: reopening the same database works and keeps the data.
+    store.close().await;
+    let again = SqlMetaStore::connect(&url).await.unwrap();
+    assert!(again.user_by_name("alice").await.unwrap().is_some());
+}
+
+/// Creates a database of its own on the server at `base`, runs the suite in it, drops it.
+async fn on_server(base: &str, scheme: &str) {
+    use sqlx::Connection;
+    let db = format!("cv_test_{}", hex::encode(rand_bytes()));
+    let (prefix, _) = base.rsplit_once('/').expect("URL with a database path");
+    let mut admin = sqlx::AnyConnection::connect(base)
+        .await
+        .unwrap_or_else(|e| panic!("{scheme} at {base} is not reachable: {e}"));
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let store = SqlMetaStore::connect(&format!("{prefix}/{db}"))
+        .await
+        .unwrap();
+    suite(Arc::new(store.clone())).await;
+    store.close().await;
+    sqlx::query(&format!("DROP DATABASE {db}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
+
+fn rand_bytes() -> [u8; 6] {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let p = std::process::id() as u64;
+    ((n ^ (p << 40)) & 0xffff_ffff_ffff).to_be_bytes()[2..]
+        .try_into()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql() {
+    sqlx::any::install_default_drivers();
+    match std::env::var("CHUNKVAULT_TEST_MYSQL_URL") {
+        Ok(url) => on_server(&url, "MariaDB/MySQL").await,
+        Err(_) => {
+            eprintln!("CHUNKVAULT_TEST_MYSQL_URL not set: MariaDB run skipped (.ci/run sets it)")
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres() {
+    sqlx::any::install_default_drivers();
+    match std::env::var("CHUNKVAULT_TEST_POSTGRES_URL") {
+        Ok(url) => on_server(&url, "PostgreSQL").await,
+        Err(_) => eprintln!(
+            "CHUNKVAULT_TEST_POSTGRES_URL not set: PostgreSQL run skipped (.ci/run sets it)"
+        ),
+    }
+}
