@@ -1,1 +1,99 @@
-fn main() {}
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use chunkvault_server::config::{Cli, Command, ServeArgs};
+use chunkvault_server::{build_state, routes, spawn_sweeper};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One clear line, not a page of usage.
+            let text = e.render().to_string();
+            eprintln!(
+                "chunkvault: {}",
+                text.lines()
+                    .next()
+                    .unwrap_or("invalid arguments")
+                    .trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => match Cli::try_parse_from(["chunkvault", "serve"]) {
+            Ok(Cli {
+                command: Some(Command::Serve(args)),
+            }) => args,
+            Ok(_) => unreachable!("serve parses to serve"),
+            Err(e) => {
+                let text = e.render().to_string();
+                eprintln!(
+                    "chunkvault: {}",
+                    text.lines()
+                        .next()
+                        .unwrap_or("invalid arguments")
+                        .trim_start_matches("error: ")
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
+    init_logging(&args.log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("chunkvault: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chunkvault: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let state = build_state(&args).await?;
+    spawn_sweeper(state.clone());
+    let api = routes::api(state);
+    let (addr, server) = warp::serve(api)
+        .try_bind_with_graceful_shutdown(args.listen, shutdown_signal())
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    // Tests and scripts read this line to learn the port when --listen ends in :0.
+    println!("listening on http://{addr}");
+    tracing::info!(%addr, data_dir = %args.data_dir.display(), "chunkvault serving");
+    server.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -45,6 +45,25 @@ impl LocalBlobStore {
         })
     }
 
+    /// Removes temp files older than `max_age`: what a crash left behind. Younger ones may
+    /// belong to uploads in flight on this or another process sharing the directory.
+    pub async fn sweep_temp(&self, max_age: std::time::Duration) -> Result<usize> {
+        let mut removed = 0;
+        let mut dir = fs::read_dir(self.root.join("tmp")).await.map_err(io_err)?;
+        while let Some(entry) = dir.next_entry().await.map_err(io_err)? {
+            let meta = entry.metadata().await.map_err(io_err)?;
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .unwrap_or_default();
+            if meta.is_file() && age > max_age && fs::remove_file(entry.path()).await.is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

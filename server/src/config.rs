@@ -1,0 +1,148 @@
+//! Command line and environment, validated once into typed settings.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "chunkvault",
+    version,
+    about = "Resumable chunked-upload engine and file store"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default when no command is given).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the bound address is printed).
+    #[arg(
+        long,
+        env = "CHUNKVAULT_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    pub listen: SocketAddr,
+
+    /// Directory for the embedded database and the local blob store.
+    #[arg(
+        long,
+        env = "CHUNKVAULT_DATA_DIR",
+        default_value = "./data",
+        value_name = "DIR"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Metadata database: sqlite://…, mysql://… or postgres://… [default: sqlite://<data-dir>/chunkvault.db]
+    #[arg(long, env = "CHUNKVAULT_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Largest file accepted (e.g. 500MiB, 64GiB, or bytes).
+    #[arg(long, env = "CHUNKVAULT_MAX_FILE_SIZE", default_value = "64GiB", value_parser = parse_size, value_name = "SIZE")]
+    pub max_file_size: u64,
+
+    /// How long a sign-in token stays valid (e.g. 7d, 12h).
+    #[arg(long, env = "CHUNKVAULT_TOKEN_TTL", default_value = "7d", value_parser = parse_duration, value_name = "DURATION")]
+    pub token_ttl: Duration,
+
+    /// How long a signed download URL stays valid.
+    #[arg(long, env = "CHUNKVAULT_DOWNLOAD_URL_TTL", default_value = "1h", value_parser = parse_duration, value_name = "DURATION")]
+    pub download_url_ttl: Duration,
+
+    /// Base URL clients reach this server at, used in signed download URLs
+    /// [default: from the request's Host header].
+    #[arg(long, env = "CHUNKVAULT_PUBLIC_URL", value_parser = parse_public_url, value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Log filter (tracing env-filter syntax), e.g. info or chunkvault=debug.
+    #[arg(
+        long,
+        env = "CHUNKVAULT_LOG",
+        default_value = "info",
+        value_name = "FILTER"
+    )]
+    pub log: String,
+}
+
+impl ServeArgs {
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("chunkvault.db").display()),
+        }
+    }
+}
+
+/// Sizes like `1048576`, `512KiB`, `5MiB`, `64GiB`, `1TiB` (also KB/MB/GB as powers of 1000).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 500MiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        other => return Err(format!("unknown size unit {other:?}")),
+    };
+    let v = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))?;
+    if v == 0 {
+        return Err("must be greater than zero".into());
+    }
+    Ok(v)
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+fn parse_public_url(s: &str) -> Result<String, String> {
+    let ok = (s.starts_with("http://") || s.starts_with("https://"))
+        && !s.contains(|c: char| c.is_whitespace() || c.is_control() || c == '?' || c == '#');
+    if ok {
+        Ok(s.trim_end_matches('/').to_owned())
+    } else {
+        Err("must be an http:// or https:// URL without query".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("5MiB").unwrap(), 5 << 20);
+        assert_eq!(parse_size("64GiB").unwrap(), 64 << 30);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert_eq!(parse_size("2 kb").unwrap(), 2000);
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5XB").is_err());
+        assert!(parse_size("99999999999999TiB").is_err());
+    }
+}

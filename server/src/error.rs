@@ -1,0 +1,191 @@
+//! The server's error type and the one place errors become HTTP responses:
+//! `{"code": <stable code>, "msg": <text>, "data": …}` with a matching status.
+
+use chunkvault_engine::Error as EngineError;
+use serde::Serialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Rejection, Reply};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("missing parameter {0}")]
+    MissingParam(&'static str),
+    #[error("invalid parameter {name}: {reason}")]
+    BadParam { name: &'static str, reason: String },
+    #[error("form body larger than {limit} bytes")]
+    FormTooLarge { limit: usize },
+    #[error("malformed multipart body: {0}")]
+    Multipart(String),
+    #[error("unsupported content type: expected {expected}")]
+    UnsupportedMediaType { expected: &'static str },
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("no such route")]
+    NoRoute,
+}
+
+impl ApiError {
+    pub fn bad(name: &'static str, reason: impl Into<String>) -> Self {
+        ApiError::BadParam {
+            name,
+            reason: reason.into(),
+        }
+    }
+
+    /// HTTP status and stable machine code. Exhaustive on purpose: a new error kind does not
+    /// compile until it has both.
+    pub fn status_and_code(&self) -> (StatusCode, u32) {
+        use StatusCode as S;
+        match self {
+            ApiError::Engine(e) => match e {
+                EngineError::Invalid { field, .. } => match *field {
+                    "filename" => (S::BAD_REQUEST, codes::INVALID_FILENAME),
+                    "filehash" => (S::BAD_REQUEST, codes::INVALID_FILEHASH),
+                    _ => (S::BAD_REQUEST, codes::INVALID_PARAM),
+                },
+                EngineError::Unauthenticated => (S::UNAUTHORIZED, codes::UNAUTHENTICATED),
+                EngineError::BadCredentials => (S::UNAUTHORIZED, codes::BAD_CREDENTIALS),
+                EngineError::BadSignature => (S::FORBIDDEN, codes::BAD_SIGNATURE),
+                EngineError::NotFound { .. } => (S::NOT_FOUND, codes::NOT_FOUND),
+                EngineError::UsernameTaken => (S::CONFLICT, codes::USERNAME_TAKEN),
+                EngineError::NameTaken => (S::CONFLICT, codes::NAME_TAKEN),
+                EngineError::TooLarge { .. } => (S::PAYLOAD_TOO_LARGE, codes::TOO_LARGE),
+                EngineError::RangeNotSatisfiable { .. } => {
+                    (S::RANGE_NOT_SATISFIABLE, codes::RANGE_NOT_SATISFIABLE)
+                }
+                EngineError::Sha1Mismatch => (S::UNPROCESSABLE_ENTITY, codes::SHA1_MISMATCH),
+                EngineError::Incomplete(_) => (S::BAD_REQUEST, codes::INCOMPLETE_BODY),
+                EngineError::Backend { .. } => (S::INTERNAL_SERVER_ERROR, codes::INTERNAL),
+            },
+            ApiError::MissingParam(_) | ApiError::BadParam { .. } => {
+                (S::BAD_REQUEST, codes::INVALID_PARAM)
+            }
+            ApiError::FormTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, codes::TOO_LARGE),
+            ApiError::Multipart(_) => (S::BAD_REQUEST, codes::INVALID_PARAM),
+            ApiError::UnsupportedMediaType { .. } => {
+                (S::UNSUPPORTED_MEDIA_TYPE, codes::UNSUPPORTED_MEDIA_TYPE)
+            }
+            ApiError::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, codes::METHOD_NOT_ALLOWED),
+            ApiError::NoRoute => (S::NOT_FOUND, codes::NO_ROUTE),
+        }
+    }
+
+    /// The message clients see. Backend causes stay in the log.
+    fn public_message(&self) -> String {
+        match self {
+            ApiError::Engine(EngineError::Backend { .. }) => "internal server error".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Stable error codes (documented in the README). Never renumber.
+pub mod codes {
+    pub const OK: u32 = 0;
+    pub const INVALID_PARAM: u32 = 10001;
+    pub const INVALID_FILENAME: u32 = 10002;
+    pub const INVALID_FILEHASH: u32 = 10003;
+    pub const INCOMPLETE_BODY: u32 = 10004;
+    pub const UNAUTHENTICATED: u32 = 10101;
+    pub const BAD_CREDENTIALS: u32 = 10102;
+    pub const BAD_SIGNATURE: u32 = 10301;
+    pub const NOT_FOUND: u32 = 10401;
+    pub const NO_ROUTE: u32 = 10402;
+    pub const METHOD_NOT_ALLOWED: u32 = 10501;
+    pub const USERNAME_TAKEN: u32 = 10901;
+    pub const NAME_TAKEN: u32 = 10902;
+    pub const TOO_LARGE: u32 = 11301;
+    pub const UNSUPPORTED_MEDIA_TYPE: u32 = 11501;
+    pub const RANGE_NOT_SATISFIABLE: u32 = 11601;
+    pub const SHA1_MISMATCH: u32 = 12201;
+    pub const INTERNAL: u32 = 15001;
+}
+
+#[derive(Serialize)]
+struct Envelope<T: Serialize> {
+    code: u32,
+    msg: String,
+    data: T,
+}
+
+/// A success envelope.
+pub fn ok<T: Serialize>(data: T) -> Response {
+    ok_with_status(StatusCode::OK, data)
+}
+
+pub fn ok_with_status<T: Serialize>(status: StatusCode, data: T) -> Response {
+    let body = Envelope {
+        code: codes::OK,
+        msg: "OK".to_owned(),
+        data,
+    };
+    warp::reply::with_status(warp::reply::json(&body), status).into_response()
+}
+
+impl Reply for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            tracing::error!(error = ?self, "request failed");
+        } else {
+            tracing::debug!(error = %self, "request refused");
+        }
+        let body = Envelope {
+            code,
+            msg: self.public_message(),
+            data: serde_json::Value::Null,
+        };
+        let mut resp = warp::reply::with_status(warp::reply::json(&body), status).into_response();
+        if let ApiError::Engine(EngineError::RangeNotSatisfiable { size }) = self {
+            if let Ok(v) = format!("bytes */{size}").parse() {
+                resp.headers_mut()
+                    .insert(warp::http::header::CONTENT_RANGE, v);
+            }
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                warp::http::header::WWW_AUTHENTICATE,
+                warp::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}
+
+/// Handlers return `Result<Response, ApiError>`; this turns both arms into a reply so that an
+/// error never falls through to the next route (which could find the body already consumed).
+pub fn reply(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(Reply::into_response)
+}
+
+/// Turns warp's own rejections (no route, wrong method, …) into the same envelope.
+pub async fn recover(rejection: Rejection) -> Result<Response, std::convert::Infallible> {
+    let err = if rejection.is_not_found() {
+        ApiError::NoRoute
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::MethodNotAllowed
+    } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
+        ApiError::bad("query", e.to_string())
+    } else if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
+        ApiError::bad("header", e.to_string())
+    } else if let Some(e) = rejection.find::<warp::reject::MissingHeader>() {
+        ApiError::bad("header", e.to_string())
+    } else if let Some(e) = rejection.find::<warp::reject::UnsupportedMediaType>() {
+        let _ = e;
+        ApiError::UnsupportedMediaType {
+            expected: "a supported content type",
+        }
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        ApiError::FormTooLarge { limit: 0 }
+    } else {
+        tracing::error!(?rejection, "unhandled rejection");
+        ApiError::Engine(EngineError::Backend {
+            backend: "http",
+            source: format!("unhandled rejection {rejection:?}").into(),
+        })
+    };
+    Ok(err.into_response())
+}

@@ -1,0 +1,67 @@
+//! The ChunkVault HTTP server: translates HTTP into engine calls and back.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod error;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chunkvault_engine::{Engine, EngineConfig, LocalBlobStore, SqlMetaStore};
+
+use config::ServeArgs;
+use routes::{AppState, State};
+
+/// How often expired tokens and orphaned blobs are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
+/// Temp files older than this are leftovers of a crash (uploads in flight are much younger).
+const STALE_TEMP: Duration = Duration::from_secs(24 * 3600);
+
+/// Opens the stores named by the configuration and builds the shared state.
+pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
+    tokio::fs::create_dir_all(&args.data_dir)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("cannot create --data-dir {}: {e}", args.data_dir.display())
+        })?;
+    let meta = SqlMetaStore::connect(&args.database_url())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open --database-url: {e}"))?;
+    let blobs = LocalBlobStore::open("local", args.data_dir.clone())
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the blob store in {}: {e}",
+                args.data_dir.display()
+            )
+        })?;
+    blobs.sweep_temp(STALE_TEMP).await?;
+    let mut config = EngineConfig::default();
+    config.max_file_size = args.max_file_size;
+    config.token_ttl = args.token_ttl;
+    config.download_url_ttl = args.download_url_ttl;
+    let engine = Engine::new(Arc::new(meta), Arc::new(blobs), config).await?;
+    engine.collect_garbage().await?;
+    Ok(Arc::new(AppState {
+        engine,
+        public_url: args.public_url.clone(),
+    }))
+}
+
+/// Periodic housekeeping: expired tokens, blobs whose deletion failed earlier.
+pub fn spawn_sweeper(state: State) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            tick.tick().await;
+            let now = chunkvault_engine::types::now_millis();
+            if let Err(e) = state.engine.meta().purge_expired_tokens(now).await {
+                tracing::warn!(error = %e, "token sweep failed");
+            }
+            if let Err(e) = state.engine.collect_garbage().await {
+                tracing::warn!(error = %e, "blob sweep failed");
+            }
+        }
+    });
+}

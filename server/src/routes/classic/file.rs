@@ -1,0 +1,318 @@
+//! `/file/upload`, `/file/meta`, `/file/query`, `/file/download`, `/file/update`,
+//! `/file/delete`, `/file/downloadurl` and the signed download links.
+
+use std::io;
+
+use bytes::Buf;
+use chunkvault_engine::auth::SIGNED_DOWNLOAD_PATH;
+use chunkvault_engine::{
+    ByteStream, Error as EngineError, FileId, Sha1Hex, SignedLink, User, UserFile,
+};
+use futures::StreamExt;
+use warp::filters::BoxedFilter;
+use warp::http::HeaderMap;
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use super::FileMeta;
+use crate::error::{ok, reply, ApiError};
+use crate::routes::params::params;
+use crate::routes::{
+    authenticate, authorization, download, token, with_state, AppState, Params, State,
+};
+
+/// Default and largest page size of `/file/query`.
+const DEFAULT_LIMIT: u64 = 20;
+const MAX_LIMIT: u64 = 1000;
+
+type Params_ = Result<Params, ApiError>;
+
+pub fn routes(state: State) -> BoxedFilter<(Response,)> {
+    let get_or_post = || warp::get().or(warp::post()).unify();
+    let common = || with_state(state.clone()).and(authorization()).and(params());
+
+    let upload_page = warp::path!("file" / "upload")
+        .and(warp::get())
+        .map(|| Ok(upload_page()));
+    let upload = warp::path!("file" / "upload")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(authorization())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(
+            warp::header::optional::<String>("content-type")
+                .or(warp::any().map(|| None))
+                .unify(),
+        )
+        .and(body_stream())
+        .then(upload);
+    let meta = warp::path!("file" / "meta")
+        .and(get_or_post())
+        .and(common())
+        .then(meta);
+    let query = warp::path!("file" / "query")
+        .and(get_or_post())
+        .and(common())
+        .then(query);
+    let head = || {
+        warp::head()
+            .map(|| true)
+            .or(warp::get().map(|| false))
+            .unify()
+    };
+    let download = warp::path!("file" / "download")
+        .and(head())
+        .and(warp::header::headers_cloned())
+        .and(common())
+        .then(download);
+    let signed = warp::path!("file" / "download" / "signed")
+        .and(head())
+        .and(warp::header::headers_cloned())
+        .and(with_state(state.clone()))
+        .and(params())
+        .then(signed_download);
+    let update = warp::path!("file" / "update")
+        .and(warp::post())
+        .and(common())
+        .then(update);
+    let delete = warp::path!("file" / "delete")
+        .and(warp::post())
+        .and(common())
+        .then(delete);
+    let download_url = warp::path!("file" / "downloadurl")
+        .and(get_or_post())
+        .and(
+            warp::header::optional::<String>("host")
+                .or(warp::any().map(|| None))
+                .unify(),
+        )
+        .and(common())
+        .then(download_url);
+
+    upload_page
+        .or(upload)
+        .unify()
+        .or(meta)
+        .unify()
+        .or(query)
+        .unify()
+        .or(download)
+        .unify()
+        .or(signed)
+        .unify()
+        .or(update)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(download_url)
+        .unify()
+        .map(reply)
+        .boxed()
+}
+
+/// The request body as a stream of `Bytes`, never collected.
+fn body_stream() -> impl Filter<Extract = (ByteStream,), Error = warp::Rejection> + Clone {
+    warp::body::stream().map(into_byte_stream)
+}
+
+fn into_byte_stream<S, B>(body: S) -> ByteStream
+where
+    S: futures::Stream<Item = Result<B, warp::Error>> + Send + 'static,
+    B: Buf,
+{
+    body.map(|r| {
+        r.map(|mut b| b.copy_to_bytes(b.remaining()))
+            .map_err(io::Error::other)
+    })
+    .boxed()
+}
+
+fn upload_page() -> Response {
+    warp::reply::html(UPLOAD_PAGE).into_response()
+}
+
+const UPLOAD_PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ChunkVault upload</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><h1>Upload a file</h1>
+<form method="post" action="/file/upload" enctype="multipart/form-data">
+<p><label>Token <input name="token" required autocomplete="off"></label></p>
+<p><label>File <input type="file" name="file" required></label></p>
+<p><button type="submit">Upload</button></p>
+</form></body></html>
+"#;
+
+/// The field that may carry the token in a multipart upload; nothing else is read into memory.
+const MAX_TOKEN_FIELD: u64 = 4096;
+
+async fn upload(
+    state: State,
+    auth: Option<String>,
+    query: String,
+    content_type: Option<String>,
+    body: ByteStream,
+) -> Result<Response, ApiError> {
+    let params = Params::from_query(&query);
+    // Authenticate before reading any of the body when the token is in the header or query.
+    let mut user: Option<User> = if auth.is_some() || params.get("token").is_some() {
+        Some(authenticate(&state, auth.as_deref(), &params).await?)
+    } else {
+        None
+    };
+    let media = ApiError::UnsupportedMediaType {
+        expected: "multipart/form-data with a boundary",
+    };
+    let content_type = content_type.ok_or(ApiError::UnsupportedMediaType {
+        expected: "multipart/form-data with a boundary",
+    })?;
+    let boundary = multer::parse_boundary(&content_type).map_err(|_| media)?;
+    let constraints = multer::Constraints::new()
+        .size_limit(multer::SizeLimit::new().for_field("token", MAX_TOKEN_FIELD));
+    let mut form = multer::Multipart::with_constraints(body, boundary, constraints);
+    let multipart_err = |e: multer::Error| ApiError::Multipart(e.to_string());
+    while let Some(field) = form.next_field().await.map_err(multipart_err)? {
+        match field.name() {
+            // The seed's page posts the token as a form field before the file.
+            Some("token") if user.is_none() => {
+                let t = field.text().await.map_err(multipart_err)?;
+                user = Some(state.engine.authenticate(t.trim()).await?);
+            }
+            Some("file") => {
+                let user = user.ok_or(EngineError::Unauthenticated)?;
+                let name = field
+                    .file_name()
+                    .map(str::to_owned)
+                    .ok_or_else(|| ApiError::bad("file", "the part has no filename"))?;
+                let bytes = field.map(|r| r.map_err(io::Error::other)).boxed();
+                let file = state.engine.upload(&user, &name, bytes).await?;
+                return Ok(ok(FileMeta::from(&file)));
+            }
+            // Other fields are skipped: streamed past, not stored.
+            _ => {}
+        }
+    }
+    if user.is_none() {
+        return Err(EngineError::Unauthenticated.into());
+    }
+    Err(ApiError::MissingParam("file"))
+}
+
+/// The caller's file named by `filehash` (and `fileid`, when given).
+async fn caller_file(state: &AppState, user: &User, params: &Params) -> Result<UserFile, ApiError> {
+    let sha1 = Sha1Hex::parse(params.require("filehash")?)?;
+    let id = match params.get("fileid") {
+        None | Some("") => None,
+        Some(id) => Some(FileId::parse(id)?),
+    };
+    Ok(state.engine.file(user, &sha1, id.as_ref()).await?)
+}
+
+async fn meta(state: State, auth: Option<String>, params: Params_) -> Result<Response, ApiError> {
+    let params = params?;
+    let user = authenticate(&state, auth.as_deref(), &params).await?;
+    let file = caller_file(&state, &user, &params).await?;
+    Ok(ok(FileMeta::from(&file)))
+}
+
+async fn query(state: State, auth: Option<String>, params: Params_) -> Result<Response, ApiError> {
+    let params = params?;
+    let user = authenticate(&state, auth.as_deref(), &params).await?;
+    let limit = params.uint("limit")?.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 {
+        return Err(ApiError::bad("limit", "must be at least 1"));
+    }
+    let limit = limit.min(MAX_LIMIT) as u32;
+    let offset = params.uint("offset")?.unwrap_or(0);
+    let files = state.engine.list_files(&user, limit, offset).await?;
+    Ok(ok(files.iter().map(FileMeta::from).collect::<Vec<_>>()))
+}
+
+async fn download(
+    head: bool,
+    headers: HeaderMap,
+    state: State,
+    auth: Option<String>,
+    params: Params_,
+) -> Result<Response, ApiError> {
+    let params = params?;
+    let user = authenticate(&state, auth.as_deref(), &params).await?;
+    let file = caller_file(&state, &user, &params).await?;
+    download::respond(&state, file, &headers, head).await
+}
+
+async fn signed_download(
+    head: bool,
+    headers: HeaderMap,
+    state: State,
+    params: Params_,
+) -> Result<Response, ApiError> {
+    let params = params?;
+    let forbidden = || ApiError::Engine(EngineError::BadSignature);
+    let link = SignedLink {
+        file: FileId::parse(params.require("id")?).map_err(|_| forbidden())?,
+        expires: params
+            .require("expires")?
+            .parse()
+            .map_err(|_| forbidden())?,
+        signature: params.require("sig")?.to_owned(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let file = state.engine.open_link(&link, now).await?;
+    download::respond(&state, file, &headers, head).await
+}
+
+async fn update(state: State, auth: Option<String>, params: Params_) -> Result<Response, ApiError> {
+    let params = params?;
+    let user = authenticate(&state, auth.as_deref(), &params).await?;
+    let op = params.require("op")?;
+    if op != "0" {
+        return Err(ApiError::bad("op", "only op=0 (rename) is supported"));
+    }
+    let new_name = params.require("filename")?;
+    let file = caller_file(&state, &user, &params).await?;
+    let renamed = state.engine.rename(&user, &file, new_name).await?;
+    Ok(ok(FileMeta::from(&renamed)))
+}
+
+async fn delete(state: State, auth: Option<String>, params: Params_) -> Result<Response, ApiError> {
+    let params = params?;
+    let user = authenticate(&state, auth.as_deref(), &params).await?;
+    let file = caller_file(&state, &user, &params).await?;
+    state.engine.delete(&user, &file).await?;
+    Ok(ok(FileMeta::from(&file)))
+}
+
+async fn download_url(
+    host: Option<String>,
+    state: State,
+    auth: Option<String>,
+    params: Params_,
+) -> Result<Response, ApiError> {
+    let params = params?;
+    let user = authenticate(&state, auth.as_deref(), &params).await?;
+    let file = caller_file(&state, &user, &params).await?;
+    let link = state.engine.sign_link(&file);
+    let base = match (&state.public_url, host) {
+        (Some(url), _) => url.clone(),
+        (None, Some(h)) if is_plain_host(&h) => format!("http://{h}"),
+        (None, _) => String::new(),
+    };
+    let _ = token;
+    Ok(ok(format!(
+        "{base}{SIGNED_DOWNLOAD_PATH}?id={}&expires={}&sig={}",
+        link.file.as_str(),
+        link.expires,
+        link.signature
+    )))
+}
+
+/// A Host header we are willing to echo into a URL.
+fn is_plain_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}

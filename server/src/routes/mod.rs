@@ -1,0 +1,87 @@
+//! HTTP routes. Each resource is a module exporting a filter; `api` composes them.
+
+pub mod classic;
+mod download;
+mod params;
+
+use std::sync::Arc;
+
+use chunkvault_engine::{Engine, Error as EngineError, User};
+use warp::Filter;
+
+pub use params::Params;
+
+use crate::error::{self, ApiError};
+
+/// Shared by every handler.
+#[derive(Debug)]
+pub struct AppState {
+    pub engine: Engine,
+    /// Base URL for links handed to clients; `None` means "from the Host header".
+    pub public_url: Option<String>,
+}
+
+pub type State = Arc<AppState>;
+
+/// Every route of the server, with the single error recovery.
+pub fn api(
+    state: State,
+) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
+    classic::user::routes(state.clone())
+        .or(classic::file::routes(state))
+        .unify()
+        .recover(error::recover)
+        .unify()
+        .with(warp::log::custom(log_request))
+}
+
+fn log_request(info: warp::log::Info<'_>) {
+    tracing::info!(
+        method = %info.method(),
+        path = info.path(),
+        status = info.status().as_u16(),
+        elapsed_ms = info.elapsed().as_millis() as u64,
+        "request"
+    );
+}
+
+pub(crate) fn with_state(
+    state: State,
+) -> impl Filter<Extract = (State,), Error = std::convert::Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+/// The `Authorization` header, if any.
+pub(crate) fn authorization(
+) -> impl Filter<Extract = (Option<String>,), Error = std::convert::Infallible> + Clone {
+    warp::header::optional::<String>("authorization")
+        .or(warp::any().map(|| None))
+        .unify()
+}
+
+/// The token a request carries: `Authorization: Bearer …`, else a `token` parameter (the seed's
+/// clients send it in the query or form).
+pub(crate) fn token<'a>(header: Option<&'a str>, params: &'a Params) -> Result<&'a str, ApiError> {
+    if let Some(h) = header {
+        let (scheme, rest) = h
+            .trim()
+            .split_once(' ')
+            .ok_or(EngineError::Unauthenticated)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(EngineError::Unauthenticated.into());
+        }
+        return Ok(rest.trim());
+    }
+    params
+        .get("token")
+        .ok_or_else(|| EngineError::Unauthenticated.into())
+}
+
+pub(crate) async fn authenticate(
+    state: &AppState,
+    header: Option<&str>,
+    params: &Params,
+) -> Result<User, ApiError> {
+    let token = token(header, params)?;
+    Ok(state.engine.authenticate(token).await?)
+}
