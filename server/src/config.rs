@@ -44,7 +44,7 @@ pub struct ServeArgs {
     pub data_dir: PathBuf,
 
     /// Metadata database: sqlite://…, mysql://… or postgres://… [default: sqlite://<data-dir>/chunkvault.db]
-    #[arg(long, env = "CHUNKVAULT_DATABASE_URL", value_name = "URL")]
+    #[arg(long, env = "CHUNKVAULT_DATABASE_URL", value_parser = parse_database_url, value_name = "URL")]
     pub database_url: Option<String>,
 
     /// Largest file accepted (e.g. 500MiB, 64GiB, or bytes).
@@ -118,6 +118,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("must be greater than zero".into());
     }
     Ok(d)
+}
+
+fn parse_database_url(s: &str) -> Result<String, String> {
+    chunkvault_engine::meta::Dialect::from_url(s).map_err(|e| e.to_string())?;
+    Ok(s.to_owned())
 }
 
 fn parse_public_url(s: &str) -> Result<String, String> {

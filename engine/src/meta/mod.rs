@@ -6,7 +6,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-pub use sql::SqlMetaStore;
+pub use sql::{Dialect, SqlMetaStore};
 
 use crate::error::Result;
 use crate::types::{FileId, FileName, Millis, Sha1Hex, UserId, Username};

@@ -159,13 +159,15 @@ async fn upload(
     } else {
         None
     };
-    let media = ApiError::UnsupportedMediaType {
-        expected: "multipart/form-data with a boundary",
+    let Some(boundary) = content_type.and_then(|ct| multer::parse_boundary(ct).ok()) else {
+        // Without a form there is no token field to wait for: say what is missing first.
+        return Err(match user {
+            None => EngineError::Unauthenticated.into(),
+            Some(_) => ApiError::UnsupportedMediaType {
+                expected: "multipart/form-data with a boundary",
+            },
+        });
     };
-    let content_type = content_type.ok_or(ApiError::UnsupportedMediaType {
-        expected: "multipart/form-data with a boundary",
-    })?;
-    let boundary = multer::parse_boundary(&content_type).map_err(|_| media)?;
     let constraints = multer::Constraints::new()
         .size_limit(multer::SizeLimit::new().for_field("token", MAX_TOKEN_FIELD));
     let mut form = multer::Multipart::with_constraints(body, boundary, constraints);

@@ -1,0 +1,62 @@
+use std::process::Command;
+
+/// A bad configuration value stops the server with exit status ≠ 0 and one clear line.
+#[test]
+fn bad_values_exit_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, value, mentions) in [
+        ("--listen", "not-an-address", "--listen"),
+        ("--max-file-size", "0", "--max-file-size"),
+        ("--max-file-size", "12XB", "--max-file-size"),
+        ("--token-ttl", "forever", "--token-ttl"),
+        ("--database-url", "ftp://db", "--database-url"),
+        ("--public-url", "javascript:alert(1)", "--public-url"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_chunkvault"))
+            .args(["serve", "--data-dir"])
+            .arg(dir.path())
+            .args([flag, value])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flag} {value} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{flag} {value}: {stderr}"
+        );
+        assert!(stderr.contains(mentions), "{flag} {value}: {stderr}");
+    }
+    // The same through the environment.
+    let out = Command::new(env!("CARGO_BIN_EXE_chunkvault"))
+        .arg("serve")
+        .env("CHUNKVAULT_MAX_FILE_SIZE", "lots")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .trim_end()
+            .lines()
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn unusable_database_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_chunkvault"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args(["--database-url", "postgres://nobody@127.0.0.1:1/none"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("chunkvault: cannot open --database-url"),
+        "{stderr}"
+    );
+}

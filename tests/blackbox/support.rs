@@ -1,0 +1,242 @@
+//! Spawns the real `chunkvault` binary on a free port with a temporary data directory.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::multipart::{Form, Part};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub data: PathBuf,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts the server with extra `serve` flags; returns once it listens.
+    pub fn start_with(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chunkvault"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .args(extra)
+            .env_remove("CHUNKVAULT_DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn chunkvault");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                let log =
+                    std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+                panic!("server did not start: {line:?}\n{log}")
+            })
+            .to_owned();
+        Server {
+            child,
+            base,
+            data,
+            client: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Signs up and signs in; returns the token.
+    pub async fn user(&self, name: &str) -> String {
+        let (s, body) = self
+            .form(
+                "/user/signup",
+                &[("username", name), ("password", "password-123")],
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let (s, body) = self
+            .form(
+                "/user/signin",
+                &[("username", name), ("password", "password-123")],
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        body["data"]["Token"].as_str().unwrap().to_owned()
+    }
+
+    /// POSTs an urlencoded form.
+    pub async fn form(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, Value) {
+        json(
+            self.client
+                .post(self.url(path))
+                .form(fields)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// GETs with a bearer token.
+    pub async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
+        json(
+            self.client
+                .get(self.url(path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// POSTs a form with a bearer token.
+    pub async fn post(
+        &self,
+        token: &str,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        json(
+            self.client
+                .post(self.url(path))
+                .bearer_auth(token)
+                .form(fields)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Uploads through `/file/upload` as a browser would (raw UTF-8 file name).
+    pub async fn upload(&self, token: &str, name: &str, data: Vec<u8>) -> (StatusCode, Value) {
+        let part = Part::bytes(data).file_name(name.to_owned());
+        let form = Form::new().percent_encode_noop().part("file", part);
+        let resp = self
+            .client
+            .post(self.url("/file/upload"))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        json(resp).await
+    }
+
+    pub async fn download(&self, token: &str, sha1: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!("/file/download?filehash={sha1}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Committed blobs on disk.
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        files_under(&self.data.join("blobs"))
+    }
+
+    /// Temp files of uploads in flight.
+    pub fn temp_files(&self) -> Vec<PathBuf> {
+        files_under(&self.data.join("tmp"))
+    }
+
+    /// What is stored, as seen from outside: a user's file list and the blobs on disk.
+    pub async fn snapshot(&self, token: &str) -> (Value, Vec<PathBuf>) {
+        let (s, body) = self.get(token, "/file/query?limit=1000").await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let mut blobs = self.blob_files();
+        blobs.sort();
+        (body["data"].clone(), blobs)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn json(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = resp.text().await.unwrap();
+    assert_eq!(ct.as_deref(), Some("application/json"), "{status} {text}");
+    let value: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    assert!(
+        value.get("code").is_some() && value.get("msg").is_some(),
+        "not an envelope: {text}"
+    );
+    (status, value)
+}
+
+/// Asserts an error envelope: status and stable code.
+#[track_caller]
+pub fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: u64) {
+    assert_eq!(got.0, status, "{}", got.1);
+    assert_eq!(got.1["code"].as_u64(), Some(code), "{}", got.1);
+    assert!(got.1["data"].is_null(), "{}", got.1);
+}
+
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+pub fn sha1_hex(data: &[u8]) -> String {
+    use sha1::{Digest, Sha1};
+    hex_encode(&Sha1::digest(data))
+}
+
+pub fn hex_encode(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    (0..n).map(|_| rand::random::<u8>()).collect()
+}
+
+/// Polls `cond` until it holds; fails after 10 s. For effects the server completes after it
+/// has answered (cleanup on the blocking pool), never as a stand-in for a response.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
