@@ -1,6 +1,7 @@
 //! One conformance suite for `MetaStore`, run against SQLite always and against MariaDB and
 //! PostgreSQL when `CHUNKVAULT_TEST_MYSQL_URL` / `CHUNKVAULT_TEST_POSTGRES_URL` are set
 //! (`.ci/run` sets both). Each run works in a database of its own and drops it afterwards.
+#![allow(clippy::disallowed_methods)] // tests may block; the engine may not
 
 use std::sync::Arc;
 

@@ -1,4 +1,5 @@
 //! Black-box tests: the real `chunkvault` binary over real HTTP.
+#![allow(clippy::disallowed_methods)] // tests may block; the server may not
 
 mod bad_input;
 mod config;

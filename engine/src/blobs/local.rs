@@ -115,6 +115,7 @@ impl LocalBlobStore {
     }
 }
 
+#[allow(clippy::disallowed_methods)] // runs on the blocking pool
 async fn sync_dir(dir: PathBuf) -> Result<()> {
     tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
         .await
@@ -132,6 +133,7 @@ impl RemoveOnDrop {
 }
 
 impl Drop for RemoveOnDrop {
+    #[allow(clippy::disallowed_methods)] // on the blocking pool, or outside any runtime
     fn drop(&mut self) {
         if let Some(path) = self.0.take() {
             let remove = move || {
