@@ -36,6 +36,15 @@ pub enum Error {
     RangeNotSatisfiable { size: u64 },
     #[error("stored content does not hash to the claimed sha1")]
     Sha1Mismatch,
+    /// A digest the client sent along with a body does not match the body.
+    #[error("{what} does not match the body")]
+    DigestMismatch { what: &'static str },
+    /// `complete` before every part arrived.
+    #[error("{} part(s) missing", missing.len())]
+    MissingParts { missing: Vec<u32> },
+    /// Another request holds this upload (completing it) for longer than we waited.
+    #[error("upload is busy; retry")]
+    Busy,
     /// The upload body ended before it was complete (client went away).
     #[error("request body was cut short: {0}")]
     Incomplete(std::io::Error),

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod blobs;
+pub mod db;
 pub mod error;
 pub mod meta;
 pub mod types;

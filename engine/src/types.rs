@@ -280,3 +280,32 @@ mod tests {
         assert!(RangeRequest::Suffix(0).resolve(100).is_err());
     }
 }
+
+/// Id of an upload session: 32 lower-case hex characters (128 random bits), unguessable.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct UploadId(String);
+
+impl UploadId {
+    pub fn generate() -> Self {
+        UploadId(hex::encode(rand::random::<[u8; 16]>()))
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        if s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            Ok(UploadId(s.to_owned()))
+        } else {
+            Err(Error::NotFound { what: "upload" })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UploadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

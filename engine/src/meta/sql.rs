@@ -5,12 +5,10 @@
 //! `Dialect`. Each dialect has its own migrations under `engine/migrations/<dialect>`.
 
 use std::borrow::Cow;
-use std::str::FromStr;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
 use super::{
     BlobRecord, GcEntry, MetaStore, NewBlob, NewUserFile, Published, UserFile, UserRecord,
@@ -18,40 +16,12 @@ use super::{
 use crate::error::{Error, Result};
 use crate::types::{FileId, FileName, Millis, Sha1Hex, UserId, Username};
 
-static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static MIGRATE_MYSQL: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
-static MIGRATE_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
-/// How many times a transaction that lost a race (deadlock, serialization failure, a row that
-/// vanished between two statements) is retried before giving up.
-const MAX_ATTEMPTS: usize = 8;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite,
-    MySql,
-    Postgres,
-}
-
-impl Dialect {
-    pub fn from_url(url: &str) -> Result<Self> {
-        let scheme = url.split(':').next().unwrap_or_default();
-        match scheme {
-            "sqlite" => Ok(Dialect::Sqlite),
-            "mysql" | "mariadb" => Ok(Dialect::MySql),
-            "postgres" | "postgresql" => Ok(Dialect::Postgres),
-            _ => Err(Error::invalid(
-                "database-url",
-                "must start with sqlite://, mysql:// or postgres://",
-            )),
-        }
-    }
-}
+pub use crate::db::Dialect;
+use crate::db::{is_unique_violation, text, text_sqlx, Attempt, Db};
 
 #[derive(Debug, Clone)]
 pub struct SqlMetaStore {
-    pool: AnyPool,
-    dialect: Dialect,
+    db: Db,
 }
 
 const USER_FILE_COLS: &str = "id, user_id, sha1, name, size, uploaded_at, updated_at";
@@ -68,23 +38,6 @@ fn user_file_from_row(row: &AnyRow) -> Result<UserFile> {
     })
 }
 
-/// Reads a text column. MySQL flags `_bin`-collated columns as binary, which sqlx then refuses
-/// to decode as a string, so fall back to bytes.
-fn text(row: &AnyRow, col: &str) -> Result<String> {
-    match row.try_get::<String, _>(col) {
-        Ok(s) => Ok(s),
-        Err(sqlx::Error::ColumnDecode { .. }) => {
-            let bytes: Vec<u8> = row.try_get(col)?;
-            String::from_utf8(bytes).map_err(|e| Error::backend("sql", e))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn text_sqlx(row: &AnyRow, col: &str) -> Result<String, sqlx::Error> {
-    text(row, col).map_err(|e| sqlx::Error::Decode(e.into()))
-}
-
 fn sha1_from_db(s: &str) -> Result<Sha1Hex> {
     Sha1Hex::parse(s.trim_end()).map_err(|e| Error::backend("sql", e.to_string()))
 }
@@ -99,140 +52,45 @@ fn user_from_row(row: &AnyRow) -> Result<UserRecord> {
     })
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
-}
-
-/// Deadlocks, lock timeouts and serialization failures: the transaction can simply run again.
-fn is_retryable(e: &sqlx::Error) -> bool {
-    let Some(db) = e.as_database_error() else {
-        return false;
-    };
-    let code = db.code().unwrap_or_default();
-    // MySQL 1213 deadlock / 1205 lock wait timeout (SQLSTATE 40001 / HY000);
-    // PostgreSQL 40001 serialization failure / 40P01 deadlock; SQLite 5 busy / 6 locked.
-    matches!(
-        code.as_ref(),
-        "40001" | "40P01" | "1213" | "1205" | "5" | "6" | "517"
-    ) || db.message().contains("Deadlock found")
-        || db.message().contains("database is locked")
-}
-
-enum Attempt<T> {
-    Done(T),
-    Retry,
-}
-
 impl SqlMetaStore {
     /// Connects and runs the migrations of the URL's dialect.
     pub async fn connect(url: &str) -> Result<Self> {
-        sqlx::any::install_default_drivers();
-        let dialect = Dialect::from_url(url)?;
-        let mut url = url.to_owned();
-        if dialect == Dialect::Sqlite && !url.contains("mode=") {
-            url.push_str(if url.contains('?') {
-                "&mode=rwc"
-            } else {
-                "?mode=rwc"
-            });
-        }
-        let options = AnyConnectOptions::from_str(&url)
-            .map_err(|e| Error::invalid("database-url", e.to_string()))?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(if dialect == Dialect::Sqlite { 8 } else { 16 })
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if dialect == Dialect::Sqlite {
-                        // WAL lets readers run beside the one writer; the busy timeout makes
-                        // writers queue instead of failing.
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await?;
-        let migrator = match dialect {
-            Dialect::Sqlite => &MIGRATE_SQLITE,
-            Dialect::MySql => &MIGRATE_MYSQL,
-            Dialect::Postgres => &MIGRATE_POSTGRES,
-        };
-        migrator.run(&pool).await?;
-        Ok(SqlMetaStore { pool, dialect })
-    }
-
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
-    }
-
-    pub async fn close(&self) {
-        self.pool.close().await
-    }
-
-    /// Rewrites `?` placeholders for PostgreSQL.
-    fn q<'a>(&self, sql: &'a str) -> Cow<'a, str> {
-        if self.dialect != Dialect::Postgres {
-            return Cow::Borrowed(sql);
-        }
-        let mut out = String::with_capacity(sql.len() + 8);
-        let mut n = 0;
-        for c in sql.chars() {
-            if c == '?' {
-                n += 1;
-                out.push('$');
-                out.push_str(&n.to_string());
-            } else {
-                out.push(c);
-            }
-        }
-        Cow::Owned(out)
-    }
-
-    /// `INSERT` that does nothing when the primary/unique key exists; check `rows_affected`.
-    fn insert_or_ignore(&self, table: &str, cols: &str) -> String {
-        let params = vec!["?"; cols.split(',').count()].join(", ");
-        match self.dialect {
-            // Not `ON DUPLICATE KEY UPDATE`: with CLIENT_FOUND_ROWS it reports the untouched
-            // row as affected. The tables used here have no other constraints to hide.
-            Dialect::MySql => format!("INSERT IGNORE INTO {table} ({cols}) VALUES ({params})"),
-            Dialect::Sqlite | Dialect::Postgres => {
-                format!("INSERT INTO {table} ({cols}) VALUES ({params}) ON CONFLICT DO NOTHING")
-            }
-        }
-    }
-
-    /// A write transaction. SQLite's must take the write lock up front, or two transactions
-    /// that both read first would deadlock when they upgrade.
-    async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
-        Ok(match self.dialect {
-            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Dialect::MySql | Dialect::Postgres => self.pool.begin().await?,
+        Ok(SqlMetaStore {
+            db: Db::connect(url).await?,
         })
     }
 
-    /// Runs `attempt` until it neither asks for a retry nor fails with a retryable error.
-    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    /// The connection, shared with the SQL session store (same database).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.db.dialect
+    }
+
+    pub async fn close(&self) {
+        self.db.close().await
+    }
+
+    fn q<'a>(&self, sql: &'a str) -> Cow<'a, str> {
+        self.db.q(sql)
+    }
+
+    fn insert_or_ignore(&self, table: &str, cols: &str) -> String {
+        self.db.insert_or_ignore(table, cols)
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        self.db.begin().await
+    }
+
+    async fn retrying<T, F, Fut>(&self, attempt: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<Attempt<T>, sqlx::Error>>,
     {
-        for _ in 0..MAX_ATTEMPTS {
-            match attempt().await {
-                Ok(Attempt::Done(v)) => return Ok(v),
-                Ok(Attempt::Retry) => continue,
-                Err(e) if is_retryable(&e) => {
-                    tracing::debug!(error = %e, "retrying transaction");
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Error::backend(
-            "sql",
-            "transaction kept losing races; gave up",
-        ))
+        self.db.retrying(attempt).await
     }
 
     async fn find_named_file(
@@ -486,7 +344,7 @@ impl MetaStore for SqlMetaStore {
         .bind(password_hash)
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.db.pool)
         .await;
         match res {
             Ok(_) => {}
@@ -505,7 +363,7 @@ impl MetaStore for SqlMetaStore {
             "SELECT id, username, password_hash, created_at, last_active_at FROM users WHERE username = ?",
         ))
         .bind(username)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db.pool)
         .await?;
         row.as_ref().map(user_from_row).transpose()
     }
@@ -515,7 +373,7 @@ impl MetaStore for SqlMetaStore {
             "SELECT id, username, password_hash, created_at, last_active_at FROM users WHERE id = ?",
         ))
         .bind(id.0)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db.pool)
         .await?;
         row.as_ref().map(user_from_row).transpose()
     }
@@ -524,7 +382,7 @@ impl MetaStore for SqlMetaStore {
         sqlx::query(&self.q("UPDATE users SET last_active_at = ? WHERE id = ?"))
             .bind(now)
             .bind(id.0)
-            .execute(&self.pool)
+            .execute(&self.db.pool)
             .await?;
         Ok(())
     }
@@ -543,7 +401,7 @@ impl MetaStore for SqlMetaStore {
         .bind(user.0)
         .bind(now)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&self.db.pool)
         .await?;
         Ok(())
     }
@@ -554,7 +412,7 @@ impl MetaStore for SqlMetaStore {
         )
         .bind(token_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db.pool)
         .await?;
         Ok(match row {
             Some(r) => Some(UserId(r.try_get("user_id")?)),
@@ -565,7 +423,7 @@ impl MetaStore for SqlMetaStore {
     async fn delete_token(&self, token_hash: &str) -> Result<bool> {
         let res = sqlx::query(&self.q("DELETE FROM tokens WHERE token_hash = ?"))
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(&self.db.pool)
             .await?;
         Ok(res.rows_affected() > 0)
     }
@@ -573,7 +431,7 @@ impl MetaStore for SqlMetaStore {
     async fn purge_expired_tokens(&self, now: Millis) -> Result<u64> {
         let res = sqlx::query(&self.q("DELETE FROM tokens WHERE expires_at <= ?"))
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.db.pool)
             .await?;
         Ok(res.rows_affected())
     }
@@ -583,7 +441,7 @@ impl MetaStore for SqlMetaStore {
             "SELECT sha1, size, store, location, refcount, created_at FROM blobs WHERE sha1 = ?",
         ))
         .bind(sha1.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db.pool)
         .await?;
         let Some(r) = row else { return Ok(None) };
         Ok(Some(BlobRecord {
@@ -619,7 +477,7 @@ impl MetaStore for SqlMetaStore {
                     .bind(user.0)
                     .bind(sha1.as_str())
                     .bind(id.as_str())
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.db.pool)
                     .await?
             }
             None => {
@@ -630,7 +488,7 @@ impl MetaStore for SqlMetaStore {
                 sqlx::query(&self.q(&sql))
                     .bind(user.0)
                     .bind(sha1.as_str())
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.db.pool)
                     .await?
             }
         };
@@ -641,7 +499,7 @@ impl MetaStore for SqlMetaStore {
         let sql = format!("SELECT {USER_FILE_COLS} FROM user_files WHERE id = ?");
         let row = sqlx::query(&self.q(&sql))
             .bind(id.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db.pool)
             .await?;
         row.as_ref().map(user_file_from_row).transpose()
     }
@@ -660,7 +518,7 @@ impl MetaStore for SqlMetaStore {
             .bind(user.0)
             .bind(i64::from(limit))
             .bind(offset.min(i64::MAX as u64) as i64)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.db.pool)
             .await?;
         rows.iter().map(user_file_from_row).collect()
     }
@@ -685,7 +543,7 @@ impl MetaStore for SqlMetaStore {
             &self.q("SELECT store, location FROM blob_gc ORDER BY created_at, location LIMIT ?"),
         )
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db.pool)
         .await?;
         rows.iter()
             .map(|r| {
@@ -701,7 +559,7 @@ impl MetaStore for SqlMetaStore {
         sqlx::query(&self.q("DELETE FROM blob_gc WHERE store = ? AND location = ?"))
             .bind(entry.store.as_str())
             .bind(entry.key.as_str())
-            .execute(&self.pool)
+            .execute(&self.db.pool)
             .await?;
         Ok(())
     }
@@ -711,11 +569,11 @@ impl MetaStore for SqlMetaStore {
         sqlx::query(&self.q(&insert))
             .bind(name)
             .bind(init)
-            .execute(&self.pool)
+            .execute(&self.db.pool)
             .await?;
         let row = sqlx::query(&self.q("SELECT value FROM settings WHERE name = ?"))
             .bind(name)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.db.pool)
             .await?;
         text(&row, "value")
     }

@@ -1,0 +1,226 @@
+//! The SQL connection shared by the metadata and session stores: one pool over `sqlx::Any`,
+//! queries written with `?` placeholders and rewritten for PostgreSQL, migrations per dialect.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+
+use crate::error::{Error, Result};
+
+static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static MIGRATE_MYSQL: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
+static MIGRATE_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How many times a transaction that lost a race (deadlock, serialization failure, a row that
+/// vanished between two statements) is retried before giving up.
+const MAX_ATTEMPTS: usize = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    MySql,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn from_url(url: &str) -> Result<Self> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Dialect::Sqlite),
+            "mysql" | "mariadb" => Ok(Dialect::MySql),
+            "postgres" | "postgresql" => Ok(Dialect::Postgres),
+            _ => Err(Error::invalid(
+                "database-url",
+                "must start with sqlite://, mysql:// or postgres://",
+            )),
+        }
+    }
+}
+
+/// A pool and its dialect. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub(crate) pool: AnyPool,
+    pub(crate) dialect: Dialect,
+}
+
+/// Reads a text column. MySQL flags `_bin`-collated columns as binary, which sqlx then refuses
+/// to decode as a string, so fall back to bytes.
+pub(crate) fn text(row: &AnyRow, col: &str) -> Result<String> {
+    match row.try_get::<String, _>(col) {
+        Ok(s) => Ok(s),
+        Err(sqlx::Error::ColumnDecode { .. }) => {
+            let bytes: Vec<u8> = row.try_get(col)?;
+            String::from_utf8(bytes).map_err(|e| Error::backend("sql", e))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) fn text_sqlx(row: &AnyRow, col: &str) -> Result<String, sqlx::Error> {
+    text(row, col).map_err(|e| sqlx::Error::Decode(e.into()))
+}
+
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+/// Deadlocks, lock timeouts and serialization failures: the transaction can simply run again.
+pub(crate) fn is_retryable(e: &sqlx::Error) -> bool {
+    let Some(db) = e.as_database_error() else {
+        return false;
+    };
+    let code = db.code().unwrap_or_default();
+    // MySQL 1213 deadlock / 1205 lock wait timeout (SQLSTATE 40001 / HY000);
+    // PostgreSQL 40001 serialization failure / 40P01 deadlock; SQLite 5 busy / 6 locked.
+    matches!(
+        code.as_ref(),
+        "40001" | "40P01" | "1213" | "1205" | "5" | "6" | "517"
+    ) || db.message().contains("Deadlock found")
+        || db.message().contains("database is locked")
+}
+
+pub(crate) enum Attempt<T> {
+    Done(T),
+    Retry,
+}
+
+impl Db {
+    /// Connects and runs the migrations of the URL's dialect.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let dialect = Dialect::from_url(url)?;
+        let mut url = url.to_owned();
+        if dialect == Dialect::Sqlite && !url.contains("mode=") {
+            url.push_str(if url.contains('?') {
+                "&mode=rwc"
+            } else {
+                "?mode=rwc"
+            });
+        }
+        let options = AnyConnectOptions::from_str(&url)
+            .map_err(|e| Error::invalid("database-url", e.to_string()))?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if dialect == Dialect::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        // WAL lets readers run beside the one writer; the busy timeout makes
+                        // writers queue instead of failing.
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        let migrator = match dialect {
+            Dialect::Sqlite => &MIGRATE_SQLITE,
+            Dialect::MySql => &MIGRATE_MYSQL,
+            Dialect::Postgres => &MIGRATE_POSTGRES,
+        };
+        migrator.run(&pool).await?;
+        Ok(Db { pool, dialect })
+    }
+
+    /// Rewrites `?` placeholders for PostgreSQL.
+    pub fn q<'a>(&self, sql: &'a str) -> Cow<'a, str> {
+        if self.dialect != Dialect::Postgres {
+            return Cow::Borrowed(sql);
+        }
+        let mut out = String::with_capacity(sql.len() + 8);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(c);
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    /// `INSERT` that does nothing when the primary/unique key exists; check `rows_affected`.
+    pub fn insert_or_ignore(&self, table: &str, cols: &str) -> String {
+        let params = vec!["?"; cols.split(',').count()].join(", ");
+        match self.dialect {
+            // Not `ON DUPLICATE KEY UPDATE`: with CLIENT_FOUND_ROWS it reports the untouched
+            // row as affected. The tables used here have no other constraints to hide.
+            Dialect::MySql => format!("INSERT IGNORE INTO {table} ({cols}) VALUES ({params})"),
+            Dialect::Sqlite | Dialect::Postgres => {
+                format!("INSERT INTO {table} ({cols}) VALUES ({params}) ON CONFLICT DO NOTHING")
+            }
+        }
+    }
+
+    /// A write transaction. SQLite's must take the write lock up front, or two transactions
+    /// that both read first would deadlock when they upgrade.
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::MySql | Dialect::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// Runs `attempt` until it neither asks for a retry nor fails with a retryable error.
+    pub(crate) async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Attempt<T>, sqlx::Error>>,
+    {
+        for _ in 0..MAX_ATTEMPTS {
+            match attempt().await {
+                Ok(Attempt::Done(v)) => return Ok(v),
+                Ok(Attempt::Retry) => continue,
+                Err(e) if is_retryable(&e) => {
+                    tracing::debug!(error = %e, "retrying transaction");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::backend(
+            "sql",
+            "transaction kept losing races; gave up",
+        ))
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await
+    }
+
+    /// `INSERT … ON CONFLICT (key) DO UPDATE SET col = new value` for each of `update`.
+    pub fn upsert(&self, table: &str, cols: &str, key: &str, update: &[&str]) -> String {
+        let params = vec!["?"; cols.split(',').count()].join(", ");
+        match self.dialect {
+            Dialect::MySql => {
+                let sets: Vec<String> = update
+                    .iter()
+                    .map(|c| format!("{c} = VALUES({c})"))
+                    .collect();
+                format!(
+                    "INSERT INTO {table} ({cols}) VALUES ({params}) ON DUPLICATE KEY UPDATE {}",
+                    sets.join(", ")
+                )
+            }
+            Dialect::Sqlite | Dialect::Postgres => {
+                let sets: Vec<String> = update
+                    .iter()
+                    .map(|c| format!("{c} = excluded.{c}"))
+                    .collect();
+                format!("INSERT INTO {table} ({cols}) VALUES ({params}) ON CONFLICT ({key}) DO UPDATE SET {}", sets.join(", "))
+            }
+        }
+    }
+}
