@@ -7,7 +7,9 @@ pub mod blobs;
 pub mod db;
 pub mod error;
 pub mod meta;
+pub mod sessions;
 pub mod types;
+pub mod uploads;
 
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -19,7 +21,11 @@ use sha1::{Digest, Sha1};
 pub use blobs::{BlobStore, ByteStream, LocalBlobStore};
 pub use error::{Error, Result};
 pub use meta::{MetaStore, SqlMetaStore, UserFile};
-pub use types::{ByteRange, FileId, FileName, Millis, RangeRequest, Sha1Hex, UserId, Username};
+pub use sessions::{RedisSessionStore, SessionStore, SqlSessionStore};
+pub use types::{
+    ByteRange, FileId, FileName, Millis, RangeRequest, Sha1Hex, UploadId, UserId, Username,
+};
+pub use uploads::{InitOutcome, InitRequest, PartDigest, UploadStatus};
 
 use meta::{NewBlob, NewUserFile, Published};
 use types::now_millis;
@@ -34,6 +40,8 @@ pub struct EngineConfig {
     pub token_ttl: Duration,
     /// How long a signed download link lives.
     pub download_url_ttl: Duration,
+    /// How long an upload session lives after its last activity.
+    pub upload_ttl: Duration,
 }
 
 impl Default for EngineConfig {
@@ -42,6 +50,7 @@ impl Default for EngineConfig {
             max_file_size: 64 << 30,
             token_ttl: Duration::from_secs(7 * 24 * 3600),
             download_url_ttl: Duration::from_secs(3600),
+            upload_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -84,8 +93,11 @@ pub struct SignedLink {
 pub struct Engine {
     meta: Arc<dyn MetaStore>,
     blobs: Arc<dyn BlobStore>,
+    sessions: Arc<dyn SessionStore>,
     config: EngineConfig,
     url_key: Vec<u8>,
+    /// Sessions whose hash this process is advancing right now.
+    advancing: Mutex<std::collections::HashSet<UploadId>>,
 }
 
 impl Engine {
@@ -94,6 +106,7 @@ impl Engine {
     pub async fn new(
         meta: Arc<dyn MetaStore>,
         blobs: Arc<dyn BlobStore>,
+        sessions: Arc<dyn SessionStore>,
         config: EngineConfig,
     ) -> Result<Self> {
         let fresh = hex::encode(rand::random::<[u8; 32]>());
@@ -102,8 +115,10 @@ impl Engine {
         Ok(Engine {
             meta,
             blobs,
+            sessions,
             config,
             url_key,
+            advancing: Mutex::default(),
         })
     }
 
@@ -117,6 +132,10 @@ impl Engine {
 
     pub fn blobs(&self) -> &Arc<dyn BlobStore> {
         &self.blobs
+    }
+
+    pub fn sessions(&self) -> &Arc<dyn SessionStore> {
+        &self.sessions
     }
 
     // ---- users -------------------------------------------------------------------------------

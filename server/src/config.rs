@@ -64,6 +64,28 @@ pub struct ServeArgs {
     #[arg(long, env = "CHUNKVAULT_PUBLIC_URL", value_parser = parse_public_url, value_name = "URL")]
     pub public_url: Option<String>,
 
+    /// Redis for upload sessions (the multi-node backend), e.g. redis://127.0.0.1:6379
+    /// [default: sessions live in the metadata database]
+    #[arg(long, env = "CHUNKVAULT_REDIS_URL", value_parser = parse_redis_url, value_name = "URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key, so deployments can share a Redis.
+    #[arg(
+        long,
+        env = "CHUNKVAULT_REDIS_PREFIX",
+        default_value = "chunkvault:",
+        value_name = "PREFIX"
+    )]
+    pub redis_prefix: String,
+
+    /// How long an upload session lives after its last activity.
+    #[arg(long, env = "CHUNKVAULT_UPLOAD_TTL", default_value = "24h", value_parser = parse_duration, value_name = "DURATION")]
+    pub upload_ttl: Duration,
+
+    /// How often expired upload sessions, tokens and unreferenced blobs are swept.
+    #[arg(long, env = "CHUNKVAULT_SWEEP_INTERVAL", default_value = "1m", value_parser = parse_duration, value_name = "DURATION")]
+    pub sweep_interval: Duration,
+
     /// Log filter (tracing env-filter syntax), e.g. info or chunkvault=debug.
     #[arg(
         long,
@@ -123,6 +145,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn parse_database_url(s: &str) -> Result<String, String> {
     chunkvault_engine::meta::Dialect::from_url(s).map_err(|e| e.to_string())?;
     Ok(s.to_owned())
+}
+
+fn parse_redis_url(s: &str) -> Result<String, String> {
+    if s.starts_with("redis://") || s.starts_with("rediss://") || s.starts_with("redis+unix://") {
+        Ok(s.to_owned())
+    } else {
+        Err("must start with redis:// or rediss://".into())
+    }
 }
 
 fn parse_public_url(s: &str) -> Result<String, String> {

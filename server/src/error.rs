@@ -25,6 +25,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("no such route")]
     NoRoute,
+    /// Instant upload asked for content the store does not hold: upload it normally.
+    #[error("content not stored; use a normal upload")]
+    NotStored,
 }
 
 impl ApiError {
@@ -57,6 +60,9 @@ impl ApiError {
                     (S::RANGE_NOT_SATISFIABLE, codes::RANGE_NOT_SATISFIABLE)
                 }
                 EngineError::Sha1Mismatch => (S::UNPROCESSABLE_ENTITY, codes::SHA1_MISMATCH),
+                EngineError::DigestMismatch { .. } => (S::BAD_REQUEST, codes::DIGEST_MISMATCH),
+                EngineError::MissingParts { .. } => (S::CONFLICT, codes::MISSING_PARTS),
+                EngineError::Busy => (S::CONFLICT, codes::BUSY),
                 EngineError::Incomplete(_) => (S::BAD_REQUEST, codes::INCOMPLETE_BODY),
                 EngineError::Backend { .. } => (S::INTERNAL_SERVER_ERROR, codes::INTERNAL),
             },
@@ -70,6 +76,7 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, codes::METHOD_NOT_ALLOWED),
             ApiError::NoRoute => (S::NOT_FOUND, codes::NO_ROUTE),
+            ApiError::NotStored => (S::NOT_FOUND, codes::NOT_STORED),
         }
     }
 
@@ -89,14 +96,18 @@ pub mod codes {
     pub const INVALID_FILENAME: u32 = 10002;
     pub const INVALID_FILEHASH: u32 = 10003;
     pub const INCOMPLETE_BODY: u32 = 10004;
+    pub const DIGEST_MISMATCH: u32 = 10005;
     pub const UNAUTHENTICATED: u32 = 10101;
     pub const BAD_CREDENTIALS: u32 = 10102;
     pub const BAD_SIGNATURE: u32 = 10301;
     pub const NOT_FOUND: u32 = 10401;
     pub const NO_ROUTE: u32 = 10402;
+    pub const NOT_STORED: u32 = 10403;
     pub const METHOD_NOT_ALLOWED: u32 = 10501;
     pub const USERNAME_TAKEN: u32 = 10901;
     pub const NAME_TAKEN: u32 = 10902;
+    pub const MISSING_PARTS: u32 = 10903;
+    pub const BUSY: u32 = 10904;
     pub const TOO_LARGE: u32 = 11301;
     pub const UNSUPPORTED_MEDIA_TYPE: u32 = 11501;
     pub const RANGE_NOT_SATISFIABLE: u32 = 11601;
@@ -133,10 +144,16 @@ impl Reply for ApiError {
         } else {
             tracing::debug!(error = %self, "request refused");
         }
+        let data = match &self {
+            ApiError::Engine(EngineError::MissingParts { missing }) => {
+                serde_json::json!({ "missing": missing })
+            }
+            _ => serde_json::Value::Null,
+        };
         let body = Envelope {
             code,
             msg: self.public_message(),
-            data: serde_json::Value::Null,
+            data,
         };
         let mut resp = warp::reply::with_status(warp::reply::json(&body), status).into_response();
         if let ApiError::Engine(EngineError::RangeNotSatisfiable { size }) = self {

@@ -8,13 +8,14 @@ pub mod routes;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chunkvault_engine::{Engine, EngineConfig, LocalBlobStore, SqlMetaStore};
+use chunkvault_engine::{
+    Engine, EngineConfig, LocalBlobStore, RedisSessionStore, SessionStore, SqlMetaStore,
+    SqlSessionStore,
+};
 
 use config::ServeArgs;
 use routes::{AppState, State};
 
-/// How often expired tokens and orphaned blobs are swept.
-const SWEEP_EVERY: Duration = Duration::from_secs(600);
 /// Temp files older than this are leftovers of a crash (uploads in flight are much younger).
 const STALE_TEMP: Duration = Duration::from_secs(24 * 3600);
 
@@ -37,11 +38,20 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
             )
         })?;
     blobs.sweep_temp(STALE_TEMP).await?;
+    let sessions: Arc<dyn SessionStore> = match &args.redis_url {
+        Some(url) => Arc::new(
+            RedisSessionStore::connect(url, &args.redis_prefix)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot reach --redis-url: {e}"))?,
+        ),
+        None => Arc::new(SqlSessionStore::new(meta.db().clone())),
+    };
     let mut config = EngineConfig::default();
     config.max_file_size = args.max_file_size;
     config.token_ttl = args.token_ttl;
     config.download_url_ttl = args.download_url_ttl;
-    let engine = Engine::new(Arc::new(meta), Arc::new(blobs), config).await?;
+    config.upload_ttl = args.upload_ttl;
+    let engine = Engine::new(Arc::new(meta), Arc::new(blobs), sessions, config).await?;
     engine.collect_garbage().await?;
     Ok(Arc::new(AppState {
         engine,
@@ -49,12 +59,18 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
     }))
 }
 
-/// Periodic housekeeping: expired tokens, blobs whose deletion failed earlier.
-pub fn spawn_sweeper(state: State) {
+/// Periodic housekeeping: expired upload sessions and their staged bytes, expired tokens,
+/// blobs whose deletion failed earlier.
+pub fn spawn_sweeper(state: State, every: Duration) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
+            match state.engine.expire_uploads().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(sessions = n, "expired upload sessions removed"),
+                Err(e) => tracing::warn!(error = %e, "upload sweep failed"),
+            }
             let now = chunkvault_engine::types::now_millis();
             if let Err(e) = state.engine.meta().purge_expired_tokens(now).await {
                 tracing::warn!(error = %e, "token sweep failed");

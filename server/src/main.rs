@@ -76,7 +76,7 @@ fn init_logging(filter: &str) {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = build_state(&args).await?;
-    spawn_sweeper(state.clone());
+    spawn_sweeper(state.clone(), args.sweep_interval);
     let api = routes::api(state);
     let (addr, server) = warp::serve(api)
         .try_bind_with_graceful_shutdown(args.listen, shutdown_signal())

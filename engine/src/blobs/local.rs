@@ -288,6 +288,27 @@ impl BlobStore for LocalBlobStore {
         })
     }
 
+    async fn stage_read(
+        &self,
+        staging: &StagingId,
+        range: ByteRange,
+    ) -> Result<Option<ByteStream>> {
+        let mut file = match fs::File::open(self.staging_path(staging)).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NotFound { what: "upload" })
+            }
+            Err(e) => return Err(io_err(e)),
+        };
+        file.seek(SeekFrom::Start(range.start))
+            .await
+            .map_err(io_err)?;
+        use tokio::io::AsyncReadExt;
+        Ok(Some(
+            ReaderStream::with_capacity(file.take(range.len()), READ_CHUNK).boxed(),
+        ))
+    }
+
     async fn stage_complete(
         &self,
         staging: &StagingId,

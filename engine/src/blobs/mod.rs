@@ -106,6 +106,11 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
         body: ByteStream,
     ) -> Result<PartReceipt>;
 
+    /// Reads staged bytes, to hash parts as they arrive. `None` when the store cannot read an
+    /// unfinished upload (S3 multipart): the engine then hashes the assembled object instead.
+    async fn stage_read(&self, staging: &StagingId, range: ByteRange)
+        -> Result<Option<ByteStream>>;
+
     /// Assembles the parts into a blob under a fresh key derived from `sha1` and returns the
     /// key. The staging id is gone afterwards. Not yet in the dedup index: the caller verifies
     /// the bytes and publishes or deletes the key.

@@ -6,7 +6,13 @@ use sha1::digest::generic_array::GenericArray;
 
 use crate::error::{Error, Result};
 
-const INIT: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
+const INIT: [u32; 5] = [
+    0x6745_2301,
+    0xEFCD_AB89,
+    0x98BA_DCFE,
+    0x1032_5476,
+    0xC3D2_E1F0,
+];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sha1State {
@@ -19,7 +25,11 @@ pub struct Sha1State {
 
 impl Default for Sha1State {
     fn default() -> Self {
-        Sha1State { h: INIT, len: 0, buf: Vec::with_capacity(64) }
+        Sha1State {
+            h: INIT,
+            len: 0,
+            buf: Vec::with_capacity(64),
+        }
     }
 }
 
@@ -52,7 +62,10 @@ impl Sha1State {
         }
         let whole = data.len() / 64 * 64;
         if whole > 0 {
-            let blocks: Vec<_> = data[..whole].chunks_exact(64).map(GenericArray::clone_from_slice).collect();
+            let blocks: Vec<_> = data[..whole]
+                .chunks_exact(64)
+                .map(GenericArray::clone_from_slice)
+                .collect();
             sha1::compress(&mut self.h, &blocks);
         }
         self.buf.extend_from_slice(&data[whole..]);
@@ -66,7 +79,10 @@ impl Sha1State {
             tail.push(0);
         }
         tail.extend_from_slice(&bit_len.to_be_bytes());
-        let blocks: Vec<_> = tail.chunks_exact(64).map(GenericArray::clone_from_slice).collect();
+        let blocks: Vec<_> = tail
+            .chunks_exact(64)
+            .map(GenericArray::clone_from_slice)
+            .collect();
         sha1::compress(&mut self.h, &blocks);
         let mut out = [0u8; 20];
         for (i, w) in self.h.iter().enumerate() {

@@ -3,10 +3,16 @@
 pub mod classic;
 mod download;
 mod params;
+mod uploads;
 
 use std::sync::Arc;
 
 use chunkvault_engine::{Engine, Error as EngineError, User};
+use std::io;
+
+use bytes::Buf;
+use chunkvault_engine::ByteStream;
+use futures::StreamExt;
 use warp::Filter;
 
 pub use params::Params;
@@ -28,7 +34,11 @@ pub fn api(
     state: State,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
     classic::user::routes(state.clone())
-        .or(classic::file::routes(state))
+        .or(classic::file::routes(state.clone()))
+        .unify()
+        .or(classic::mpupload::routes(state.clone()))
+        .unify()
+        .or(uploads::routes(state))
         .unify()
         .recover(error::recover)
         .unify()
@@ -84,4 +94,22 @@ pub(crate) async fn authenticate(
 ) -> Result<User, ApiError> {
     let token = token(header, params)?;
     Ok(state.engine.authenticate(token).await?)
+}
+
+/// The request body as a stream of `Bytes`, never collected.
+pub(crate) fn body_stream() -> impl Filter<Extract = (ByteStream,), Error = warp::Rejection> + Clone
+{
+    warp::body::stream().map(into_byte_stream)
+}
+
+fn into_byte_stream<S, B>(body: S) -> ByteStream
+where
+    S: futures::Stream<Item = Result<B, warp::Error>> + Send + 'static,
+    B: Buf,
+{
+    body.map(|r| {
+        r.map(|mut b| b.copy_to_bytes(b.remaining()))
+            .map_err(io::Error::other)
+    })
+    .boxed()
 }

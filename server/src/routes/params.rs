@@ -104,7 +104,7 @@ pub fn params(
         )
 }
 
-async fn read_limited<S, B>(body: S, limit: usize) -> Result<Vec<u8>, ApiError>
+pub async fn read_limited<S, B>(body: S, limit: usize) -> Result<Vec<u8>, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>> + Send,
     B: Buf,

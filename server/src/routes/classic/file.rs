@@ -3,7 +3,6 @@
 
 use std::io;
 
-use bytes::Buf;
 use chunkvault_engine::auth::SIGNED_DOWNLOAD_PATH;
 use chunkvault_engine::{
     ByteStream, Error as EngineError, FileId, Sha1Hex, SignedLink, User, UserFile,
@@ -18,7 +17,7 @@ use super::FileMeta;
 use crate::error::{ok, reply, ApiError};
 use crate::routes::params::params;
 use crate::routes::{
-    authenticate, authorization, download, token, with_state, AppState, Params, State,
+    authenticate, authorization, body_stream, download, with_state, AppState, Params, State,
 };
 
 /// Default and largest page size of `/file/query`.
@@ -108,23 +107,6 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
         .unify()
         .map(reply)
         .boxed()
-}
-
-/// The request body as a stream of `Bytes`, never collected.
-fn body_stream() -> impl Filter<Extract = (ByteStream,), Error = warp::Rejection> + Clone {
-    warp::body::stream().map(into_byte_stream)
-}
-
-fn into_byte_stream<S, B>(body: S) -> ByteStream
-where
-    S: futures::Stream<Item = Result<B, warp::Error>> + Send + 'static,
-    B: Buf,
-{
-    body.map(|r| {
-        r.map(|mut b| b.copy_to_bytes(b.remaining()))
-            .map_err(io::Error::other)
-    })
-    .boxed()
 }
 
 fn upload_page() -> Response {
@@ -302,7 +284,6 @@ async fn download_url(
         (None, Some(h)) if is_plain_host(&h) => format!("http://{h}"),
         (None, _) => String::new(),
     };
-    let _ = token;
     Ok(ok(format!(
         "{base}{SIGNED_DOWNLOAD_PATH}?id={}&expires={}&sig={}",
         link.file.as_str(),

@@ -2,6 +2,7 @@
 //! unchanged so its clients keep working.
 
 pub mod file;
+pub mod mpupload;
 pub mod user;
 
 use std::time::{Duration, UNIX_EPOCH};

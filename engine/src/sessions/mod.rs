@@ -1,0 +1,107 @@
+//! Upload sessions: which parts of which upload have arrived, and how far its SHA1 has got.
+//! Two backends pass one conformance suite: SQL (SQLite by default, in the metadata database)
+//! and Redis (for many nodes).
+
+mod redis;
+mod sql;
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+pub use self::redis::RedisSessionStore;
+pub use sql::SqlSessionStore;
+
+use crate::error::Result;
+use crate::types::{FileId, Millis, Sha1Hex, UploadId, UserId};
+
+/// How far the SHA1 of the contiguous prefix of parts has got. `epoch` changes whenever the
+/// progress is reset (a hashed part was sent again), so a stale update can never land.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HashProgress {
+    /// Parts `1..=parts` are hashed into `state`.
+    pub parts: u32,
+    pub epoch: i64,
+    /// `Sha1State::save()` form.
+    pub state: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: UploadId,
+    pub owner: UserId,
+    pub file_name: String,
+    pub size: u64,
+    /// What the client says the content hashes to; verified before anything is published.
+    pub sha1: Sha1Hex,
+    pub chunk_size: u64,
+    pub chunk_count: u32,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub hash: HashProgress,
+}
+
+/// A part that is durable in the blob store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartRecord {
+    pub number: u32,
+    /// What the blob store needs back at completion (S3 ETag); may be empty.
+    pub etag: String,
+}
+
+/// Session persistence. Every method is atomic on its own; none does a read-modify-write that
+/// another node could interleave with.
+#[async_trait]
+pub trait SessionStore: Send + Sync + fmt::Debug {
+    /// Stores `new`, unless its owner already has an open session for the same (sha1, size):
+    /// then that session is returned (its expiry pushed to `new.expires_at`) and `false`.
+    async fn create_or_resume(&self, new: &SessionRecord) -> Result<(SessionRecord, bool)>;
+
+    async fn get(&self, id: &UploadId) -> Result<Option<SessionRecord>>;
+
+    /// The received parts, by number.
+    async fn parts(&self, id: &UploadId) -> Result<Vec<PartRecord>>;
+
+    /// The owner's open sessions, oldest first.
+    async fn list(&self, owner: UserId) -> Result<Vec<SessionRecord>>;
+
+    /// Records a durable part and pushes the expiry. Repeating it is harmless (last write
+    /// wins). `false` if the session does not exist.
+    async fn mark_part(&self, id: &UploadId, part: &PartRecord, expires_at: Millis)
+        -> Result<bool>;
+
+    /// Forgets a part before it is written again, so a rewrite cut short is not taken for the
+    /// old bytes. If the part is inside the hashed prefix, the hash progress restarts (new
+    /// epoch). `false` if the session does not exist.
+    async fn unmark_part(&self, id: &UploadId, number: u32, expires_at: Millis) -> Result<bool>;
+
+    /// Moves hash progress from `from` to (`parts`, `state`) if nobody changed it meanwhile.
+    async fn advance_hash(
+        &self,
+        id: &UploadId,
+        from: &HashProgress,
+        parts: u32,
+        state: &str,
+    ) -> Result<bool>;
+
+    /// Takes the right to complete the session until `until`; `false` while another holder's
+    /// claim is live.
+    async fn claim(&self, id: &UploadId, holder: &str, now: Millis, until: Millis) -> Result<bool>;
+
+    /// Removes the session and its parts. `false` if it was already gone.
+    async fn delete(&self, id: &UploadId) -> Result<bool>;
+
+    /// Sessions whose expiry is at or before `now`.
+    async fn expired(&self, now: Millis, limit: u32) -> Result<Vec<SessionRecord>>;
+
+    /// Remembers which file a completed session produced, so a repeated complete gets it again.
+    async fn put_result(
+        &self,
+        id: &UploadId,
+        owner: UserId,
+        file: &FileId,
+        until: Millis,
+    ) -> Result<()>;
+
+    async fn result(&self, id: &UploadId, now: Millis) -> Result<Option<(UserId, FileId)>>;
+}

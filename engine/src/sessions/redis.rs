@@ -1,0 +1,399 @@
+//! Sessions in Redis, for many server nodes. Every change that touches more than one key is
+//! one Lua script, so it is atomic: no read-modify-write between nodes.
+//!
+//! Keys (under a configurable prefix): `s:<id>` hash of the session, `p:<id>` hash part → etag,
+//! `k:<owner>:<sha1>:<size>` the open session of that file, `o:<owner>` sorted set of the
+//! owner's sessions, `exp` sorted set by expiry, `r:<id>` result of a completed session.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+
+use super::{HashProgress, PartRecord, SessionRecord, SessionStore};
+use crate::error::{Error, Result};
+use crate::types::{FileId, Millis, Sha1Hex, UploadId, UserId};
+use crate::uploads::Sha1State;
+
+const BACKEND: &str = "redis";
+
+fn redis_err(e: redis::RedisError) -> Error {
+    Error::backend(BACKEND, e)
+}
+
+#[derive(Clone)]
+pub struct RedisSessionStore {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl std::fmt::Debug for RedisSessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSessionStore")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+const CREATE: &str = r#"
+local existing = redis.call('GET', KEYS[1])
+if existing then
+  local skey = ARGV[4] .. 's:' .. existing
+  if redis.call('EXISTS', skey) == 1 then
+    redis.call('HSET', skey, 'expires_at', ARGV[2])
+    redis.call('ZADD', KEYS[4], ARGV[2], existing)
+    return existing
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], unpack(ARGV, 5))
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+return ARGV[1]
+"#;
+
+const MARK: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[1], 'expires_at', ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+return 1
+"#;
+
+const UNMARK: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'expires_at', ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
+if tonumber(redis.call('HGET', KEYS[1], 'hashed_parts')) >= tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'hashed_parts', '0', 'hash_state', ARGV[4])
+  redis.call('HINCRBY', KEYS[1], 'hash_epoch', 1)
+end
+return 1
+"#;
+
+const ADVANCE: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local v = redis.call('HMGET', KEYS[1], 'hashed_parts', 'hash_epoch')
+if v[1] == ARGV[1] and v[2] == ARGV[2] then
+  redis.call('HSET', KEYS[1], 'hashed_parts', ARGV[3], 'hash_state', ARGV[4])
+  return 1
+end
+return 0
+"#;
+
+const CLAIM: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local v = redis.call('HMGET', KEYS[1], 'claim_holder', 'claim_until')
+if (not v[2]) or tonumber(v[2]) < tonumber(ARGV[2]) or v[1] == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'claim_holder', ARGV[1], 'claim_until', ARGV[3])
+  return 1
+end
+return 0
+"#;
+
+const DELETE: &str = r#"
+local v = redis.call('HMGET', KEYS[1], 'owner', 'sha1', 'size')
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if not v[1] then return 0 end
+local k = ARGV[2] .. 'k:' .. v[1] .. ':' .. v[2] .. ':' .. v[3]
+if redis.call('GET', k) == ARGV[1] then redis.call('DEL', k) end
+redis.call('ZREM', ARGV[2] .. 'o:' .. v[1], ARGV[1])
+redis.call('DEL', KEYS[1])
+return 1
+"#;
+
+impl RedisSessionStore {
+    /// Connects (reconnecting by itself later); `prefix` keeps several deployments or test runs
+    /// apart on one Redis.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
+        let client =
+            redis::Client::open(url).map_err(|e| Error::invalid("redis-url", e.to_string()))?;
+        let conn = ConnectionManager::new(client).await.map_err(redis_err)?;
+        Ok(RedisSessionStore {
+            conn,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    fn key(&self, kind: &str, rest: &str) -> String {
+        format!("{}{kind}:{rest}", self.prefix)
+    }
+
+    fn exp_key(&self) -> String {
+        format!("{}exp", self.prefix)
+    }
+
+    /// Removes every key under the prefix (tests).
+    pub async fn clear(&self) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let keys: Vec<String> = conn
+            .keys(format!("{}*", self.prefix))
+            .await
+            .map_err(redis_err)?;
+        if !keys.is_empty() {
+            let _: () = conn.del(keys).await.map_err(redis_err)?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_record(id: &UploadId, h: &HashMap<String, String>) -> Result<SessionRecord> {
+    let corrupt = || Error::backend(BACKEND, format!("corrupt session {id}"));
+    let s = |k: &str| h.get(k).cloned().ok_or_else(corrupt);
+    let n = |k: &str| -> Result<i64> { s(k)?.parse().map_err(|_| corrupt()) };
+    Ok(SessionRecord {
+        id: id.clone(),
+        owner: UserId(n("owner")?),
+        file_name: s("file_name")?,
+        size: n("size")? as u64,
+        sha1: Sha1Hex::parse(&s("sha1")?).map_err(|_| corrupt())?,
+        chunk_size: n("chunk_size")? as u64,
+        chunk_count: n("chunk_count")? as u32,
+        created_at: n("created_at")?,
+        expires_at: n("expires_at")?,
+        hash: HashProgress {
+            parts: n("hashed_parts")? as u32,
+            epoch: n("hash_epoch")?,
+            state: s("hash_state")?,
+        },
+    })
+}
+
+#[async_trait]
+impl SessionStore for RedisSessionStore {
+    async fn create_or_resume(&self, new: &SessionRecord) -> Result<(SessionRecord, bool)> {
+        let mut conn = self.conn.clone();
+        let owner_file = format!("{}:{}:{}", new.owner.0, new.sha1, new.size);
+        let fields: Vec<(&str, String)> = vec![
+            ("owner", new.owner.0.to_string()),
+            ("file_name", new.file_name.clone()),
+            ("size", new.size.to_string()),
+            ("sha1", new.sha1.to_string()),
+            ("chunk_size", new.chunk_size.to_string()),
+            ("chunk_count", new.chunk_count.to_string()),
+            ("created_at", new.created_at.to_string()),
+            ("expires_at", new.expires_at.to_string()),
+            ("hashed_parts", new.hash.parts.to_string()),
+            ("hash_epoch", new.hash.epoch.to_string()),
+            ("hash_state", new.hash.state.clone()),
+            ("claim_holder", String::new()),
+            ("claim_until", "0".to_owned()),
+        ];
+        let script = Script::new(CREATE);
+        let mut inv = script.prepare_invoke();
+        inv.key(self.key("k", &owner_file))
+            .key(self.key("s", new.id.as_str()))
+            .key(self.key("o", &new.owner.0.to_string()))
+            .key(self.exp_key())
+            .arg(new.id.as_str())
+            .arg(new.expires_at)
+            .arg(new.created_at)
+            .arg(&self.prefix);
+        for (k, v) in &fields {
+            inv.arg(*k).arg(v);
+        }
+        let id: String = inv.invoke_async(&mut conn).await.map_err(redis_err)?;
+        if id == new.id.as_str() {
+            return Ok((new.clone(), true));
+        }
+        let id =
+            UploadId::parse(&id).map_err(|_| Error::backend(BACKEND, "corrupt session index"))?;
+        match self.get(&id).await? {
+            Some(open) => Ok((open, false)),
+            None => Err(Error::Busy),
+        }
+    }
+
+    async fn get(&self, id: &UploadId) -> Result<Option<SessionRecord>> {
+        let mut conn = self.conn.clone();
+        let h: HashMap<String, String> = conn
+            .hgetall(self.key("s", id.as_str()))
+            .await
+            .map_err(redis_err)?;
+        if h.is_empty() {
+            return Ok(None);
+        }
+        parse_record(id, &h).map(Some)
+    }
+
+    async fn parts(&self, id: &UploadId) -> Result<Vec<PartRecord>> {
+        let mut conn = self.conn.clone();
+        let h: HashMap<String, String> = conn
+            .hgetall(self.key("p", id.as_str()))
+            .await
+            .map_err(redis_err)?;
+        let mut parts = h
+            .into_iter()
+            .map(|(n, etag)| {
+                let number = n
+                    .parse()
+                    .map_err(|_| Error::backend(BACKEND, "corrupt part number"))?;
+                Ok(PartRecord { number, etag })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        parts.sort_by_key(|p| p.number);
+        Ok(parts)
+    }
+
+    async fn list(&self, owner: UserId) -> Result<Vec<SessionRecord>> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = conn
+            .zrange(self.key("o", &owner.0.to_string()), 0, -1)
+            .await
+            .map_err(redis_err)?;
+        let mut out = Vec::new();
+        for id in ids {
+            let Ok(id) = UploadId::parse(&id) else {
+                continue;
+            };
+            if let Some(s) = self.get(&id).await? {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn mark_part(
+        &self,
+        id: &UploadId,
+        part: &PartRecord,
+        expires_at: Millis,
+    ) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let ok: i64 = Script::new(MARK)
+            .key(self.key("s", id.as_str()))
+            .key(self.key("p", id.as_str()))
+            .key(self.exp_key())
+            .arg(part.number)
+            .arg(&part.etag)
+            .arg(expires_at)
+            .arg(id.as_str())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(ok == 1)
+    }
+
+    async fn unmark_part(&self, id: &UploadId, number: u32, expires_at: Millis) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let ok: i64 = Script::new(UNMARK)
+            .key(self.key("s", id.as_str()))
+            .key(self.key("p", id.as_str()))
+            .key(self.exp_key())
+            .arg(number)
+            .arg(expires_at)
+            .arg(id.as_str())
+            .arg(Sha1State::new().save())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(ok == 1)
+    }
+
+    async fn advance_hash(
+        &self,
+        id: &UploadId,
+        from: &HashProgress,
+        parts: u32,
+        state: &str,
+    ) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let ok: i64 = Script::new(ADVANCE)
+            .key(self.key("s", id.as_str()))
+            .arg(from.parts)
+            .arg(from.epoch)
+            .arg(parts)
+            .arg(state)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(ok == 1)
+    }
+
+    async fn claim(&self, id: &UploadId, holder: &str, now: Millis, until: Millis) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let ok: i64 = Script::new(CLAIM)
+            .key(self.key("s", id.as_str()))
+            .arg(holder)
+            .arg(now)
+            .arg(until)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(ok == 1)
+    }
+
+    async fn delete(&self, id: &UploadId) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let ok: i64 = Script::new(DELETE)
+            .key(self.key("s", id.as_str()))
+            .key(self.key("p", id.as_str()))
+            .key(self.exp_key())
+            .arg(id.as_str())
+            .arg(&self.prefix)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(ok == 1)
+    }
+
+    async fn expired(&self, now: Millis, limit: u32) -> Result<Vec<SessionRecord>> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = conn
+            .zrangebyscore_limit(self.exp_key(), "-inf", now, 0, limit as isize)
+            .await
+            .map_err(redis_err)?;
+        let mut out = Vec::new();
+        for id in ids {
+            let Ok(uid) = UploadId::parse(&id) else {
+                continue;
+            };
+            match self.get(&uid).await? {
+                Some(s) => out.push(s),
+                // Index entry without a session: drop it.
+                None => {
+                    let _: () = conn.zrem(self.exp_key(), &id).await.map_err(redis_err)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn put_result(
+        &self,
+        id: &UploadId,
+        owner: UserId,
+        file: &FileId,
+        until: Millis,
+    ) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let ttl = (until - crate::types::now_millis()).max(1000) as u64;
+        let _: () = conn
+            .pset_ex(
+                self.key("r", id.as_str()),
+                format!("{}:{}", owner.0, file.as_str()),
+                ttl,
+            )
+            .await
+            .map_err(redis_err)?;
+        Ok(())
+    }
+
+    async fn result(&self, id: &UploadId, _now: Millis) -> Result<Option<(UserId, FileId)>> {
+        let mut conn = self.conn.clone();
+        let v: Option<String> = conn
+            .get(self.key("r", id.as_str()))
+            .await
+            .map_err(redis_err)?;
+        let Some(v) = v else { return Ok(None) };
+        let corrupt = || Error::backend(BACKEND, "corrupt upload result");
+        let (owner, file) = v.split_once(':').ok_or_else(corrupt)?;
+        Ok(Some((
+            UserId(owner.parse().map_err(|_| corrupt())?),
+            FileId::parse(file).map_err(|_| corrupt())?,
+        )))
+    }
+}

@@ -1,0 +1,314 @@
+//! Sessions in the SQL database (SQLite by default; MariaDB/PostgreSQL work the same way).
+
+use async_trait::async_trait;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{HashProgress, PartRecord, SessionRecord, SessionStore};
+use crate::db::{is_unique_violation, text, Db};
+use crate::error::{Error, Result};
+use crate::types::{FileId, Millis, Sha1Hex, UploadId, UserId};
+use crate::uploads::Sha1State;
+
+#[derive(Debug, Clone)]
+pub struct SqlSessionStore {
+    db: Db,
+}
+
+const COLS: &str = "id, owner, file_name, size, sha1, chunk_size, chunk_count, created_at, \
+                    expires_at, hashed_parts, hash_epoch, hash_state";
+
+fn from_row(row: &AnyRow) -> Result<SessionRecord> {
+    let corrupt = |e: Error| Error::backend("session", e.to_string());
+    Ok(SessionRecord {
+        id: UploadId::parse(&text(row, "id")?).map_err(corrupt)?,
+        owner: UserId(row.try_get("owner")?),
+        file_name: text(row, "file_name")?,
+        size: row.try_get::<i64, _>("size")? as u64,
+        sha1: Sha1Hex::parse(&text(row, "sha1")?).map_err(corrupt)?,
+        chunk_size: row.try_get::<i64, _>("chunk_size")? as u64,
+        chunk_count: row.try_get::<i64, _>("chunk_count")? as u32,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        hash: HashProgress {
+            parts: row.try_get::<i64, _>("hashed_parts")? as u32,
+            epoch: row.try_get("hash_epoch")?,
+            state: text(row, "hash_state")?,
+        },
+    })
+}
+
+impl SqlSessionStore {
+    /// Uses the metadata database's pool (its migrations created the session tables).
+    pub fn new(db: Db) -> Self {
+        SqlSessionStore { db }
+    }
+
+    async fn find_open(
+        &self,
+        owner: UserId,
+        sha1: &Sha1Hex,
+        size: u64,
+    ) -> Result<Option<SessionRecord>> {
+        let sql =
+            format!("SELECT {COLS} FROM upload_sessions WHERE owner = ? AND sha1 = ? AND size = ?");
+        let row = sqlx::query(&self.db.q(&sql))
+            .bind(owner.0)
+            .bind(sha1.as_str())
+            .bind(size as i64)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    async fn touch(&self, id: &UploadId, expires_at: Millis) -> Result<bool> {
+        let res = sqlx::query(
+            &self
+                .db
+                .q("UPDATE upload_sessions SET expires_at = ? WHERE id = ?"),
+        )
+        .bind(expires_at)
+        .bind(id.as_str())
+        .execute(&self.db.pool)
+        .await?;
+        // MySQL counts only changed rows; an unchanged expiry still means "exists".
+        Ok(res.rows_affected() > 0 || self.get(id).await?.is_some())
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqlSessionStore {
+    async fn create_or_resume(&self, new: &SessionRecord) -> Result<(SessionRecord, bool)> {
+        for _ in 0..4 {
+            if let Some(mut open) = self.find_open(new.owner, &new.sha1, new.size).await? {
+                if self.touch(&open.id, new.expires_at).await? {
+                    open.expires_at = new.expires_at;
+                    return Ok((open, false));
+                }
+                continue; // deleted in between: try again
+            }
+            let sql = format!(
+                "INSERT INTO upload_sessions ({COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            );
+            let res = sqlx::query(&self.db.q(&sql))
+                .bind(new.id.as_str())
+                .bind(new.owner.0)
+                .bind(new.file_name.as_str())
+                .bind(new.size as i64)
+                .bind(new.sha1.as_str())
+                .bind(new.chunk_size as i64)
+                .bind(i64::from(new.chunk_count))
+                .bind(new.created_at)
+                .bind(new.expires_at)
+                .bind(i64::from(new.hash.parts))
+                .bind(new.hash.epoch)
+                .bind(new.hash.state.as_str())
+                .execute(&self.db.pool)
+                .await;
+            match res {
+                Ok(_) => return Ok((new.clone(), true)),
+                // A concurrent init of the same file won: resume that one.
+                Err(e) if is_unique_violation(&e) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Busy)
+    }
+
+    async fn get(&self, id: &UploadId) -> Result<Option<SessionRecord>> {
+        let sql = format!("SELECT {COLS} FROM upload_sessions WHERE id = ?");
+        let row = sqlx::query(&self.db.q(&sql))
+            .bind(id.as_str())
+            .fetch_optional(&self.db.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    async fn parts(&self, id: &UploadId) -> Result<Vec<PartRecord>> {
+        let rows = sqlx::query(
+            &self
+                .db
+                .q("SELECT part, etag FROM upload_parts WHERE upload_id = ? ORDER BY part"),
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PartRecord {
+                    number: r.try_get::<i64, _>("part")? as u32,
+                    etag: text(r, "etag")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn list(&self, owner: UserId) -> Result<Vec<SessionRecord>> {
+        let sql =
+            format!("SELECT {COLS} FROM upload_sessions WHERE owner = ? ORDER BY created_at, id");
+        let rows = sqlx::query(&self.db.q(&sql))
+            .bind(owner.0)
+            .fetch_all(&self.db.pool)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    async fn mark_part(
+        &self,
+        id: &UploadId,
+        part: &PartRecord,
+        expires_at: Millis,
+    ) -> Result<bool> {
+        if !self.touch(id, expires_at).await? {
+            return Ok(false);
+        }
+        let upsert = self.db.upsert(
+            "upload_parts",
+            "upload_id, part, etag",
+            "upload_id, part",
+            &["etag"],
+        );
+        sqlx::query(&self.db.q(&upsert))
+            .bind(id.as_str())
+            .bind(i64::from(part.number))
+            .bind(part.etag.as_str())
+            .execute(&self.db.pool)
+            .await?;
+        // Deleted while we wrote: drop the orphan row.
+        if self.get(id).await?.is_none() {
+            self.delete(id).await?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    async fn unmark_part(&self, id: &UploadId, number: u32, expires_at: Millis) -> Result<bool> {
+        if !self.touch(id, expires_at).await? {
+            return Ok(false);
+        }
+        sqlx::query(
+            &self
+                .db
+                .q("DELETE FROM upload_parts WHERE upload_id = ? AND part = ?"),
+        )
+        .bind(id.as_str())
+        .bind(i64::from(number))
+        .execute(&self.db.pool)
+        .await?;
+        sqlx::query(&self.db.q(
+            "UPDATE upload_sessions SET hashed_parts = 0, hash_state = ?, hash_epoch = hash_epoch + 1 \
+             WHERE id = ? AND hashed_parts >= ?",
+        ))
+        .bind(Sha1State::new().save())
+        .bind(id.as_str())
+        .bind(i64::from(number))
+        .execute(&self.db.pool)
+        .await?;
+        Ok(true)
+    }
+
+    async fn advance_hash(
+        &self,
+        id: &UploadId,
+        from: &HashProgress,
+        parts: u32,
+        state: &str,
+    ) -> Result<bool> {
+        let res = sqlx::query(&self.db.q(
+            "UPDATE upload_sessions SET hashed_parts = ?, hash_state = ? \
+             WHERE id = ? AND hashed_parts = ? AND hash_epoch = ?",
+        ))
+        .bind(i64::from(parts))
+        .bind(state)
+        .bind(id.as_str())
+        .bind(i64::from(from.parts))
+        .bind(from.epoch)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn claim(&self, id: &UploadId, holder: &str, now: Millis, until: Millis) -> Result<bool> {
+        let res = sqlx::query(&self.db.q(
+            "UPDATE upload_sessions SET claim_holder = ?, claim_until = ? \
+             WHERE id = ? AND (claim_until < ? OR claim_holder = ?)",
+        ))
+        .bind(holder)
+        .bind(until)
+        .bind(id.as_str())
+        .bind(now)
+        .bind(holder)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn delete(&self, id: &UploadId) -> Result<bool> {
+        let mut tx = self.db.begin().await?;
+        let res = sqlx::query(&self.db.q("DELETE FROM upload_sessions WHERE id = ?"))
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&self.db.q("DELETE FROM upload_parts WHERE upload_id = ?"))
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    async fn expired(&self, now: Millis, limit: u32) -> Result<Vec<SessionRecord>> {
+        let sql = format!(
+            "SELECT {COLS} FROM upload_sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?"
+        );
+        let rows = sqlx::query(&self.db.q(&sql))
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&self.db.pool)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    async fn put_result(
+        &self,
+        id: &UploadId,
+        owner: UserId,
+        file: &FileId,
+        until: Millis,
+    ) -> Result<()> {
+        let upsert = self.db.upsert(
+            "upload_results",
+            "id, owner, file_id, keep_until",
+            "id",
+            &["file_id", "keep_until"],
+        );
+        sqlx::query(&self.db.q(&upsert))
+            .bind(id.as_str())
+            .bind(owner.0)
+            .bind(file.as_str())
+            .bind(until)
+            .execute(&self.db.pool)
+            .await?;
+        sqlx::query(&self.db.q("DELETE FROM upload_results WHERE keep_until < ?"))
+            .bind(crate::types::now_millis())
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn result(&self, id: &UploadId, now: Millis) -> Result<Option<(UserId, FileId)>> {
+        let row = sqlx::query(
+            &self
+                .db
+                .q("SELECT owner, file_id FROM upload_results WHERE id = ? AND keep_until >= ?"),
+        )
+        .bind(id.as_str())
+        .bind(now)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let file = FileId::parse(&text(&r, "file_id")?)
+            .map_err(|e| Error::backend("session", e.to_string()))?;
+        Ok(Some((UserId(r.try_get("owner")?), file)))
+    }
+}

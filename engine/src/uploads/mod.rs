@@ -1,0 +1,594 @@
+//! The upload path: init → put_part* → complete | abort, instant upload, expiry.
+//! (`../shared/ARCHITECTURE.md`, "The upload path".)
+
+mod sha1_state;
+
+use std::collections::BTreeSet;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use md5::Md5;
+use sha1::{Digest, Sha1};
+
+pub use sha1_state::Sha1State;
+
+use crate::blobs::{ByteStream, PartReceipt, PartSpec, StagingId};
+use crate::error::{Error, Result};
+use crate::meta::{NewBlob, NewUserFile, Published, UserFile};
+use crate::sessions::{HashProgress, PartRecord, SessionRecord};
+use crate::types::{now_millis, ByteRange, FileName, Sha1Hex, UploadId};
+use crate::{Engine, User};
+
+pub const DEFAULT_CHUNK_SIZE: u64 = 5 << 20;
+pub const MIN_CHUNK_SIZE: u64 = 256 << 10;
+pub const MAX_CHUNK_SIZE: u64 = 64 << 20;
+pub const MAX_PARTS: u64 = 10_000;
+/// How long one request may hold the right to complete a session.
+const CLAIM_LEASE: Duration = Duration::from_secs(120);
+/// How long a repeated complete still gets the file of the first.
+const RESULT_KEPT: Duration = Duration::from_secs(24 * 3600);
+
+/// Chunk size and part count for a file: the requested size (256 KiB–64 MiB, default 5 MiB),
+/// raised so that no file needs more than 10,000 parts.
+pub fn plan_chunks(size: u64, requested: Option<u64>) -> Result<(u64, u32)> {
+    let mut chunk = requested.unwrap_or(DEFAULT_CHUNK_SIZE);
+    if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk) {
+        return Err(Error::invalid(
+            "chunk_size",
+            "must be between 262144 (256 KiB) and 67108864 (64 MiB)",
+        ));
+    }
+    if size.div_ceil(chunk) > MAX_PARTS {
+        chunk = size.div_ceil(MAX_PARTS).next_multiple_of(1 << 20);
+    }
+    let count = size.div_ceil(chunk).max(1);
+    Ok((chunk, count as u32))
+}
+
+/// A digest a client sends with a part, checked while the part streams in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartDigest {
+    /// `Content-MD5` (RFC 1864).
+    Md5([u8; 16]),
+    /// The seed's `chkhash`.
+    Sha1([u8; 20]),
+}
+
+/// What `init` asks for.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct InitRequest {
+    pub file_name: String,
+    pub size: u64,
+    pub sha1: Sha1Hex,
+    pub chunk_size: Option<u64>,
+}
+
+impl InitRequest {
+    pub fn new(
+        file_name: impl Into<String>,
+        size: u64,
+        sha1: Sha1Hex,
+        chunk_size: Option<u64>,
+    ) -> Self {
+        InitRequest {
+            file_name: file_name.into(),
+            size,
+            sha1,
+            chunk_size,
+        }
+    }
+}
+
+/// A session as clients see it.
+#[derive(Clone, Debug)]
+pub struct UploadStatus {
+    pub session: SessionRecord,
+    /// Part numbers received, ascending.
+    pub received: Vec<u32>,
+    pub missing: u32,
+    pub bytes_received: u64,
+}
+
+#[derive(Debug)]
+pub enum InitOutcome {
+    /// The content is stored already: the caller has the file, no bytes needed (秒传).
+    Instant(UserFile),
+    /// Upload the missing parts of this session; `created` is false when an open session of
+    /// the same file was resumed.
+    Session { status: UploadStatus, created: bool },
+}
+
+impl SessionRecord {
+    /// Byte range of part `n` (1-based).
+    pub fn part_spec(&self, n: u32) -> Result<PartSpec> {
+        if n == 0 || n > self.chunk_count {
+            return Err(Error::invalid(
+                "part",
+                format!("must be between 1 and {}", self.chunk_count),
+            ));
+        }
+        let offset = u64::from(n - 1) * self.chunk_size;
+        Ok(PartSpec::new(
+            n,
+            offset,
+            self.chunk_size.min(self.size - offset),
+        ))
+    }
+
+    fn staging(&self) -> StagingId {
+        StagingId::parse(self.id.as_str()).expect("upload ids are valid staging ids")
+    }
+}
+
+impl Engine {
+    fn upload_expiry(&self) -> i64 {
+        now_millis() + self.config.upload_ttl.as_millis() as i64
+    }
+
+    /// The caller's session; another user's is exactly as unknown as a missing one.
+    async fn own_session(&self, user: &User, id: &UploadId) -> Result<SessionRecord> {
+        match self.sessions.get(id).await? {
+            Some(s) if s.owner == user.id => Ok(s),
+            _ => Err(Error::NotFound { what: "upload" }),
+        }
+    }
+
+    async fn status_of(&self, session: SessionRecord) -> Result<UploadStatus> {
+        let parts = self.sessions.parts(&session.id).await?;
+        let received: Vec<u32> = parts
+            .iter()
+            .map(|p| p.number)
+            .filter(|&n| n >= 1 && n <= session.chunk_count)
+            .collect();
+        let bytes_received = received
+            .iter()
+            .map(|&n| session.part_spec(n).map(|p| p.len).unwrap_or(0))
+            .sum();
+        Ok(UploadStatus {
+            missing: session.chunk_count - received.len() as u32,
+            received,
+            bytes_received,
+            session,
+        })
+    }
+
+    /// Starts or resumes an upload, or finishes it at once when the content is stored (秒传).
+    pub async fn init_upload(&self, user: &User, req: InitRequest) -> Result<InitOutcome> {
+        let name = FileName::parse(&req.file_name)?;
+        if req.size > self.config.max_file_size {
+            return Err(Error::TooLarge {
+                limit: self.config.max_file_size,
+            });
+        }
+        let (chunk_size, chunk_count) = plan_chunks(req.size, req.chunk_size)?;
+        if let Some(file) = self.instant(user, &req.sha1, req.size, &name).await? {
+            return Ok(InitOutcome::Instant(file));
+        }
+        let now = now_millis();
+        let new = SessionRecord {
+            id: UploadId::generate(),
+            owner: user.id,
+            file_name: name.as_str().to_owned(),
+            size: req.size,
+            sha1: req.sha1,
+            chunk_size,
+            chunk_count,
+            created_at: now,
+            expires_at: self.upload_expiry(),
+            hash: HashProgress {
+                parts: 0,
+                epoch: 0,
+                state: Sha1State::new().save(),
+            },
+        };
+        let (session, created) = self.sessions.create_or_resume(&new).await?;
+        // Repeating begin is a no-op, so a resumed session whose staging vanished gets it back.
+        if let Err(e) = self
+            .blobs
+            .stage_begin(&session.staging(), session.size)
+            .await
+        {
+            if created {
+                self.sessions.delete(&session.id).await?;
+            }
+            return Err(e);
+        }
+        Ok(InitOutcome::Session {
+            status: self.status_of(session).await?,
+            created,
+        })
+    }
+
+    /// Links the caller to stored content with this SHA1 and size, if there is any.
+    pub async fn instant(
+        &self,
+        user: &User,
+        sha1: &Sha1Hex,
+        size: u64,
+        name: &FileName,
+    ) -> Result<Option<UserFile>> {
+        match self.meta.blob(sha1).await? {
+            Some(blob) if blob.size == size => {
+                let file =
+                    NewUserFile::new(user.id, sha1.clone(), name.clone(), size, now_millis());
+                self.meta.link_existing(&file).await
+            }
+            _ => Ok(None),
+        }
+    }
+
+    pub async fn upload_status(&self, user: &User, id: &UploadId) -> Result<UploadStatus> {
+        let session = self.own_session(user, id).await?;
+        self.status_of(session).await
+    }
+
+    pub async fn list_uploads(&self, user: &User) -> Result<Vec<UploadStatus>> {
+        let mut out = Vec::new();
+        for s in self.sessions.list(user.id).await? {
+            out.push(self.status_of(s).await?);
+        }
+        Ok(out)
+    }
+
+    /// Stores part `n`. The part is marked received only once its bytes are durable and any
+    /// digest sent with it matched; a failed write leaves it missing. Safe to repeat.
+    pub async fn put_part(
+        &self,
+        user: &User,
+        id: &UploadId,
+        n: u32,
+        body: ByteStream,
+        digest: Option<PartDigest>,
+    ) -> Result<UploadStatus> {
+        let session = self.own_session(user, id).await?;
+        let spec = session.part_spec(n)?;
+        if !self
+            .sessions
+            .unmark_part(id, n, self.upload_expiry())
+            .await?
+        {
+            return Err(Error::NotFound { what: "upload" });
+        }
+        let check = Arc::new(Mutex::new(PartCheck::new(digest)));
+        let tap = check.clone();
+        let body = body
+            .map(move |chunk| {
+                let chunk = chunk?;
+                tap.lock().expect("part check lock").update(&chunk);
+                Ok::<_, io::Error>(chunk)
+            })
+            .boxed();
+        let receipt = self
+            .blobs
+            .stage_put_part(&session.staging(), spec, body)
+            .await?;
+        if !check.lock().expect("part check lock").matches() {
+            return Err(Error::DigestMismatch {
+                what: if matches!(digest, Some(PartDigest::Md5(_))) {
+                    "Content-MD5"
+                } else {
+                    "chkhash"
+                },
+            });
+        }
+        let part = PartRecord {
+            number: receipt.number,
+            etag: receipt.etag,
+        };
+        if !self
+            .sessions
+            .mark_part(id, &part, self.upload_expiry())
+            .await?
+        {
+            return Err(Error::NotFound { what: "upload" });
+        }
+        self.advance_hash(&session).await?;
+        self.upload_status(user, id).await
+    }
+
+    /// Extends the hashed prefix over parts that have arrived, reading them back from staging
+    /// (page cache, for local disks). One advancer per session per process; across nodes the
+    /// compare-and-set on the progress keeps it right.
+    async fn advance_hash(&self, session: &SessionRecord) -> Result<()> {
+        if !self
+            .advancing
+            .lock()
+            .expect("advancing lock")
+            .insert(session.id.clone())
+        {
+            return Ok(());
+        }
+        let res = self.advance_hash_inner(session).await;
+        self.advancing
+            .lock()
+            .expect("advancing lock")
+            .remove(&session.id);
+        res
+    }
+
+    async fn advance_hash_inner(&self, session: &SessionRecord) -> Result<()> {
+        loop {
+            let Some(current) = self.sessions.get(&session.id).await? else {
+                return Ok(());
+            };
+            let received: BTreeSet<u32> = self
+                .sessions
+                .parts(&session.id)
+                .await?
+                .iter()
+                .map(|p| p.number)
+                .collect();
+            let from = current.hash.clone();
+            let mut upto = from.parts;
+            if !received.contains(&(upto + 1)) {
+                return Ok(());
+            }
+            let mut state = Sha1State::restore(&from.state)?;
+            while received.contains(&(upto + 1)) {
+                let spec = current.part_spec(upto + 1)?;
+                if spec.len > 0 {
+                    let range = ByteRange {
+                        start: spec.offset,
+                        end: spec.offset + spec.len,
+                    };
+                    let Some(bytes) = self.blobs.stage_read(&current.staging(), range).await?
+                    else {
+                        return Ok(()); // this store hashes at completion instead
+                    };
+                    hash_stream(&mut state, bytes).await?;
+                }
+                upto += 1;
+            }
+            if !self
+                .sessions
+                .advance_hash(&session.id, &from, upto, &state.save())
+                .await?
+            {
+                return Ok(()); // someone else moved it, or a part was re-sent: their turn
+            }
+        }
+    }
+
+    /// Assembles, verifies and publishes the upload. Missing parts → `MissingParts`; bytes that
+    /// do not hash to the claimed SHA1 → `Sha1Mismatch` and everything staged is dropped.
+    /// Completing again returns the same file.
+    pub async fn complete_upload(&self, user: &User, id: &UploadId) -> Result<UserFile> {
+        let holder = hex::encode(rand::random::<[u8; 8]>());
+        let deadline = std::time::Instant::now() + CLAIM_LEASE;
+        loop {
+            if let Some(file) = self.completed_file(user, id).await? {
+                return Ok(file);
+            }
+            let session = self.own_session(user, id).await?;
+            let parts = self.sessions.parts(id).await?;
+            let have: BTreeSet<u32> = parts.iter().map(|p| p.number).collect();
+            let missing: Vec<u32> = (1..=session.chunk_count)
+                .filter(|n| !have.contains(n))
+                .collect();
+            if !missing.is_empty() {
+                return Err(Error::MissingParts { missing });
+            }
+            let now = now_millis();
+            if self
+                .sessions
+                .claim(id, &holder, now, now + CLAIM_LEASE.as_millis() as i64)
+                .await?
+            {
+                return self.finish(user, session, parts).await;
+            }
+            // Another request is completing it: wait for its result.
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Busy);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn completed_file(&self, user: &User, id: &UploadId) -> Result<Option<UserFile>> {
+        match self.sessions.result(id, now_millis()).await? {
+            Some((owner, file)) if owner == user.id => Ok(self
+                .meta
+                .user_file_by_id(&file)
+                .await?
+                .filter(|f| f.user_id == user.id)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn finish(
+        &self,
+        user: &User,
+        session: SessionRecord,
+        parts: Vec<PartRecord>,
+    ) -> Result<UserFile> {
+        let staging = session.staging();
+        // Hash what the prefix does not cover yet: nothing, for an in-order upload.
+        self.advance_hash(&session).await?;
+        let current = self
+            .sessions
+            .get(&session.id)
+            .await?
+            .ok_or(Error::NotFound { what: "upload" })?;
+        let mut state = Sha1State::restore(&current.hash.state)?;
+        let rest = ByteRange {
+            start: u64::from(current.hash.parts) * session.chunk_size,
+            end: session.size,
+        };
+        let mut verified = rest.is_empty();
+        if !rest.is_empty() {
+            if let Some(bytes) = self.blobs.stage_read(&staging, rest).await? {
+                hash_stream(&mut state, bytes).await?;
+                verified = true;
+            }
+        }
+        if verified && Sha1Hex::from_digest(&state.clone().finalize()) != session.sha1 {
+            self.discard(&session).await;
+            return Err(Error::Sha1Mismatch);
+        }
+        let receipts: Vec<PartReceipt> = parts
+            .into_iter()
+            .map(|p| PartReceipt {
+                number: p.number,
+                etag: p.etag,
+            })
+            .collect();
+        let key = self
+            .blobs
+            .stage_complete(&staging, &receipts, &session.sha1)
+            .await?;
+        if !verified {
+            // The store cannot read unfinished uploads: one pass over the assembled object.
+            hash_stream(&mut state, self.blobs.get(&key, Some(rest)).await?).await?;
+            if Sha1Hex::from_digest(&state.finalize()) != session.sha1 {
+                self.blobs.delete(&key).await?;
+                self.sessions.delete(&session.id).await?;
+                return Err(Error::Sha1Mismatch);
+            }
+        }
+        let name = FileName::parse(&session.file_name)?;
+        let file = NewUserFile::new(
+            user.id,
+            session.sha1.clone(),
+            name,
+            session.size,
+            now_millis(),
+        );
+        let published = match self
+            .meta
+            .publish(&NewBlob::new(self.blobs.name(), key.clone()), &file)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                if let Err(cleanup) = self.blobs.delete(&key).await {
+                    tracing::warn!(error = %cleanup, key, "could not remove unpublished blob");
+                }
+                return Err(e);
+            }
+        };
+        let file = match published {
+            Published::Created(f) => f,
+            Published::Deduplicated(f) => {
+                self.blobs.delete(&key).await?;
+                f
+            }
+        };
+        let keep = now_millis() + RESULT_KEPT.as_millis() as i64;
+        self.sessions
+            .put_result(&session.id, user.id, &file.id, keep)
+            .await?;
+        self.sessions.delete(&session.id).await?;
+        Ok(file)
+    }
+
+    /// Drops a session and everything staged for it.
+    async fn discard(&self, session: &SessionRecord) {
+        if let Err(e) = self.blobs.stage_abort(&session.staging()).await {
+            tracing::warn!(error = %e, upload = %session.id, "could not drop staged bytes");
+        }
+        if let Err(e) = self.sessions.delete(&session.id).await {
+            tracing::warn!(error = %e, upload = %session.id, "could not delete session");
+        }
+    }
+
+    pub async fn abort_upload(&self, user: &User, id: &UploadId) -> Result<()> {
+        let session = self.own_session(user, id).await?;
+        self.blobs.stage_abort(&session.staging()).await?;
+        self.sessions.delete(id).await?;
+        Ok(())
+    }
+
+    /// Removes sessions idle past their TTL and their staged bytes; returns how many.
+    pub async fn expire_uploads(&self) -> Result<usize> {
+        let mut n = 0;
+        loop {
+            let expired = self.sessions.expired(now_millis(), 100).await?;
+            if expired.is_empty() {
+                return Ok(n);
+            }
+            for s in expired {
+                self.discard(&s).await;
+                n += 1;
+            }
+        }
+    }
+}
+
+async fn hash_stream(state: &mut Sha1State, mut bytes: ByteStream) -> Result<()> {
+    while let Some(chunk) = bytes.next().await {
+        state.update(&chunk.map_err(|e| Error::backend("blob", e))?);
+    }
+    Ok(())
+}
+
+struct PartCheck {
+    want: Option<PartDigest>,
+    md5: Option<Md5>,
+    sha1: Option<Sha1>,
+}
+
+impl PartCheck {
+    fn new(want: Option<PartDigest>) -> Self {
+        PartCheck {
+            want,
+            md5: matches!(want, Some(PartDigest::Md5(_))).then(Md5::new),
+            sha1: matches!(want, Some(PartDigest::Sha1(_))).then(Sha1::new),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        if let Some(h) = &mut self.md5 {
+            h.update(data);
+        }
+        if let Some(h) = &mut self.sha1 {
+            h.update(data);
+        }
+    }
+
+    fn matches(&self) -> bool {
+        match self.want {
+            None => true,
+            Some(PartDigest::Md5(want)) => self
+                .md5
+                .clone()
+                .is_some_and(|h| h.finalize().as_slice() == want),
+            Some(PartDigest::Sha1(want)) => self
+                .sha1
+                .clone()
+                .is_some_and(|h| h.finalize().as_slice() == want),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_plans() {
+        assert_eq!(plan_chunks(0, None).unwrap(), (DEFAULT_CHUNK_SIZE, 1));
+        assert_eq!(plan_chunks(1, None).unwrap(), (DEFAULT_CHUNK_SIZE, 1));
+        assert_eq!(
+            plan_chunks(10 << 20, None).unwrap(),
+            (DEFAULT_CHUNK_SIZE, 2)
+        );
+        assert_eq!(
+            plan_chunks((10 << 20) + 1, None).unwrap(),
+            (DEFAULT_CHUNK_SIZE, 3)
+        );
+        assert_eq!(
+            plan_chunks(1 << 20, Some(MIN_CHUNK_SIZE)).unwrap(),
+            (MIN_CHUNK_SIZE, 4)
+        );
+        assert!(plan_chunks(1, Some(MIN_CHUNK_SIZE - 1)).is_err());
+        assert!(plan_chunks(1, Some(MAX_CHUNK_SIZE + 1)).is_err());
+        let (chunk, count) = plan_chunks(100 << 30, None).unwrap();
+        assert!(
+            u64::from(count) <= MAX_PARTS && chunk > DEFAULT_CHUNK_SIZE,
+            "{chunk} {count}"
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! The REST upload resource: `POST /uploads`, `PUT /uploads/{id}/parts/{n}`,
+//! `GET /uploads[/{id}]`, `POST /uploads/{id}/complete`, `DELETE /uploads/{id}`.
+
+use base64::Engine as _;
+use chunkvault_engine::{
+    ByteStream, InitOutcome, InitRequest, PartDigest, Sha1Hex, UploadId, UploadStatus, UserFile,
+};
+use serde::{Deserialize, Serialize};
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Filter;
+
+use super::classic::timestamp;
+use super::params::{read_limited, MAX_FORM_BYTES};
+use super::{authenticate, authorization, body_stream, with_state, Params, State};
+use crate::error::{ok, ok_with_status, reply, ApiError};
+
+pub fn routes(state: State) -> BoxedFilter<(Response,)> {
+    let auth = || with_state(state.clone()).and(authorization()).and(query());
+    let create = warp::path!("uploads")
+        .and(warp::post())
+        .and(auth())
+        .and(warp::body::stream().then(|b| async move { read_limited(b, MAX_FORM_BYTES).await }))
+        .then(create);
+    let list = warp::path!("uploads")
+        .and(warp::get())
+        .and(auth())
+        .then(list);
+    let status = warp::path!("uploads" / String)
+        .and(warp::get())
+        .and(auth())
+        .then(status);
+    let put_part = warp::path!("uploads" / String / "parts" / String)
+        .and(warp::put())
+        .and(auth())
+        .and(
+            warp::header::optional::<String>("content-md5")
+                .or(warp::any().map(|| None))
+                .unify(),
+        )
+        .and(body_stream())
+        .then(put_part);
+    let complete = warp::path!("uploads" / String / "complete")
+        .and(warp::post())
+        .and(auth())
+        .then(complete);
+    let abort = warp::path!("uploads" / String)
+        .and(warp::delete())
+        .and(auth())
+        .then(abort);
+    create
+        .or(list)
+        .unify()
+        .or(status)
+        .unify()
+        .or(put_part)
+        .unify()
+        .or(complete)
+        .unify()
+        .or(abort)
+        .unify()
+        .map(reply)
+        .boxed()
+}
+
+/// Query parameters only (bodies here are JSON or part bytes, never forms).
+fn query() -> impl Filter<Extract = (Params,), Error = std::convert::Infallible> + Clone {
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .map(|q: String| Params::from_query(&q))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    filename: String,
+    size: u64,
+    sha1: String,
+    chunk_size: Option<u64>,
+}
+
+#[derive(Serialize)]
+pub struct FileView {
+    id: String,
+    name: String,
+    sha1: String,
+    size: u64,
+    uploaded_at: String,
+    updated_at: String,
+}
+
+impl From<&UserFile> for FileView {
+    fn from(f: &UserFile) -> Self {
+        FileView {
+            id: f.id.as_str().to_owned(),
+            name: f.name.clone(),
+            sha1: f.sha1.to_string(),
+            size: f.size,
+            uploaded_at: timestamp(f.uploaded_at),
+            updated_at: timestamp(f.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct SessionView {
+    upload_id: String,
+    filename: String,
+    size: u64,
+    sha1: String,
+    chunk_size: u64,
+    chunk_count: u32,
+    received: Vec<u32>,
+    missing: u32,
+    bytes_received: u64,
+    created_at: String,
+    expires_at: String,
+}
+
+impl From<&UploadStatus> for SessionView {
+    fn from(s: &UploadStatus) -> Self {
+        SessionView {
+            upload_id: s.session.id.to_string(),
+            filename: s.session.file_name.clone(),
+            size: s.session.size,
+            sha1: s.session.sha1.to_string(),
+            chunk_size: s.session.chunk_size,
+            chunk_count: s.session.chunk_count,
+            received: s.received.clone(),
+            missing: s.missing,
+            bytes_received: s.bytes_received,
+            created_at: timestamp(s.session.created_at),
+            expires_at: timestamp(s.session.expires_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Instant {
+    instant: bool,
+    file: FileView,
+}
+
+async fn create(
+    state: State,
+    auth: Option<String>,
+    query: Params,
+    body: Result<Vec<u8>, ApiError>,
+) -> Result<Response, ApiError> {
+    let user = authenticate(&state, auth.as_deref(), &query).await?;
+    let body: CreateBody = serde_json::from_slice(&body?).map_err(|e| {
+        ApiError::bad(
+            "body",
+            format!("expected JSON {{filename, size, sha1, chunk_size?}}: {e}"),
+        )
+    })?;
+    let sha1 = Sha1Hex::parse(&body.sha1)
+        .map_err(|_| ApiError::bad("sha1", "must be 40 hex characters"))?;
+    let req = InitRequest::new(body.filename, body.size, sha1, body.chunk_size);
+    Ok(match state.engine.init_upload(&user, req).await? {
+        InitOutcome::Instant(file) => ok(Instant {
+            instant: true,
+            file: FileView::from(&file),
+        }),
+        InitOutcome::Session { status, created } => {
+            let code = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            ok_with_status(code, SessionView::from(&status))
+        }
+    })
+}
+
+async fn list(state: State, auth: Option<String>, query: Params) -> Result<Response, ApiError> {
+    let user = authenticate(&state, auth.as_deref(), &query).await?;
+    let all = state.engine.list_uploads(&user).await?;
+    Ok(ok(all.iter().map(SessionView::from).collect::<Vec<_>>()))
+}
+
+async fn status(
+    id: String,
+    state: State,
+    auth: Option<String>,
+    query: Params,
+) -> Result<Response, ApiError> {
+    let user = authenticate(&state, auth.as_deref(), &query).await?;
+    let status = state
+        .engine
+        .upload_status(&user, &UploadId::parse(&id)?)
+        .await?;
+    Ok(ok(SessionView::from(&status)))
+}
+
+/// `Content-MD5`: base64 of the 16-byte MD5 (RFC 1864).
+fn content_md5(header: Option<String>) -> Result<Option<PartDigest>, ApiError> {
+    let Some(h) = header else { return Ok(None) };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(h.trim())
+        .map_err(|_| ApiError::bad("Content-MD5", "must be base64"))?;
+    let md5: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| ApiError::bad("Content-MD5", "must be 16 bytes"))?;
+    Ok(Some(PartDigest::Md5(md5)))
+}
+
+/// A 1-based part number.
+pub fn part_number(s: &str, name: &'static str) -> Result<u32, ApiError> {
+    match s.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(ApiError::bad(name, "must be a part number from 1")),
+    }
+}
+
+async fn put_part(
+    id: String,
+    n: String,
+    state: State,
+    auth: Option<String>,
+    query: Params,
+    md5: Option<String>,
+    body: ByteStream,
+) -> Result<Response, ApiError> {
+    let user = authenticate(&state, auth.as_deref(), &query).await?;
+    let id = UploadId::parse(&id)?;
+    let n = part_number(&n, "part")?;
+    let digest = content_md5(md5)?;
+    let status = state.engine.put_part(&user, &id, n, body, digest).await?;
+    Ok(ok(SessionView::from(&status)))
+}
+
+async fn complete(
+    id: String,
+    state: State,
+    auth: Option<String>,
+    query: Params,
+) -> Result<Response, ApiError> {
+    let user = authenticate(&state, auth.as_deref(), &query).await?;
+    let file = state
+        .engine
+        .complete_upload(&user, &UploadId::parse(&id)?)
+        .await?;
+    Ok(ok_with_status(StatusCode::CREATED, FileView::from(&file)))
+}
+
+async fn abort(
+    id: String,
+    state: State,
+    auth: Option<String>,
+    query: Params,
+) -> Result<Response, ApiError> {
+    let user = authenticate(&state, auth.as_deref(), &query).await?;
+    state
+        .engine
+        .abort_upload(&user, &UploadId::parse(&id)?)
+        .await?;
+    Ok(ok(serde_json::Value::Null))
+}
