@@ -1,0 +1,283 @@
+//! One conformance suite for `SessionStore`: SQL (SQLite always; MariaDB and PostgreSQL when
+//! their URLs are set) and Redis (when `CHUNKVAULT_TEST_REDIS_URL` is set; `.ci/run` sets it).
+#![allow(clippy::disallowed_methods)] // tests may block; the engine may not
+
+use std::sync::Arc;
+
+use chunkvault_engine::sessions::{HashProgress, PartRecord, SessionRecord, SessionStore};
+use chunkvault_engine::uploads::Sha1State;
+use chunkvault_engine::{
+    FileId, RedisSessionStore, Sha1Hex, SqlMetaStore, SqlSessionStore, UploadId, UserId,
+};
+
+fn record(owner: i64, sha: u8, size: u64, expires_at: i64) -> SessionRecord {
+    SessionRecord {
+        id: UploadId::generate(),
+        owner: UserId(owner),
+        file_name: "文件.bin".into(),
+        size,
+        sha1: Sha1Hex::parse(&format!("{sha:02x}").repeat(20)).unwrap(),
+        chunk_size: 262_144,
+        chunk_count: size.div_ceil(262_144).max(1) as u32,
+        created_at: 1,
+        expires_at,
+        hash: HashProgress {
+            parts: 0,
+            epoch: 0,
+            state: Sha1State::new().save(),
+        },
+    }
+}
+
+fn part(n: u32, etag: &str) -> PartRecord {
+    PartRecord {
+        number: n,
+        etag: etag.into(),
+    }
+}
+
+async fn suite(store: Arc<dyn SessionStore>) {
+    let now = chunkvault_engine::types::now_millis();
+    let far = now + 3_600_000;
+
+    // Create, then resume the same (owner, sha1, size); another owner gets their own.
+    let a = record(1, 1, 1_000_000, far);
+    let (got, created) = store.create_or_resume(&a).await.unwrap();
+    assert!(created);
+    assert_eq!(got, a);
+    assert_eq!(store.get(&a.id).await.unwrap(), Some(a.clone()));
+    let again = record(1, 1, 1_000_000, far + 5);
+    let (resumed, created) = store.create_or_resume(&again).await.unwrap();
+    assert!(!created);
+    assert_eq!(resumed.id, a.id);
+    assert_eq!(resumed.expires_at, far + 5, "resuming pushes the expiry");
+    let other_size = record(1, 1, 999, far);
+    assert!(store.create_or_resume(&other_size).await.unwrap().1);
+    let other_owner = record(2, 1, 1_000_000, far);
+    assert!(store.create_or_resume(&other_owner).await.unwrap().1);
+    let listed: Vec<UploadId> = store
+        .list(UserId(1))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.contains(&a.id) && listed.contains(&other_size.id));
+    assert!(store.get(&UploadId::generate()).await.unwrap().is_none());
+
+    // Parts: marked, repeated (last etag wins), unmarked.
+    assert!(store.mark_part(&a.id, &part(3, "x"), far).await.unwrap());
+    assert!(store.mark_part(&a.id, &part(1, "y"), far).await.unwrap());
+    assert!(store.mark_part(&a.id, &part(3, "z"), far).await.unwrap());
+    assert_eq!(
+        store.parts(&a.id).await.unwrap(),
+        vec![part(1, "y"), part(3, "z")]
+    );
+    assert!(store.unmark_part(&a.id, 3, far).await.unwrap());
+    assert_eq!(store.parts(&a.id).await.unwrap(), vec![part(1, "y")]);
+    assert!(!store
+        .mark_part(&UploadId::generate(), &part(1, ""), far)
+        .await
+        .unwrap());
+    assert!(!store
+        .unmark_part(&UploadId::generate(), 1, far)
+        .await
+        .unwrap());
+
+    // Hash progress: compare-and-set; a re-sent hashed part resets it with a new epoch.
+    let p0 = store.get(&a.id).await.unwrap().unwrap().hash;
+    assert!(store.advance_hash(&a.id, &p0, 1, "state-1").await.unwrap());
+    assert!(
+        !store.advance_hash(&a.id, &p0, 1, "stale").await.unwrap(),
+        "stale progress refused"
+    );
+    let p1 = store.get(&a.id).await.unwrap().unwrap().hash;
+    assert_eq!((p1.parts, p1.state.as_str()), (1, "state-1"));
+    assert!(store.unmark_part(&a.id, 2, far).await.unwrap());
+    assert_eq!(
+        store.get(&a.id).await.unwrap().unwrap().hash,
+        p1,
+        "a part beyond the prefix keeps it"
+    );
+    assert!(store.unmark_part(&a.id, 1, far).await.unwrap());
+    let reset = store.get(&a.id).await.unwrap().unwrap().hash;
+    assert_eq!(reset.parts, 0);
+    assert_eq!(reset.state, Sha1State::new().save());
+    assert_ne!(reset.epoch, p1.epoch);
+    assert!(!store.advance_hash(&a.id, &p1, 2, "stale").await.unwrap());
+    assert!(
+        !store
+            .advance_hash(
+                &a.id,
+                &HashProgress {
+                    epoch: p0.epoch,
+                    ..reset.clone()
+                },
+                1,
+                "aba"
+            )
+            .await
+            .unwrap(),
+        "old epoch refused"
+    );
+
+    // Claims: one holder at a time until the lease runs out.
+    assert!(store.claim(&a.id, "h1", now, now + 1000).await.unwrap());
+    assert!(
+        store.claim(&a.id, "h1", now, now + 1000).await.unwrap(),
+        "the holder may renew"
+    );
+    assert!(!store
+        .claim(&a.id, "h2", now + 10, now + 2000)
+        .await
+        .unwrap());
+    assert!(
+        store
+            .claim(&a.id, "h2", now + 1001, now + 2000)
+            .await
+            .unwrap(),
+        "expired lease"
+    );
+
+    // Concurrent marks of different parts all land (no read-modify-write).
+    let b = record(3, 2, 64 * 262_144, far);
+    store.create_or_resume(&b).await.unwrap();
+    let tasks: Vec<_> = (1..=64u32)
+        .map(|n| {
+            let store = store.clone();
+            let id = b.id.clone();
+            tokio::spawn(async move {
+                store
+                    .mark_part(&id, &part(n, &n.to_string()), far)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert!(t.await.unwrap());
+    }
+    assert_eq!(store.parts(&b.id).await.unwrap().len(), 64);
+
+    // Concurrent creates of one file: one session.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .create_or_resume(&record(4, 4, 10, far))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    let mut created = 0;
+    for t in tasks {
+        let (s, c) = t.await.unwrap();
+        ids.insert(s.id);
+        created += c as usize;
+    }
+    assert_eq!((ids.len(), created), (1, 1));
+
+    // Expiry, deletion, results.
+    let old = record(5, 5, 10, now - 1);
+    store.create_or_resume(&old).await.unwrap();
+    store
+        .mark_part(&old.id, &part(1, ""), now - 1)
+        .await
+        .unwrap();
+    let expired: Vec<UploadId> = store
+        .expired(now, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(expired, vec![old.id.clone()]);
+    assert!(store.delete(&old.id).await.unwrap());
+    assert!(!store.delete(&old.id).await.unwrap());
+    assert!(store.get(&old.id).await.unwrap().is_none());
+    assert!(store.parts(&old.id).await.unwrap().is_empty());
+    assert!(store.expired(now, 100).await.unwrap().is_empty());
+    // The file can have a new session once the old one is gone.
+    assert!(
+        store
+            .create_or_resume(&record(5, 5, 10, far))
+            .await
+            .unwrap()
+            .1
+    );
+
+    let file = FileId::generate();
+    assert_eq!(store.result(&a.id, now).await.unwrap(), None);
+    store
+        .put_result(&a.id, UserId(1), &file, far)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.result(&a.id, now).await.unwrap(),
+        Some((UserId(1), file))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = SqlMetaStore::connect(&format!("sqlite://{}/s.db", dir.path().display()))
+        .await
+        .unwrap();
+    suite(Arc::new(SqlSessionStore::new(meta.db().clone()))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis() {
+    let Ok(url) = std::env::var("CHUNKVAULT_TEST_REDIS_URL") else {
+        eprintln!("CHUNKVAULT_TEST_REDIS_URL not set: Redis run skipped (.ci/run sets it)");
+        return;
+    };
+    let prefix = format!("cv-test-{}:", UploadId::generate());
+    let store = RedisSessionStore::connect(&url, &prefix)
+        .await
+        .unwrap_or_else(|e| panic!("Redis at {url}: {e}"));
+    suite(Arc::new(store.clone())).await;
+    store.clear().await.unwrap();
+}
+
+async fn on_server(env: &str) {
+    use sqlx::Connection;
+    let Ok(base) = std::env::var(env) else {
+        eprintln!("{env} not set: skipped (.ci/run sets it)");
+        return;
+    };
+    sqlx::any::install_default_drivers();
+    let db = format!("cv_sess_{}", &UploadId::generate().as_str()[..12]);
+    let mut admin = sqlx::AnyConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("{base}: {e}"));
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    let meta = SqlMetaStore::connect(&format!("{prefix}/{db}"))
+        .await
+        .unwrap();
+    suite(Arc::new(SqlSessionStore::new(meta.db().clone()))).await;
+    meta.close().await;
+    sqlx::query(&format!("DROP DATABASE {db}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql() {
+    on_server("CHUNKVAULT_TEST_MYSQL_URL").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres() {
+    on_server("CHUNKVAULT_TEST_POSTGRES_URL").await;
+}
