@@ -5,5 +5,7 @@ mod bad_input;
 mod config;
 mod dedup;
 mod files;
+mod restart;
 mod support;
+mod uploads;
 mod users;

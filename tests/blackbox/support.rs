@@ -14,7 +14,7 @@ pub struct Server {
     pub base: String,
     pub data: PathBuf,
     pub client: reqwest::Client,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -22,11 +22,19 @@ impl Server {
         Server::start_with(&[])
     }
 
-    /// Starts the server with extra `serve` flags; returns once it listens.
+    /// Starts the server with extra `serve` flags in a fresh data directory.
     pub fn start_with(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        Server::start_in(&data, extra, Some(dir))
+    }
+
+    /// Starts a server on an existing data directory (restarts, several nodes on one directory).
+    pub fn start_in(data: &Path, extra: &[&str], owned: Option<tempfile::TempDir>) -> Server {
+        let data = data.to_owned();
+        std::fs::create_dir_all(&data).unwrap();
+        let log_path = data.with_extension(format!("log-{}", rand::random::<u32>()));
+        let log = std::fs::File::create(&log_path).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_chunkvault"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data)
@@ -44,8 +52,7 @@ impl Server {
             .trim()
             .strip_prefix("listening on ")
             .unwrap_or_else(|| {
-                let log =
-                    std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                 panic!("server did not start: {line:?}\n{log}")
             })
             .to_owned();
@@ -54,8 +61,82 @@ impl Server {
             base,
             data,
             client: reqwest::Client::new(),
-            _dir: dir,
+            _dir: owned,
         }
+    }
+
+    /// SIGKILL: no shutdown, no cleanup. Returns the data directory's owner for a restart.
+    pub fn kill9(mut self) -> Option<tempfile::TempDir> {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self._dir.take()
+    }
+
+    /// Bearer-authenticated request builder.
+    pub fn req(&self, method: &str, token: &str, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method.parse().unwrap(), self.url(path))
+            .bearer_auth(token)
+    }
+
+    /// `POST /uploads` for `data`.
+    pub async fn create_upload(
+        &self,
+        token: &str,
+        name: &str,
+        data: &[u8],
+        chunk: Option<u64>,
+    ) -> (StatusCode, Value) {
+        let mut body =
+            serde_json::json!({ "filename": name, "size": data.len(), "sha1": sha1_hex(data) });
+        if let Some(c) = chunk {
+            body["chunk_size"] = c.into();
+        }
+        json(
+            self.req("POST", token, "/uploads")
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// `PUT /uploads/{id}/parts/{n}` with the bytes of part n of `data`.
+    pub async fn put_part(
+        &self,
+        token: &str,
+        id: &str,
+        n: u64,
+        chunk: u64,
+        data: &[u8],
+    ) -> (StatusCode, Value) {
+        let start = ((n - 1) * chunk) as usize;
+        let end = (start + chunk as usize).min(data.len());
+        let body = data[start..end].to_vec();
+        json(
+            self.req("PUT", token, &format!("/uploads/{id}/parts/{n}"))
+                .body(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn complete(&self, token: &str, id: &str) -> (StatusCode, Value) {
+        json(
+            self.req("POST", token, &format!("/uploads/{id}/complete"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Staged upload files.
+    pub fn staging_files(&self) -> Vec<PathBuf> {
+        files_under(&self.data.join("staging"))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -172,6 +253,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // (kill9 already reaped the child; a second kill is a no-op error.)
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
