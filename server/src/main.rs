@@ -74,17 +74,29 @@ fn init_logging(filter: &str) {
         .init();
 }
 
+/// Largest read buffer of one connection (hyper's default grows to ~400 KiB).
+const READ_BUFFER: usize = 64 * 1024;
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = build_state(&args).await?;
     spawn_sweeper(state.clone(), args.sweep_interval);
     let api = routes::api(state);
-    let (addr, server) = warp::serve(api)
-        .try_bind_with_graceful_shutdown(args.listen, shutdown_signal())
+    // hyper directly rather than `warp::serve`, to bound the read buffer of each connection:
+    // memory per part upload in flight stays small however many run at once.
+    let service = warp::service(api);
+    let make = warp::hyper::service::make_service_fn(move |_| {
+        let service = service.clone();
+        async move { Ok::<_, std::convert::Infallible>(service) }
+    });
+    let builder = warp::hyper::Server::try_bind(&args.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let server = builder.http1_max_buf_size(READ_BUFFER).serve(make);
+    let addr = server.local_addr();
+    let server = server.with_graceful_shutdown(shutdown_signal());
     // Tests and scripts read this line to learn the port when --listen ends in :0.
     println!("listening on http://{addr}");
     tracing::info!(%addr, data_dir = %args.data_dir.display(), "chunkvault serving");
-    server.await;
+    server.await?;
     tracing::info!("stopped");
     Ok(())
 }

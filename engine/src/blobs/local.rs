@@ -19,7 +19,8 @@ use crate::error::{Error, Result};
 use crate::types::{ByteRange, Sha1Hex};
 
 const BACKEND: &str = "local";
-const WRITE_BUFFER: usize = 512 * 1024;
+// Per request in flight: 32 parallel part uploads hold 32 of these.
+const WRITE_BUFFER: usize = 128 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
