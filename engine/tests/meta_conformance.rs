@@ -340,7 +340,7 @@ async fn on_server(base: &str, scheme: &str) {
         .unwrap();
     suite(Arc::new(store.clone())).await;
     store.close().await;
-    sqlx::query(&format!("DROP DATABASE {db}"))
+    sqlx::query(&drop_database(base, &db))
         .execute(&mut admin)
         .await
         .unwrap();
@@ -377,5 +377,14 @@ async fn postgres() {
         Err(_) => eprintln!(
             "CHUNKVAULT_TEST_POSTGRES_URL not set: PostgreSQL run skipped (.ci/run sets it)"
         ),
+    }
+}
+
+/// PostgreSQL may still be tearing down a closed connection's backend: force the drop.
+fn drop_database(url: &str, db: &str) -> String {
+    if url.starts_with("postgres") {
+        format!("DROP DATABASE {db} WITH (FORCE)")
+    } else {
+        format!("DROP DATABASE {db}")
     }
 }

@@ -266,7 +266,7 @@ async fn on_server(env: &str) {
         .unwrap();
     suite(Arc::new(SqlSessionStore::new(meta.db().clone()))).await;
     meta.close().await;
-    sqlx::query(&format!("DROP DATABASE {db}"))
+    sqlx::query(&drop_database(&base, &db))
         .execute(&mut admin)
         .await
         .unwrap();
@@ -280,4 +280,13 @@ async fn mysql() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres() {
     on_server("CHUNKVAULT_TEST_POSTGRES_URL").await;
+}
+
+/// PostgreSQL may still be tearing down a closed connection's backend: force the drop.
+fn drop_database(url: &str, db: &str) -> String {
+    if url.starts_with("postgres") {
+        format!("DROP DATABASE {db} WITH (FORCE)")
+    } else {
+        format!("DROP DATABASE {db}")
+    }
 }

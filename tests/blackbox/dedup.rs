@@ -81,7 +81,7 @@ async fn on_database(env: &str) {
         let s = Server::start_with(&["--database-url", &url]);
         two_users_one_blob(&s).await;
     }
-    sqlx::query(&format!("DROP DATABASE {db}"))
+    sqlx::query(&drop_database(&base, &db))
         .execute(&mut admin)
         .await
         .unwrap();
@@ -113,4 +113,13 @@ async fn concurrent_uploads_of_one_content() {
     }
     assert_eq!(s.blob_files().len(), 1, "one blob however many raced");
     crate::support::eventually("losing copies are cleaned up", || s.temp_files().is_empty()).await;
+}
+
+/// PostgreSQL may still be tearing down a closed connection's backend: force the drop.
+fn drop_database(url: &str, db: &str) -> String {
+    if url.starts_with("postgres") {
+        format!("DROP DATABASE {db} WITH (FORCE)")
+    } else {
+        format!("DROP DATABASE {db}")
+    }
 }
