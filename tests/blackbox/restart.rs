@@ -10,6 +10,15 @@ use crate::support::{random_bytes, sha1_hex, Server};
 
 const CH: u64 = 256 * 1024;
 
+/// Removes every key the test's servers made (`args` from `redis_args`).
+async fn clear_redis(args: &[String]) {
+    let store = chunkvault_engine::RedisSessionStore::connect(&args[1], &args[3])
+        .await
+        .unwrap();
+    store.clear().await.unwrap();
+}
+
+/// Server flags for Redis sessions under a key prefix of this test's own.
 fn redis_args() -> Option<Vec<String>> {
     let url = std::env::var("CHUNKVAULT_TEST_REDIS_URL").ok()?;
     let prefix = format!(
@@ -82,6 +91,7 @@ async fn kill9_with_redis_sessions() {
         return;
     };
     kill9_mid_upload(&args).await;
+    clear_redis(&args).await;
 }
 
 /// Parts alternate between two nodes; complete on one, download from the other.
@@ -116,4 +126,5 @@ async fn two_nodes_share_one_upload() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(sha1_hex(&resp.bytes().await.unwrap()), sha1_hex(&data));
     drop((a, b, dir));
+    clear_redis(&args).await;
 }

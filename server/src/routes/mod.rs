@@ -113,3 +113,53 @@ where
     })
     .boxed()
 }
+
+/// A request body handed to the engine that can be drained afterwards when the engine stops
+/// early (refused part, digest mismatch, unknown upload). An unread body makes hyper close the
+/// connection, and a client still sending then sees a reset instead of our answer.
+pub(crate) struct Drainable(std::sync::Arc<tokio::sync::Mutex<ByteStream>>);
+
+impl Drainable {
+    pub(crate) fn new(body: ByteStream) -> Self {
+        Drainable(std::sync::Arc::new(tokio::sync::Mutex::new(body)))
+    }
+
+    /// The body as a stream for the engine.
+    pub(crate) fn stream(&self) -> ByteStream {
+        futures::stream::unfold(self.0.clone(), |inner| async move {
+            let item = inner.lock().await.next().await;
+            item.map(|i| (i, inner))
+        })
+        .boxed()
+    }
+
+    /// Reads and discards what is left, up to `limit` bytes (past that, closing is cheaper).
+    pub(crate) async fn drain(&self, limit: u64) {
+        let mut body = self.0.lock().await;
+        let mut seen = 0u64;
+        while let Some(Ok(chunk)) = body.next().await {
+            seen += chunk.len() as u64;
+            if seen > limit {
+                break;
+            }
+        }
+    }
+}
+
+/// Runs `handler` over a drainable body; on error, drains up to `limit` bytes first.
+pub(crate) async fn with_drained_body<F, Fut>(
+    body: ByteStream,
+    limit: u64,
+    handler: F,
+) -> Result<warp::reply::Response, ApiError>
+where
+    F: FnOnce(ByteStream) -> Fut,
+    Fut: std::future::Future<Output = Result<warp::reply::Response, ApiError>>,
+{
+    let body = Drainable::new(body);
+    let result = handler(body.stream()).await;
+    if result.is_err() {
+        body.drain(limit).await;
+    }
+    result
+}

@@ -11,6 +11,8 @@ use crate::error::ApiError;
 
 /// Largest urlencoded form accepted.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
+/// How much of an oversized form is read and discarded before answering.
+const DRAIN_FORM_BYTES: usize = 4 << 20;
 
 #[derive(Debug, Default, Clone)]
 pub struct Params(HashMap<String, String>);
@@ -114,6 +116,14 @@ where
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk.map_err(|e| ApiError::bad("body", e.to_string()))?;
         if out.len() + chunk.remaining() > limit {
+            // Read (a bounded amount of) the rest, so the client is still listening for our answer.
+            let mut seen = out.len() + chunk.remaining();
+            while let Some(Ok(more)) = body.next().await {
+                seen += more.remaining();
+                if seen > DRAIN_FORM_BYTES {
+                    break;
+                }
+            }
             return Err(ApiError::FormTooLarge { limit });
         }
         while chunk.has_remaining() {

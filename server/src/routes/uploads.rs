@@ -13,7 +13,9 @@ use warp::Filter;
 
 use super::classic::timestamp;
 use super::params::{read_limited, MAX_FORM_BYTES};
-use super::{authenticate, authorization, body_stream, with_state, Params, State};
+use super::{
+    authenticate, authorization, body_stream, with_drained_body, with_state, Params, State,
+};
 use crate::error::{ok, ok_with_status, reply, ApiError};
 
 pub fn routes(state: State) -> BoxedFilter<(Response,)> {
@@ -215,6 +217,10 @@ pub fn part_number(s: &str, name: &'static str) -> Result<u32, ApiError> {
     }
 }
 
+/// Most of a refused part that is read and discarded to keep the connection: the largest part.
+const DRAIN_LIMIT: u64 = chunkvault_engine::uploads::MAX_CHUNK_SIZE + 1;
+
+#[allow(clippy::too_many_arguments)]
 async fn put_part(
     id: String,
     n: String,
@@ -224,12 +230,15 @@ async fn put_part(
     md5: Option<String>,
     body: ByteStream,
 ) -> Result<Response, ApiError> {
-    let user = authenticate(&state, auth.as_deref(), &query).await?;
-    let id = UploadId::parse(&id)?;
-    let n = part_number(&n, "part")?;
-    let digest = content_md5(md5)?;
-    let status = state.engine.put_part(&user, &id, n, body, digest).await?;
-    Ok(ok(SessionView::from(&status)))
+    with_drained_body(body, DRAIN_LIMIT, |body| async move {
+        let user = authenticate(&state, auth.as_deref(), &query).await?;
+        let id = UploadId::parse(&id)?;
+        let n = part_number(&n, "part")?;
+        let digest = content_md5(md5)?;
+        let status = state.engine.put_part(&user, &id, n, body, digest).await?;
+        Ok(ok(SessionView::from(&status)))
+    })
+    .await
 }
 
 async fn complete(

@@ -17,7 +17,8 @@ use super::FileMeta;
 use crate::error::{ok, reply, ApiError};
 use crate::routes::params::params;
 use crate::routes::{
-    authenticate, authorization, body_stream, download, with_state, AppState, Params, State,
+    authenticate, authorization, body_stream, download, with_drained_body, with_state, AppState,
+    Params, State,
 };
 
 /// Default and largest page size of `/file/query`.
@@ -127,7 +128,24 @@ const UPLOAD_PAGE: &str = r#"<!doctype html>
 /// The field that may carry the token in a multipart upload; nothing else is read into memory.
 const MAX_TOKEN_FIELD: u64 = 4096;
 
+/// A refused upload's body is read and discarded up to this much, so small clients get our
+/// answer; beyond it the connection is closed instead.
+const UPLOAD_DRAIN_LIMIT: u64 = 16 << 20;
+
 async fn upload(
+    state: State,
+    auth: Option<String>,
+    query: String,
+    content_type: Option<String>,
+    body: ByteStream,
+) -> Result<Response, ApiError> {
+    with_drained_body(body, UPLOAD_DRAIN_LIMIT, |body| {
+        upload_form(state, auth, query, content_type, body)
+    })
+    .await
+}
+
+async fn upload_form(
     state: State,
     auth: Option<String>,
     query: String,

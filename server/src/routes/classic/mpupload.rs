@@ -13,7 +13,9 @@ use super::FileMeta;
 use crate::error::{ok, reply, ApiError};
 use crate::routes::params::params;
 use crate::routes::uploads::part_number;
-use crate::routes::{authenticate, authorization, body_stream, with_state, Params, State};
+use crate::routes::{
+    authenticate, authorization, body_stream, with_drained_body, with_state, Params, State,
+};
 
 type Params_ = Result<Params, ApiError>;
 
@@ -164,13 +166,20 @@ async fn uppart(
     query: String,
     body: ByteStream,
 ) -> Result<Response, ApiError> {
-    let params = Params::from_query(&query);
-    let user = authenticate(&state, auth.as_deref(), &params).await?;
-    let id = UploadId::parse(params.require("uploadid")?)?;
-    let n = part_number(params.require("index")?, "index")?;
-    let digest = chkhash(&params)?;
-    let status = state.engine.put_part(&user, &id, n, body, digest).await?;
-    Ok(ok(MpInfo::from(&status)))
+    with_drained_body(
+        body,
+        chunkvault_engine::uploads::MAX_CHUNK_SIZE + 1,
+        |body| async move {
+            let params = Params::from_query(&query);
+            let user = authenticate(&state, auth.as_deref(), &params).await?;
+            let id = UploadId::parse(params.require("uploadid")?)?;
+            let n = part_number(params.require("index")?, "index")?;
+            let digest = chkhash(&params)?;
+            let status = state.engine.put_part(&user, &id, n, body, digest).await?;
+            Ok(ok(MpInfo::from(&status)))
+        },
+    )
+    .await
 }
 
 async fn complete(
