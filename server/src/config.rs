@@ -21,6 +21,18 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server (the default when no command is given).
     Serve(ServeArgs),
+    /// Sign in to a server and remember the token.
+    Login(crate::cli::LoginArgs),
+    /// Upload files: hash, try instant upload, send missing parts in parallel; resumable.
+    Upload(crate::cli::UploadArgs),
+    /// Download a file by SHA1 or name; resumes a partial download, verifies the SHA1.
+    Download(crate::cli::DownloadArgs),
+    /// List your files.
+    Ls(crate::cli::LsArgs),
+    /// Rename a file.
+    Mv(crate::cli::MvArgs),
+    /// Delete a file.
+    Rm(crate::cli::RmArgs),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,6 +1,7 @@
 //! The ChunkVault HTTP server: translates HTTP into engine calls and back.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod routes;

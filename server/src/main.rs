@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use chunkvault_server::config::{Cli, Command, ServeArgs};
-use chunkvault_server::{build_state, routes, spawn_sweeper};
+use chunkvault_server::{build_state, cli, routes, spawn_sweeper};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -30,6 +30,7 @@ fn main() -> ExitCode {
     };
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(client) => return run_client(client),
         None => match Cli::try_parse_from(["chunkvault", "serve"]) {
             Ok(Cli {
                 command: Some(Command::Serve(args)),
@@ -65,11 +66,42 @@ fn main() -> ExitCode {
     }
 }
 
+/// The client commands (`login`, `upload`, …).
+fn run_client(command: Command) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("chunkvault: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match command {
+            Command::Serve(_) => unreachable!("handled by main"),
+            Command::Login(a) => cli::login(a).await,
+            Command::Upload(a) => cli::upload(a).await,
+            Command::Download(a) => cli::download(a).await,
+            Command::Ls(a) => cli::ls(a).await,
+            Command::Mv(a) => cli::mv(a).await,
+            Command::Rm(a) => cli::rm(a).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chunkvault: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }

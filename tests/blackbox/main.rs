@@ -2,6 +2,7 @@
 #![allow(clippy::disallowed_methods)] // tests may block; the server may not
 
 mod bad_input;
+mod cli;
 mod config;
 mod dedup;
 mod files;

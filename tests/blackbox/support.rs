@@ -13,6 +13,8 @@ pub struct Server {
     child: Child,
     pub base: String,
     pub data: PathBuf,
+    /// The server's log (stderr).
+    pub log: PathBuf,
     pub client: reqwest::Client,
     _dir: Option<tempfile::TempDir>,
 }
@@ -60,6 +62,7 @@ impl Server {
             child,
             base,
             data,
+            log: log_path,
             client: reqwest::Client::new(),
             _dir: owned,
         }

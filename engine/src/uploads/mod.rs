@@ -285,6 +285,7 @@ impl Engine {
         {
             return Err(Error::NotFound { what: "upload" });
         }
+        tracing::info!(upload = %id, part = n, bytes = spec.len, "part stored");
         self.advance_hash(&session).await?;
         self.upload_status(user, id).await
     }

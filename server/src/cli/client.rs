@@ -1,0 +1,188 @@
+//! A thin HTTP client for the server's JSON envelope, with the saved token.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::Value;
+
+use super::ClientArgs;
+
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    token: Option<String>,
+    pub http: reqwest::Client,
+}
+
+/// An answer the server gave, with its status and stable code.
+#[derive(Debug, thiserror::Error)]
+#[error("{status}: {msg} (code {code})")]
+pub struct ServerError {
+    pub status: reqwest::StatusCode,
+    pub code: u64,
+    pub msg: String,
+    pub data: Value,
+}
+
+impl ServerError {
+    /// Worth retrying: the server or a proxy had a moment, or another request held the upload.
+    pub fn retryable(&self) -> bool {
+        self.status.is_server_error()
+            || self.status == 409 && self.code != 10903
+            || self.status == 429
+    }
+}
+
+fn config_dir(args: &ClientArgs) -> anyhow::Result<PathBuf> {
+    if let Some(d) = &args.config_dir {
+        return Ok(d.clone());
+    }
+    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|x| !x.is_empty()) {
+        return Ok(PathBuf::from(x).join("chunkvault"));
+    }
+    let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("set --config-dir (no HOME)"))?;
+    Ok(PathBuf::from(home).join(".config").join("chunkvault"))
+}
+
+pub async fn save_credentials(
+    args: &ClientArgs,
+    server: &str,
+    username: &str,
+    token: &str,
+) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let dir = config_dir(args)?;
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("credentials.json");
+    let tmp = dir.join("credentials.json.tmp");
+    let body = serde_json::json!({ "server": server, "username": username, "token": token });
+    // Readable by its owner only: the token is as good as the password until it expires.
+    let mut f = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .await?;
+    f.write_all(serde_json::to_string_pretty(&body)?.as_bytes())
+        .await?;
+    f.sync_all().await?;
+    tokio::fs::rename(&tmp, &path).await?;
+    Ok(())
+}
+
+impl Api {
+    pub fn anonymous(server: &str) -> anyhow::Result<Self> {
+        let base = server.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            bail!("server must be an http:// or https:// URL");
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()?;
+        Ok(Api {
+            base,
+            token: None,
+            http,
+        })
+    }
+
+    /// The server and token saved by `login` (`--server` overrides the server).
+    pub async fn from_saved(args: &ClientArgs) -> anyhow::Result<Self> {
+        let path = config_dir(args)?.join("credentials.json");
+        let text = tokio::fs::read_to_string(&path).await.with_context(|| {
+            format!(
+                "no saved login in {} (run `chunkvault login`)",
+                path.display()
+            )
+        })?;
+        let saved: Value =
+            serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+        let server = args
+            .server
+            .clone()
+            .or_else(|| saved["server"].as_str().map(str::to_owned));
+        let mut api =
+            Api::anonymous(&server.ok_or_else(|| anyhow!("no server saved; pass --server"))?)?;
+        api.token = saved["token"].as_str().map(str::to_owned);
+        Ok(api)
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    /// Sends and unwraps the envelope: `data` on success, `ServerError` otherwise.
+    pub async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+        let resp = req.send().await?;
+        let status = resp.status();
+        let body: Value = resp
+            .json()
+            .await
+            .with_context(|| format!("{status}: not a JSON answer"))?;
+        if status.is_success() && body["code"] == 0 {
+            return Ok((status, body["data"].clone()));
+        }
+        Err(ServerError {
+            status,
+            code: body["code"].as_u64().unwrap_or_default(),
+            msg: body["msg"].as_str().unwrap_or_default().to_owned(),
+            data: body["data"].clone(),
+        }
+        .into())
+    }
+
+    pub async fn form(&self, path: &str, fields: &[(&str, &str)]) -> anyhow::Result<Value> {
+        Ok(self
+            .send(self.request(reqwest::Method::POST, path).form(fields))
+            .await?
+            .1)
+    }
+
+    pub async fn list_files(&self) -> anyhow::Result<Vec<Value>> {
+        let mut all = Vec::new();
+        loop {
+            let path = format!("/file/query?limit=1000&offset={}", all.len());
+            let page = self
+                .send(self.request(reqwest::Method::GET, &path))
+                .await?
+                .1;
+            let page = page.as_array().cloned().unwrap_or_default();
+            let done = page.len() < 1000;
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// A file by SHA1 (40 hex characters) or by exact name.
+    pub async fn resolve(&self, file: &str) -> anyhow::Result<Value> {
+        if file.len() == 40 && file.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(self
+                .send(self.request(reqwest::Method::GET, &format!("/file/meta?filehash={file}")))
+                .await?
+                .1);
+        }
+        let mut matches: Vec<Value> = self
+            .list_files()
+            .await?
+            .into_iter()
+            .filter(|f| f["FileName"].as_str() == Some(file))
+            .collect();
+        match matches.len() {
+            0 => bail!("no file named {file:?}"),
+            1 => Ok(matches.remove(0)),
+            n => bail!("{n} files are named {file:?}; use the SHA1"),
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! `chunkvault upload`: hash while reading, try instant upload, send the missing parts in
+//! parallel with retries; the server's session makes a rerun resume where the last run stopped.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use base64::Engine as _;
+use futures::{StreamExt, TryStreamExt};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use md5::{Digest, Md5};
+use serde_json::Value;
+use sha1::Sha1;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::client::ServerError;
+use super::{backoff, Api, UploadArgs};
+
+fn bar(mp: &MultiProgress, len: u64, prefix: String) -> ProgressBar {
+    let bar = mp.add(ProgressBar::new(len));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix);
+    bar
+}
+
+pub async fn run(api: &Api, args: &UploadArgs) -> anyhow::Result<()> {
+    let mp = MultiProgress::new();
+    let mut sizes = Vec::new();
+    for f in &args.files {
+        let meta = tokio::fs::metadata(f)
+            .await
+            .with_context(|| format!("{}", f.display()))?;
+        if !meta.is_file() {
+            bail!("{} is not a file", f.display());
+        }
+        sizes.push(meta.len());
+    }
+    let total = bar(&mp, sizes.iter().sum(), "total".into());
+    for (path, size) in args.files.iter().zip(sizes) {
+        upload_one(api, args, path, size, &mp, &total)
+            .await
+            .with_context(|| format!("{}", path.display()))?;
+    }
+    total.finish();
+    Ok(())
+}
+
+/// SHA1 of the file, read once in 1 MiB blocks.
+async fn hash_file(path: &Path, bar: &ProgressBar) -> anyhow::Result<String> {
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut hasher = Sha1::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        bar.inc(n as u64);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+async fn upload_one(
+    api: &Api,
+    args: &UploadArgs,
+    path: &Path,
+    size: u64,
+    mp: &MultiProgress,
+    total: &ProgressBar,
+) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| anyhow!("file name is not UTF-8"))?
+        .to_owned();
+    let hashing = bar(mp, size, "hashing".into());
+    let sha1 = hash_file(path, &hashing).await?;
+    hashing.finish_and_clear();
+
+    let mut body = serde_json::json!({ "filename": name, "size": size, "sha1": sha1 });
+    if let Some(c) = args.chunk_size {
+        body["chunk_size"] = c.into();
+    }
+    let (_, session) = api
+        .send(api.request(reqwest::Method::POST, "/uploads").json(&body))
+        .await?;
+    if session["instant"] == true {
+        total.inc(size);
+        mp.suspend(|| eprintln!("{name}: stored already, instant upload (秒传)"));
+        return Ok(());
+    }
+    let id = session["upload_id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no upload_id"))?
+        .to_owned();
+    let chunk = session["chunk_size"]
+        .as_u64()
+        .ok_or_else(|| anyhow!("no chunk_size"))?;
+    let count = session["chunk_count"]
+        .as_u64()
+        .ok_or_else(|| anyhow!("no chunk_count"))? as u32;
+    let received: Vec<u32> = session["received"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_u64())
+                .map(|n| n as u32)
+                .collect()
+        })
+        .unwrap_or_default();
+    let done: u64 = session["bytes_received"].as_u64().unwrap_or(0);
+    if !received.is_empty() {
+        mp.suspend(|| {
+            eprintln!(
+                "{name}: resuming, {} of {count} parts already on the server",
+                received.len()
+            )
+        });
+    }
+    let file_bar = bar(mp, size, truncate(&name, 12));
+    file_bar.set_position(done);
+    total.inc(done);
+
+    let missing: Vec<u32> = (1..=count).filter(|n| !received.contains(n)).collect();
+    let limiter = Arc::new(RateLimiter::new(args.limit_rate));
+    futures::stream::iter(missing)
+        .map(|n| {
+            let (file_bar, total, limiter) = (file_bar.clone(), total.clone(), limiter.clone());
+            let id = id.clone();
+            async move {
+                let offset = u64::from(n - 1) * chunk;
+                let len = chunk.min(size - offset);
+                let bytes = read_part(path, offset, len).await?;
+                limiter.wait(len).await;
+                send_part(api, &id, n, bytes, args.retries).await?;
+                file_bar.inc(len);
+                total.inc(len);
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(args.parallel as usize)
+        .try_collect::<()>()
+        .await?;
+
+    let mut attempt = 0;
+    let file = loop {
+        match api
+            .send(api.request(reqwest::Method::POST, &format!("/uploads/{id}/complete")))
+            .await
+        {
+            Ok((_, file)) => break file,
+            Err(e) if retryable(&e) && attempt + 1 < args.retries => {
+                attempt += 1;
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    file_bar.finish();
+    mp.suspend(|| {
+        eprintln!(
+            "{name}: uploaded, sha1 {}",
+            file["sha1"].as_str().unwrap_or_default()
+        )
+    });
+    Ok(())
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        s.chars().take(n - 1).chain(std::iter::once('…')).collect()
+    }
+}
+
+async fn read_part(path: &Path, offset: u64, len: u64) -> anyhow::Result<Vec<u8>> {
+    let mut file = tokio::fs::File::open(path).await?;
+    file.seek(std::io::SeekFrom::Start(offset)).await?;
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact(&mut buf)
+        .await
+        .context("file changed while uploading")?;
+    Ok(buf)
+}
+
+fn retryable(e: &anyhow::Error) -> bool {
+    match e.downcast_ref::<ServerError>() {
+        Some(s) => s.retryable(),
+        // Connection refused or reset, timeouts, a cut response: the network, not the request.
+        None => e.downcast_ref::<reqwest::Error>().is_some(),
+    }
+}
+
+async fn send_part(
+    api: &Api,
+    id: &str,
+    n: u32,
+    bytes: Vec<u8>,
+    tries: u32,
+) -> anyhow::Result<Value> {
+    let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&bytes));
+    let bytes = bytes::Bytes::from(bytes);
+    let mut attempt = 0;
+    loop {
+        let req = api
+            .request(reqwest::Method::PUT, &format!("/uploads/{id}/parts/{n}"))
+            .header("content-md5", &md5)
+            .body(bytes.clone());
+        match api.send(req).await {
+            Ok((_, v)) => return Ok(v),
+            Err(e) if retryable(&e) && attempt + 1 < tries => {
+                attempt += 1;
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            Err(e) => return Err(e.context(format!("part {n}"))),
+        }
+    }
+}
+
+/// Keeps the average rate at or below a limit (like curl's --limit-rate).
+struct RateLimiter {
+    rate: Option<u64>,
+    start: Instant,
+    sent: tokio::sync::Mutex<u64>,
+}
+
+impl RateLimiter {
+    fn new(rate: Option<u64>) -> Self {
+        RateLimiter {
+            rate,
+            start: Instant::now(),
+            sent: tokio::sync::Mutex::new(0),
+        }
+    }
+
+    async fn wait(&self, bytes: u64) {
+        let Some(rate) = self.rate else { return };
+        let mut sent = self.sent.lock().await;
+        *sent += bytes;
+        let due = Duration::from_secs_f64(*sent as f64 / rate as f64);
+        if let Some(ahead) = due.checked_sub(self.start.elapsed()) {
+            tokio::time::sleep(ahead).await;
+        }
+    }
+}
