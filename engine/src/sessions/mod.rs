@@ -49,6 +49,35 @@ pub struct PartRecord {
     pub etag: String,
 }
 
+/// A tus upload: bytes appended at the end, any length at a time, hashed as they arrive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TusRecord {
+    pub id: UploadId,
+    pub owner: UserId,
+    pub file_name: String,
+    /// The client's `Upload-Metadata`, returned as it came.
+    pub metadata: String,
+    /// `None` while the length is deferred.
+    pub length: Option<u64>,
+    pub offset: u64,
+    /// `Sha1State::save()` of bytes `0..offset`.
+    pub hash_state: String,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    /// The user file it became, once complete.
+    pub file_id: Option<FileId>,
+}
+
+/// What a successful append changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TusProgress {
+    pub offset: u64,
+    pub length: Option<u64>,
+    pub hash_state: String,
+    pub expires_at: Millis,
+    pub file_id: Option<FileId>,
+}
+
 /// Session persistence. Every method is atomic on its own; none does a read-modify-write that
 /// another node could interleave with.
 #[async_trait]
@@ -104,4 +133,21 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     ) -> Result<()>;
 
     async fn result(&self, id: &UploadId, now: Millis) -> Result<Option<(UserId, FileId)>>;
+
+    async fn tus_create(&self, record: &TusRecord) -> Result<()>;
+
+    async fn tus_get(&self, id: &UploadId) -> Result<Option<TusRecord>>;
+
+    /// Moves a tus upload forward if its offset is still `expect_offset` (compare-and-set);
+    /// a length, once set, is never changed.
+    async fn tus_update(&self, id: &UploadId, expect_offset: u64, to: &TusProgress) -> Result<bool>;
+
+    /// The single-writer lock of a tus upload, until `until` or `tus_unlock`.
+    async fn tus_lock(&self, id: &UploadId, holder: &str, now: Millis, until: Millis) -> Result<bool>;
+
+    async fn tus_unlock(&self, id: &UploadId, holder: &str) -> Result<()>;
+
+    async fn tus_delete(&self, id: &UploadId) -> Result<bool>;
+
+    async fn tus_expired(&self, now: Millis, limit: u32) -> Result<Vec<TusRecord>>;
 }

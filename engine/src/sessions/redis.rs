@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-use super::{HashProgress, PartRecord, SessionRecord, SessionStore};
+use super::{HashProgress, PartRecord, SessionRecord, SessionStore, TusProgress, TusRecord};
 use crate::error::{Error, Result};
 use crate::types::{FileId, Millis, Sha1Hex, UploadId, UserId};
 use crate::uploads::Sha1State;
@@ -105,6 +105,33 @@ redis.call('DEL', KEYS[1])
 return 1
 "#;
 
+/// tus: compare-and-set of the offset; the length is set once.
+const TUS_UPDATE: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[1], 'offset') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'hash_state', ARGV[4], 'expires_at', ARGV[5], 'file_id', ARGV[6])
+if redis.call('HGET', KEYS[1], 'length') == '' then redis.call('HSET', KEYS[1], 'length', ARGV[3]) end
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[7])
+return 1
+"#;
+
+const TUS_LOCK: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local v = redis.call('HMGET', KEYS[1], 'lock_holder', 'lock_until')
+if (not v[2]) or tonumber(v[2]) < tonumber(ARGV[2]) or v[1] == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'lock_holder', ARGV[1], 'lock_until', ARGV[3])
+  return 1
+end
+return 0
+"#;
+
+const TUS_UNLOCK: &str = r#"
+if redis.call('HGET', KEYS[1], 'lock_holder') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'lock_until', '0')
+end
+return 1
+"#;
+
 impl RedisSessionStore {
     /// Connects (reconnecting by itself later); `prefix` keeps several deployments or test runs
     /// apart on one Redis.
@@ -138,6 +165,26 @@ impl RedisSessionStore {
         }
         Ok(())
     }
+}
+
+fn parse_tus(id: &UploadId, h: &HashMap<String, String>) -> Result<TusRecord> {
+    let corrupt = || Error::backend(BACKEND, format!("corrupt tus upload {id}"));
+    let s = |k: &str| h.get(k).cloned().ok_or_else(corrupt);
+    let n = |k: &str| -> Result<i64> { s(k)?.parse().map_err(|_| corrupt()) };
+    let length = s("length")?;
+    let file_id = s("file_id")?;
+    Ok(TusRecord {
+        id: id.clone(),
+        owner: UserId(n("owner")?),
+        file_name: s("file_name")?,
+        metadata: s("metadata")?,
+        length: if length.is_empty() { None } else { Some(length.parse().map_err(|_| corrupt())?) },
+        offset: n("offset")? as u64,
+        hash_state: s("hash_state")?,
+        created_at: n("created_at")?,
+        expires_at: n("expires_at")?,
+        file_id: if file_id.is_empty() { None } else { Some(FileId::parse(&file_id).map_err(|_| corrupt())?) },
+    })
 }
 
 fn parse_record(id: &UploadId, h: &HashMap<String, String>) -> Result<SessionRecord> {
@@ -380,6 +427,107 @@ impl SessionStore for RedisSessionStore {
             .await
             .map_err(redis_err)?;
         Ok(())
+    }
+
+    async fn tus_create(&self, r: &TusRecord) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let fields: Vec<(&str, String)> = vec![
+            ("owner", r.owner.0.to_string()),
+            ("file_name", r.file_name.clone()),
+            ("metadata", r.metadata.clone()),
+            ("length", r.length.map(|l| l.to_string()).unwrap_or_default()),
+            ("offset", r.offset.to_string()),
+            ("hash_state", r.hash_state.clone()),
+            ("created_at", r.created_at.to_string()),
+            ("expires_at", r.expires_at.to_string()),
+            ("file_id", r.file_id.as_ref().map(|f| f.as_str().to_owned()).unwrap_or_default()),
+            ("lock_holder", String::new()),
+            ("lock_until", "0".to_owned()),
+        ];
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset_multiple(self.key("t", r.id.as_str()), &fields)
+            .ignore()
+            .zadd(format!("{}texp", self.prefix), r.id.as_str(), r.expires_at)
+            .ignore();
+        let _: () = pipe.query_async(&mut conn).await.map_err(redis_err)?;
+        Ok(())
+    }
+
+    async fn tus_get(&self, id: &UploadId) -> Result<Option<TusRecord>> {
+        let mut conn = self.conn.clone();
+        let h: HashMap<String, String> = conn.hgetall(self.key("t", id.as_str())).await.map_err(redis_err)?;
+        if h.is_empty() {
+            return Ok(None);
+        }
+        parse_tus(id, &h).map(Some)
+    }
+
+    async fn tus_update(&self, id: &UploadId, expect_offset: u64, to: &TusProgress) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let ok: i64 = Script::new(TUS_UPDATE)
+            .key(self.key("t", id.as_str()))
+            .key(format!("{}texp", self.prefix))
+            .arg(expect_offset)
+            .arg(to.offset)
+            .arg(to.length.map(|l| l.to_string()).unwrap_or_default())
+            .arg(&to.hash_state)
+            .arg(to.expires_at)
+            .arg(to.file_id.as_ref().map(|f| f.as_str().to_owned()).unwrap_or_default())
+            .arg(id.as_str())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(ok == 1)
+    }
+
+    async fn tus_lock(&self, id: &UploadId, holder: &str, now: Millis, until: Millis) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let ok: i64 = Script::new(TUS_LOCK)
+            .key(self.key("t", id.as_str()))
+            .arg(holder)
+            .arg(now)
+            .arg(until)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(ok == 1)
+    }
+
+    async fn tus_unlock(&self, id: &UploadId, holder: &str) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let _: i64 = Script::new(TUS_UNLOCK)
+            .key(self.key("t", id.as_str()))
+            .arg(holder)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(())
+    }
+
+    async fn tus_delete(&self, id: &UploadId) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let n: i64 = conn.del(self.key("t", id.as_str())).await.map_err(redis_err)?;
+        let _: () = conn.zrem(format!("{}texp", self.prefix), id.as_str()).await.map_err(redis_err)?;
+        Ok(n > 0)
+    }
+
+    async fn tus_expired(&self, now: Millis, limit: u32) -> Result<Vec<TusRecord>> {
+        let mut conn = self.conn.clone();
+        let key = format!("{}texp", self.prefix);
+        let ids: Vec<String> =
+            conn.zrangebyscore_limit(&key, "-inf", now, 0, limit as isize).await.map_err(redis_err)?;
+        let mut out = Vec::new();
+        for id in ids {
+            let Ok(uid) = UploadId::parse(&id) else { continue };
+            match self.tus_get(&uid).await? {
+                Some(t) => out.push(t),
+                None => {
+                    let _: () = conn.zrem(&key, &id).await.map_err(redis_err)?;
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn result(&self, id: &UploadId, _now: Millis) -> Result<Option<(UserId, FileId)>> {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{HashProgress, PartRecord, SessionRecord, SessionStore};
+use super::{HashProgress, PartRecord, SessionRecord, SessionStore, TusProgress, TusRecord};
 use crate::db::{is_unique_violation, text, Db};
 use crate::error::{Error, Result};
 use crate::types::{FileId, Millis, Sha1Hex, UploadId, UserId};
@@ -35,6 +35,29 @@ fn from_row(row: &AnyRow) -> Result<SessionRecord> {
             epoch: row.try_get("hash_epoch")?,
             state: text(row, "hash_state")?,
         },
+    })
+}
+
+const TUS_COLS: &str = "id, owner, file_name, metadata, length, upload_offset, hash_state, created_at, \
+                        expires_at, file_id";
+
+fn tus_from_row(row: &AnyRow) -> Result<TusRecord> {
+    let corrupt = |e: Error| Error::backend("session", e.to_string());
+    let file_id = match row.try_get::<Option<String>, _>("file_id") {
+        Ok(v) => v,
+        Err(_) => row.try_get::<Option<Vec<u8>>, _>("file_id")?.map(|b| String::from_utf8_lossy(&b).into_owned()),
+    };
+    Ok(TusRecord {
+        id: UploadId::parse(&text(row, "id")?).map_err(corrupt)?,
+        owner: UserId(row.try_get("owner")?),
+        file_name: text(row, "file_name")?,
+        metadata: text(row, "metadata")?,
+        length: row.try_get::<Option<i64>, _>("length")?.map(|l| l as u64),
+        offset: row.try_get::<i64, _>("upload_offset")? as u64,
+        hash_state: text(row, "hash_state")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        file_id: file_id.map(|f| FileId::parse(&f)).transpose().map_err(corrupt)?,
     })
 }
 
@@ -294,6 +317,89 @@ impl SessionStore for SqlSessionStore {
             .execute(&self.db.pool)
             .await?;
         Ok(())
+    }
+
+    async fn tus_create(&self, r: &TusRecord) -> Result<()> {
+        let sql = format!("INSERT INTO tus_uploads ({TUS_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        sqlx::query(&self.db.q(&sql))
+            .bind(r.id.as_str())
+            .bind(r.owner.0)
+            .bind(r.file_name.as_str())
+            .bind(r.metadata.as_str())
+            .bind(r.length.map(|l| l as i64))
+            .bind(r.offset as i64)
+            .bind(r.hash_state.as_str())
+            .bind(r.created_at)
+            .bind(r.expires_at)
+            .bind(r.file_id.as_ref().map(|f| f.as_str().to_owned()))
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn tus_get(&self, id: &UploadId) -> Result<Option<TusRecord>> {
+        let sql = format!("SELECT {TUS_COLS} FROM tus_uploads WHERE id = ?");
+        let row = sqlx::query(&self.db.q(&sql)).bind(id.as_str()).fetch_optional(&self.db.pool).await?;
+        row.as_ref().map(tus_from_row).transpose()
+    }
+
+    async fn tus_update(&self, id: &UploadId, expect_offset: u64, to: &TusProgress) -> Result<bool> {
+        let res = sqlx::query(&self.db.q(
+            "UPDATE tus_uploads SET upload_offset = ?, length = COALESCE(length, ?), hash_state = ?, \
+             expires_at = ?, file_id = ? WHERE id = ? AND upload_offset = ?",
+        ))
+        .bind(to.offset as i64)
+        .bind(to.length.map(|l| l as i64))
+        .bind(to.hash_state.as_str())
+        .bind(to.expires_at)
+        .bind(to.file_id.as_ref().map(|f| f.as_str().to_owned()))
+        .bind(id.as_str())
+        .bind(expect_offset as i64)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn tus_lock(&self, id: &UploadId, holder: &str, now: Millis, until: Millis) -> Result<bool> {
+        let res = sqlx::query(&self.db.q(
+            "UPDATE tus_uploads SET lock_holder = ?, lock_until = ? \
+             WHERE id = ? AND (lock_until < ? OR lock_holder = ?)",
+        ))
+        .bind(holder)
+        .bind(until)
+        .bind(id.as_str())
+        .bind(now)
+        .bind(holder)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn tus_unlock(&self, id: &UploadId, holder: &str) -> Result<()> {
+        sqlx::query(&self.db.q("UPDATE tus_uploads SET lock_until = 0 WHERE id = ? AND lock_holder = ?"))
+            .bind(id.as_str())
+            .bind(holder)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn tus_delete(&self, id: &UploadId) -> Result<bool> {
+        let res = sqlx::query(&self.db.q("DELETE FROM tus_uploads WHERE id = ?"))
+            .bind(id.as_str())
+            .execute(&self.db.pool)
+            .await?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    async fn tus_expired(&self, now: Millis, limit: u32) -> Result<Vec<TusRecord>> {
+        let sql = format!("SELECT {TUS_COLS} FROM tus_uploads WHERE expires_at <= ? ORDER BY expires_at LIMIT ?");
+        let rows = sqlx::query(&self.db.q(&sql))
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&self.db.pool)
+            .await?;
+        rows.iter().map(tus_from_row).collect()
     }
 
     async fn result(&self, id: &UploadId, now: Millis) -> Result<Option<(UserId, FileId)>> {
