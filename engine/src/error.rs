@@ -42,6 +42,12 @@ pub enum Error {
     /// `complete` before every part arrived.
     #[error("{} part(s) missing", missing.len())]
     MissingParts { missing: Vec<u32> },
+    /// A tus append at an offset other than the upload's.
+    #[error("upload offset is {expected}")]
+    OffsetMismatch { expected: u64 },
+    /// Another request is writing this upload right now.
+    #[error("upload is being written by another request")]
+    Locked,
     /// Another request holds this upload (completing it) for longer than we waited.
     #[error("upload is busy; retry")]
     Busy,

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use chunkvault_engine::sessions::{HashProgress, PartRecord, SessionRecord, SessionStore, TusProgress, TusRecord};
+use chunkvault_engine::sessions::{
+    HashProgress, PartRecord, SessionRecord, SessionStore, TusProgress, TusRecord,
+};
 use chunkvault_engine::uploads::Sha1State;
 use chunkvault_engine::{
     FileId, RedisSessionStore, Sha1Hex, SqlMetaStore, SqlSessionStore, UploadId, UserId,
@@ -316,27 +318,72 @@ async fn tus(store: &dyn SessionStore, now: i64) {
         expires_at: far + offset as i64,
         file_id,
     };
-    assert!(store.tus_update(&t.id, 0, &step(10, None, None)).await.unwrap());
-    assert!(!store.tus_update(&t.id, 0, &step(20, None, None)).await.unwrap(), "stale offset refused");
-    assert!(store.tus_update(&t.id, 10, &step(20, Some(30), None)).await.unwrap());
-    assert!(store.tus_update(&t.id, 20, &step(25, Some(99), None)).await.unwrap());
+    assert!(store
+        .tus_update(&t.id, 0, &step(10, None, None))
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .tus_update(&t.id, 0, &step(20, None, None))
+            .await
+            .unwrap(),
+        "stale offset refused"
+    );
+    assert!(store
+        .tus_update(&t.id, 10, &step(20, Some(30), None))
+        .await
+        .unwrap());
+    assert!(store
+        .tus_update(&t.id, 20, &step(25, Some(99), None))
+        .await
+        .unwrap());
     let got = store.tus_get(&t.id).await.unwrap().unwrap();
-    assert_eq!((got.offset, got.length, got.hash_state.as_str()), (25, Some(30), "s25"), "length is set once");
+    assert_eq!(
+        (got.offset, got.length, got.hash_state.as_str()),
+        (25, Some(30), "s25"),
+        "length is set once"
+    );
     let file = FileId::generate();
-    assert!(store.tus_update(&t.id, 25, &step(30, None, Some(file.clone()))).await.unwrap());
-    assert_eq!(store.tus_get(&t.id).await.unwrap().unwrap().file_id, Some(file));
+    assert!(store
+        .tus_update(&t.id, 25, &step(30, None, Some(file.clone())))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.tus_get(&t.id).await.unwrap().unwrap().file_id,
+        Some(file)
+    );
 
     assert!(store.tus_lock(&t.id, "w1", now, now + 1000).await.unwrap());
-    assert!(!store.tus_lock(&t.id, "w2", now, now + 1000).await.unwrap(), "one writer at a time");
+    assert!(
+        !store.tus_lock(&t.id, "w2", now, now + 1000).await.unwrap(),
+        "one writer at a time"
+    );
     store.tus_unlock(&t.id, "w2").await.unwrap();
-    assert!(!store.tus_lock(&t.id, "w2", now, now + 1000).await.unwrap(), "only the holder unlocks");
+    assert!(
+        !store.tus_lock(&t.id, "w2", now, now + 1000).await.unwrap(),
+        "only the holder unlocks"
+    );
     store.tus_unlock(&t.id, "w1").await.unwrap();
     assert!(store.tus_lock(&t.id, "w2", now, now + 1000).await.unwrap());
-    assert!(!store.tus_lock(&UploadId::generate(), "w", now, now + 1).await.unwrap());
+    assert!(!store
+        .tus_lock(&UploadId::generate(), "w", now, now + 1)
+        .await
+        .unwrap());
 
-    let old = TusRecord { id: UploadId::generate(), expires_at: now - 1, length: Some(5), ..t.clone() };
+    let old = TusRecord {
+        id: UploadId::generate(),
+        expires_at: now - 1,
+        length: Some(5),
+        ..t.clone()
+    };
     store.tus_create(&old).await.unwrap();
-    let expired: Vec<UploadId> = store.tus_expired(now, 10).await.unwrap().into_iter().map(|r| r.id).collect();
+    let expired: Vec<UploadId> = store
+        .tus_expired(now, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
     assert_eq!(expired, vec![old.id.clone()]);
     assert!(store.tus_delete(&old.id).await.unwrap());
     assert!(!store.tus_delete(&old.id).await.unwrap());

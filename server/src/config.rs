@@ -98,6 +98,15 @@ pub struct ServeArgs {
     #[arg(long, env = "CHUNKVAULT_SWEEP_INTERVAL", default_value = "1m", value_parser = parse_duration, value_name = "DURATION")]
     pub sweep_interval: Duration,
 
+    /// Origins allowed to call the tus endpoint from a browser (comma-separated, or *).
+    #[arg(
+        long,
+        env = "CHUNKVAULT_CORS_ORIGINS",
+        default_value = "*",
+        value_name = "ORIGINS"
+    )]
+    pub cors_origins: String,
+
     /// Log filter (tracing env-filter syntax), e.g. info or chunkvault=debug.
     #[arg(
         long,

@@ -25,6 +25,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("no such route")]
     NoRoute,
+    /// A tus request without `Tus-Resumable: 1.0.0`.
+    #[error("unsupported or missing Tus-Resumable (this server speaks 1.0.0)")]
+    TusVersion,
     /// Instant upload asked for content the store does not hold: upload it normally.
     #[error("content not stored; use a normal upload")]
     NotStored,
@@ -63,6 +66,8 @@ impl ApiError {
                 EngineError::DigestMismatch { .. } => (S::BAD_REQUEST, codes::DIGEST_MISMATCH),
                 EngineError::MissingParts { .. } => (S::CONFLICT, codes::MISSING_PARTS),
                 EngineError::Busy => (S::CONFLICT, codes::BUSY),
+                EngineError::OffsetMismatch { .. } => (S::CONFLICT, codes::OFFSET_MISMATCH),
+                EngineError::Locked => (S::LOCKED, codes::LOCKED),
                 EngineError::Incomplete(_) => (S::BAD_REQUEST, codes::INCOMPLETE_BODY),
                 EngineError::Backend { .. } => (S::INTERNAL_SERVER_ERROR, codes::INTERNAL),
             },
@@ -77,6 +82,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, codes::METHOD_NOT_ALLOWED),
             ApiError::NoRoute => (S::NOT_FOUND, codes::NO_ROUTE),
             ApiError::NotStored => (S::NOT_FOUND, codes::NOT_STORED),
+            ApiError::TusVersion => (S::PRECONDITION_FAILED, codes::TUS_VERSION),
         }
     }
 
@@ -108,6 +114,9 @@ pub mod codes {
     pub const NAME_TAKEN: u32 = 10902;
     pub const MISSING_PARTS: u32 = 10903;
     pub const BUSY: u32 = 10904;
+    pub const OFFSET_MISMATCH: u32 = 10905;
+    pub const LOCKED: u32 = 10906;
+    pub const TUS_VERSION: u32 = 11201;
     pub const TOO_LARGE: u32 = 11301;
     pub const UNSUPPORTED_MEDIA_TYPE: u32 = 11501;
     pub const RANGE_NOT_SATISFIABLE: u32 = 11601;

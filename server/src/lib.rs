@@ -54,9 +54,16 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
     config.upload_ttl = args.upload_ttl;
     let engine = Engine::new(Arc::new(meta), Arc::new(blobs), sessions, config).await?;
     engine.collect_garbage().await?;
+    let cors_origins = args
+        .cors_origins
+        .split(',')
+        .map(|o| o.trim().to_owned())
+        .filter(|o| !o.is_empty())
+        .collect();
     Ok(Arc::new(AppState {
         engine,
         public_url: args.public_url.clone(),
+        cors_origins,
     }))
 }
 

@@ -289,11 +289,19 @@ impl BlobStore for LocalBlobStore {
         })
     }
 
-    async fn stage_write(&self, staging: &StagingId, offset: u64, body: ByteStream, max_len: u64) -> Result<u64> {
+    async fn stage_write(
+        &self,
+        staging: &StagingId,
+        offset: u64,
+        body: ByteStream,
+        max_len: u64,
+    ) -> Result<u64> {
         let path = self.staging_path(staging);
         let mut file = match fs::OpenOptions::new().write(true).open(&path).await {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::NotFound { what: "upload" }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NotFound { what: "upload" })
+            }
             Err(e) => return Err(io_err(e)),
         };
         file.seek(SeekFrom::Start(offset)).await.map_err(io_err)?;

@@ -109,7 +109,13 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     /// Writes `body` into a staged upload at `offset` (tus appends: any length, any offset),
     /// refusing more than `max_len` bytes; returns how many bytes were written. When it returns
     /// the bytes are durable. On error nothing is promised about the bytes past `offset`.
-    async fn stage_write(&self, staging: &StagingId, offset: u64, body: ByteStream, max_len: u64) -> Result<u64>;
+    async fn stage_write(
+        &self,
+        staging: &StagingId,
+        offset: u64,
+        body: ByteStream,
+        max_len: u64,
+    ) -> Result<u64>;
 
     /// Reads staged bytes, to hash parts as they arrive. `None` when the store cannot read an
     /// unfinished upload (S3 multipart): the engine then hashes the assembled object instead.

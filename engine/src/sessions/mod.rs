@@ -140,10 +140,17 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
 
     /// Moves a tus upload forward if its offset is still `expect_offset` (compare-and-set);
     /// a length, once set, is never changed.
-    async fn tus_update(&self, id: &UploadId, expect_offset: u64, to: &TusProgress) -> Result<bool>;
+    async fn tus_update(&self, id: &UploadId, expect_offset: u64, to: &TusProgress)
+        -> Result<bool>;
 
     /// The single-writer lock of a tus upload, until `until` or `tus_unlock`.
-    async fn tus_lock(&self, id: &UploadId, holder: &str, now: Millis, until: Millis) -> Result<bool>;
+    async fn tus_lock(
+        &self,
+        id: &UploadId,
+        holder: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool>;
 
     async fn tus_unlock(&self, id: &UploadId, holder: &str) -> Result<()>;
 

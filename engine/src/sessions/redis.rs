@@ -178,12 +178,20 @@ fn parse_tus(id: &UploadId, h: &HashMap<String, String>) -> Result<TusRecord> {
         owner: UserId(n("owner")?),
         file_name: s("file_name")?,
         metadata: s("metadata")?,
-        length: if length.is_empty() { None } else { Some(length.parse().map_err(|_| corrupt())?) },
+        length: if length.is_empty() {
+            None
+        } else {
+            Some(length.parse().map_err(|_| corrupt())?)
+        },
         offset: n("offset")? as u64,
         hash_state: s("hash_state")?,
         created_at: n("created_at")?,
         expires_at: n("expires_at")?,
-        file_id: if file_id.is_empty() { None } else { Some(FileId::parse(&file_id).map_err(|_| corrupt())?) },
+        file_id: if file_id.is_empty() {
+            None
+        } else {
+            Some(FileId::parse(&file_id).map_err(|_| corrupt())?)
+        },
     })
 }
 
@@ -435,12 +443,21 @@ impl SessionStore for RedisSessionStore {
             ("owner", r.owner.0.to_string()),
             ("file_name", r.file_name.clone()),
             ("metadata", r.metadata.clone()),
-            ("length", r.length.map(|l| l.to_string()).unwrap_or_default()),
+            (
+                "length",
+                r.length.map(|l| l.to_string()).unwrap_or_default(),
+            ),
             ("offset", r.offset.to_string()),
             ("hash_state", r.hash_state.clone()),
             ("created_at", r.created_at.to_string()),
             ("expires_at", r.expires_at.to_string()),
-            ("file_id", r.file_id.as_ref().map(|f| f.as_str().to_owned()).unwrap_or_default()),
+            (
+                "file_id",
+                r.file_id
+                    .as_ref()
+                    .map(|f| f.as_str().to_owned())
+                    .unwrap_or_default(),
+            ),
             ("lock_holder", String::new()),
             ("lock_until", "0".to_owned()),
         ];
@@ -456,14 +473,22 @@ impl SessionStore for RedisSessionStore {
 
     async fn tus_get(&self, id: &UploadId) -> Result<Option<TusRecord>> {
         let mut conn = self.conn.clone();
-        let h: HashMap<String, String> = conn.hgetall(self.key("t", id.as_str())).await.map_err(redis_err)?;
+        let h: HashMap<String, String> = conn
+            .hgetall(self.key("t", id.as_str()))
+            .await
+            .map_err(redis_err)?;
         if h.is_empty() {
             return Ok(None);
         }
         parse_tus(id, &h).map(Some)
     }
 
-    async fn tus_update(&self, id: &UploadId, expect_offset: u64, to: &TusProgress) -> Result<bool> {
+    async fn tus_update(
+        &self,
+        id: &UploadId,
+        expect_offset: u64,
+        to: &TusProgress,
+    ) -> Result<bool> {
         let mut conn = self.conn.clone();
         let ok: i64 = Script::new(TUS_UPDATE)
             .key(self.key("t", id.as_str()))
@@ -473,7 +498,12 @@ impl SessionStore for RedisSessionStore {
             .arg(to.length.map(|l| l.to_string()).unwrap_or_default())
             .arg(&to.hash_state)
             .arg(to.expires_at)
-            .arg(to.file_id.as_ref().map(|f| f.as_str().to_owned()).unwrap_or_default())
+            .arg(
+                to.file_id
+                    .as_ref()
+                    .map(|f| f.as_str().to_owned())
+                    .unwrap_or_default(),
+            )
             .arg(id.as_str())
             .invoke_async(&mut conn)
             .await
@@ -481,7 +511,13 @@ impl SessionStore for RedisSessionStore {
         Ok(ok == 1)
     }
 
-    async fn tus_lock(&self, id: &UploadId, holder: &str, now: Millis, until: Millis) -> Result<bool> {
+    async fn tus_lock(
+        &self,
+        id: &UploadId,
+        holder: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool> {
         let mut conn = self.conn.clone();
         let ok: i64 = Script::new(TUS_LOCK)
             .key(self.key("t", id.as_str()))
@@ -507,19 +543,29 @@ impl SessionStore for RedisSessionStore {
 
     async fn tus_delete(&self, id: &UploadId) -> Result<bool> {
         let mut conn = self.conn.clone();
-        let n: i64 = conn.del(self.key("t", id.as_str())).await.map_err(redis_err)?;
-        let _: () = conn.zrem(format!("{}texp", self.prefix), id.as_str()).await.map_err(redis_err)?;
+        let n: i64 = conn
+            .del(self.key("t", id.as_str()))
+            .await
+            .map_err(redis_err)?;
+        let _: () = conn
+            .zrem(format!("{}texp", self.prefix), id.as_str())
+            .await
+            .map_err(redis_err)?;
         Ok(n > 0)
     }
 
     async fn tus_expired(&self, now: Millis, limit: u32) -> Result<Vec<TusRecord>> {
         let mut conn = self.conn.clone();
         let key = format!("{}texp", self.prefix);
-        let ids: Vec<String> =
-            conn.zrangebyscore_limit(&key, "-inf", now, 0, limit as isize).await.map_err(redis_err)?;
+        let ids: Vec<String> = conn
+            .zrangebyscore_limit(&key, "-inf", now, 0, limit as isize)
+            .await
+            .map_err(redis_err)?;
         let mut out = Vec::new();
         for id in ids {
-            let Ok(uid) = UploadId::parse(&id) else { continue };
+            let Ok(uid) = UploadId::parse(&id) else {
+                continue;
+            };
             match self.tus_get(&uid).await? {
                 Some(t) => out.push(t),
                 None => {

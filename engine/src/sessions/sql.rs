@@ -38,14 +38,17 @@ fn from_row(row: &AnyRow) -> Result<SessionRecord> {
     })
 }
 
-const TUS_COLS: &str = "id, owner, file_name, metadata, length, upload_offset, hash_state, created_at, \
+const TUS_COLS: &str =
+    "id, owner, file_name, metadata, length, upload_offset, hash_state, created_at, \
                         expires_at, file_id";
 
 fn tus_from_row(row: &AnyRow) -> Result<TusRecord> {
     let corrupt = |e: Error| Error::backend("session", e.to_string());
     let file_id = match row.try_get::<Option<String>, _>("file_id") {
         Ok(v) => v,
-        Err(_) => row.try_get::<Option<Vec<u8>>, _>("file_id")?.map(|b| String::from_utf8_lossy(&b).into_owned()),
+        Err(_) => row
+            .try_get::<Option<Vec<u8>>, _>("file_id")?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()),
     };
     Ok(TusRecord {
         id: UploadId::parse(&text(row, "id")?).map_err(corrupt)?,
@@ -57,7 +60,10 @@ fn tus_from_row(row: &AnyRow) -> Result<TusRecord> {
         hash_state: text(row, "hash_state")?,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
-        file_id: file_id.map(|f| FileId::parse(&f)).transpose().map_err(corrupt)?,
+        file_id: file_id
+            .map(|f| FileId::parse(&f))
+            .transpose()
+            .map_err(corrupt)?,
     })
 }
 
@@ -320,7 +326,8 @@ impl SessionStore for SqlSessionStore {
     }
 
     async fn tus_create(&self, r: &TusRecord) -> Result<()> {
-        let sql = format!("INSERT INTO tus_uploads ({TUS_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        let sql =
+            format!("INSERT INTO tus_uploads ({TUS_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
         sqlx::query(&self.db.q(&sql))
             .bind(r.id.as_str())
             .bind(r.owner.0)
@@ -339,11 +346,19 @@ impl SessionStore for SqlSessionStore {
 
     async fn tus_get(&self, id: &UploadId) -> Result<Option<TusRecord>> {
         let sql = format!("SELECT {TUS_COLS} FROM tus_uploads WHERE id = ?");
-        let row = sqlx::query(&self.db.q(&sql)).bind(id.as_str()).fetch_optional(&self.db.pool).await?;
+        let row = sqlx::query(&self.db.q(&sql))
+            .bind(id.as_str())
+            .fetch_optional(&self.db.pool)
+            .await?;
         row.as_ref().map(tus_from_row).transpose()
     }
 
-    async fn tus_update(&self, id: &UploadId, expect_offset: u64, to: &TusProgress) -> Result<bool> {
+    async fn tus_update(
+        &self,
+        id: &UploadId,
+        expect_offset: u64,
+        to: &TusProgress,
+    ) -> Result<bool> {
         let res = sqlx::query(&self.db.q(
             "UPDATE tus_uploads SET upload_offset = ?, length = COALESCE(length, ?), hash_state = ?, \
              expires_at = ?, file_id = ? WHERE id = ? AND upload_offset = ?",
@@ -360,11 +375,19 @@ impl SessionStore for SqlSessionStore {
         Ok(res.rows_affected() == 1)
     }
 
-    async fn tus_lock(&self, id: &UploadId, holder: &str, now: Millis, until: Millis) -> Result<bool> {
-        let res = sqlx::query(&self.db.q(
-            "UPDATE tus_uploads SET lock_holder = ?, lock_until = ? \
-             WHERE id = ? AND (lock_until < ? OR lock_holder = ?)",
-        ))
+    async fn tus_lock(
+        &self,
+        id: &UploadId,
+        holder: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool> {
+        let res = sqlx::query(
+            &self
+                .db
+                .q("UPDATE tus_uploads SET lock_holder = ?, lock_until = ? \
+             WHERE id = ? AND (lock_until < ? OR lock_holder = ?)"),
+        )
         .bind(holder)
         .bind(until)
         .bind(id.as_str())
@@ -376,11 +399,15 @@ impl SessionStore for SqlSessionStore {
     }
 
     async fn tus_unlock(&self, id: &UploadId, holder: &str) -> Result<()> {
-        sqlx::query(&self.db.q("UPDATE tus_uploads SET lock_until = 0 WHERE id = ? AND lock_holder = ?"))
-            .bind(id.as_str())
-            .bind(holder)
-            .execute(&self.db.pool)
-            .await?;
+        sqlx::query(
+            &self
+                .db
+                .q("UPDATE tus_uploads SET lock_until = 0 WHERE id = ? AND lock_holder = ?"),
+        )
+        .bind(id.as_str())
+        .bind(holder)
+        .execute(&self.db.pool)
+        .await?;
         Ok(())
     }
 
@@ -393,7 +420,9 @@ impl SessionStore for SqlSessionStore {
     }
 
     async fn tus_expired(&self, now: Millis, limit: u32) -> Result<Vec<TusRecord>> {
-        let sql = format!("SELECT {TUS_COLS} FROM tus_uploads WHERE expires_at <= ? ORDER BY expires_at LIMIT ?");
+        let sql = format!(
+            "SELECT {TUS_COLS} FROM tus_uploads WHERE expires_at <= ? ORDER BY expires_at LIMIT ?"
+        );
         let rows = sqlx::query(&self.db.q(&sql))
             .bind(now)
             .bind(i64::from(limit))

@@ -2,6 +2,7 @@
 //! (`../shared/ARCHITECTURE.md`, "The upload path".)
 
 mod sha1_state;
+pub mod tus;
 
 use std::collections::BTreeSet;
 use std::io;
@@ -504,7 +505,7 @@ impl Engine {
 
     /// Removes sessions idle past their TTL and their staged bytes; returns how many.
     pub async fn expire_uploads(&self) -> Result<usize> {
-        let mut n = 0;
+        let mut n = self.expire_tus().await?;
         loop {
             let expired = self.sessions.expired(now_millis(), 100).await?;
             if expired.is_empty() {

@@ -3,6 +3,7 @@
 pub mod classic;
 mod download;
 mod params;
+mod tus;
 mod uploads;
 
 use std::sync::Arc;
@@ -25,6 +26,27 @@ pub struct AppState {
     pub engine: Engine,
     /// Base URL for links handed to clients; `None` means "from the Host header".
     pub public_url: Option<String>,
+    /// Origins allowed by CORS on the tus endpoint (`*` for any).
+    pub cors_origins: Vec<String>,
+}
+
+impl AppState {
+    /// Absolute base URL for links: `--public-url`, else from a plain `Host` header.
+    pub fn base_url(&self, host: Option<&str>) -> String {
+        match (&self.public_url, host) {
+            (Some(url), _) => url.clone(),
+            (None, Some(h)) if is_plain_host(h) => format!("http://{h}"),
+            (None, _) => String::new(),
+        }
+    }
+}
+
+/// A Host header we are willing to echo into a URL.
+pub(crate) fn is_plain_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
 pub type State = Arc<AppState>;
@@ -38,7 +60,9 @@ pub fn api(
         .unify()
         .or(classic::mpupload::routes(state.clone()))
         .unify()
-        .or(uploads::routes(state))
+        .or(uploads::routes(state.clone()))
+        .unify()
+        .or(tus::routes(state))
         .unify()
         .recover(error::recover)
         .unify()

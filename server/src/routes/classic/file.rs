@@ -297,23 +297,11 @@ async fn download_url(
     let user = authenticate(&state, auth.as_deref(), &params).await?;
     let file = caller_file(&state, &user, &params).await?;
     let link = state.engine.sign_link(&file);
-    let base = match (&state.public_url, host) {
-        (Some(url), _) => url.clone(),
-        (None, Some(h)) if is_plain_host(&h) => format!("http://{h}"),
-        (None, _) => String::new(),
-    };
+    let base = state.base_url(host.as_deref());
     Ok(ok(format!(
         "{base}{SIGNED_DOWNLOAD_PATH}?id={}&expires={}&sig={}",
         link.file.as_str(),
         link.expires,
         link.signature
     )))
-}
-
-/// A Host header we are willing to echo into a URL.
-fn is_plain_host(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 255
-        && h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }

@@ -1,0 +1,338 @@
+//! tus uploads: bytes appended in order, any amount at a time, hashed as they stream in; the
+//! last byte publishes the blob (deduplicated) and the user's file. One writer at a time, across
+//! nodes, by the session store's lock.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use md5::Md5;
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+use super::Sha1State;
+use crate::blobs::{ByteStream, StagingId};
+use crate::error::{Error, Result};
+use crate::meta::{NewBlob, NewUserFile, Published};
+use crate::sessions::{TusProgress, TusRecord};
+use crate::types::{now_millis, FileName, Sha1Hex, UploadId};
+use crate::{Engine, User};
+
+/// How long one PATCH may hold an upload's writer lock (renewed by nothing: a PATCH that takes
+/// longer loses the lock to the next writer).
+const LOCK_LEASE: Duration = Duration::from_secs(15 * 60);
+/// Largest `Upload-Metadata` kept.
+pub const MAX_METADATA: usize = 4096;
+
+/// `Upload-Checksum` of one PATCH body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TusChecksum {
+    Sha1([u8; 20]),
+    Md5([u8; 16]),
+    Sha256([u8; 32]),
+}
+
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct TusCreate {
+    /// `None`: `Upload-Defer-Length`.
+    pub length: Option<u64>,
+    pub metadata: String,
+    pub file_name: String,
+}
+
+impl TusCreate {
+    pub fn new(length: Option<u64>, metadata: String, file_name: String) -> Self {
+        TusCreate {
+            length,
+            metadata,
+            file_name,
+        }
+    }
+}
+
+fn staging(id: &UploadId) -> StagingId {
+    StagingId::parse(id.as_str()).expect("upload ids are valid staging ids")
+}
+
+enum Checker {
+    None,
+    Sha1(Sha1),
+    Md5(Md5),
+    Sha256(Sha256),
+}
+
+impl Checker {
+    fn new(want: Option<TusChecksum>) -> Self {
+        match want {
+            None => Checker::None,
+            Some(TusChecksum::Sha1(_)) => Checker::Sha1(Sha1::new()),
+            Some(TusChecksum::Md5(_)) => Checker::Md5(Md5::new()),
+            Some(TusChecksum::Sha256(_)) => Checker::Sha256(Sha256::new()),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Checker::None => {}
+            Checker::Sha1(h) => h.update(data),
+            Checker::Md5(h) => h.update(data),
+            Checker::Sha256(h) => h.update(data),
+        }
+    }
+
+    fn matches(self, want: Option<TusChecksum>) -> bool {
+        match (self, want) {
+            (Checker::None, None) => true,
+            (Checker::Sha1(h), Some(TusChecksum::Sha1(w))) => h.finalize().as_slice() == w,
+            (Checker::Md5(h), Some(TusChecksum::Md5(w))) => h.finalize().as_slice() == w,
+            (Checker::Sha256(h), Some(TusChecksum::Sha256(w))) => h.finalize().as_slice() == w,
+            _ => false,
+        }
+    }
+}
+
+impl Engine {
+    fn tus_expiry(&self) -> i64 {
+        now_millis() + self.config.upload_ttl.as_millis() as i64
+    }
+
+    /// Starts a tus upload (`POST /files`).
+    pub async fn tus_create(&self, user: &User, req: TusCreate) -> Result<TusRecord> {
+        let name = FileName::parse(&req.file_name)?;
+        if req.metadata.len() > MAX_METADATA {
+            return Err(Error::invalid("Upload-Metadata", "longer than 4096 bytes"));
+        }
+        if let Some(l) = req.length {
+            if l > self.config.max_file_size {
+                return Err(Error::TooLarge {
+                    limit: self.config.max_file_size,
+                });
+            }
+        }
+        let now = now_millis();
+        let record = TusRecord {
+            id: UploadId::generate(),
+            owner: user.id,
+            file_name: name.as_str().to_owned(),
+            metadata: req.metadata,
+            length: req.length,
+            offset: 0,
+            hash_state: Sha1State::new().save(),
+            created_at: now,
+            expires_at: self.tus_expiry(),
+            file_id: None,
+        };
+        self.blobs.stage_begin(&staging(&record.id), 0).await?;
+        self.sessions.tus_create(&record).await?;
+        if record.length == Some(0) {
+            // Nothing to wait for: the empty file is complete now.
+            return self
+                .tus_append(
+                    user,
+                    &record.id,
+                    0,
+                    None,
+                    futures::stream::empty().boxed(),
+                    None,
+                )
+                .await;
+        }
+        Ok(record)
+    }
+
+    /// The caller's tus upload; another user's is unknown.
+    pub async fn tus_status(&self, user: &User, id: &UploadId) -> Result<TusRecord> {
+        match self.sessions.tus_get(id).await? {
+            Some(t) if t.owner == user.id => Ok(t),
+            _ => Err(Error::NotFound { what: "upload" }),
+        }
+    }
+
+    /// Appends `body` at `offset` (`PATCH`). `length` declares a deferred length. A checksum
+    /// mismatch or a body that breaks off keeps none of this request's bytes.
+    pub async fn tus_append(
+        &self,
+        user: &User,
+        id: &UploadId,
+        offset: u64,
+        length: Option<u64>,
+        body: ByteStream,
+        checksum: Option<TusChecksum>,
+    ) -> Result<TusRecord> {
+        let record = self.tus_status(user, id).await?;
+        if offset != record.offset {
+            return Err(Error::OffsetMismatch {
+                expected: record.offset,
+            });
+        }
+        let length = match (record.length, length) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(Error::invalid("Upload-Length", "differs from the upload's"))
+            }
+            (a, b) => a.or(b),
+        };
+        if let Some(l) = length {
+            if l > self.config.max_file_size {
+                return Err(Error::TooLarge {
+                    limit: self.config.max_file_size,
+                });
+            }
+            if l < offset {
+                return Err(Error::invalid(
+                    "Upload-Length",
+                    "smaller than the bytes already received",
+                ));
+            }
+        }
+        let holder = hex::encode(rand::random::<[u8; 8]>());
+        let now = now_millis();
+        if !self
+            .sessions
+            .tus_lock(id, &holder, now, now + LOCK_LEASE.as_millis() as i64)
+            .await?
+        {
+            return Err(Error::Locked);
+        }
+        let result = self
+            .tus_append_locked(user, &record, length, body, checksum)
+            .await;
+        self.sessions.tus_unlock(id, &holder).await?;
+        result
+    }
+
+    async fn tus_append_locked(
+        &self,
+        user: &User,
+        record: &TusRecord,
+        length: Option<u64>,
+        body: ByteStream,
+        checksum: Option<TusChecksum>,
+    ) -> Result<TusRecord> {
+        // Re-read under the lock: the offset may have moved since the caller looked.
+        let record = self.tus_status(user, &record.id).await?;
+        let offset = record.offset;
+        let limit = match length {
+            Some(l) => l - offset,
+            None => self.config.max_file_size - offset,
+        };
+        let state = Arc::new(Mutex::new((
+            Sha1State::restore(&record.hash_state)?,
+            Checker::new(checksum),
+            0u64,
+        )));
+        let tap = state.clone();
+        let body = body
+            .map(move |chunk| {
+                let chunk = chunk?;
+                let mut s = tap.lock().expect("tus state lock");
+                s.2 += chunk.len() as u64;
+                if s.2 <= limit {
+                    s.0.update(&chunk);
+                    s.1.update(&chunk);
+                }
+                Ok::<_, io::Error>(chunk)
+            })
+            .boxed();
+        let written = match self
+            .blobs
+            .stage_write(&staging(&record.id), offset, body, limit)
+            .await
+        {
+            Ok(n) => n,
+            Err(Error::Invalid { field: "body", .. }) => {
+                return Err(Error::TooLarge {
+                    limit: length.unwrap_or(self.config.max_file_size),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let (sha, checker, _) = Arc::try_unwrap(state)
+            .map_err(|_| Error::backend("tus", "body still referenced"))?
+            .into_inner()
+            .expect("tus state lock");
+        if !checker.matches(checksum) {
+            return Err(Error::DigestMismatch {
+                what: "Upload-Checksum",
+            });
+        }
+        let new_offset = offset + written;
+        let mut progress = TusProgress {
+            offset: new_offset,
+            length,
+            hash_state: sha.save(),
+            expires_at: self.tus_expiry(),
+            file_id: None,
+        };
+        if length == Some(new_offset) {
+            let sha1 = Sha1Hex::from_digest(&sha.finalize());
+            let key = self
+                .blobs
+                .stage_complete(&staging(&record.id), &[], &sha1)
+                .await?;
+            let name = FileName::parse(&record.file_name)?;
+            let file = NewUserFile::new(user.id, sha1, name, new_offset, now_millis());
+            let file = match self
+                .meta
+                .publish(&NewBlob::new(self.blobs.name(), key.clone()), &file)
+                .await
+            {
+                Ok(Published::Created(f)) => f,
+                Ok(Published::Deduplicated(f)) => {
+                    self.blobs.delete(&key).await?;
+                    f
+                }
+                Err(e) => {
+                    let _ = self.blobs.delete(&key).await;
+                    return Err(e);
+                }
+            };
+            progress.file_id = Some(file.id);
+        }
+        if !self
+            .sessions
+            .tus_update(&record.id, offset, &progress)
+            .await?
+        {
+            return Err(Error::OffsetMismatch { expected: offset });
+        }
+        Ok(TusRecord {
+            offset: progress.offset,
+            length: progress.length,
+            hash_state: progress.hash_state,
+            expires_at: progress.expires_at,
+            file_id: progress.file_id,
+            ..record
+        })
+    }
+
+    /// Drops a tus upload and its staged bytes (`DELETE`, termination).
+    pub async fn tus_terminate(&self, user: &User, id: &UploadId) -> Result<()> {
+        let record = self.tus_status(user, id).await?;
+        if record.file_id.is_none() {
+            self.blobs.stage_abort(&staging(id)).await?;
+        }
+        self.sessions.tus_delete(id).await?;
+        Ok(())
+    }
+
+    pub(super) async fn expire_tus(&self) -> Result<usize> {
+        let mut n = 0;
+        loop {
+            let expired = self.sessions.tus_expired(now_millis(), 100).await?;
+            if expired.is_empty() {
+                return Ok(n);
+            }
+            for t in expired {
+                if t.file_id.is_none() {
+                    if let Err(e) = self.blobs.stage_abort(&staging(&t.id)).await {
+                        tracing::warn!(error = %e, upload = %t.id, "could not drop staged bytes");
+                    }
+                }
+                self.sessions.tus_delete(&t.id).await?;
+                n += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! tus 1.0.0 at `/files/` (core, creation, creation-with-upload, creation-defer-length,
+//! expiration, checksum, termination) over the engine's tus uploads. Off-the-shelf clients
+//! (tus-js-client, tuspy, Uppy) work unchanged; every request but OPTIONS needs the Bearer token.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use base64::Engine as _;
+use chunkvault_engine::sessions::TusRecord;
+use chunkvault_engine::uploads::tus::{TusChecksum, TusCreate};
+use chunkvault_engine::{ByteStream, Error as EngineError, UploadId, User};
+use warp::filters::BoxedFilter;
+use warp::http::{header, HeaderMap, HeaderValue, Method, Response as HttpResponse, StatusCode};
+use warp::hyper::Body;
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use super::{authenticate, body_stream, with_drained_body, with_state, AppState, Params, State};
+use crate::error::ApiError;
+
+const VERSION: &str = "1.0.0";
+const EXTENSIONS: &str =
+    "creation,creation-with-upload,creation-defer-length,expiration,checksum,termination";
+const ALGORITHMS: &str = "sha1,md5,sha256";
+const OFFSET_STREAM: &str = "application/offset+octet-stream";
+/// What a browser client needs to read and send.
+const EXPOSE: &str =
+    "Location, Upload-Offset, Upload-Length, Upload-Defer-Length, Upload-Metadata, \
+                      Upload-Expires, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, \
+                      Tus-Checksum-Algorithm";
+const ALLOW_HEADERS: &str =
+    "Authorization, Content-Type, Upload-Length, Upload-Offset, Upload-Metadata, \
+                             Upload-Defer-Length, Upload-Concat, Upload-Checksum, Tus-Resumable, \
+                             X-HTTP-Method-Override, X-Requested-With, X-Request-Id";
+const ALLOW_METHODS: &str = "POST, HEAD, PATCH, DELETE, OPTIONS";
+
+pub fn routes(state: State) -> BoxedFilter<(Response,)> {
+    warp::path("files")
+        .and(warp::path::tail())
+        .and(warp::method())
+        .and(warp::header::headers_cloned())
+        .and(with_state(state))
+        .and(body_stream())
+        .then(
+            |tail: warp::path::Tail,
+             method: Method,
+             headers: HeaderMap,
+             state: State,
+             body: ByteStream| async move {
+                handle(tail.as_str().to_owned(), method, headers, state, body).await
+            },
+        )
+        .boxed()
+}
+
+fn h<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+fn hv(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+async fn handle(
+    tail: String,
+    method: Method,
+    headers: HeaderMap,
+    state: State,
+    body: ByteStream,
+) -> Response {
+    // Clients behind proxies that only pass GET/POST send the real method here.
+    let method = match (method, h(&headers, "x-http-method-override")) {
+        (Method::POST, Some(m)) => m.parse().unwrap_or(Method::POST),
+        (m, _) => m,
+    };
+    let id = tail.trim_matches('/').to_owned();
+    let head = method == Method::HEAD;
+    let mut resp = if method == Method::OPTIONS {
+        options(&state)
+    } else if h(&headers, "tus-resumable") != Some(VERSION) {
+        let mut r = ApiError::TusVersion.into_response();
+        r.headers_mut()
+            .insert("tus-version", HeaderValue::from_static(VERSION));
+        r
+    } else {
+        match route(&method, &id, &headers, &state, body).await {
+            Ok(r) => r,
+            Err(e) => error_response(e),
+        }
+    };
+    if head {
+        *resp.body_mut() = Body::empty();
+    }
+    let hs = resp.headers_mut();
+    hs.insert("tus-resumable", HeaderValue::from_static(VERSION));
+    if let Some(origin) = allowed_origin(&state, h(&headers, "origin")) {
+        hs.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, hv(&origin));
+        hs.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(EXPOSE),
+        );
+        hs.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    resp
+}
+
+fn allowed_origin(state: &AppState, origin: Option<&str>) -> Option<String> {
+    let origin = origin?;
+    if state.cors_origins.iter().any(|o| o == "*") {
+        Some("*".to_owned())
+    } else if state.cors_origins.iter().any(|o| o == origin) {
+        Some(origin.to_owned())
+    } else {
+        None
+    }
+}
+
+/// Checksum mismatches are 460 in tus; everything else keeps its usual status and envelope.
+fn error_response(e: ApiError) -> Response {
+    let checksum = matches!(e, ApiError::Engine(EngineError::DigestMismatch { .. }));
+    let mut resp = e.into_response();
+    if checksum {
+        *resp.status_mut() = StatusCode::from_u16(460).expect("460 is a valid status");
+    }
+    resp
+}
+
+fn empty(status: StatusCode) -> Response {
+    let mut r = HttpResponse::new(Body::empty());
+    *r.status_mut() = status;
+    r
+}
+
+fn options(state: &AppState) -> Response {
+    let mut r = empty(StatusCode::NO_CONTENT);
+    let hs = r.headers_mut();
+    hs.insert("tus-version", HeaderValue::from_static(VERSION));
+    hs.insert("tus-extension", HeaderValue::from_static(EXTENSIONS));
+    hs.insert(
+        "tus-checksum-algorithm",
+        HeaderValue::from_static(ALGORITHMS),
+    );
+    hs.insert(
+        "tus-max-size",
+        HeaderValue::from(state.engine.config().max_file_size),
+    );
+    hs.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(ALLOW_METHODS),
+    );
+    hs.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(ALLOW_HEADERS),
+    );
+    hs.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    r
+}
+
+async fn user_of(state: &AppState, headers: &HeaderMap) -> Result<User, ApiError> {
+    authenticate(state, h(headers, "authorization"), &Params::default()).await
+}
+
+async fn route(
+    method: &Method,
+    id: &str,
+    headers: &HeaderMap,
+    state: &State,
+    body: ByteStream,
+) -> Result<Response, ApiError> {
+    match (method, id.is_empty()) {
+        (&Method::POST, true) => {
+            with_drained_body(body, 1 << 20, |b| create(headers, state, b)).await
+        }
+        (&Method::HEAD, false) => status(id, headers, state).await,
+        (&Method::PATCH, false) => {
+            with_drained_body(body, 1 << 20, |b| patch(id, headers, state, b)).await
+        }
+        (&Method::DELETE, false) => terminate(id, headers, state).await,
+        _ => Err(ApiError::MethodNotAllowed),
+    }
+}
+
+fn upload_headers(resp: &mut Response, t: &TusRecord) {
+    let hs = resp.headers_mut();
+    hs.insert("upload-offset", HeaderValue::from(t.offset));
+    match t.length {
+        Some(l) => hs.insert("upload-length", HeaderValue::from(l)),
+        None => hs.insert("upload-defer-length", HeaderValue::from_static("1")),
+    };
+    if t.file_id.is_none() {
+        let at = UNIX_EPOCH + Duration::from_millis(t.expires_at.max(0) as u64);
+        hs.insert("upload-expires", hv(&httpdate::fmt_http_date(at)));
+    }
+}
+
+fn uint_header(headers: &HeaderMap, name: &'static str) -> Result<Option<u64>, ApiError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|v| v.parse().ok())
+            .map(Some)
+            .ok_or_else(|| ApiError::bad(name, "must be a non-negative integer")),
+    }
+}
+
+/// `Upload-Metadata`: `key base64,key base64` (a value may be absent). Returns the decoded
+/// `filename` (or `name`) if any.
+pub fn metadata_file_name(metadata: &str) -> Result<Option<String>, ApiError> {
+    let mut name = None;
+    for pair in metadata.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let mut it = pair.splitn(2, ' ');
+        let key = it.next().unwrap_or_default();
+        let value = it.next().unwrap_or_default().trim();
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ApiError::bad(
+                "Upload-Metadata",
+                "keys must be printable ASCII",
+            ));
+        }
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .map_err(|_| ApiError::bad("Upload-Metadata", "values must be base64"))?;
+        if key == "filename" || (key == "name" && name.is_none()) {
+            let text = String::from_utf8(decoded)
+                .map_err(|_| ApiError::bad("Upload-Metadata", "filename must be UTF-8"))?;
+            name = Some(text);
+        }
+    }
+    Ok(name)
+}
+
+/// `Upload-Checksum: <algorithm> <base64 digest>`.
+pub fn parse_checksum(value: &str) -> Result<TusChecksum, ApiError> {
+    let bad = || {
+        ApiError::bad(
+            "Upload-Checksum",
+            "expected `sha1|md5|sha256 <base64 digest>`",
+        )
+    };
+    let (algo, digest) = value.trim().split_once(' ').ok_or_else(bad)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(digest.trim())
+        .map_err(|_| bad())?;
+    match algo {
+        "sha1" => Ok(TusChecksum::Sha1(bytes.try_into().map_err(|_| bad())?)),
+        "md5" => Ok(TusChecksum::Md5(bytes.try_into().map_err(|_| bad())?)),
+        "sha256" => Ok(TusChecksum::Sha256(bytes.try_into().map_err(|_| bad())?)),
+        _ => Err(bad()),
+    }
+}
+
+fn checksum_of(headers: &HeaderMap) -> Result<Option<TusChecksum>, ApiError> {
+    h(headers, "upload-checksum")
+        .map(parse_checksum)
+        .transpose()
+}
+
+fn has_body(headers: &HeaderMap) -> bool {
+    h(headers, "content-type").is_some_and(|ct| ct.eq_ignore_ascii_case(OFFSET_STREAM))
+        && (uint_header(headers, "content-length")
+            .ok()
+            .flatten()
+            .is_some_and(|n| n > 0)
+            || headers.contains_key(header::TRANSFER_ENCODING))
+}
+
+async fn create(
+    headers: &HeaderMap,
+    state: &State,
+    body: ByteStream,
+) -> Result<Response, ApiError> {
+    let user = user_of(state, headers).await?;
+    if headers.contains_key("upload-concat") {
+        return Err(ApiError::bad(
+            "Upload-Concat",
+            "concatenation is not supported by this server yet",
+        ));
+    }
+    let length = uint_header(headers, "upload-length")?;
+    let deferred = match h(headers, "upload-defer-length") {
+        None => false,
+        Some("1") => true,
+        Some(_) => return Err(ApiError::bad("Upload-Defer-Length", "must be 1")),
+    };
+    if length.is_none() && !deferred {
+        return Err(ApiError::MissingParam("Upload-Length"));
+    }
+    let metadata = h(headers, "upload-metadata").unwrap_or_default().to_owned();
+    let name = metadata_file_name(&metadata)?.unwrap_or_else(|| "tus-upload".to_owned());
+    let mut record = state
+        .engine
+        .tus_create(&user, TusCreate::new(length, metadata, name))
+        .await?;
+    let location = format!("{}/files/{}", state.base_url(h(headers, "host")), record.id);
+    if has_body(headers) {
+        // creation-with-upload: the first bytes came with the POST.
+        let checksum = checksum_of(headers)?;
+        record = state
+            .engine
+            .tus_append(&user, &record.id, 0, None, body, checksum)
+            .await?;
+    }
+    let mut resp = empty(StatusCode::CREATED);
+    resp.headers_mut().insert(header::LOCATION, hv(&location));
+    upload_headers(&mut resp, &record);
+    Ok(resp)
+}
+
+fn upload_id(id: &str) -> Result<UploadId, ApiError> {
+    Ok(UploadId::parse(id)?)
+}
+
+async fn status(id: &str, headers: &HeaderMap, state: &State) -> Result<Response, ApiError> {
+    let user = user_of(state, headers).await?;
+    let record = state.engine.tus_status(&user, &upload_id(id)?).await?;
+    let mut resp = empty(StatusCode::OK);
+    upload_headers(&mut resp, &record);
+    let hs = resp.headers_mut();
+    hs.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if !record.metadata.is_empty() {
+        hs.insert("upload-metadata", hv(&record.metadata));
+    }
+    Ok(resp)
+}
+
+async fn patch(
+    id: &str,
+    headers: &HeaderMap,
+    state: &State,
+    body: ByteStream,
+) -> Result<Response, ApiError> {
+    let user = user_of(state, headers).await?;
+    if !h(headers, "content-type").is_some_and(|ct| ct.eq_ignore_ascii_case(OFFSET_STREAM)) {
+        return Err(ApiError::UnsupportedMediaType {
+            expected: OFFSET_STREAM,
+        });
+    }
+    let offset =
+        uint_header(headers, "upload-offset")?.ok_or(ApiError::MissingParam("Upload-Offset"))?;
+    let length = uint_header(headers, "upload-length")?;
+    let checksum = checksum_of(headers)?;
+    let record = state
+        .engine
+        .tus_append(&user, &upload_id(id)?, offset, length, body, checksum)
+        .await?;
+    let mut resp = empty(StatusCode::NO_CONTENT);
+    upload_headers(&mut resp, &record);
+    Ok(resp)
+}
+
+async fn terminate(id: &str, headers: &HeaderMap, state: &State) -> Result<Response, ApiError> {
+    let user = user_of(state, headers).await?;
+    state.engine.tus_terminate(&user, &upload_id(id)?).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata() {
+        assert_eq!(
+            metadata_file_name("filename d29ybGRfZG9taW5hdGlvbl9wbGFuLnBkZg==,is_confidential")
+                .unwrap()
+                .as_deref(),
+            Some("world_domination_plan.pdf")
+        );
+        assert_eq!(metadata_file_name("").unwrap(), None);
+        assert_eq!(
+            metadata_file_name("name 5paH5Lu2").unwrap().as_deref(),
+            Some("文件")
+        );
+        assert!(metadata_file_name("filename !!!").is_err());
+        assert!(metadata_file_name("filename /w==").is_err(), "not UTF-8");
+    }
+
+    #[test]
+    fn checksums() {
+        assert!(matches!(
+            parse_checksum("sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0="),
+            Ok(TusChecksum::Sha1(_))
+        ));
+        assert!(matches!(
+            parse_checksum("md5 XrY7u+Ae7tCTyyK7j1rNww=="),
+            Ok(TusChecksum::Md5(_))
+        ));
+        assert!(parse_checksum("crc32 AAAA").is_err());
+        assert!(parse_checksum("sha1 AAAA").is_err());
+        assert!(parse_checksum("sha1").is_err());
+    }
+}
