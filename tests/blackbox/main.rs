@@ -8,5 +8,6 @@ mod dedup;
 mod files;
 mod restart;
 mod support;
+mod tus;
 mod uploads;
 mod users;

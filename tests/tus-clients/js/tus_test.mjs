@@ -1,0 +1,75 @@
+// Drives ChunkVault's tus endpoint with tus-js-client in Node.
+//   node tus_test.mjs <base-url> <token> <file> <scenario>
+// Scenarios: upload | resume | terminate. Prints one JSON line with what happened.
+import fs from 'node:fs';
+import * as tus from 'tus-js-client';
+
+const [base, token, file, scenario] = process.argv.slice(2);
+const size = fs.statSync(file).size;
+const headers = { Authorization: `Bearer ${token}` };
+
+function start(options) {
+  return new Promise((resolve, reject) => {
+    const upload = new tus.Upload(fs.createReadStream(file), {
+      endpoint: `${base}/files/`,
+      headers,
+      chunkSize: 256 * 1024,
+      uploadSize: size,
+      metadata: { filename: `js-${scenario}.bin`, filetype: 'application/octet-stream' },
+      retryDelays: [0, 100, 500],
+      ...options,
+      onSuccess: () => resolve(upload),
+      onError: reject,
+    });
+    upload.start();
+    if (options.onStarted) options.onStarted(upload, resolve);
+  });
+}
+
+async function main() {
+  if (scenario === 'upload') {
+    const u = await start({});
+    return { url: u.url };
+  }
+  if (scenario === 'resume') {
+    // Stop after some chunks, then a fresh client continues from the server's offset.
+    let firstUrl = null;
+    let stoppedAt = 0;
+    await start({
+      onProgress: () => {},
+      onChunkComplete: (_chunk, accepted) => {},
+      onStarted: (upload, resolve) => {
+        upload.options.onChunkComplete = (_c, accepted) => {
+          if (accepted >= size / 3 && !firstUrl) {
+            firstUrl = upload.url;
+            stoppedAt = accepted;
+            upload.abort(false).then(() => resolve(upload));
+          }
+        };
+      },
+    });
+    const u = await start({ uploadUrl: firstUrl });
+    return { url: u.url, firstUrl, stoppedAt };
+  }
+  if (scenario === 'terminate') {
+    let url = null;
+    await start({
+      onStarted: (upload, resolve) => {
+        upload.options.onChunkComplete = (_c, accepted) => {
+          if (!url) {
+            url = upload.url;
+            upload.abort(true).then(() => resolve(upload));
+          }
+        };
+      },
+    });
+    const res = await fetch(url, { method: 'HEAD', headers: { ...headers, 'Tus-Resumable': '1.0.0' } });
+    return { url, headStatus: res.status };
+  }
+  throw new Error(`unknown scenario ${scenario}`);
+}
+
+main().then(
+  (r) => console.log(JSON.stringify({ ok: true, ...r })),
+  (e) => { console.log(JSON.stringify({ ok: false, error: String(e) })); process.exit(1); },
+);
