@@ -308,6 +308,7 @@ async fn tus(store: &dyn SessionStore, now: i64) {
         created_at: now,
         expires_at: far,
         file_id: None,
+        concat: "partial".into(),
     };
     store.tus_create(&t).await.unwrap();
     assert_eq!(store.tus_get(&t.id).await.unwrap(), Some(t.clone()));

@@ -304,6 +304,83 @@ async fn protocol() {
         .contains(url.rsplit('/').next().unwrap())));
 }
 
+/// Concatenation: partial uploads become one file through a final upload.
+#[tokio::test]
+async fn concatenation() {
+    let s = Server::start();
+    let t = s.user("tus-concat").await;
+    let other = s.user("tus-concat-other").await;
+    let data = random_bytes(900_000);
+    let mut urls = Vec::new();
+    for piece in data.chunks(400_000) {
+        let resp = tus(s.client.post(s.url("/files/")), &t)
+            .header("upload-concat", "partial")
+            .header("upload-length", piece.len())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let url = resp.headers()["location"].to_str().unwrap().to_owned();
+        assert_eq!(
+            patch(&s, &t, &url, 0, piece.to_vec()).await.status(),
+            StatusCode::NO_CONTENT
+        );
+        urls.push(url);
+    }
+    assert!(
+        file_sha1s(&s, &t).await.is_empty(),
+        "partial uploads are not files"
+    );
+    let concat = format!("final;{}", urls.join(" "));
+    let resp = tus(s.client.post(s.url("/files/")), &other)
+        .header("upload-concat", &concat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::NOT_FOUND,
+        "another user's partials"
+    );
+    let resp = tus(s.client.post(s.url("/files/")), &t)
+        .header("upload-concat", "final;/files/nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let resp = tus(s.client.post(s.url("/files/")), &t)
+        .header("upload-concat", &concat)
+        .header(
+            "upload-metadata",
+            format!("filename {}", base64_of("合并.bin".as_bytes())),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let fin = resp.headers()["location"].to_str().unwrap().to_owned();
+    let head = tus(s.client.head(&fin), &t).send().await.unwrap();
+    assert_eq!(head.headers()["upload-offset"], "900000");
+    assert_eq!(head.headers()["upload-length"], "900000");
+    assert_eq!(head.headers()["upload-concat"], concat.as_str());
+    assert!(file_sha1s(&s, &t)
+        .await
+        .contains(&("合并.bin".to_owned(), sha1_hex(&data))));
+    for url in &urls {
+        assert_eq!(
+            tus(s.client.head(url), &t).send().await.unwrap().status(),
+            StatusCode::NOT_FOUND,
+            "partials are dropped"
+        );
+    }
+    assert_eq!(
+        patch(&s, &t, &fin, 900_000, vec![1]).await.status(),
+        StatusCode::BAD_REQUEST,
+        "a final upload takes no PATCH"
+    );
+    assert!(s.staging_files().is_empty());
+}
+
 /// Two PATCHes race for one upload: one wins, the other gets 409 or 423; the bytes are never
 /// interleaved.
 #[tokio::test]
@@ -385,6 +462,7 @@ async fn tus_js_client() {
     std::fs::write(&file, &data).unwrap();
     let script = clients_dir().join("js/tus_test.mjs");
     run_client("node", &script, &s, &t, &file, "upload");
+    run_client("node", &script, &s, &t, &file, "parallel");
     let resumed = run_client("node", &script, &s, &t, &file, "resume");
     assert_eq!(
         resumed["url"], resumed["firstUrl"],
@@ -394,7 +472,7 @@ async fn tus_js_client() {
     let term = run_client("node", &script, &s, &t, &file, "terminate");
     assert_eq!(term["headStatus"], 404);
     let files = file_sha1s(&s, &t).await;
-    for name in ["js-upload.bin", "js-resume.bin"] {
+    for name in ["js-upload.bin", "js-parallel.bin", "js-resume.bin"] {
         assert!(
             files.contains(&(name.to_owned(), sha1_hex(&data))),
             "{name}: {files:?}"

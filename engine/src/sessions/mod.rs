@@ -66,6 +66,8 @@ pub struct TusRecord {
     pub expires_at: Millis,
     /// The user file it became, once complete.
     pub file_id: Option<FileId>,
+    /// tus concatenation: empty, `partial`, or `final;<urls>` as the client sent it.
+    pub concat: String,
 }
 
 /// What a successful append changes.

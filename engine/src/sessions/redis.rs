@@ -192,6 +192,7 @@ fn parse_tus(id: &UploadId, h: &HashMap<String, String>) -> Result<TusRecord> {
         } else {
             Some(FileId::parse(&file_id).map_err(|_| corrupt())?)
         },
+        concat: s("concat")?,
     })
 }
 
@@ -460,6 +461,7 @@ impl SessionStore for RedisSessionStore {
             ),
             ("lock_holder", String::new()),
             ("lock_until", "0".to_owned()),
+            ("concat", r.concat.clone()),
         ];
         let mut pipe = redis::pipe();
         pipe.atomic()

@@ -40,7 +40,7 @@ fn from_row(row: &AnyRow) -> Result<SessionRecord> {
 
 const TUS_COLS: &str =
     "id, owner, file_name, metadata, length, upload_offset, hash_state, created_at, \
-                        expires_at, file_id";
+                        expires_at, file_id, concat";
 
 fn tus_from_row(row: &AnyRow) -> Result<TusRecord> {
     let corrupt = |e: Error| Error::backend("session", e.to_string());
@@ -64,6 +64,7 @@ fn tus_from_row(row: &AnyRow) -> Result<TusRecord> {
             .map(|f| FileId::parse(&f))
             .transpose()
             .map_err(corrupt)?,
+        concat: text(row, "concat")?,
     })
 }
 
@@ -326,8 +327,9 @@ impl SessionStore for SqlSessionStore {
     }
 
     async fn tus_create(&self, r: &TusRecord) -> Result<()> {
-        let sql =
-            format!("INSERT INTO tus_uploads ({TUS_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        let sql = format!(
+            "INSERT INTO tus_uploads ({TUS_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        );
         sqlx::query(&self.db.q(&sql))
             .bind(r.id.as_str())
             .bind(r.owner.0)
@@ -339,6 +341,7 @@ impl SessionStore for SqlSessionStore {
             .bind(r.created_at)
             .bind(r.expires_at)
             .bind(r.file_id.as_ref().map(|f| f.as_str().to_owned()))
+            .bind(r.concat.as_str())
             .execute(&self.db.pool)
             .await?;
         Ok(())

@@ -6,7 +6,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -40,6 +40,7 @@ pub struct TusCreate {
     pub length: Option<u64>,
     pub metadata: String,
     pub file_name: String,
+    pub concat: TusConcat,
 }
 
 impl TusCreate {
@@ -48,9 +49,30 @@ impl TusCreate {
             length,
             metadata,
             file_name,
+            concat: TusConcat::None,
         }
     }
+
+    pub fn with_concat(mut self, concat: TusConcat) -> Self {
+        self.concat = concat;
+        self
+    }
 }
+
+/// tus concatenation (`Upload-Concat`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TusConcat {
+    None,
+    /// A piece of a file, uploaded in parallel with the others; never a file of its own.
+    Partial,
+    /// The file made of these finished partial uploads, in order; `header` is kept for HEAD.
+    Final {
+        parts: Vec<UploadId>,
+        header: String,
+    },
+}
+
+const PARTIAL: &str = "partial";
 
 fn staging(id: &UploadId) -> StagingId {
     StagingId::parse(id.as_str()).expect("upload ids are valid staging ids")
@@ -104,6 +126,15 @@ impl Engine {
         if req.metadata.len() > MAX_METADATA {
             return Err(Error::invalid("Upload-Metadata", "longer than 4096 bytes"));
         }
+        let concat = match req.concat {
+            TusConcat::Final { parts, header } => {
+                return self
+                    .tus_concatenate(user, &parts, header, req.metadata, name)
+                    .await
+            }
+            TusConcat::Partial => PARTIAL.to_owned(),
+            TusConcat::None => String::new(),
+        };
         if let Some(l) = req.length {
             if l > self.config.max_file_size {
                 return Err(Error::TooLarge {
@@ -123,6 +154,7 @@ impl Engine {
             created_at: now,
             expires_at: self.tus_expiry(),
             file_id: None,
+            concat,
         };
         self.blobs.stage_begin(&staging(&record.id), 0).await?;
         self.sessions.tus_create(&record).await?;
@@ -162,6 +194,12 @@ impl Engine {
         checksum: Option<TusChecksum>,
     ) -> Result<TusRecord> {
         let record = self.tus_status(user, id).await?;
+        if record.concat.starts_with("final") {
+            return Err(Error::invalid(
+                "Upload-Concat",
+                "a final upload cannot be patched",
+            ));
+        }
         if offset != record.offset {
             return Err(Error::OffsetMismatch {
                 expected: record.offset,
@@ -265,7 +303,7 @@ impl Engine {
             expires_at: self.tus_expiry(),
             file_id: None,
         };
-        if length == Some(new_offset) {
+        if length == Some(new_offset) && record.concat != PARTIAL {
             let sha1 = Sha1Hex::from_digest(&sha.finalize());
             let key = self
                 .blobs
@@ -305,6 +343,83 @@ impl Engine {
             file_id: progress.file_id,
             ..record
         })
+    }
+
+    /// The final upload of a concatenation: the partial uploads' bytes, in order, become one
+    /// file (hashed and deduplicated like any upload); the partials are then dropped.
+    async fn tus_concatenate(
+        &self,
+        user: &User,
+        parts: &[UploadId],
+        header: String,
+        metadata: String,
+        name: FileName,
+    ) -> Result<TusRecord> {
+        if parts.is_empty() {
+            return Err(Error::invalid("Upload-Concat", "names no partial uploads"));
+        }
+        let mut pieces = Vec::new();
+        for id in parts {
+            let r = self.tus_status(user, id).await?;
+            if r.concat != PARTIAL || r.length != Some(r.offset) {
+                return Err(Error::invalid(
+                    "Upload-Concat",
+                    "every part must be a finished partial upload",
+                ));
+            }
+            pieces.push((staging(id), r.offset));
+        }
+        let total: u64 = pieces.iter().map(|p| p.1).sum();
+        if total > self.config.max_file_size {
+            return Err(Error::TooLarge {
+                limit: self.config.max_file_size,
+            });
+        }
+        let blobs = self.blobs.clone();
+        let body = futures::stream::iter(pieces)
+            .then(move |(sid, len)| {
+                let blobs = blobs.clone();
+                async move {
+                    if len == 0 {
+                        return Ok(futures::stream::empty().boxed());
+                    }
+                    match blobs
+                        .stage_read(&sid, crate::types::ByteRange { start: 0, end: len })
+                        .await
+                    {
+                        Ok(Some(s)) => Ok(s),
+                        Ok(None) => Err(io::Error::other(
+                            "this blob store cannot read partial uploads",
+                        )),
+                        Err(e) => Err(io::Error::other(e.to_string())),
+                    }
+                }
+            })
+            .try_flatten()
+            .boxed();
+        let file = self.upload(user, name.as_str(), body).await?;
+        let now = now_millis();
+        let record = TusRecord {
+            id: UploadId::generate(),
+            owner: user.id,
+            file_name: name.as_str().to_owned(),
+            metadata,
+            length: Some(total),
+            offset: total,
+            hash_state: String::new(),
+            created_at: now,
+            expires_at: self.tus_expiry(),
+            file_id: Some(file.id),
+            concat: header,
+        };
+        self.sessions.tus_create(&record).await?;
+        for id in parts {
+            if let Err(e) = self.blobs.stage_abort(&staging(id)).await {
+                tracing::warn!(error = %e, upload = %id, "could not drop a partial upload");
+            }
+            self.sessions.tus_delete(id).await?;
+        }
+        Ok(record)
     }
 
     /// Drops a tus upload and its staged bytes (`DELETE`, termination).

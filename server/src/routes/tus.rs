@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine as _;
 use chunkvault_engine::sessions::TusRecord;
-use chunkvault_engine::uploads::tus::{TusChecksum, TusCreate};
+use chunkvault_engine::uploads::tus::{TusChecksum, TusConcat, TusCreate};
 use chunkvault_engine::{ByteStream, Error as EngineError, UploadId, User};
 use warp::filters::BoxedFilter;
 use warp::http::{header, HeaderMap, HeaderValue, Method, Response as HttpResponse, StatusCode};
@@ -19,7 +19,7 @@ use crate::error::ApiError;
 
 const VERSION: &str = "1.0.0";
 const EXTENSIONS: &str =
-    "creation,creation-with-upload,creation-defer-length,expiration,checksum,termination";
+    "creation,creation-with-upload,creation-defer-length,expiration,checksum,termination,concatenation";
 const ALGORITHMS: &str = "sha1,md5,sha256";
 const OFFSET_STREAM: &str = "application/offset+octet-stream";
 /// What a browser client needs to read and send.
@@ -258,6 +258,37 @@ pub fn parse_checksum(value: &str) -> Result<TusChecksum, ApiError> {
     }
 }
 
+/// `Upload-Concat: partial` or `final;<url> <url> …` (URLs absolute or paths ending in the id).
+pub fn parse_concat(value: &str) -> Result<TusConcat, ApiError> {
+    if value == "partial" {
+        return Ok(TusConcat::Partial);
+    }
+    let Some(urls) = value.strip_prefix("final;") else {
+        return Err(ApiError::bad(
+            "Upload-Concat",
+            "must be `partial` or `final;<urls>`",
+        ));
+    };
+    let parts = urls
+        .split_whitespace()
+        .map(|u| {
+            let path = u
+                .split(['?', '#'])
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches('/');
+            let id = path.rsplit('/').next().unwrap_or_default();
+            UploadId::parse(id).map_err(|_| {
+                ApiError::bad("Upload-Concat", "names an upload that is not one of ours")
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(TusConcat::Final {
+        parts,
+        header: value.to_owned(),
+    })
+}
+
 fn checksum_of(headers: &HeaderMap) -> Result<Option<TusChecksum>, ApiError> {
     h(headers, "upload-checksum")
         .map(parse_checksum)
@@ -279,29 +310,31 @@ async fn create(
     body: ByteStream,
 ) -> Result<Response, ApiError> {
     let user = user_of(state, headers).await?;
-    if headers.contains_key("upload-concat") {
-        return Err(ApiError::bad(
-            "Upload-Concat",
-            "concatenation is not supported by this server yet",
-        ));
-    }
-    let length = uint_header(headers, "upload-length")?;
+    let concat = match h(headers, "upload-concat") {
+        None => TusConcat::None,
+        Some(v) => parse_concat(v)?,
+    };
+    let is_final = matches!(concat, TusConcat::Final { .. });
+    // A final upload's length is the sum of its parts.
+    let length = if is_final {
+        None
+    } else {
+        uint_header(headers, "upload-length")?
+    };
     let deferred = match h(headers, "upload-defer-length") {
         None => false,
         Some("1") => true,
         Some(_) => return Err(ApiError::bad("Upload-Defer-Length", "must be 1")),
     };
-    if length.is_none() && !deferred {
+    if length.is_none() && !deferred && !is_final {
         return Err(ApiError::MissingParam("Upload-Length"));
     }
     let metadata = h(headers, "upload-metadata").unwrap_or_default().to_owned();
     let name = metadata_file_name(&metadata)?.unwrap_or_else(|| "tus-upload".to_owned());
-    let mut record = state
-        .engine
-        .tus_create(&user, TusCreate::new(length, metadata, name))
-        .await?;
+    let req = TusCreate::new(length, metadata, name).with_concat(concat);
+    let mut record = state.engine.tus_create(&user, req).await?;
     let location = format!("{}/files/{}", state.base_url(h(headers, "host")), record.id);
-    if has_body(headers) {
+    if has_body(headers) && !is_final {
         // creation-with-upload: the first bytes came with the POST.
         let checksum = checksum_of(headers)?;
         record = state
@@ -328,6 +361,9 @@ async fn status(id: &str, headers: &HeaderMap, state: &State) -> Result<Response
     hs.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if !record.metadata.is_empty() {
         hs.insert("upload-metadata", hv(&record.metadata));
+    }
+    if !record.concat.is_empty() {
+        hs.insert("upload-concat", hv(&record.concat));
     }
     Ok(resp)
 }

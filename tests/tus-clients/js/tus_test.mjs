@@ -1,6 +1,6 @@
 // Drives ChunkVault's tus endpoint with tus-js-client in Node.
 //   node tus_test.mjs <base-url> <token> <file> <scenario>
-// Scenarios: upload | resume | terminate. Prints one JSON line with what happened.
+// Scenarios: upload | parallel | resume | terminate. Prints one JSON line with what happened.
 import fs from 'node:fs';
 import * as tus from 'tus-js-client';
 
@@ -29,6 +29,11 @@ function start(options) {
 async function main() {
   if (scenario === 'upload') {
     const u = await start({});
+    return { url: u.url };
+  }
+  if (scenario === 'parallel') {
+    // parallelUploads: partial uploads sent side by side, then one final upload (concatenation).
+    const u = await start({ parallelUploads: 3, uploadSize: undefined });
     return { url: u.url };
   }
   if (scenario === 'resume') {
