@@ -82,8 +82,11 @@ async fn upload_one(
         .ok_or_else(|| anyhow!("file name is not UTF-8"))?
         .to_owned();
     let hashing = bar(mp, size, "hashing".into());
+    let hash_start = Instant::now();
     let sha1 = hash_file(path, &hashing).await?;
+    let hash_time = hash_start.elapsed();
     hashing.finish_and_clear();
+    let upload_start = Instant::now();
 
     let mut body = serde_json::json!({ "filename": name, "size": size, "sha1": sha1 });
     if let Some(c) = args.chunk_size {
@@ -165,10 +168,17 @@ async fn upload_one(
         }
     };
     file_bar.finish();
+    let upload_time = upload_start.elapsed();
+    let mib = |bytes: u64, t: Duration| bytes as f64 / (1 << 20) as f64 / t.as_secs_f64().max(1e-9);
+    let sent = size - done;
     mp.suspend(|| {
         eprintln!(
-            "{name}: uploaded, sha1 {}",
-            file["sha1"].as_str().unwrap_or_default()
+            "{name}: uploaded, sha1 {}; hashed in {:.2} s ({:.0} MiB/s), sent {sent} bytes in {:.2} s ({:.0} MiB/s)",
+            file["sha1"].as_str().unwrap_or_default(),
+            hash_time.as_secs_f64(),
+            mib(size, hash_time),
+            upload_time.as_secs_f64(),
+            mib(sent, upload_time),
         )
     });
     Ok(())

@@ -1,0 +1,288 @@
+"""ChunkVault against rustus and @tus/server, side by side in one run.
+
+Same 1 GiB random file, same clients (tuspy, tus-js-client; 8 MiB chunks), and ChunkVault's own
+CLI over REST. For each server and client: MB/s (median of BENCH_RUNS runs, a fresh server and
+data directory each), server CPU seconds and peak RSS (GNU time). Also the machine's limits in the
+same run (disk write with fdatasync, SHA1 on one core, loopback TCP) and instant-upload hits/s.
+Prints one table and the ratios the targets are stated in.
+"""
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+CV = os.path.join(TARGET, "release", "chunkvault")
+RUSTUS = os.environ.get("RUSTUS") or shutil.which("rustus") or "/var/tmp/bench-tools/bin/rustus"
+NODE_DIR = os.path.join(ROOT, "bench", "node")
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+SIZE_MIB = int(os.environ.get("BENCH_SIZE_MIB", "1024"))
+CHUNK = 8 << 20
+MB = 1e6
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited early")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+# ---- the machine's limits ------------------------------------------------------------------
+
+def disk_write(work, size):
+    path = os.path.join(work, "dd.bin")
+    block = os.urandom(8 << 20)
+    start = time.monotonic()
+    with open(path, "wb") as f:
+        for _ in range(size // len(block)):
+            f.write(block)
+        f.flush()
+        os.fdatasync(f.fileno())
+    t = time.monotonic() - start
+    os.remove(path)
+    return size / t / MB
+
+
+def sha1_one_core(size):
+    block = os.urandom(8 << 20)
+    h = hashlib.sha1()
+    start = time.monotonic()
+    for _ in range(size // len(block)):
+        h.update(block)
+    return size / (time.monotonic() - start) / MB
+
+
+def loopback(size):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    got = [0]
+
+    def sink():
+        conn, _ = srv.accept()
+        buf = bytearray(4 << 20)
+        while True:
+            n = conn.recv_into(buf)
+            if not n:
+                break
+            got[0] += n
+        conn.close()
+
+    t = threading.Thread(target=sink)
+    t.start()
+    block = os.urandom(4 << 20)
+    c = socket.create_connection(("127.0.0.1", port))
+    start = time.monotonic()
+    for _ in range(size // len(block)):
+        c.sendall(block)
+    c.shutdown(socket.SHUT_WR)
+    t.join()
+    elapsed = time.monotonic() - start
+    c.close()
+    srv.close()
+    return got[0] / elapsed / MB
+
+
+# ---- servers ---------------------------------------------------------------------------------
+
+class Server:
+    def __init__(self, kind, work):
+        self.kind = kind
+        self.dir = tempfile.mkdtemp(dir=work, prefix=kind + "-")
+        self.timefile = os.path.join(self.dir, "time.txt")
+        self.port = free_port()
+        self.token = None
+        data = os.path.join(self.dir, "data")
+        os.makedirs(data)
+        timed = ["/usr/bin/time", "-v", "-o", self.timefile]
+        if kind == "chunkvault":
+            cmd = [CV, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", data, "--log", "warn"]
+        elif kind == "rustus":
+            cmd = [RUSTUS, "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", data,
+                   "--info-dir", data, "--url", "/files", "--max-body-size", str(64 << 20),
+                   "--log-level", "ERROR"]
+        elif kind == "tus-node":
+            cmd = ["node", os.path.join(NODE_DIR, "tus-node-server.mjs"), str(self.port), data]
+        else:
+            raise ValueError(kind)
+        self.log = open(os.path.join(self.dir, "server.log"), "wb")
+        self.proc = subprocess.Popen(timed + cmd, stdout=self.log, stderr=self.log)
+        wait_port(self.port, self.proc)
+        self.base = f"http://127.0.0.1:{self.port}"
+        if kind == "chunkvault":
+            form = {"Content-Type": "application/x-www-form-urlencoded"}
+            call(self.base, "POST", "/user/signup", "username=bench&password=bench-password", form)
+            _, body = call(self.base, "POST", "/user/signin", "username=bench&password=bench-password", form)
+            self.token = json.loads(body)["data"]["Token"]
+
+    @property
+    def endpoint(self):
+        return f"{self.base}/files/" if self.kind != "tus-node" else f"{self.base}/files"
+
+    def stop(self):
+        """Stops the server under GNU time; returns (cpu seconds, peak RSS MiB)."""
+        try:
+            children = open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read().split()
+        except OSError:
+            children = []
+        for c in children:
+            os.kill(int(c), signal.SIGTERM)
+        self.proc.wait(timeout=60)
+        self.log.close()
+        text = open(self.timefile).read()
+        user = float(re.search(r"User time \(seconds\): ([\d.]+)", text).group(1))
+        system = float(re.search(r"System time \(seconds\): ([\d.]+)", text).group(1))
+        rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1)) / 1024
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return user + system, rss
+
+
+def call(base, method, path, body=None, headers=None):
+    c = http.client.HTTPConnection(urllib.parse.urlparse(base).netloc, timeout=120)
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, data
+
+
+# ---- clients ---------------------------------------------------------------------------------
+
+TUSPY = """
+import sys, time
+from tusclient import client
+endpoint, token, path, chunk = sys.argv[1:5]
+headers = {} if token == "-" else {"Authorization": "Bearer " + token}
+start = time.monotonic()
+client.TusClient(endpoint, headers=headers).uploader(path, chunk_size=int(chunk), metadata={"filename": "bench-py.bin"}).upload()
+print(f"{time.monotonic() - start:.3f}")
+"""
+
+
+def run_client(client, server, path, work):
+    token = server.token or "-"
+    if client == "tuspy":
+        out = subprocess.run([sys.executable, "-c", TUSPY, server.endpoint, token, path, str(CHUNK)],
+                             capture_output=True, text=True, check=True)
+        return float(out.stdout.strip().splitlines()[-1]), None
+    if client == "tus-js-client":
+        out = subprocess.run(["node", os.path.join(NODE_DIR, "tusjs-upload.mjs"), server.endpoint, token, path, str(CHUNK)],
+                             capture_output=True, text=True, check=True)
+        return float(out.stdout.strip().splitlines()[-1]), None
+    if client == "chunkvault-cli":
+        cfg = os.path.join(server.dir, "cli")
+        env = {**os.environ, "CHUNKVAULT_CONFIG_DIR": cfg}
+        subprocess.run([CV, "login", "--server", server.base, "-u", "bench", "--password", "bench-password"],
+                       env=env, check=True, capture_output=True)
+        out = subprocess.run([CV, "upload", path, "--parallel", "4", "--chunk-size", "8MiB"],
+                             env=env, capture_output=True, text=True, check=True)
+        m = re.search(r"hashed in ([\d.]+) s .*sent \d+ bytes in ([\d.]+) s", out.stderr)
+        return float(m.group(2)), float(m.group(1))
+    raise ValueError(client)
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="cv-bench-", dir=os.environ.get("TMPDIR", "/var/tmp"))
+    size = SIZE_MIB << 20
+    try:
+        print(f"machine limits ({SIZE_MIB} MiB each):", flush=True)
+        limits = {"disk write + fdatasync": disk_write(work, size), "SHA1, one core": sha1_one_core(size),
+                  "loopback TCP": loopback(size)}
+        for k, v in limits.items():
+            print(f"  {k:24} {v:8.0f} MB/s", flush=True)
+        path = os.path.join(work, "random.bin")
+        with open(path, "wb") as f:
+            for _ in range(SIZE_MIB):
+                f.write(os.urandom(1 << 20))
+
+        combos = [("chunkvault", "tuspy"), ("rustus", "tuspy"), ("tus-node", "tuspy"),
+                  ("chunkvault", "tus-js-client"), ("rustus", "tus-js-client"), ("tus-node", "tus-js-client"),
+                  ("chunkvault", "chunkvault-cli")]
+        results = {}
+        for server_kind, client in combos:
+            runs = []
+            for i in range(RUNS):
+                server = Server(server_kind, work)
+                try:
+                    seconds, hashing = run_client(client, server, path, work)
+                finally:
+                    cpu, rss = server.stop()
+                runs.append((size / seconds / MB, cpu, rss, hashing))
+                print(f"  {server_kind:10} {client:15} run {i + 1}: {size / seconds / MB:7.0f} MB/s, "
+                      f"server CPU {cpu:5.2f} s, peak RSS {rss:6.1f} MiB"
+                      + (f", hashing {hashing:.2f} s" if hashing else ""), flush=True)
+            results[(server_kind, client)] = {
+                "mbps": statistics.median(r[0] for r in runs),
+                "cpu": statistics.median(r[1] for r in runs) / (SIZE_MIB / 1024),
+                "rss": max(r[2] for r in runs),
+                "hashing": statistics.median(r[3] for r in runs) if runs[0][3] else None,
+            }
+
+        # Instant upload: content the server holds, POSTed again and again.
+        server = Server("chunkvault", work)
+        small = os.path.join(work, "small.bin")
+        with open(small, "wb") as f:
+            f.write(os.urandom(1 << 20))
+        cfg = os.path.join(server.dir, "cli")
+        env = {**os.environ, "CHUNKVAULT_CONFIG_DIR": cfg}
+        subprocess.run([CV, "login", "--server", server.base, "-u", "bench", "--password", "bench-password"], env=env, check=True, capture_output=True)
+        subprocess.run([CV, "upload", small], env=env, check=True, capture_output=True)
+        sha1 = hashlib.sha1(open(small, "rb").read()).hexdigest()
+        env = {**os.environ, "CHUNKVAULT_BENCH_URL": server.base, "CHUNKVAULT_BENCH_TOKEN": server.token,
+               "CHUNKVAULT_BENCH_SHA1": sha1, "CHUNKVAULT_BENCH_SIZE": str(1 << 20)}
+        out = subprocess.run(["cargo", "bench", "--quiet", "-p", "chunkvault-server", "--bench", "instant"],
+                             cwd=ROOT, env=env, capture_output=True, text=True)
+        server.stop()
+        instant = [l for l in out.stdout.splitlines() if l.startswith("instant upload")]
+
+        print()
+        print(f"| server | client | MB/s (median of {RUNS}) | server CPU s/GiB | server peak RSS MiB |")
+        print("|---|---|---:|---:|---:|")
+        for (s, c), r in results.items():
+            print(f"| {s} | {c} | {r['mbps']:.0f} | {r['cpu']:.2f} | {r['rss']:.1f} |")
+        print()
+        for client in ["tuspy", "tus-js-client"]:
+            ours = results[("chunkvault", client)]
+            peer_name, peer = max(((s, results[(s, client)]) for s in ["rustus", "tus-node"]), key=lambda x: x[1]["mbps"])
+            print(f"{client}: chunkvault/{peer_name} = {ours['mbps'] / peer['mbps']:.2f}x MB/s (target >= 1.3x); "
+                  f"CPU per GiB {ours['cpu']:.2f} s vs {peer['cpu']:.2f} s")
+        cli = results[("chunkvault", "chunkvault-cli")]
+        limit = min(limits.values())
+        print(f"chunkvault CLI upload phase: {cli['mbps']:.0f} MB/s = {cli['mbps'] / limit:.0%} of min(limits) "
+              f"{limit:.0f} MB/s (target >= 60%); hashing phase {cli['hashing']:.2f} s "
+              f"({size / cli['hashing'] / MB:.0f} MB/s)")
+        worst = max(r["rss"] for (s, _), r in results.items() if s == "chunkvault")
+        print(f"chunkvault peak RSS during a {SIZE_MIB} MiB upload: {worst:.1f} MiB (target < 64 MiB)")
+        print(instant[0] if instant else f"instant upload bench failed: {out.stderr[-2000:]}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
