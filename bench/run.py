@@ -30,6 +30,7 @@ NODE_DIR = os.path.join(ROOT, "bench", "node")
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 SIZE_MIB = int(os.environ.get("BENCH_SIZE_MIB", "1024"))
 CHUNK = 8 << 20
+CLI_FLAGS = os.environ.get("BENCH_CLI_FLAGS", "").split()
 MB = 1e6
 
 
@@ -200,7 +201,7 @@ def run_client(client, server, path, work):
         env = {**os.environ, "CHUNKVAULT_CONFIG_DIR": cfg}
         subprocess.run([CV, "login", "--server", server.base, "-u", "bench", "--password", "bench-password"],
                        env=env, check=True, capture_output=True)
-        out = subprocess.run([CV, "upload", path, "--parallel", "4", "--chunk-size", "8MiB"],
+        out = subprocess.run([CV, "upload", path, "--parallel", "4", "--chunk-size", "8MiB"] + CLI_FLAGS,
                              env=env, capture_output=True, text=True, check=True)
         m = re.search(r"hashed in ([\d.]+) s .*sent \d+ bytes in ([\d.]+) s", out.stderr)
         return float(m.group(2)), float(m.group(1))

@@ -1,7 +1,7 @@
 //! Load generator for instant upload (秒传): many clients `POST /uploads` content the server
 //! already holds, for a fixed time; prints hits per second and latency percentiles.
 //! Run by `bench/run`, which starts the server and sets:
-//! CHUNKVAULT_BENCH_URL, _TOKEN, _SHA1, _SIZE, and optionally _CLIENTS (32), _SECONDS (10).
+//! CHUNKVAULT_BENCH_URL, _TOKEN, _SHA1, _SIZE, and optionally _CLIENTS (16), _SECONDS (10).
 
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ async fn main() {
     let clients: usize = std::env::var("CHUNKVAULT_BENCH_CLIENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(32);
+        .unwrap_or(16);
     let seconds: u64 = std::env::var("CHUNKVAULT_BENCH_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -56,17 +56,19 @@ impl Sha1State {
             if self.buf.len() < 64 {
                 return;
             }
-            let block = GenericArray::clone_from_slice(&self.buf);
-            sha1::compress(&mut self.h, &[block]);
+            sha1::compress(
+                &mut self.h,
+                std::slice::from_ref(GenericArray::from_slice(&self.buf)),
+            );
             self.buf.clear();
         }
         let whole = data.len() / 64 * 64;
-        if whole > 0 {
-            let blocks: Vec<_> = data[..whole]
-                .chunks_exact(64)
-                .map(GenericArray::clone_from_slice)
-                .collect();
-            sha1::compress(&mut self.h, &blocks);
+        // Block by block straight from the caller's bytes: no copies.
+        for block in data[..whole].chunks_exact(64) {
+            sha1::compress(
+                &mut self.h,
+                std::slice::from_ref(GenericArray::from_slice(block)),
+            );
         }
         self.buf.extend_from_slice(&data[whole..]);
     }

@@ -57,6 +57,10 @@ pub struct UploadArgs {
     /// Tries per part before giving up (network errors, 5xx, 409, 429).
     #[arg(long, default_value_t = 8)]
     pub retries: u32,
+    /// Do not send a Content-MD5 with each part (saves client CPU; the server still verifies
+    /// the whole file's SHA1 before it keeps anything).
+    #[arg(long)]
+    pub no_content_md5: bool,
 }
 
 #[derive(Debug, Clone, Args)]

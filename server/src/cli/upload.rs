@@ -143,7 +143,7 @@ async fn upload_one(
                 let len = chunk.min(size - offset);
                 let bytes = read_part(path, offset, len).await?;
                 limiter.wait(len).await;
-                send_part(api, &id, n, bytes, args.retries).await?;
+                send_part(api, &id, n, bytes, args.retries, !args.no_content_md5).await?;
                 file_bar.inc(len);
                 total.inc(len);
                 anyhow::Ok(())
@@ -216,15 +216,24 @@ async fn send_part(
     n: u32,
     bytes: Vec<u8>,
     tries: u32,
+    content_md5: bool,
 ) -> anyhow::Result<Value> {
-    let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&bytes));
-    let bytes = bytes::Bytes::from(bytes);
+    // Off the async threads: MD5 of a part is milliseconds of CPU.
+    let (md5, bytes) = tokio::task::spawn_blocking(move || {
+        let md5 = content_md5
+            .then(|| base64::engine::general_purpose::STANDARD.encode(Md5::digest(&bytes)));
+        (md5, bytes::Bytes::from(bytes))
+    })
+    .await?;
     let mut attempt = 0;
     loop {
         let req = api
             .request(reqwest::Method::PUT, &format!("/uploads/{id}/parts/{n}"))
-            .header("content-md5", &md5)
             .body(bytes.clone());
+        let req = match &md5 {
+            Some(m) => req.header("content-md5", m),
+            None => req,
+        };
         match api.send(req).await {
             Ok((_, v)) => return Ok(v),
             Err(e) if retryable(&e) && attempt + 1 < tries => {
