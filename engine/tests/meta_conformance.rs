@@ -3,6 +3,8 @@
 //! (`.ci/run` sets both). Each run works in a database of its own and drops it afterwards.
 #![allow(clippy::disallowed_methods)] // tests may block; the engine may not
 
+mod common;
+
 use std::sync::Arc;
 
 use chunkvault_engine::meta::{GcEntry, MetaStore, NewBlob, NewUserFile, Published};
@@ -323,46 +325,19 @@ async fn sqlite() {
     assert!(again.user_by_name("alice").await.unwrap().is_some());
 }
 
-/// Creates a database of its own on the server at `base`, runs the suite in it, drops it.
-async fn on_server(base: &str, scheme: &str) {
-    use sqlx::Connection;
-    let db = format!("cv_test_{}", hex::encode(rand_bytes()));
-    let (prefix, _) = base.rsplit_once('/').expect("URL with a database path");
-    let mut admin = sqlx::AnyConnection::connect(base)
-        .await
-        .unwrap_or_else(|e| panic!("{scheme} at {base} is not reachable: {e}"));
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let store = SqlMetaStore::connect(&format!("{prefix}/{db}"))
-        .await
-        .unwrap();
+/// Runs the suite in a database of its own on the server at `base`.
+async fn on_server(base: &str) {
+    let db = common::ScratchDb::create(base, "cv_test").await;
+    let store = SqlMetaStore::connect(&db.url).await.unwrap();
     suite(Arc::new(store.clone())).await;
     store.close().await;
-    sqlx::query(&drop_database(base, &db))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-}
-
-fn rand_bytes() -> [u8; 6] {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let n = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    let p = std::process::id() as u64;
-    ((n ^ (p << 40)) & 0xffff_ffff_ffff).to_be_bytes()[2..]
-        .try_into()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql() {
     sqlx::any::install_default_drivers();
     match std::env::var("CHUNKVAULT_TEST_MYSQL_URL") {
-        Ok(url) => on_server(&url, "MariaDB/MySQL").await,
+        Ok(url) => on_server(&url).await,
         Err(_) => {
             eprintln!("CHUNKVAULT_TEST_MYSQL_URL not set: MariaDB run skipped (.ci/run sets it)")
         }
@@ -373,18 +348,9 @@ async fn mysql() {
 async fn postgres() {
     sqlx::any::install_default_drivers();
     match std::env::var("CHUNKVAULT_TEST_POSTGRES_URL") {
-        Ok(url) => on_server(&url, "PostgreSQL").await,
+        Ok(url) => on_server(&url).await,
         Err(_) => eprintln!(
             "CHUNKVAULT_TEST_POSTGRES_URL not set: PostgreSQL run skipped (.ci/run sets it)"
         ),
-    }
-}
-
-/// PostgreSQL may still be tearing down a closed connection's backend: force the drop.
-fn drop_database(url: &str, db: &str) -> String {
-    if url.starts_with("postgres") {
-        format!("DROP DATABASE {db} WITH (FORCE)")
-    } else {
-        format!("DROP DATABASE {db}")
     }
 }

@@ -2,6 +2,8 @@
 //! their URLs are set) and Redis (when `CHUNKVAULT_TEST_REDIS_URL` is set; `.ci/run` sets it).
 #![allow(clippy::disallowed_methods)] // tests may block; the engine may not
 
+mod common;
+
 use std::sync::Arc;
 
 use chunkvault_engine::sessions::{
@@ -250,30 +252,14 @@ async fn redis() {
 }
 
 async fn on_server(env: &str) {
-    use sqlx::Connection;
     let Ok(base) = std::env::var(env) else {
         eprintln!("{env} not set: skipped (.ci/run sets it)");
         return;
     };
-    sqlx::any::install_default_drivers();
-    let db = format!("cv_sess_{}", &UploadId::generate().as_str()[..12]);
-    let mut admin = sqlx::AnyConnection::connect(&base)
-        .await
-        .unwrap_or_else(|e| panic!("{base}: {e}"));
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    let meta = SqlMetaStore::connect(&format!("{prefix}/{db}"))
-        .await
-        .unwrap();
+    let db = common::ScratchDb::create(&base, "cv_sess").await;
+    let meta = SqlMetaStore::connect(&db.url).await.unwrap();
     suite(Arc::new(SqlSessionStore::new(meta.db().clone()))).await;
     meta.close().await;
-    sqlx::query(&drop_database(&base, &db))
-        .execute(&mut admin)
-        .await
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -284,15 +270,6 @@ async fn mysql() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres() {
     on_server("CHUNKVAULT_TEST_POSTGRES_URL").await;
-}
-
-/// PostgreSQL may still be tearing down a closed connection's backend: force the drop.
-fn drop_database(url: &str, db: &str) -> String {
-    if url.starts_with("postgres") {
-        format!("DROP DATABASE {db} WITH (FORCE)")
-    } else {
-        format!("DROP DATABASE {db}")
-    }
 }
 
 async fn tus(store: &dyn SessionStore, now: i64) {

@@ -62,29 +62,10 @@ async fn on_database(env: &str) {
         eprintln!("{env} not set: skipped here (.ci/run sets it)");
         return;
     };
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let db = format!(
-        "cv_bb_{}",
-        crate::support::hex_encode(&rand::random::<[u8; 6]>())
-    );
-    let mut admin = sqlx::AnyConnection::connect(&base)
-        .await
-        .unwrap_or_else(|e| panic!("{base}: {e}"));
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    let url = format!("{prefix}/{db}");
-    {
-        let s = Server::start_with(&["--database-url", &url]);
-        two_users_one_blob(&s).await;
-    }
-    sqlx::query(&drop_database(&base, &db))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    let db = crate::scratch::ScratchDb::create(&base, "cv_bb").await;
+    let s = Server::start_with(&["--database-url", &db.url]);
+    two_users_one_blob(&s).await;
+    drop(s);
 }
 
 #[tokio::test]
@@ -113,13 +94,4 @@ async fn concurrent_uploads_of_one_content() {
     }
     assert_eq!(s.blob_files().len(), 1, "one blob however many raced");
     crate::support::eventually("losing copies are cleaned up", || s.temp_files().is_empty()).await;
-}
-
-/// PostgreSQL may still be tearing down a closed connection's backend: force the drop.
-fn drop_database(url: &str, db: &str) -> String {
-    if url.starts_with("postgres") {
-        format!("DROP DATABASE {db} WITH (FORCE)")
-    } else {
-        format!("DROP DATABASE {db}")
-    }
 }

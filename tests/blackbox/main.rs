@@ -7,6 +7,8 @@ mod config;
 mod dedup;
 mod files;
 mod restart;
+#[path = "../../engine/tests/common/mod.rs"]
+mod scratch;
 mod support;
 mod tus;
 mod uploads;
