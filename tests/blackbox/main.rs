@@ -1,6 +1,7 @@
 //! Black-box tests: the real `chunkvault` binary over real HTTP.
 #![allow(clippy::disallowed_methods)] // tests may block; the server may not
 
+mod authz;
 mod bad_input;
 mod cli;
 mod config;
