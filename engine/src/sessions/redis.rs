@@ -83,11 +83,12 @@ end
 return 0
 "#;
 
-const CLAIM: &str = r#"
+/// A lease on a hash: ARGV = holder, now, until, holder field, until field.
+const LEASE: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local v = redis.call('HMGET', KEYS[1], 'claim_holder', 'claim_until')
+local v = redis.call('HMGET', KEYS[1], ARGV[4], ARGV[5])
 if (not v[2]) or tonumber(v[2]) < tonumber(ARGV[2]) or v[1] == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'claim_holder', ARGV[1], 'claim_until', ARGV[3])
+  redis.call('HSET', KEYS[1], ARGV[4], ARGV[1], ARGV[5], ARGV[3])
   return 1
 end
 return 0
@@ -114,17 +115,6 @@ if redis.call('HGET', KEYS[1], 'length') == '' then redis.call('HSET', KEYS[1], 
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[7])
 return 1
 "#;
-
-const TUS_LOCK: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local v = redis.call('HMGET', KEYS[1], 'lock_holder', 'lock_until')
-if (not v[2]) or tonumber(v[2]) < tonumber(ARGV[2]) or v[1] == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'lock_holder', ARGV[1], 'lock_until', ARGV[3])
-  return 1
-end
-return 0
-"#;
-
 const TUS_UNLOCK: &str = r#"
 if redis.call('HGET', KEYS[1], 'lock_holder') == ARGV[1] then
   redis.call('HSET', KEYS[1], 'lock_until', '0')
@@ -151,6 +141,29 @@ impl RedisSessionStore {
 
     fn exp_key(&self) -> String {
         format!("{}exp", self.prefix)
+    }
+
+    /// Takes the `{field}_holder`/`{field}_until` lease of hash `key` (see `LEASE`).
+    async fn lease(
+        &self,
+        key: &str,
+        field: &str,
+        holder: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let ok: i64 = Script::new(LEASE)
+            .key(key)
+            .arg(holder)
+            .arg(now)
+            .arg(until)
+            .arg(format!("{field}_holder"))
+            .arg(format!("{field}_until"))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(ok == 1)
     }
 
     /// Removes every key under the prefix (tests).
@@ -370,16 +383,8 @@ impl SessionStore for RedisSessionStore {
     }
 
     async fn claim(&self, id: &UploadId, holder: &str, now: Millis, until: Millis) -> Result<bool> {
-        let mut conn = self.conn.clone();
-        let ok: i64 = Script::new(CLAIM)
-            .key(self.key("s", id.as_str()))
-            .arg(holder)
-            .arg(now)
-            .arg(until)
-            .invoke_async(&mut conn)
+        self.lease(&self.key("s", id.as_str()), "claim", holder, now, until)
             .await
-            .map_err(redis_err)?;
-        Ok(ok == 1)
     }
 
     async fn delete(&self, id: &UploadId) -> Result<bool> {
@@ -520,16 +525,8 @@ impl SessionStore for RedisSessionStore {
         now: Millis,
         until: Millis,
     ) -> Result<bool> {
-        let mut conn = self.conn.clone();
-        let ok: i64 = Script::new(TUS_LOCK)
-            .key(self.key("t", id.as_str()))
-            .arg(holder)
-            .arg(now)
-            .arg(until)
-            .invoke_async(&mut conn)
+        self.lease(&self.key("t", id.as_str()), "lock", holder, now, until)
             .await
-            .map_err(redis_err)?;
-        Ok(ok == 1)
     }
 
     async fn tus_unlock(&self, id: &UploadId, holder: &str) -> Result<()> {

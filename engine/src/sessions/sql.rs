@@ -91,6 +91,32 @@ impl SqlSessionStore {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// Takes the `{column}_holder`/`{column}_until` lease of row `id` for `holder` until `until`
+    /// when it is free, expired or already `holder`'s: one conditional update, atomic.
+    async fn lease(
+        &self,
+        table: &str,
+        column: &str,
+        id: &UploadId,
+        holder: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool> {
+        let sql = format!(
+            "UPDATE {table} SET {column}_holder = ?, {column}_until = ? \
+             WHERE id = ? AND ({column}_until < ? OR {column}_holder = ?)"
+        );
+        let res = sqlx::query(&self.db.q(&sql))
+            .bind(holder)
+            .bind(until)
+            .bind(id.as_str())
+            .bind(now)
+            .bind(holder)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
     async fn touch(&self, id: &UploadId, expires_at: Millis) -> Result<bool> {
         let res = sqlx::query(
             &self
@@ -259,18 +285,8 @@ impl SessionStore for SqlSessionStore {
     }
 
     async fn claim(&self, id: &UploadId, holder: &str, now: Millis, until: Millis) -> Result<bool> {
-        let res = sqlx::query(&self.db.q(
-            "UPDATE upload_sessions SET claim_holder = ?, claim_until = ? \
-             WHERE id = ? AND (claim_until < ? OR claim_holder = ?)",
-        ))
-        .bind(holder)
-        .bind(until)
-        .bind(id.as_str())
-        .bind(now)
-        .bind(holder)
-        .execute(&self.db.pool)
-        .await?;
-        Ok(res.rows_affected() == 1)
+        self.lease("upload_sessions", "claim", id, holder, now, until)
+            .await
     }
 
     async fn delete(&self, id: &UploadId) -> Result<bool> {
@@ -385,20 +401,8 @@ impl SessionStore for SqlSessionStore {
         now: Millis,
         until: Millis,
     ) -> Result<bool> {
-        let res = sqlx::query(
-            &self
-                .db
-                .q("UPDATE tus_uploads SET lock_holder = ?, lock_until = ? \
-             WHERE id = ? AND (lock_until < ? OR lock_holder = ?)"),
-        )
-        .bind(holder)
-        .bind(until)
-        .bind(id.as_str())
-        .bind(now)
-        .bind(holder)
-        .execute(&self.db.pool)
-        .await?;
-        Ok(res.rows_affected() == 1)
+        self.lease("tus_uploads", "lock", id, holder, now, until)
+            .await
     }
 
     async fn tus_unlock(&self, id: &UploadId, holder: &str) -> Result<()> {
