@@ -166,6 +166,33 @@ impl RedisSessionStore {
         Ok(ok == 1)
     }
 
+    /// The records whose expiry in the sorted set `key` is at or before `now`, loaded by `load`;
+    /// index entries whose record is gone are dropped on the way.
+    async fn due<T, F, Fut>(&self, key: &str, now: Millis, limit: u32, load: F) -> Result<Vec<T>>
+    where
+        F: Fn(UploadId) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>>>,
+    {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = conn
+            .zrangebyscore_limit(key, "-inf", now, 0, limit as isize)
+            .await
+            .map_err(redis_err)?;
+        let mut out = Vec::new();
+        for id in ids {
+            let Ok(uid) = UploadId::parse(&id) else {
+                continue;
+            };
+            match load(uid).await? {
+                Some(record) => out.push(record),
+                None => {
+                    let _: () = conn.zrem(key, &id).await.map_err(redis_err)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Removes every key under the prefix (tests).
     pub async fn clear(&self) -> Result<()> {
         let mut conn = self.conn.clone();
@@ -402,25 +429,10 @@ impl SessionStore for RedisSessionStore {
     }
 
     async fn expired(&self, now: Millis, limit: u32) -> Result<Vec<SessionRecord>> {
-        let mut conn = self.conn.clone();
-        let ids: Vec<String> = conn
-            .zrangebyscore_limit(self.exp_key(), "-inf", now, 0, limit as isize)
-            .await
-            .map_err(redis_err)?;
-        let mut out = Vec::new();
-        for id in ids {
-            let Ok(uid) = UploadId::parse(&id) else {
-                continue;
-            };
-            match self.get(&uid).await? {
-                Some(s) => out.push(s),
-                // Index entry without a session: drop it.
-                None => {
-                    let _: () = conn.zrem(self.exp_key(), &id).await.map_err(redis_err)?;
-                }
-            }
-        }
-        Ok(out)
+        self.due(&self.exp_key(), now, limit, |id| async move {
+            self.get(&id).await
+        })
+        .await
     }
 
     async fn put_result(
@@ -554,25 +566,14 @@ impl SessionStore for RedisSessionStore {
     }
 
     async fn tus_expired(&self, now: Millis, limit: u32) -> Result<Vec<TusRecord>> {
-        let mut conn = self.conn.clone();
         let key = format!("{}texp", self.prefix);
-        let ids: Vec<String> = conn
-            .zrangebyscore_limit(&key, "-inf", now, 0, limit as isize)
-            .await
-            .map_err(redis_err)?;
-        let mut out = Vec::new();
-        for id in ids {
-            let Ok(uid) = UploadId::parse(&id) else {
-                continue;
-            };
-            match self.tus_get(&uid).await? {
-                Some(t) => out.push(t),
-                None => {
-                    let _: () = conn.zrem(&key, &id).await.map_err(redis_err)?;
-                }
-            }
-        }
-        Ok(out)
+        self.due(
+            &key,
+            now,
+            limit,
+            |id| async move { self.tus_get(&id).await },
+        )
+        .await
     }
 
     async fn result(&self, id: &UploadId, _now: Millis) -> Result<Option<(UserId, FileId)>> {
