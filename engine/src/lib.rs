@@ -8,6 +8,7 @@ pub mod db;
 pub mod error;
 pub mod meta;
 pub mod sessions;
+pub mod transfer;
 pub mod types;
 pub mod uploads;
 
@@ -92,12 +93,24 @@ pub struct SignedLink {
 #[derive(Debug)]
 pub struct Engine {
     meta: Arc<dyn MetaStore>,
+    /// Where new uploads land.
     blobs: Arc<dyn BlobStore>,
+    /// Every configured store by name (the upload store included): blobs record theirs.
+    stores: std::collections::BTreeMap<String, Arc<dyn BlobStore>>,
     sessions: Arc<dyn SessionStore>,
     config: EngineConfig,
     url_key: Vec<u8>,
     /// Sessions whose hash this process is advancing right now.
     advancing: Mutex<std::collections::HashSet<UploadId>>,
+    transfers: Option<Transfers>,
+}
+
+/// Where new blobs move after upload.
+#[derive(Debug)]
+struct Transfers {
+    queue: Arc<dyn transfer::TransferQueue>,
+    to: String,
+    after: Duration,
 }
 
 impl Engine {
@@ -112,14 +125,30 @@ impl Engine {
         let fresh = hex::encode(rand::random::<[u8; 32]>());
         let key = meta.setting_or_init("download_url_key", &fresh).await?;
         let url_key = hex::decode(key).map_err(|e| Error::backend("sql", e))?;
+        let stores = [(blobs.name().to_owned(), blobs.clone())].into();
         Ok(Engine {
             meta,
+            stores,
             blobs,
             sessions,
             config,
             url_key,
             advancing: Mutex::default(),
+            transfers: None,
         })
+    }
+
+    /// Adds stores that hold older blobs or receive transfers (names must be unique).
+    pub fn with_stores(mut self, others: Vec<Arc<dyn BlobStore>>) -> Result<Self> {
+        for s in others {
+            if self.stores.insert(s.name().to_owned(), s.clone()).is_some() {
+                return Err(Error::invalid(
+                    "store",
+                    format!("store {} named twice", s.name()),
+                ));
+            }
+        }
+        Ok(self)
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -257,9 +286,19 @@ impl Engine {
             return Ok(existing);
         }
         let key = pending.commit(&sha1).await?;
+        self.publish(key, &file).await
+    }
+
+    /// Publishes verified content that was just written to the upload store under `key`, with
+    /// the user's file. When someone published the same content first, theirs is kept and
+    /// this copy removed; on failure the copy is removed too.
+    pub(crate) async fn publish(&self, key: String, file: &NewUserFile) -> Result<UserFile> {
         let blob = NewBlob::new(self.blobs.name(), key.clone());
-        match self.meta.publish(&blob, &file).await {
-            Ok(Published::Created(f)) => Ok(f),
+        match self.meta.publish(&blob, file).await {
+            Ok(Published::Created(f)) => {
+                self.blob_created(&f.sha1).await;
+                Ok(f)
+            }
             Ok(Published::Deduplicated(f)) => {
                 self.blobs.delete(&key).await?;
                 Ok(f)
@@ -271,6 +310,42 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+
+    /// New content was published in the upload store: schedule its transfer, if configured.
+    async fn blob_created(&self, sha1: &Sha1Hex) {
+        let Some(t) = &self.transfers else { return };
+        let job = transfer::TransferJob {
+            sha1: sha1.clone(),
+            to: t.to.clone(),
+            attempt: 0,
+        };
+        if let Err(e) = t.queue.enqueue(&job, t.after).await {
+            // The content is safe where it is; only its move is missed.
+            tracing::error!(error = %e, sha1 = %sha1, "could not queue the blob's transfer");
+        }
+    }
+
+    /// Moves every new blob to store `to`, `after` its upload, through `queue`.
+    pub fn with_transfers(
+        mut self,
+        queue: Arc<dyn transfer::TransferQueue>,
+        to: &str,
+        after: Duration,
+    ) -> Result<Self> {
+        self.store(to)?;
+        if to == self.blobs.name() {
+            return Err(Error::invalid(
+                "transfer_to",
+                "the transfer destination is the upload store",
+            ));
+        }
+        self.transfers = Some(Transfers {
+            queue,
+            to: to.to_owned(),
+            after,
+        });
+        Ok(self)
     }
 
     /// The caller's file with this content (`id` picks one when the caller holds the content
@@ -303,14 +378,14 @@ impl Engine {
 
     /// Deletes a queued blob from its store; on failure it stays queued for the next sweep.
     async fn collect(&self, entry: meta::GcEntry) {
-        if entry.store != self.blobs.name() {
+        let Ok(store) = self.store(&entry.store) else {
             tracing::warn!(
                 store = entry.store,
                 "blob queued for deletion in an unconfigured store"
             );
             return;
-        }
-        let res = match self.blobs.delete(&entry.key).await {
+        };
+        let res = match store.delete(&entry.key).await {
             Ok(()) => self.meta.gc_done(&entry).await,
             Err(e) => Err(e),
         };
@@ -331,19 +406,52 @@ impl Engine {
     /// outside the file).
     pub async fn read(&self, file: UserFile, range: Option<RangeRequest>) -> Result<Download> {
         let range = range.map(|r| r.resolve(file.size)).transpose()?;
-        let blob = self
-            .meta
+        let mut blob = self.blob_of(&file).await?;
+        let body = loop {
+            match self.store(&blob.store)?.get(&blob.key, range).await {
+                Ok(body) => break body,
+                // Moved to another store between the lookup and the read: follow it once.
+                Err(Error::NotFound { .. }) => {
+                    let again = self.blob_of(&file).await?;
+                    if (again.store.as_str(), again.key.as_str())
+                        == (blob.store.as_str(), blob.key.as_str())
+                    {
+                        return Err(Error::backend("blob", "stored content is missing"));
+                    }
+                    blob = again;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        Ok(Download { file, range, body })
+    }
+
+    async fn blob_of(&self, file: &UserFile) -> Result<meta::BlobRecord> {
+        self.meta
             .blob(&file.sha1)
             .await?
-            .ok_or_else(|| Error::backend("sql", "user file without a blob"))?;
-        if blob.store != self.blobs.name() {
-            return Err(Error::backend(
-                "blob",
-                format!("blob is in unconfigured store {}", blob.store),
-            ));
-        }
-        let body = self.blobs.get(&blob.key, range).await?;
-        Ok(Download { file, range, body })
+            .ok_or_else(|| Error::backend("sql", "user file without a blob"))
+    }
+
+    /// A configured store by name.
+    pub fn store(&self, name: &str) -> Result<&Arc<dyn BlobStore>> {
+        self.stores
+            .get(name)
+            .ok_or_else(|| Error::backend("blob", format!("blob is in unconfigured store {name}")))
+    }
+
+    /// A URL that downloads `file` straight from its store (S3 presigned GET) with
+    /// `disposition` as the response's `Content-Disposition`; `None` when the store cannot
+    /// sign URLs.
+    pub async fn presigned_url(
+        &self,
+        file: &UserFile,
+        disposition: &str,
+    ) -> Result<Option<String>> {
+        let blob = self.blob_of(file).await?;
+        self.store(&blob.store)?
+            .presigned_get(&blob.key, disposition, self.config.download_url_ttl)
+            .await
     }
 
     /// A link that downloads `file` without a token until it expires.

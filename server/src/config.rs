@@ -20,7 +20,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (the default when no command is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Run only the transfer worker (jobs from RabbitMQ with --amqp-url, else from the
+    /// database), with the same store and database flags as `serve`.
+    Worker(Box<ServeArgs>),
+    /// Move every blob of one store to another (e.g. Ceph → OSS); resumable, verified.
+    Migrate(Box<MigrateArgs>),
     /// Sign in to a server and remember the token.
     Login(crate::cli::LoginArgs),
     /// Upload files: hash, try instant upload, send missing parts in parallel; resumable.
@@ -115,6 +120,87 @@ pub struct ServeArgs {
         value_name = "FILTER"
     )]
     pub log: String,
+
+    /// A named blob store, `NAME=URL` (repeatable): `local:DIR`, `s3://BUCKET[/PREFIX]?endpoint=…`
+    /// or `oss://BUCKET[/PREFIX]?endpoint=…` (README, "Object storage"). The store `local`
+    /// (`<data-dir>`) always exists unless redefined.
+    /// (Parsed at start-up rather than by clap, whose errors would echo a secret someone put
+    /// in the URL.)
+    #[arg(
+        long = "store",
+        env = "CHUNKVAULT_STORES",
+        value_delimiter = ' ',
+        value_name = "NAME=URL"
+    )]
+    pub stores: Vec<String>,
+
+    /// The store new uploads are written to.
+    #[arg(
+        long,
+        env = "CHUNKVAULT_UPLOAD_STORE",
+        default_value = "local",
+        value_name = "NAME"
+    )]
+    pub upload_store: String,
+
+    /// Declares `--data-dir` a directory every node shares (a network file system), so a
+    /// local upload store is safe with several nodes (Redis sessions).
+    #[arg(long, env = "CHUNKVAULT_SHARED_DATA_DIR")]
+    pub shared_data_dir: bool,
+
+    /// Move each new blob to this store, --transfer-after its upload (hot → cold tier).
+    #[arg(long, env = "CHUNKVAULT_TRANSFER_TO", value_name = "NAME")]
+    pub transfer_to: Option<String>,
+
+    /// How long new blobs stay in the upload store before they move (0s: at once).
+    #[arg(long, env = "CHUNKVAULT_TRANSFER_AFTER", default_value = "0s", value_parser = parse_delay, value_name = "DURATION")]
+    pub transfer_after: Duration,
+
+    /// Failed tries after which a transfer job is dead (dead-letter queue, or marked dead).
+    #[arg(
+        long,
+        env = "CHUNKVAULT_TRANSFER_ATTEMPTS",
+        default_value_t = 5,
+        value_name = "N"
+    )]
+    pub transfer_attempts: u32,
+
+    /// First retry delay of a failed transfer; it doubles with each try (at most 5 minutes).
+    #[arg(long, env = "CHUNKVAULT_TRANSFER_BACKOFF", default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    pub transfer_backoff: Duration,
+
+    /// RabbitMQ for transfer jobs, `amqp://user:password@host:5672/%2f`; without it the jobs
+    /// wait in a table of the metadata database.
+    #[arg(long, env = "CHUNKVAULT_AMQP_URL", value_name = "URL")]
+    pub amqp_url: Option<String>,
+
+    /// Prefix of the exchange and queue names this deployment declares.
+    #[arg(
+        long,
+        env = "CHUNKVAULT_AMQP_PREFIX",
+        default_value = "chunkvault.",
+        value_name = "PREFIX"
+    )]
+    pub amqp_prefix: String,
+
+    /// Do not run transfer jobs in this process (leave them to `chunkvault worker`).
+    #[arg(long, env = "CHUNKVAULT_NO_TRANSFER_WORKER")]
+    pub no_transfer_worker: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// The store whose blobs move.
+    #[arg(long, value_name = "NAME")]
+    pub from: String,
+    /// The store they move to.
+    #[arg(long, value_name = "NAME")]
+    pub to: String,
+    /// Only count what would move.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 impl ServeArgs {
@@ -161,6 +247,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("must be greater than zero".into());
     }
     Ok(d)
+}
+
+/// A duration that may be zero (`0s`).
+fn parse_delay(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))
 }
 
 fn parse_database_url(s: &str) -> Result<String, String> {

@@ -4,24 +4,28 @@
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod migrate;
 pub mod routes;
+pub mod stores;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chunkvault_engine::{
-    Engine, EngineConfig, LocalBlobStore, RedisSessionStore, SessionStore, SqlMetaStore,
-    SqlSessionStore,
+    Engine, EngineConfig, RedisSessionStore, SessionStore, SqlMetaStore, SqlSessionStore,
 };
 
+use chunkvault_engine::transfer::{RetryPolicy, SqlTransferQueue, TransferQueue};
 use config::ServeArgs;
 use routes::{AppState, State};
 
-/// Temp files older than this are leftovers of a crash (uploads in flight are much younger).
-const STALE_TEMP: Duration = Duration::from_secs(24 * 3600);
-
 /// Opens the stores named by the configuration and builds the shared state.
 pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
+    let mut specs = args
+        .stores
+        .iter()
+        .map(|s| stores::parse_store(s).map_err(|e| anyhow::anyhow!("--store: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     tokio::fs::create_dir_all(&args.data_dir)
         .await
         .map_err(|e| {
@@ -30,15 +34,49 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
     let meta = SqlMetaStore::connect(&args.database_url())
         .await
         .map_err(|e| anyhow::anyhow!("cannot open --database-url: {e}"))?;
-    let blobs = LocalBlobStore::open("local", args.data_dir.clone())
-        .await
-        .map_err(|e| {
+
+    if !specs.iter().any(|s| s.name == "local") {
+        specs.push(stores::StoreSpec {
+            name: "local".into(),
+            kind: stores::StoreKind::Local(args.data_dir.clone()),
+        });
+    }
+    for (i, s) in specs.iter().enumerate() {
+        if specs[..i].iter().any(|t| t.name == s.name) {
+            anyhow::bail!("--store {} is defined twice", s.name);
+        }
+    }
+    let upload_spec = specs
+        .iter()
+        .find(|s| s.name == args.upload_store)
+        .ok_or_else(|| {
             anyhow::anyhow!(
-                "cannot open the blob store in {}: {e}",
-                args.data_dir.display()
+                "--upload-store {} is not a defined store",
+                args.upload_store
             )
         })?;
-    blobs.sweep_temp(STALE_TEMP).await?;
+    if args.redis_url.is_some()
+        && matches!(upload_spec.kind, stores::StoreKind::Local(_))
+        && !args.shared_data_dir
+    {
+        anyhow::bail!(
+            "Redis sessions let several nodes continue one upload, but the upload store {:?} \
+             is a directory on this node: use an object store (--store, --upload-store), or \
+             declare --shared-data-dir if every node mounts the same directory",
+            args.upload_store
+        );
+    }
+    let mut blobs = None;
+    let mut others = Vec::new();
+    for spec in &specs {
+        let store = stores::open(spec).await?;
+        if spec.name == args.upload_store {
+            blobs = Some(store);
+        } else {
+            others.push(store);
+        }
+    }
+    let blobs = blobs.expect("upload store checked above");
     let sessions: Arc<dyn SessionStore> = match &args.redis_url {
         Some(url) => Arc::new(
             RedisSessionStore::connect(url, &args.redis_prefix)
@@ -52,7 +90,23 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
     config.token_ttl = args.token_ttl;
     config.download_url_ttl = args.download_url_ttl;
     config.upload_ttl = args.upload_ttl;
-    let engine = Engine::new(Arc::new(meta), Arc::new(blobs), sessions, config).await?;
+    let db = meta.db().clone();
+    let mut engine = Engine::new(Arc::new(meta), blobs, sessions, config)
+        .await?
+        .with_stores(others)?;
+    let policy = RetryPolicy {
+        base: args.transfer_backoff,
+        max_attempts: args.transfer_attempts.max(1),
+    };
+    let runner = match &args.amqp_url {
+        None => TransferRunner::Sql(SqlTransferQueue::new(db), policy),
+        Some(url) => amqp_runner(url, &args.amqp_prefix, policy).await?,
+    };
+    if let Some(to) = &args.transfer_to {
+        engine = engine
+            .with_transfers(runner.queue(), to, args.transfer_after)
+            .map_err(|e| anyhow::anyhow!("--transfer-to {to}: {e}"))?;
+    }
     engine.collect_garbage().await?;
     let cors_origins = args
         .cors_origins
@@ -64,7 +118,68 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
         engine,
         public_url: args.public_url.clone(),
         cors_origins,
+        transfers: Some(runner),
     }))
+}
+
+/// The transfer queue of this deployment and how its worker runs.
+#[derive(Clone, Debug)]
+pub enum TransferRunner {
+    Sql(SqlTransferQueue, RetryPolicy),
+    #[cfg(feature = "amqp")]
+    Amqp(chunkvault_engine::transfer::amqp::AmqpTransferQueue),
+}
+
+impl TransferRunner {
+    fn queue(&self) -> Arc<dyn TransferQueue> {
+        match self {
+            TransferRunner::Sql(q, _) => Arc::new(q.clone()),
+            #[cfg(feature = "amqp")]
+            TransferRunner::Amqp(q) => Arc::new(q.clone()),
+        }
+    }
+
+    /// Runs jobs until `stop` resolves.
+    pub async fn run(&self, engine: &Engine, stop: impl std::future::Future<Output = ()>) {
+        match self {
+            TransferRunner::Sql(q, policy) => {
+                q.run_worker(engine, *policy, Duration::from_millis(500), stop)
+                    .await
+            }
+            #[cfg(feature = "amqp")]
+            TransferRunner::Amqp(q) => q.run_worker(engine, stop).await,
+        }
+    }
+}
+
+#[cfg(feature = "amqp")]
+async fn amqp_runner(
+    url: &str,
+    prefix: &str,
+    policy: RetryPolicy,
+) -> anyhow::Result<TransferRunner> {
+    let q = chunkvault_engine::transfer::amqp::AmqpTransferQueue::connect(url, prefix, policy)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach --amqp-url: {e}"))?;
+    Ok(TransferRunner::Amqp(q))
+}
+
+#[cfg(not(feature = "amqp"))]
+async fn amqp_runner(
+    _url: &str,
+    _prefix: &str,
+    _policy: RetryPolicy,
+) -> anyhow::Result<TransferRunner> {
+    anyhow::bail!("--amqp-url: this binary was built without the amqp feature")
+}
+
+/// Runs transfer jobs in this process, for as long as it lives.
+pub fn spawn_transfer_worker(state: State) {
+    tokio::spawn(async move {
+        if let Some(runner) = state.transfers.clone() {
+            runner.run(&state.engine, std::future::pending()).await;
+        }
+    });
 }
 
 /// Periodic housekeeping: expired upload sessions and their staged bytes, expired tokens,

@@ -30,6 +30,13 @@ fn main() -> ExitCode {
     };
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Worker(args)) => return run_admin(&args.log.clone(), worker(args)),
+        Some(Command::Migrate(args)) => {
+            return run_admin(
+                &args.serve.log.clone(),
+                chunkvault_server::migrate::run(args),
+            )
+        }
         Some(client) => return run_client(client),
         None => match Cli::try_parse_from(["chunkvault", "serve"]) {
             Ok(Cli {
@@ -77,7 +84,9 @@ fn run_client(command: Command) -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match command {
-            Command::Serve(_) => unreachable!("handled by main"),
+            Command::Serve(_) | Command::Worker(_) | Command::Migrate(_) => {
+                unreachable!("handled by main")
+            }
             Command::Login(a) => cli::login(a).await,
             Command::Upload(a) => cli::upload(a).await,
             Command::Download(a) => cli::download(a).await,
@@ -95,6 +104,39 @@ fn run_client(command: Command) -> ExitCode {
     }
 }
 
+/// `worker` and `migrate`: server-side commands without the HTTP server.
+fn run_admin(log: &str, job: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    init_logging(log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("chunkvault: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(job) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chunkvault: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs transfer jobs until SIGTERM or Ctrl-C.
+async fn worker(args: Box<ServeArgs>) -> anyhow::Result<()> {
+    let state = build_state(&args).await?;
+    let runner = state
+        .transfers
+        .clone()
+        .expect("build_state always sets up the transfer queue");
+    println!("transfer worker running");
+    tracing::info!("transfer worker running");
+    runner.run(&state.engine, shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -109,9 +151,12 @@ fn init_logging(filter: &str) {
 /// Largest read buffer of one connection (hyper's default grows to ~400 KiB).
 const READ_BUFFER: usize = 64 * 1024;
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(args: Box<ServeArgs>) -> anyhow::Result<()> {
     let state = build_state(&args).await?;
     spawn_sweeper(state.clone(), args.sweep_interval);
+    if args.transfer_to.is_some() && !args.no_transfer_worker {
+        chunkvault_server::spawn_transfer_worker(state.clone());
+    }
     let api = routes::api(state);
     // hyper directly rather than `warp::serve`, to bound the read buffer of each connection:
     // memory per part upload in flight stays small however many run at once.

@@ -27,6 +27,31 @@ fn bad_values_exit_with_one_line() {
         );
         assert!(stderr.contains(mentions), "{flag} {value}: {stderr}");
     }
+    // Store settings: one line naming the flag, and never a secret put in a URL.
+    for (args, mentions) in [
+        (vec!["--store", "x=ftp://host/b"], "--store"),
+        (
+            vec!["--store", "x=s3://AKID:s3cr3t@bucket?endpoint=http://h"],
+            "credentials do not belong in the URL",
+        ),
+        (vec!["--upload-store", "nowhere"], "--upload-store nowhere"),
+        (
+            vec!["--redis-url", "redis://127.0.0.1:1"],
+            "--shared-data-dir",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_chunkvault"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(mentions), "{args:?}: {stderr}");
+        assert!(!stderr.contains("s3cr3t"), "secret echoed: {stderr}");
+    }
     // The same through the environment.
     let out = Command::new(env!("CARGO_BIN_EXE_chunkvault"))
         .arg("serve")

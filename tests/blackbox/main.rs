@@ -8,6 +8,7 @@ mod config;
 mod dedup;
 mod files;
 mod restart;
+mod s3;
 #[path = "../../engine/tests/common/mod.rs"]
 mod scratch;
 mod support;

@@ -30,6 +30,8 @@ fn redis_args() -> Option<Vec<String>> {
         url,
         "--redis-prefix".into(),
         prefix,
+        // The nodes of these tests share one data directory.
+        "--shared-data-dir".into(),
     ])
 }
 

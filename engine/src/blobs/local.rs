@@ -212,7 +212,13 @@ impl BlobStore for LocalBlobStore {
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<ByteStream> {
         let path = self.blob_path(key)?;
-        let mut file = fs::File::open(&path).await.map_err(io_err)?;
+        let mut file = match fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NotFound { what: "blob" })
+            }
+            Err(e) => return Err(io_err(e)),
+        };
         let stream = match range {
             None => ReaderStream::with_capacity(file, READ_CHUNK).boxed(),
             Some(r) => {

@@ -2,6 +2,8 @@
 //! and never derived from user input.
 
 mod local;
+#[cfg(feature = "s3")]
+pub mod s3;
 
 use std::fmt;
 use std::io;
@@ -11,6 +13,8 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 pub use local::LocalBlobStore;
+#[cfg(feature = "s3")]
+pub use s3::{S3BlobStore, S3Config};
 
 use crate::error::{Error, Result};
 use crate::types::{ByteRange, Sha1Hex};
@@ -77,6 +81,23 @@ pub struct PartReceipt {
 pub trait BlobStore: Send + Sync + fmt::Debug {
     /// The configured name of this store, recorded with every blob it holds.
     fn name(&self) -> &str;
+
+    /// The smallest part, other than the last, that `stage_put_part` accepts (S3: 5 MiB).
+    fn min_part_size(&self) -> u64 {
+        0
+    }
+
+    /// A URL that fetches the blob straight from the store until `ttl` passes, answering with
+    /// `disposition` as its `Content-Disposition`; `None` when the store cannot sign URLs
+    /// (the server then signs a link to itself).
+    async fn presigned_get(
+        &self,
+        _key: &str,
+        _disposition: &str,
+        _ttl: std::time::Duration,
+    ) -> Result<Option<String>> {
+        Ok(None)
+    }
 
     /// Streams `body` into a new object that nobody can see yet. Returns when every byte is
     /// durable. On error, or when the returned value is dropped without `commit`, everything

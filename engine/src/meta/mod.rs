@@ -180,6 +180,22 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
     /// Marks a queued blob as deleted from its store.
     async fn gc_done(&self, entry: &GcEntry) -> Result<()>;
 
+    /// Queues a blob no longer referenced for deletion from its store (a source left behind by
+    /// a transfer whose delete failed).
+    async fn queue_gc(&self, entry: &GcEntry) -> Result<()>;
+
+    /// Switches a blob from `from` (store and key) to `to` in one update, if it is still at
+    /// `from`; `false` when it was deleted or moved meanwhile.
+    async fn move_blob(&self, sha1: &Sha1Hex, from: &GcEntry, to: &GcEntry) -> Result<bool>;
+
+    /// Blobs held by `store`, in SHA1 order after `after`, at most `limit`.
+    async fn blobs_in_store(
+        &self,
+        store: &str,
+        after: Option<&Sha1Hex>,
+        limit: u32,
+    ) -> Result<Vec<BlobRecord>>;
+
     /// Returns the stored value of a setting, storing `init` first if it has none
     /// (first writer wins across nodes).
     async fn setting_or_init(&self, name: &str, init: &str) -> Result<String>;

@@ -443,15 +443,7 @@ impl MetaStore for SqlMetaStore {
         .bind(sha1.as_str())
         .fetch_optional(&self.db.pool)
         .await?;
-        let Some(r) = row else { return Ok(None) };
-        Ok(Some(BlobRecord {
-            sha1: sha1_from_db(&text(&r, "sha1")?)?,
-            size: r.try_get::<i64, _>("size")? as u64,
-            store: text(&r, "store")?,
-            key: text(&r, "location")?,
-            refcount: r.try_get("refcount")?,
-            created_at: r.try_get("created_at")?,
-        }))
+        row.as_ref().map(blob_record).transpose()
     }
 
     async fn link_existing(&self, file: &NewUserFile) -> Result<Option<UserFile>> {
@@ -564,6 +556,49 @@ impl MetaStore for SqlMetaStore {
         Ok(())
     }
 
+    async fn queue_gc(&self, entry: &GcEntry) -> Result<()> {
+        let insert = self.insert_or_ignore("blob_gc", "store, location, created_at");
+        sqlx::query(&self.q(&insert))
+            .bind(entry.store.as_str())
+            .bind(entry.key.as_str())
+            .bind(crate::types::now_millis())
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn move_blob(&self, sha1: &Sha1Hex, from: &GcEntry, to: &GcEntry) -> Result<bool> {
+        let done = sqlx::query(&self.q(
+            "UPDATE blobs SET store = ?, location = ? WHERE sha1 = ? AND store = ? AND location = ?",
+        ))
+        .bind(to.store.as_str())
+        .bind(to.key.as_str())
+        .bind(sha1.as_str())
+        .bind(from.store.as_str())
+        .bind(from.key.as_str())
+        .execute(&self.db.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn blobs_in_store(
+        &self,
+        store: &str,
+        after: Option<&Sha1Hex>,
+        limit: u32,
+    ) -> Result<Vec<BlobRecord>> {
+        let rows = sqlx::query(&self.q(
+            "SELECT sha1, size, store, location, refcount, created_at FROM blobs \
+             WHERE store = ? AND sha1 > ? ORDER BY sha1 LIMIT ?",
+        ))
+        .bind(store)
+        .bind(after.map(Sha1Hex::as_str).unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.iter().map(blob_record).collect()
+    }
+
     async fn setting_or_init(&self, name: &str, init: &str) -> Result<String> {
         let insert = self.insert_or_ignore("settings", "name, value");
         sqlx::query(&self.q(&insert))
@@ -577,4 +612,15 @@ impl MetaStore for SqlMetaStore {
             .await?;
         text(&row, "value")
     }
+}
+
+fn blob_record(r: &AnyRow) -> Result<BlobRecord> {
+    Ok(BlobRecord {
+        sha1: sha1_from_db(&text(r, "sha1")?)?,
+        size: r.try_get::<i64, _>("size")? as u64,
+        store: text(r, "store")?,
+        key: text(r, "location")?,
+        refcount: r.try_get("refcount")?,
+        created_at: r.try_get("created_at")?,
+    })
 }

@@ -17,7 +17,7 @@ pub use sha1_state::Sha1State;
 
 use crate::blobs::{ByteStream, PartReceipt, PartSpec, StagingId};
 use crate::error::{Error, Result};
-use crate::meta::{NewBlob, NewUserFile, Published, UserFile};
+use crate::meta::{NewUserFile, UserFile};
 use crate::sessions::{HashProgress, PartRecord, SessionRecord};
 use crate::types::{now_millis, ByteRange, FileName, Sha1Hex, UploadId};
 use crate::{Engine, User};
@@ -165,6 +165,13 @@ impl Engine {
             });
         }
         let (chunk_size, chunk_count) = plan_chunks(req.size, req.chunk_size)?;
+        let min = self.blobs.min_part_size();
+        if chunk_count > 1 && chunk_size < min {
+            return Err(Error::invalid(
+                "chunk_size",
+                format!("parts must be at least {min} bytes on this server's store"),
+            ));
+        }
         if let Some(file) = self.instant(user, &req.sha1, req.size, &name).await? {
             return Ok(InitOutcome::Instant(file));
         }
@@ -458,26 +465,7 @@ impl Engine {
             session.size,
             now_millis(),
         );
-        let published = match self
-            .meta
-            .publish(&NewBlob::new(self.blobs.name(), key.clone()), &file)
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => {
-                if let Err(cleanup) = self.blobs.delete(&key).await {
-                    tracing::warn!(error = %cleanup, key, "could not remove unpublished blob");
-                }
-                return Err(e);
-            }
-        };
-        let file = match published {
-            Published::Created(f) => f,
-            Published::Deduplicated(f) => {
-                self.blobs.delete(&key).await?;
-                f
-            }
-        };
+        let file = self.publish(key, &file).await?;
         let keep = now_millis() + RESULT_KEPT.as_millis() as i64;
         self.sessions
             .put_result(&session.id, user.id, &file.id, keep)

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::Sha1State;
 use crate::blobs::{ByteStream, StagingId};
 use crate::error::{Error, Result};
-use crate::meta::{NewBlob, NewUserFile, Published};
+use crate::meta::NewUserFile;
 use crate::sessions::{TusProgress, TusRecord};
 use crate::types::{now_millis, FileName, Sha1Hex, UploadId};
 use crate::{Engine, User};
@@ -311,21 +311,7 @@ impl Engine {
                 .await?;
             let name = FileName::parse(&record.file_name)?;
             let file = NewUserFile::new(user.id, sha1, name, new_offset, now_millis());
-            let file = match self
-                .meta
-                .publish(&NewBlob::new(self.blobs.name(), key.clone()), &file)
-                .await
-            {
-                Ok(Published::Created(f)) => f,
-                Ok(Published::Deduplicated(f)) => {
-                    self.blobs.delete(&key).await?;
-                    f
-                }
-                Err(e) => {
-                    let _ = self.blobs.delete(&key).await;
-                    return Err(e);
-                }
-            };
+            let file = self.publish(key, &file).await?;
             progress.file_id = Some(file.id);
         }
         if !self

@@ -28,6 +28,8 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// Origins allowed by CORS on the tus endpoint (`*` for any).
     pub cors_origins: Vec<String>,
+    /// Where transfer jobs wait, for the worker.
+    pub transfers: Option<crate::TransferRunner>,
 }
 
 impl AppState {

@@ -296,6 +296,12 @@ async fn download_url(
     let params = params?;
     let user = authenticate(&state, auth.as_deref(), &params).await?;
     let file = caller_file(&state, &user, &params).await?;
+    // Content in an object store: a presigned GET straight from it (private bucket, the
+    // user's file name in the response's Content-Disposition).
+    let disposition = download::content_disposition(&file.name);
+    if let Some(url) = state.engine.presigned_url(&file, &disposition).await? {
+        return Ok(ok(url));
+    }
     let link = state.engine.sign_link(&file);
     let base = state.base_url(host.as_deref());
     Ok(ok(format!(

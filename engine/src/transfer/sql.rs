@@ -1,0 +1,198 @@
+//! Transfer jobs in the metadata database, for deployments without a message broker: a row per
+//! (blob, destination), leased by one worker at a time, retried with backoff, marked dead after
+//! too many failures.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use super::{RetryPolicy, TransferJob, TransferQueue, Transferred};
+use crate::db::{text, Db};
+use crate::error::{Error, Result};
+use crate::types::{now_millis, Sha1Hex};
+use crate::Engine;
+
+/// How long a worker holds a job before another may take it (a crashed worker's jobs return).
+const LEASE: Duration = Duration::from_secs(600);
+
+#[derive(Clone, Debug)]
+pub struct SqlTransferQueue {
+    db: Db,
+}
+
+impl SqlTransferQueue {
+    pub fn new(db: Db) -> Self {
+        SqlTransferQueue { db }
+    }
+
+    /// Leases up to `limit` due jobs.
+    pub async fn claim(&self, limit: u32) -> Result<Vec<TransferJob>> {
+        let now = now_millis();
+        let rows = sqlx::query(
+            &self
+                .db
+                .q("SELECT sha1, to_store, attempts FROM transfer_jobs \
+             WHERE dead = 0 AND due_at <= ? AND lease_until <= ? ORDER BY due_at LIMIT ?"),
+        )
+        .bind(now)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut jobs = Vec::new();
+        for r in rows {
+            let job = TransferJob {
+                sha1: Sha1Hex::parse(&text(&r, "sha1")?).map_err(|e| Error::backend("sql", e))?,
+                to: text(&r, "to_store")?,
+                attempt: r.try_get::<i32, _>("attempts")? as u32,
+            };
+            let leased = sqlx::query(&self.db.q("UPDATE transfer_jobs SET lease_until = ? \
+                 WHERE sha1 = ? AND to_store = ? AND lease_until <= ? AND dead = 0"))
+            .bind(now + LEASE.as_millis() as i64)
+            .bind(job.sha1.as_str())
+            .bind(job.to.as_str())
+            .bind(now)
+            .execute(&self.db.pool)
+            .await?;
+            if leased.rows_affected() == 1 {
+                jobs.push(job);
+            }
+        }
+        Ok(jobs)
+    }
+
+    pub async fn done(&self, job: &TransferJob) -> Result<()> {
+        sqlx::query(
+            &self
+                .db
+                .q("DELETE FROM transfer_jobs WHERE sha1 = ? AND to_store = ?"),
+        )
+        .bind(job.sha1.as_str())
+        .bind(job.to.as_str())
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a failed try: retried after a backoff, or dead past the policy's attempts.
+    /// Returns whether the job is now dead.
+    pub async fn failed(
+        &self,
+        job: &TransferJob,
+        error: &str,
+        policy: RetryPolicy,
+    ) -> Result<bool> {
+        let attempts = job.attempt + 1;
+        let dead = attempts >= policy.max_attempts;
+        let error: String = error.chars().take(1000).collect();
+        sqlx::query(&self.db.q(
+            "UPDATE transfer_jobs SET attempts = ?, dead = ?, last_error = ?, due_at = ?, \
+             lease_until = 0 WHERE sha1 = ? AND to_store = ?",
+        ))
+        .bind(attempts as i32)
+        .bind(i32::from(dead))
+        .bind(error)
+        .bind(now_millis() + policy.backoff(job.attempt).as_millis() as i64)
+        .bind(job.sha1.as_str())
+        .bind(job.to.as_str())
+        .execute(&self.db.pool)
+        .await?;
+        Ok(dead)
+    }
+
+    /// Jobs that failed too often, with their last error.
+    pub async fn dead(&self) -> Result<Vec<(TransferJob, String)>> {
+        let rows =
+            sqlx::query(&self.db.q(
+                "SELECT sha1, to_store, attempts, last_error FROM transfer_jobs WHERE dead = 1",
+            ))
+            .fetch_all(&self.db.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    TransferJob {
+                        sha1: Sha1Hex::parse(&text(r, "sha1")?)
+                            .map_err(|e| Error::backend("sql", e))?,
+                        to: text(r, "to_store")?,
+                        attempt: r.try_get::<i32, _>("attempts")? as u32,
+                    },
+                    text(r, "last_error")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Runs due jobs until `stop` resolves, polling every `poll` when idle.
+    pub async fn run_worker(
+        &self,
+        engine: &Engine,
+        policy: RetryPolicy,
+        poll: Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(stop);
+        loop {
+            let jobs = match self.claim(16).await {
+                Ok(j) => j,
+                Err(e) => {
+                    tracing::warn!(error = %e, "transfer queue unreachable");
+                    Vec::new()
+                }
+            };
+            let idle = jobs.is_empty();
+            for job in jobs {
+                self.run_one(engine, &job, policy).await;
+            }
+            if idle {
+                tokio::select! {
+                    _ = &mut stop => return,
+                    _ = tokio::time::sleep(poll) => {}
+                }
+            }
+        }
+    }
+
+    async fn run_one(&self, engine: &Engine, job: &TransferJob, policy: RetryPolicy) {
+        let outcome = match engine.run_transfer(job).await {
+            Ok(t) => {
+                if matches!(t, Transferred::Gone | Transferred::AlreadyThere) {
+                    tracing::info!(sha1 = %job.sha1, to = job.to, outcome = ?t, "transfer job had nothing to do");
+                }
+                self.done(job).await
+            }
+            Err(e) => {
+                tracing::warn!(sha1 = %job.sha1, to = job.to, attempt = job.attempt + 1, error = %e, "transfer failed");
+                match self.failed(job, &e.to_string(), policy).await {
+                    Ok(true) => {
+                        tracing::error!(sha1 = %job.sha1, to = job.to, "transfer job dead after too many failures");
+                        Ok(())
+                    }
+                    Ok(false) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, "transfer queue update failed; the job's lease will expire");
+        }
+    }
+}
+
+#[async_trait]
+impl TransferQueue for SqlTransferQueue {
+    async fn enqueue(&self, job: &TransferJob, delay: Duration) -> Result<()> {
+        let insert = self
+            .db
+            .insert_or_ignore("transfer_jobs", "sha1, to_store, due_at, attempts");
+        sqlx::query(&self.db.q(&insert))
+            .bind(job.sha1.as_str())
+            .bind(job.to.as_str())
+            .bind(now_millis() + delay.as_millis() as i64)
+            .bind(job.attempt as i32)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+}
