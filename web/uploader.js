@@ -188,15 +188,21 @@ export class Slots {
       return Promise.resolve();
     }
     return new Promise((resolve, reject) => {
-      const entry = { resolve, reject };
-      this.waiting.push(entry);
-      signal?.addEventListener('abort', () => {
+      const onAbort = () => {
         const i = this.waiting.indexOf(entry);
         if (i >= 0) {
           this.waiting.splice(i, 1);
           reject(stopped());
         }
-      }, { once: true });
+      };
+      const entry = {
+        resolve: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      this.waiting.push(entry);
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
@@ -689,11 +695,12 @@ export class WorkerHasher {
     if (signal?.aborted) return Promise.reject(stopped());
     const id = this.nextId++;
     const worker = this._worker(kind);
+    const onAbort = () => worker.postMessage({ id, op: 'cancel' });
+    signal?.addEventListener('abort', onAbort, { once: true });
     return new Promise((resolve, reject) => {
       this.jobs.set(id, { kind, resolve, reject, onProgress });
-      signal?.addEventListener('abort', () => worker.postMessage({ id, op: 'cancel' }), { once: true });
       worker.postMessage({ id, op, blob, sliceSize: this.sliceSize });
-    });
+    }).finally(() => signal?.removeEventListener('abort', onAbort));
   }
 
   /** Lower-case hex SHA1 of the whole file. */
