@@ -73,15 +73,18 @@ export async function startServer() {
   };
 }
 
-/** Debian's Chromium, headless, with nothing reaching out to the network on its own. */
+/** Chromium flags: nothing reaching out to the network on its own (the machine has none). */
+export const launchArgs = [
+  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+/** Debian's Chromium, headless (playwright gives it a fresh profile directory). */
 export async function launchBrowser() {
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
+    args: launchArgs,
   });
 }
 
