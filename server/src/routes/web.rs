@@ -78,7 +78,10 @@ fn respond(asset: &'static Asset) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     // The assets change with the binary; revalidating is cheap next to a stale uploader.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     resp
@@ -120,7 +123,13 @@ mod tests {
     #[tokio::test]
     async fn unknown_paths_keep_the_api_json_404() {
         let filter = routes().recover(error::recover);
-        for path in ["/nope", "/app.js/x", "/vendor/", "/../Cargo.toml", "/index.htm"] {
+        for path in [
+            "/nope",
+            "/app.js/x",
+            "/vendor/",
+            "/../Cargo.toml",
+            "/index.htm",
+        ] {
             let resp = warp::test::request().path(path).reply(&filter).await;
             assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
             let body: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
