@@ -34,8 +34,18 @@ after(async () => {
 async function newPage() {
   const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1100, height: 900 } });
   const page = await context.newPage();
-  page.on('pageerror', (e) => console.error('page error:', e));
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(String(e)));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy|Refused to/.test(m.text())) page.errors.push(m.text());
+  });
   return page;
+}
+
+/** No script error and nothing the Content-Security-Policy refused. */
+async function closePage(page) {
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
 }
 
 async function file(name, size) {
@@ -97,7 +107,7 @@ test('1: sign up, upload 64 MiB, download it: same SHA1', { timeout: 180_000 }, 
   assert.equal(meta.FileName, name);
   assert.equal(meta.FileSha1, f.sha1);
   assert.equal(meta.FileSize, 64 * MiB);
-  await page.context().close();
+  await closePage(page);
 });
 
 test('2: 30% of part requests aborted: the upload completes and is correct', { timeout: 180_000 }, async () => {
@@ -130,7 +140,7 @@ test('2: 30% of part requests aborted: the upload completes and is correct', { t
   assert.ok([...counts.values()].every((c) => c === 1), JSON.stringify([...counts]));
   assert.equal(requests, 13 + aborted);
   assert.equal(await downloadedSha1(token, f.sha1), f.sha1);
-  await page.context().close();
+  await closePage(page);
 });
 
 test('3: reload mid-upload, choose the file again: it resumes, no acknowledged part sent twice', { timeout: 180_000 }, async () => {
@@ -204,7 +214,7 @@ test('3: reload mid-upload, choose the file again: it resumes, no acknowledged p
   assert.equal(counts.size, 13);
   assert.ok([...counts.values()].every((c) => c === 1), JSON.stringify([...counts]));
   assert.equal(await downloadedSha1(token, f.sha1), f.sha1);
-  await page.context().close();
+  await closePage(page);
 });
 
 test('4: a second copy of the same content is instant and sends no part', { timeout: 120_000 }, async () => {
@@ -227,7 +237,7 @@ test('4: a second copy of the same content is instant and sends no part', { time
   assert.deepEqual(parts, []);
   await fileRow(page, copyName).waitFor();
   await page.screenshot({ path: screenshotPath('4-instant'), fullPage: true });
-  await page.context().close();
+  await closePage(page);
 });
 
 test('5: file manager: paging, share link, rename and delete (Chinese names)', { timeout: 120_000 }, async () => {
@@ -243,6 +253,24 @@ test('5: file manager: paging, share link, rename and delete (Chinese names)', {
   const f = await file(name, 3000);
   await page.locator('#file-input').setInputFiles(f.path);
   await waitForState(page, name, 'done');
+  // Two files dropped at once.
+  const dropped = await page.evaluateHandle(() => {
+    const dt = new DataTransfer();
+    dt.items.add(new File(['拖放的第一个文件\n'], '拖放 一.txt', { type: 'text/plain' }));
+    dt.items.add(new File(['second dropped file\n'], 'dropped two.txt', { type: 'text/plain' }));
+    return dt;
+  });
+  await page.dispatchEvent('#dropzone', 'dragover', { dataTransfer: dropped });
+  await page.dispatchEvent('#dropzone', 'drop', { dataTransfer: dropped });
+  await waitForState(page, '拖放 一.txt', 'done');
+  await waitForState(page, 'dropped two.txt', 'done');
+  await page.getByRole('button', { name: 'Delete 拖放 一.txt' }).waitFor();
+  page.once('dialog', (d) => d.accept());
+  await page.getByRole('button', { name: 'Delete 拖放 一.txt' }).click();
+  page.once('dialog', (d) => d.accept());
+  await fileRow(page, '拖放 一.txt').waitFor({ state: 'detached' });
+  await page.getByRole('button', { name: 'Delete dropped two.txt' }).click();
+  await fileRow(page, 'dropped two.txt').waitFor({ state: 'detached' });
   const row = fileRow(page, name);
   await row.waitFor();
 
@@ -290,5 +318,5 @@ test('5: file manager: paging, share link, rename and delete (Chinese names)', {
   const after = await apiGet(server.base, token, '/file/query?limit=100');
   assert.equal(after.length, 22);
   assert.ok(!after.some((m) => m.FileSha1 === f.sha1));
-  await page.context().close();
+  await closePage(page);
 });
