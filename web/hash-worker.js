@@ -1,5 +1,5 @@
 // Hashes Blobs for uploader.js off the page's thread: SHA1 of a whole file, MD5 of one part.
-// Messages in:  {id, op: 'sha1' | 'md5', blob, sliceSize} and {id, op: 'cancel'}.
+// Messages in:  {id, op: 'sha1' | 'md5', blob, sliceSize, slices?} and {id, op: 'cancel'}.
 // Messages out: {id, progress: bytesHashed}, then {id, result} | {id, error} | {id, cancelled: true}.
 //
 // The file is read into one reused buffer (a BYOB reader on Blob.stream()): reading a new
@@ -22,7 +22,7 @@ self.onmessage = (e) => {
 
 class Cancelled extends Error {}
 
-async function run({ id, op, blob, sliceSize }) {
+async function run({ id, op, blob, sliceSize, slices = false }) {
   const hasher = op === 'sha1' ? await hashwasm.createSHA1() : await hashwasm.createMD5();
   hasher.init();
   let progressAt = 0;
@@ -36,7 +36,7 @@ async function run({ id, op, blob, sliceSize }) {
     }
   };
   try {
-    await readBlob(blob, sliceSize, onBytes);
+    await readBlob(blob, sliceSize, slices, onBytes);
   } catch (err) {
     if (!(err instanceof Cancelled)) throw err;
     cancelled.delete(id);
@@ -52,11 +52,14 @@ async function run({ id, op, blob, sliceSize }) {
   }
 }
 
-/** Calls `onBytes(view, bytesSoFar)` for consecutive pieces of `blob`, never holding more than one. */
-async function readBlob(blob, sliceSize, onBytes) {
+/**
+ * Calls `onBytes(view, bytesSoFar)` for consecutive pieces of `blob`, never holding more than one.
+ * `slices` forces the fallback (tests check both paths).
+ */
+async function readBlob(blob, sliceSize, slices, onBytes) {
   let reader = null;
   try {
-    reader = blob.stream().getReader({ mode: 'byob' });
+    if (!slices) reader = blob.stream().getReader({ mode: 'byob' });
   } catch {
     // No byte stream for Blobs here.
   }

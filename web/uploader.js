@@ -657,9 +657,10 @@ export class Uploader extends EventTarget {
  * hashing a new file does not hold up the parts of one already uploading.
  */
 export class WorkerHasher {
-  constructor({ url = new URL('./hash-worker.js', import.meta.url), sliceSize = 4 << 20 } = {}) {
+  constructor({ url = new URL('./hash-worker.js', import.meta.url), sliceSize = 4 << 20, slices = false } = {}) {
     this.url = url;
     this.sliceSize = sliceSize;
+    this.slices = slices; // read with Blob.slice() even where a BYOB stream is available
     this.workers = {};
     this.jobs = new Map();
     this.nextId = 1;
@@ -699,7 +700,7 @@ export class WorkerHasher {
     signal?.addEventListener('abort', onAbort, { once: true });
     return new Promise((resolve, reject) => {
       this.jobs.set(id, { kind, resolve, reject, onProgress });
-      worker.postMessage({ id, op, blob, sliceSize: this.sliceSize });
+      worker.postMessage({ id, op, blob, sliceSize: this.sliceSize, slices: this.slices });
     }).finally(() => signal?.removeEventListener('abort', onAbort));
   }
 

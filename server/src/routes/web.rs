@@ -151,6 +151,7 @@ mod tests {
 
     /// A file added to `web/` but not to `ASSETS` would be missing from the binary.
     #[test]
+    #[allow(clippy::disallowed_methods)] // a plain test, no runtime to stall
     fn every_web_file_is_served() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
         let mut on_disk = Vec::new();

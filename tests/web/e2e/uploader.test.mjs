@@ -1,7 +1,7 @@
 // End-to-end: the page served by the real chunkvault binary, in headless Debian Chromium.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { copyFile, rm } from 'node:fs/promises';
+import { copyFile, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
@@ -318,5 +318,41 @@ test('5: file manager: paging, share link, rename and delete (Chinese names)', {
   const after = await apiGet(server.base, token, '/file/query?limit=100');
   assert.equal(after.length, 22);
   assert.ok(!after.some((m) => m.FileSha1 === f.sha1));
+  await closePage(page);
+});
+
+test('hash worker: SHA1 and MD5 as node computes them, streamed and sliced', { timeout: 60_000 }, async () => {
+  const page = await newPage();
+  await page.goto(server.base + '/');
+  const f = await file('hash me.bin', 9 * MiB + 12345);
+  const bytes = await readFile(f.path);
+  const part = bytes.subarray(MiB + 7, 6 * MiB);
+  await page.evaluate(() => {
+    const input = Object.assign(document.createElement('input'), { type: 'file', id: 'hash-input' });
+    document.body.append(input);
+  });
+  await page.locator('#hash-input').setInputFiles(f.path);
+  const got = await page.evaluate(async ([from, to]) => {
+    const { WorkerHasher } = await import('/uploader.js');
+    const blob = document.querySelector('#hash-input').files[0];
+    const out = {};
+    for (const slices of [false, true]) {
+      const hasher = new WorkerHasher({ slices, sliceSize: 1 << 20 });
+      const progress = [];
+      out[slices ? 'sliced' : 'streamed'] = {
+        sha1: await hasher.sha1(blob, { onProgress: (n) => progress.push(n) }),
+        md5: await hasher.md5(blob.slice(from, to)),
+        lastProgress: progress.at(-1),
+      };
+      hasher.terminate();
+    }
+    return out;
+  }, [MiB + 7, 6 * MiB]);
+  const expected = {
+    sha1: f.sha1,
+    md5: createHash('md5').update(part).digest('base64'),
+    lastProgress: bytes.length,
+  };
+  assert.deepEqual(got, { streamed: expected, sliced: expected });
   await closePage(page);
 });
