@@ -27,6 +27,7 @@ export function binaryPath() {
 
 /** Starts `chunkvault serve` on 127.0.0.1:0 with a temporary data directory. */
 export async function startServer() {
+  const bin = binaryPath();
   const dir = mkdtempSync(join(tmpdir(), 'chunkvault-web-'));
   const logPath = join(dir, 'server.log');
   const log = createWriteStream(logPath);
@@ -34,7 +35,7 @@ export async function startServer() {
   const env = { ...process.env, CHUNKVAULT_LOG: 'info' };
   delete env.CHUNKVAULT_DATABASE_URL;
   delete env.CHUNKVAULT_REDIS_URL;
-  const child = spawn(binaryPath(), ['serve', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data')], {
+  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data')], {
     stdio: ['ignore', 'pipe', log],
     env,
   });
