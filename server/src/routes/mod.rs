@@ -5,6 +5,7 @@ mod download;
 mod params;
 mod tus;
 mod uploads;
+mod web;
 
 use std::sync::Arc;
 
@@ -65,6 +66,8 @@ pub fn api(
         .or(uploads::routes(state.clone()))
         .unify()
         .or(tus::routes(state))
+        .unify()
+        .or(web::routes())
         .unify()
         .recover(error::recover)
         .unify()

@@ -1,0 +1,358 @@
+// End-to-end: the page served by the real chunkvault binary, in headless Debian Chromium.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { copyFile, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import {
+  apiGet, fileRow, launchBrowser, randomFile, screenshotPath, sha1File, signUp, startServer,
+  uploadItem, waitForState,
+} from './support.mjs';
+
+const MiB = 1 << 20;
+const PART_URL = '**/uploads/*/parts/*';
+const partOf = (url) => {
+  const m = /\/uploads\/([^/]+)\/parts\/(\d+)$/.exec(new URL(url).pathname);
+  return m && { upload: m[1], part: Number(m[2]) };
+};
+
+let server;
+let browser;
+const cleanup = [];
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  for (const dir of cleanup) await rm(dir, { recursive: true, force: true });
+});
+
+async function newPage() {
+  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1100, height: 900 } });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(String(e)));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy|Refused to/.test(m.text())) page.errors.push(m.text());
+  });
+  return page;
+}
+
+/** No script error and nothing the Content-Security-Policy refused. */
+async function closePage(page) {
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+}
+
+async function file(name, size) {
+  const f = await randomFile(name, size);
+  cleanup.push(f.dir);
+  return f;
+}
+
+/** SHA1 of what the server sends for `sha1` (streamed, never held whole). */
+async function downloadedSha1(token, sha1) {
+  const res = await fetch(`${server.base}/file/download?filehash=${sha1}`, { headers: { Authorization: `Bearer ${token}` } });
+  assert.equal(res.status, 200);
+  const h = createHash('sha1');
+  for await (const chunk of res.body) h.update(chunk);
+  return h.digest('hex');
+}
+
+/** How often the server stored each part of `upload`, from its log. */
+function storedCounts(upload) {
+  const counts = new Map();
+  for (const s of server.partsStored()) {
+    if (s.upload === upload) counts.set(s.part, (counts.get(s.part) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/** Records every state an upload item shows, from the page's side. */
+async function recordStates(page) {
+  await page.evaluate(() => {
+    window.statesSeen = [];
+    new MutationObserver((records) => {
+      for (const r of records) if (r.target.dataset?.state) window.statesSeen.push(r.target.dataset.state);
+    }).observe(document.querySelector('#uploads'), { subtree: true, attributes: true, attributeFilter: ['data-state'] });
+  });
+}
+
+test('1: sign up, upload 64 MiB, download it: same SHA1', { timeout: 180_000 }, async () => {
+  const page = await newPage();
+  const { token } = await signUp(page, server.base);
+  const f = await file('大文件 测试-64MiB.bin', 64 * MiB);
+  const name = '大文件 测试-64MiB.bin';
+  await page.locator('#file-input').setInputFiles(f.path);
+  const item = await waitForState(page, name, 'done');
+  assert.match(await item.locator('.figures').textContent(), /100%/);
+  const row = fileRow(page, name);
+  await row.waitFor();
+  await page.screenshot({ path: screenshotPath('1-uploaded-64MiB'), fullPage: true });
+
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    row.getByRole('button', { name: `Download ${name}` }).click(),
+  ]);
+  assert.equal(download.suggestedFilename(), name);
+  const saved = join(f.dir, 'downloaded');
+  await download.saveAs(saved);
+  assert.equal(await sha1File(saved), f.sha1);
+
+  const [meta] = await apiGet(server.base, token, '/file/query?limit=10');
+  assert.equal(meta.FileName, name);
+  assert.equal(meta.FileSha1, f.sha1);
+  assert.equal(meta.FileSize, 64 * MiB);
+  await closePage(page);
+});
+
+test('2: 30% of part requests aborted: the upload completes and is correct', { timeout: 180_000 }, async () => {
+  const page = await newPage();
+  const { token } = await signUp(page, server.base);
+  const name = 'flaky network.bin';
+  const f = await file(name, 64 * MiB);
+  let requests = 0;
+  let aborted = 0;
+  let upload = null;
+  await page.route(PART_URL, (route) => {
+    upload = partOf(route.request().url()).upload;
+    // Three of every ten part requests fail as a dropped connection would.
+    if ([0, 3, 6].includes(requests++ % 10)) {
+      aborted++;
+      return route.abort('connectionreset');
+    }
+    return route.continue();
+  });
+  await recordStates(page);
+  await page.locator('#file-input').setInputFiles(f.path);
+  await waitForState(page, name, 'done');
+
+  assert.ok(aborted >= 4, `only ${aborted} of ${requests} part requests were aborted`);
+  assert.equal(aborted, [...Array(requests).keys()].filter((i) => [0, 3, 6].includes(i % 10)).length);
+  assert.ok((await page.evaluate(() => window.statesSeen)).includes('retrying'), 'the page never showed "retrying"');
+  // Aborted requests never reached the server, so each of the 13 parts was stored exactly once.
+  const counts = storedCounts(upload);
+  assert.deepEqual([...counts.keys()].sort((a, b) => a - b), [...Array(13).keys()].map((i) => i + 1));
+  assert.ok([...counts.values()].every((c) => c === 1), JSON.stringify([...counts]));
+  assert.equal(requests, 13 + aborted);
+  assert.equal(await downloadedSha1(token, f.sha1), f.sha1);
+  await closePage(page);
+});
+
+test('3: reload mid-upload, choose the file again: it resumes, no acknowledged part sent twice', { timeout: 180_000 }, async () => {
+  const page = await newPage();
+  const { token } = await signUp(page, server.base);
+  const name = '断点续传 resume.bin';
+  const f = await file(name, 64 * MiB);
+
+  // Five parts go through; later ones are held (never answered) until the reload cuts them.
+  const LET_THROUGH = 5;
+  let passed = 0;
+  let held = 0;
+  const acked = new Set();
+  let upload = null;
+  let reloaded = false;
+  const sentAfterReload = [];
+  let signalMidway;
+  const midway = new Promise((resolve) => { signalMidway = resolve; });
+  page.on('response', (res) => {
+    const p = partOf(res.url());
+    if (p && res.request().method() === 'PUT' && res.status() === 200 && !reloaded) {
+      acked.add(p.part);
+      upload = p.upload;
+      if (acked.size === LET_THROUGH && held > 0) signalMidway();
+    }
+  });
+  page.on('request', (req) => {
+    const p = partOf(req.url());
+    if (p && req.method() === 'PUT' && reloaded) sentAfterReload.push(p.part);
+  });
+  await page.route(PART_URL, (route) => {
+    if (passed < LET_THROUGH) {
+      passed++;
+      return route.continue();
+    }
+    held++;
+    if (acked.size === LET_THROUGH) signalMidway();
+    return undefined; // held
+  });
+
+  await page.locator('#file-input').setInputFiles(f.path);
+  await midway;
+  // The page has seen the five answers: its bar shows them.
+  const item = uploadItem(page, name);
+  await page.waitForFunction(
+    (want) => document.querySelector('#uploads progress').value >= want,
+    Math.floor(((LET_THROUGH * 5 * MiB) / (64 * MiB)) * 1000),
+  );
+  assert.match(await item.getAttribute('data-state'), /uploading|retrying/);
+  await page.screenshot({ path: screenshotPath('3-mid-upload-progress'), fullPage: true });
+
+  reloaded = true;
+  await page.reload();
+  await page.unrouteAll({ behavior: 'ignoreErrors' });
+  const offer = page.locator(`#resume-list li[data-name="${name}"]`);
+  await offer.waitFor();
+  assert.match(await offer.textContent(), /\d+% sent/);
+
+  await page.locator('#file-input').setInputFiles(f.path);
+  const done = await waitForState(page, name, 'done');
+  assert.equal(await done.getAttribute('data-resumed'), 'true');
+  await page.screenshot({ path: screenshotPath('3-resumed-done'), fullPage: true });
+  assert.equal(await offer.count(), 0, 'a finished upload is still offered for resuming');
+
+  // Client side: nothing acknowledged before the reload was sent after it.
+  assert.equal(acked.size, LET_THROUGH);
+  assert.deepEqual(sentAfterReload.filter((n) => acked.has(n)), []);
+  assert.equal(sentAfterReload.length, 13 - LET_THROUGH);
+  // Server side: every part stored exactly once.
+  const counts = storedCounts(upload);
+  assert.equal(counts.size, 13);
+  assert.ok([...counts.values()].every((c) => c === 1), JSON.stringify([...counts]));
+  assert.equal(await downloadedSha1(token, f.sha1), f.sha1);
+  await closePage(page);
+});
+
+test('4: a second copy of the same content is instant and sends no part', { timeout: 120_000 }, async () => {
+  const page = await newPage();
+  await signUp(page, server.base);
+  const f = await file('original.bin', 12 * MiB);
+  await page.locator('#file-input').setInputFiles(f.path);
+  await waitForState(page, 'original.bin', 'done');
+
+  const copyName = '副本 copy.bin';
+  const copy = join(f.dir, copyName);
+  await copyFile(f.path, copy);
+  const parts = [];
+  page.on('request', (req) => {
+    if (partOf(req.url())) parts.push(req.url());
+  });
+  await page.locator('#file-input').setInputFiles(copy);
+  const item = await waitForState(page, copyName, 'instant');
+  assert.match(await item.locator('.state').textContent(), /instant/);
+  assert.deepEqual(parts, []);
+  await fileRow(page, copyName).waitFor();
+  await page.screenshot({ path: screenshotPath('4-instant'), fullPage: true });
+  await closePage(page);
+});
+
+test('5: file manager: paging, share link, rename and delete (Chinese names)', { timeout: 120_000 }, async () => {
+  const page = await newPage();
+  const { token } = await signUp(page, server.base);
+  for (let i = 1; i <= 22; i++) {
+    const form = new FormData();
+    form.append('file', new Blob([`file number ${i}\n`]), `file-${String(i).padStart(2, '0')}.txt`);
+    const res = await fetch(`${server.base}/file/upload`, { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: form });
+    assert.equal(res.status, 200);
+  }
+  const name = '季度报告 2026.txt';
+  const f = await file(name, 3000);
+  await page.locator('#file-input').setInputFiles(f.path);
+  await waitForState(page, name, 'done');
+  // Two files dropped at once.
+  const dropped = await page.evaluateHandle(() => {
+    const dt = new DataTransfer();
+    dt.items.add(new File(['拖放的第一个文件\n'], '拖放 一.txt', { type: 'text/plain' }));
+    dt.items.add(new File(['second dropped file\n'], 'dropped two.txt', { type: 'text/plain' }));
+    return dt;
+  });
+  await page.dispatchEvent('#dropzone', 'dragover', { dataTransfer: dropped });
+  await page.dispatchEvent('#dropzone', 'drop', { dataTransfer: dropped });
+  await waitForState(page, '拖放 一.txt', 'done');
+  await waitForState(page, 'dropped two.txt', 'done');
+  await page.getByRole('button', { name: 'Delete 拖放 一.txt' }).waitFor();
+  page.once('dialog', (d) => d.accept());
+  await page.getByRole('button', { name: 'Delete 拖放 一.txt' }).click();
+  page.once('dialog', (d) => d.accept());
+  await fileRow(page, '拖放 一.txt').waitFor({ state: 'detached' });
+  await page.getByRole('button', { name: 'Delete dropped two.txt' }).click();
+  await fileRow(page, 'dropped two.txt').waitFor({ state: 'detached' });
+  const row = fileRow(page, name);
+  await row.waitFor();
+
+  // 23 files: 20 on the first page, 3 on the second.
+  assert.equal(await page.locator('#file-rows tr').count(), 20);
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.locator('#page-label', { hasText: 'Page 2' }).waitFor();
+  assert.equal(await page.locator('#file-rows tr').count(), 3);
+  assert.ok(await page.getByRole('button', { name: 'Next' }).isDisabled());
+  await page.getByRole('button', { name: 'Previous' }).click();
+  await row.waitFor();
+
+  // Share link: opens without a token.
+  await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.base });
+  await row.getByRole('button', { name: `Copy a share link to ${name}` }).click();
+  await page.locator('#files-status', { hasText: 'copied' }).waitFor();
+  const link = await page.locator('#share-link').inputValue();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), link);
+  const shared = await fetch(link);
+  assert.equal(shared.status, 200);
+  assert.equal(createHash('sha1').update(Buffer.from(await shared.arrayBuffer())).digest('hex'), f.sha1);
+
+  // Rename by keyboard.
+  const renamed = '年度总结 2026.txt';
+  await row.getByRole('button', { name: `Rename ${name}` }).focus();
+  await page.keyboard.press('Enter');
+  const input = page.getByLabel(`New name for ${name}`);
+  await input.fill(renamed);
+  await input.press('Enter');
+  const renamedRow = fileRow(page, renamed);
+  await renamedRow.waitFor();
+  assert.equal(await fileRow(page, name).count(), 0);
+  const metas = await apiGet(server.base, token, '/file/query?limit=100');
+  assert.ok(metas.some((m) => m.FileName === renamed && m.FileSha1 === f.sha1));
+  assert.ok(!metas.some((m) => m.FileName === name));
+  await page.screenshot({ path: screenshotPath('5-file-manager'), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: screenshotPath('5-file-manager-phone'), fullPage: true });
+  await page.setViewportSize({ width: 1100, height: 900 });
+
+  // Delete (confirmed in the browser's dialog).
+  page.once('dialog', (d) => d.accept());
+  await renamedRow.getByRole('button', { name: `Delete ${renamed}` }).click();
+  await renamedRow.waitFor({ state: 'detached' });
+  const after = await apiGet(server.base, token, '/file/query?limit=100');
+  assert.equal(after.length, 22);
+  assert.ok(!after.some((m) => m.FileSha1 === f.sha1));
+  await closePage(page);
+});
+
+test('hash worker: SHA1 and MD5 as node computes them, streamed and sliced', { timeout: 60_000 }, async () => {
+  const page = await newPage();
+  await page.goto(server.base + '/');
+  const f = await file('hash me.bin', 9 * MiB + 12345);
+  const bytes = await readFile(f.path);
+  const part = bytes.subarray(MiB + 7, 6 * MiB);
+  await page.evaluate(() => {
+    const input = Object.assign(document.createElement('input'), { type: 'file', id: 'hash-input' });
+    document.body.append(input);
+  });
+  await page.locator('#hash-input').setInputFiles(f.path);
+  const got = await page.evaluate(async ([from, to]) => {
+    const { WorkerHasher } = await import('/uploader.js');
+    const blob = document.querySelector('#hash-input').files[0];
+    const out = {};
+    for (const slices of [false, true]) {
+      const hasher = new WorkerHasher({ slices, sliceSize: 1 << 20 });
+      const progress = [];
+      out[slices ? 'sliced' : 'streamed'] = {
+        sha1: await hasher.sha1(blob, { onProgress: (n) => progress.push(n) }),
+        md5: await hasher.md5(blob.slice(from, to)),
+        lastProgress: progress.at(-1),
+      };
+      hasher.terminate();
+    }
+    return out;
+  }, [MiB + 7, 6 * MiB]);
+  const expected = {
+    sha1: f.sha1,
+    md5: createHash('md5').update(part).digest('base64'),
+    lastProgress: bytes.length,
+  };
+  assert.deepEqual(got, { streamed: expected, sliced: expected });
+  await closePage(page);
+});

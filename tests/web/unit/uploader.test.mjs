@@ -1,0 +1,341 @@
+// Unit tests of web/uploader.js: scheduling, retry and resume, against an in-memory server.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  backoffDelay, classifyStatus, PartPlan, rate, ResumeStore, retryAfterMs, Slots, Uploader,
+} from '../../../web/uploader.js';
+import { FakeServer, makeFile, memoryStorage, nodeHasher, seeded, until, virtualTimers } from './support.mjs';
+
+function uploader(server, opts = {}) {
+  const timers = opts.timers ?? virtualTimers();
+  const up = new Uploader({
+    token: () => 'T',
+    owner: () => 'alice',
+    hasher: nodeHasher,
+    fetch: server.fetch,
+    storage: opts.storage ?? memoryStorage(),
+    random: seeded(3),
+    ...timers,
+    ...opts,
+  });
+  up.timers$ = timers;
+  return up;
+}
+
+/** Parts that were PUT again after the server had acknowledged them to the client. */
+function resentAfterAck(server) {
+  const acked = new Set();
+  const resent = [];
+  for (const r of server.requests) {
+    if (r.method !== 'PUT') continue;
+    const key = `${r.upload}/${r.part}`;
+    if (acked.has(key)) resent.push(key);
+    if (r.outcome === 200) acked.add(key);
+  }
+  return resent;
+}
+
+describe('backoff and classification', () => {
+  test('delays grow exponentially within equal-jitter bounds and are capped', () => {
+    for (let attempt = 0; attempt < 12; attempt++) {
+      const ceiling = Math.min(20_000, 300 * 2 ** attempt);
+      assert.equal(backoffDelay(attempt, { random: () => 0 }), Math.round(ceiling / 2));
+      assert.equal(backoffDelay(attempt, { random: () => 1 }), ceiling);
+      const d = backoffDelay(attempt, { random: seeded(attempt) });
+      assert.ok(d >= ceiling / 2 && d <= ceiling, `${attempt}: ${d}`);
+    }
+    assert.equal(backoffDelay(100, { random: () => 1, maxDelayMs: 5000 }), 5000);
+  });
+
+  test('network errors, 5xx, 408, 409 and 429 are retried; other answers are final', () => {
+    for (const s of [0, 408, 409, 429, 500, 502, 503, 504]) assert.equal(classifyStatus(s), 'retry', s);
+    for (const s of [400, 401, 403, 404, 405, 413, 416, 422]) assert.equal(classifyStatus(s), 'fatal', s);
+  });
+
+  test('Retry-After in seconds', () => {
+    assert.equal(retryAfterMs(new Headers({ 'retry-after': '3' })), 3000);
+    assert.equal(retryAfterMs(new Headers({ 'retry-after': 'Wed, 21 Oct 2015 07:28:00 GMT' })), 0);
+    assert.equal(retryAfterMs(new Headers()), 0);
+  });
+});
+
+describe('PartPlan', () => {
+  test('hands out each missing part once, in order; acknowledged parts never again', () => {
+    const plan = new PartPlan(5, [2, 4]);
+    assert.equal(plan.take(), 1);
+    assert.equal(plan.take(), 3);
+    plan.ack(1);
+    plan.release(1); // a late failure of an acknowledged part does not requeue it
+    plan.release(3);
+    assert.equal(plan.take(), 3, 'a failed part goes back to the front');
+    assert.equal(plan.take(), 5);
+    assert.equal(plan.take(), null);
+    plan.ack(3);
+    plan.ack(5);
+    assert.ok(plan.done);
+    assert.equal(plan.ackedBytes(10, 45), 45);
+  });
+
+  test('merge skips parts the server already has; reopen sends lost ones again', () => {
+    const plan = new PartPlan(4);
+    plan.merge([2, 3]);
+    assert.equal(plan.take(), 1);
+    assert.equal(plan.take(), 4);
+    assert.equal(plan.take(), null);
+    plan.ack(1);
+    plan.ack(4);
+    assert.ok(plan.done);
+    plan.reopen([3]);
+    assert.ok(!plan.done);
+    assert.equal(plan.take(), 3);
+  });
+});
+
+test('rate over a sliding window', () => {
+  assert.equal(rate([], 1000), 0);
+  assert.equal(rate([[0, 0], [1000, 500], [2000, 1000]], 2000), 500);
+  assert.equal(rate([[0, 0], [9000, 100], [10_000, 1100]], 10_000), 1000, 'old samples fall out');
+});
+
+test('ResumeStore keeps entries per owner and survives garbage', () => {
+  const storage = memoryStorage();
+  const store = new ResumeStore(storage);
+  const file = { name: '报告.pdf', size: 10, lastModified: 5 };
+  const k = ResumeStore.fileKey('alice', file);
+  assert.notEqual(k, ResumeStore.fileKey('bob', file));
+  store.put(k, { owner: 'alice', uploadId: 'u1' });
+  store.put(ResumeStore.fileKey('bob', file), { owner: 'bob', uploadId: 'u2' });
+  assert.deepEqual(new ResumeStore(storage).get(k), { owner: 'alice', uploadId: 'u1' });
+  assert.deepEqual(store.forOwner('alice').map(([, e]) => e.uploadId), ['u1']);
+  store.remove(k);
+  assert.equal(store.get(k), null);
+  storage.setItem('chunkvault.uploads.v1', '{not json');
+  assert.deepEqual(store.all(), {});
+});
+
+test('Slots never lets more than n through; an abort while waiting gives the slot up', async () => {
+  const slots = new Slots(2);
+  await slots.acquire();
+  await slots.acquire();
+  const controller = new AbortController();
+  const waiting = slots.acquire(controller.signal);
+  let third = false;
+  const next = slots.acquire().then(() => { third = true; });
+  controller.abort();
+  await assert.rejects(waiting, /stopped/);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(third, false);
+  slots.release();
+  await next;
+  assert.equal(third, true);
+});
+
+describe('Uploader', () => {
+  test('sends every part once with Content-MD5, at most 4 at a time, and completes', async () => {
+    const server = new FakeServer({ chunkSize: 10 });
+    const up = uploader(server);
+    const u = up.add(makeFile('数据.bin', 195));
+    await u.finished;
+    assert.equal(u.state, 'done', u.error);
+    assert.equal(server.puts().length, 20);
+    assert.deepEqual(server.puts().map((r) => r.part).sort((a, b) => a - b), [...Array(20).keys()].map((i) => i + 1));
+    assert.equal(server.maxInFlight, 4, 'parts go in parallel');
+    assert.equal(server.files[0].name, '数据.bin');
+    assert.equal(u.progress(), 1);
+    assert.deepEqual(up.resumeStore.all(), {}, 'a finished upload is forgotten');
+  });
+
+  test('parallelism is shared by all uploads of one uploader', async () => {
+    const server = new FakeServer({ chunkSize: 10 });
+    const up = uploader(server, { parallel: 3 });
+    const a = up.add(makeFile('a.bin', 100, { seed: 1 }));
+    const b = up.add(makeFile('b.bin', 100, { seed: 2 }));
+    await Promise.all([a.finished, b.finished]);
+    assert.equal(a.state, 'done');
+    assert.equal(b.state, 'done');
+    assert.equal(server.maxInFlight, 3);
+  });
+
+  test('retries network errors, 5xx, 409 and 429 with backoff; never resends an acknowledged part', async () => {
+    const failures = new Map([[2, [503, 503]], [3, ['network']], [4, [409]], [5, ['store-then-network']], [6, [429]]]);
+    const server = new FakeServer({
+      chunkSize: 10,
+      fault: (req) => {
+        if (req.method !== 'PUT') return null;
+        const f = failures.get(req.part)?.shift();
+        if (f === 429) return { status: 429, code: 0, msg: 'slow down', headers: { 'retry-after': '7' } };
+        if (typeof f === 'number') return { status: f, msg: 'injected' };
+        return f ?? null;
+      },
+    });
+    const up = uploader(server);
+    const seen = new Set();
+    const u = up.add(makeFile('flaky.bin', 80));
+    u.addEventListener('change', () => seen.add(u.state));
+    await u.finished;
+    assert.equal(u.state, 'done', u.error);
+    assert.ok(seen.has('retrying'));
+    assert.deepEqual(resentAfterAck(server), []);
+    // Part 2: two retries with growing delays; 429: at least its Retry-After.
+    const delays = up.timers$.delays;
+    assert.equal(delays.length, 6);
+    assert.ok(delays.includes(7000), `Retry-After honoured: ${delays}`);
+    assert.ok(delays.every((d) => d >= 150 && d <= 7000), `${delays}`);
+    // Part 5 was stored and its answer lost: sent again (it was never acknowledged), stored twice.
+    assert.equal(server.stored.filter((s) => s.part === 5).length, 2);
+    assert.equal(server.puts().length, 8 + 6);
+  });
+
+  test('a final answer fails the upload with the server message and stops the other parts', async () => {
+    const server = new FakeServer({
+      chunkSize: 10,
+      fault: (req) => (req.method === 'PUT' && req.part === 2 ? { status: 400, code: 10005, msg: 'Content-MD5 does not match the part' } : null),
+    });
+    const up = uploader(server, { parallel: 2 });
+    const u = up.add(makeFile('bad.bin', 200));
+    await u.finished;
+    assert.equal(u.state, 'failed');
+    assert.equal(u.error, 'Content-MD5 does not match the part');
+    assert.ok(server.puts().length < 20, `${server.puts().length} parts sent after a fatal error`);
+    assert.ok(!server.files.length);
+  });
+
+  test('gives up after maxAttempts', async () => {
+    const server = new FakeServer({ fault: (req) => (req.method === 'PUT' ? { status: 503, msg: 'unavailable' } : null) });
+    const up = uploader(server, { maxAttempts: 4 });
+    const u = up.add(makeFile('down.bin', 5));
+    await u.finished;
+    assert.equal(u.state, 'failed');
+    assert.equal(u.error, 'unavailable (gave up after 4 attempts)');
+    assert.equal(server.puts().length, 4);
+    assert.deepEqual(up.timers$.delays.map((d) => d >= 150), [true, true, true]);
+    // The delays grow: each one's floor is the previous one's ceiling.
+    const [a, b, c] = up.timers$.delays;
+    assert.ok(a <= 300 && b >= 300 && b <= 600 && c >= 600 && c <= 1200, `${[a, b, c]}`);
+  });
+
+  test('content the server holds is instant: no part sent', async () => {
+    const server = new FakeServer();
+    const up = uploader(server);
+    const first = up.add(makeFile('one.bin', 50));
+    await first.finished;
+    const copy = up.add(makeFile('two.bin', 50));
+    await copy.finished;
+    assert.equal(copy.state, 'instant');
+    assert.equal(server.puts().length, 5, 'only the first upload sent parts');
+    assert.equal(copy.progress(), 1);
+  });
+
+  test('after a reload, the same file resumes from the parts the server has', async () => {
+    const storage = memoryStorage();
+    let hang = true;
+    const server = new FakeServer({
+      chunkSize: 10,
+      fault: (req) => (hang && req.method === 'PUT' && req.part > 3 ? 'hang' : null),
+    });
+    const before = uploader(server, { storage, parallel: 2 });
+    const file = makeFile('续传.bin', 100);
+    const u1 = before.add(file);
+    await until(() => u1.plan?.acked.size === 3 && server.inFlight === 2);
+    assert.equal(u1.progress(), 0.3);
+    // The page goes away: requests in flight are cut.
+    u1.abort.abort();
+    hang = false;
+
+    const after = uploader(server, { storage });
+    const offers = after.remembered();
+    assert.equal(offers.length, 1);
+    assert.equal(offers[0].name, '续传.bin');
+    const putsBefore = server.puts().length;
+    const u2 = after.add(new File([file], file.name, { lastModified: file.lastModified }));
+    assert.ok(u2.remembered, 'recognised by name, size and date');
+    assert.equal(after.remembered().length, 0, 'no longer offered while it runs');
+    await u2.finished;
+    assert.equal(u2.state, 'done', u2.error);
+    assert.ok(u2.resumed);
+    const resent = server.puts().slice(putsBefore).map((r) => r.part).sort((a, b) => a - b);
+    assert.deepEqual(resent, [4, 5, 6, 7, 8, 9, 10]);
+    assert.deepEqual(resentAfterAck(server), []);
+    assert.equal(server.sessions.size, 0);
+    assert.deepEqual(storage.getItem('chunkvault.uploads.v1'), '{}');
+  });
+
+  test('a remembered file whose bytes changed is not resumed into the old session', async () => {
+    const storage = memoryStorage();
+    const server = new FakeServer({ chunkSize: 10, fault: (req) => (req.method === 'PUT' ? 'hang' : null) });
+    const first = uploader(server, { storage });
+    const u1 = first.add(makeFile('doc.bin', 40, { seed: 1 }));
+    await until(() => u1.uploadId && server.inFlight > 0);
+    u1.abort.abort();
+    server.fault = () => null;
+
+    const second = uploader(server, { storage });
+    const u2 = second.add(makeFile('doc.bin', 40, { seed: 2 })); // same name, size, date
+    assert.ok(u2.remembered);
+    await u2.finished;
+    assert.equal(u2.state, 'done');
+    assert.notEqual(u2.uploadId, u1.uploadId);
+    assert.ok(!u2.resumed);
+  });
+
+  test('pause aborts the parts in flight; resume asks the server and skips what it stored', async () => {
+    let mode = 'store-then-hang';
+    const server = new FakeServer({
+      chunkSize: 10,
+      fault: (req) => (req.method === 'PUT' && req.part === 2 ? mode : null),
+    });
+    const up = uploader(server, { parallel: 1 });
+    const u = up.add(makeFile('p.bin', 40));
+    await until(() => server.puts().length === 2 && server.inFlight === 1);
+    u.pause();
+    assert.equal(u.state, 'paused');
+    await new Promise((r) => setImmediate(r));
+    const sent = server.puts().length;
+    mode = null;
+    u.resume();
+    await u.finished;
+    assert.equal(u.state, 'done');
+    const after = server.puts().slice(sent).map((r) => r.part);
+    assert.deepEqual(after, [3, 4], 'part 2 was stored before the pause: not sent again');
+    assert.ok(server.requests.some((r) => r.method === 'GET' && r.upload === u.uploadId));
+  });
+
+  test('cancel aborts and deletes the session', async () => {
+    const server = new FakeServer({ chunkSize: 10, fault: (req) => (req.method === 'PUT' ? 'hang' : null) });
+    const up = uploader(server);
+    const u = up.add(makeFile('c.bin', 40));
+    await until(() => server.inFlight === 4);
+    await u.cancel();
+    assert.equal(u.state, 'cancelled');
+    assert.equal(server.sessions.size, 0);
+    assert.deepEqual(up.resumeStore.all(), {});
+  });
+
+  test('complete answering "missing" sends those parts again', async () => {
+    const server = new FakeServer({ chunkSize: 10 });
+    let dropped = false;
+    const realHandle = server.handle.bind(server);
+    server.handle = async (req, body) => {
+      if (!dropped && req.path.endsWith('/complete')) {
+        dropped = true; // the server lost part 3's staging
+        server.sessions.get(req.upload).received.delete(3);
+      }
+      return realHandle(req, body);
+    };
+    const up = uploader(server);
+    const u = up.add(makeFile('m.bin', 50));
+    await u.finished;
+    assert.equal(u.state, 'done', u.error);
+    assert.equal(server.puts().filter((r) => r.part === 3).length, 2);
+    assert.equal(server.requests.filter((r) => r.path.endsWith('/complete')).length, 2);
+  });
+
+  test('an expired token fails with the server message', async () => {
+    const server = new FakeServer();
+    const up = uploader(server, { token: () => 'expired' });
+    const u = up.add(makeFile('t.bin', 5));
+    await u.finished;
+    assert.equal(u.state, 'failed');
+    assert.match(u.error, /token/);
+  });
+});
