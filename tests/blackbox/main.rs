@@ -12,6 +12,7 @@ mod s3;
 #[path = "../../engine/tests/common/mod.rs"]
 mod scratch;
 mod support;
+mod transfer;
 mod tus;
 mod uploads;
 mod users;

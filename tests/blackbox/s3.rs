@@ -32,7 +32,16 @@ pub fn s3_env() -> Option<(String, String, String, String)> {
 /// `--store NAME=s3://…` flags for a fresh prefix, the credentials in a file, and a store
 /// handle on the same prefix.
 pub fn s3_store_flags(name: &str) -> Option<(Vec<String>, S3BlobStore, tempfile::TempDir)> {
-    let (endpoint, bucket, ak, sk) = s3_env()?;
+    s3_store_flags_in(name, None)
+}
+
+/// As `s3_store_flags`, in another bucket than the default test bucket.
+pub fn s3_store_flags_in(
+    name: &str,
+    bucket: Option<&str>,
+) -> Option<(Vec<String>, S3BlobStore, tempfile::TempDir)> {
+    let (endpoint, default_bucket, ak, sk) = s3_env()?;
+    let bucket = bucket.map(str::to_owned).unwrap_or(default_bucket);
     let prefix = format!(
         "bb-{}",
         crate::support::hex_encode(&rand::random::<[u8; 8]>())

@@ -1,0 +1,330 @@
+//! Transfers between stores (local → Ceph) through the database queue and through RabbitMQ
+//! (`CHUNKVAULT_TEST_AMQP_URL`), with the broker restarted mid-run and a job that keeps
+//! failing; `chunkvault migrate` between two Ceph buckets, interrupted and run again; two
+//! server nodes and a worker on Ceph, Redis and MariaDB.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chunkvault_engine::transfer::amqp::AmqpTransferQueue;
+use chunkvault_engine::transfer::RetryPolicy;
+use reqwest::StatusCode;
+
+use crate::s3::{s3_env, s3_store_flags, s3_store_flags_in};
+use crate::support::{random_bytes, sha1_hex, Server};
+
+/// Polls an async condition until it holds; fails after `secs`. For effects that happen after
+/// the server answered (a queued transfer), never in place of a response.
+async fn eventually_async<F, Fut>(what: &str, secs: u64, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn amqp_url() -> Option<String> {
+    std::env::var("CHUNKVAULT_TEST_AMQP_URL").ok()
+}
+
+/// `chunkvault worker` with these flags; killed when dropped.
+struct Worker(Child);
+
+impl Worker {
+    fn start(data: &Path, flags: &[String]) -> Worker {
+        let log = std::fs::File::create(data.with_extension("worker-log")).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chunkvault"))
+            .args(["worker", "--data-dir"])
+            .arg(data)
+            .args(flags)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "transfer worker running", "worker did not start");
+        Worker(child)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Restarts the RabbitMQ application (durable queues and persistent messages survive).
+fn restart_broker() {
+    for step in ["stop_app", "start_app"] {
+        let out = Command::new("rabbitmqctl").arg(step).output().unwrap();
+        assert!(out.status.success(), "rabbitmqctl {step}: {out:?}");
+    }
+    let out = Command::new("rabbitmqctl")
+        .args(["await_startup", "--timeout", "60"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "rabbitmqctl await_startup: {out:?}");
+}
+
+async fn download_ok(s: &Server, token: &str, data: &[u8]) {
+    let resp = s.download(token, &sha1_hex(data)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        sha1_hex(&resp.bytes().await.unwrap()),
+        sha1_hex(data),
+        "download corrupted"
+    );
+}
+
+/// The database queue and the in-process worker: a blob moves from local disk to Ceph while a
+/// client keeps downloading it; every download is complete and correct.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_to_ceph_through_the_database_queue() {
+    let Some((mut flags, cold, _creds)) = s3_store_flags("cold") else {
+        eprintln!("CHUNKVAULT_TEST_S3_ENDPOINT not set: transfer test skipped");
+        return;
+    };
+    flags.extend(["--transfer-to", "cold", "--transfer-after", "2s"].map(String::from));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let s = Server::start_with(&flags);
+    let t = s.user("mover").await;
+    let data = random_bytes(9 * 1024 * 1024 + 5);
+    assert_eq!(s.upload(&t, "move.bin", data.clone()).await.0, StatusCode::OK);
+    assert_eq!(s.blob_files().len(), 1);
+    // Downloads before, during and after the move.
+    let mut downloads = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !s.blob_files().is_empty() {
+        assert!(Instant::now() < deadline, "the blob never left local disk");
+        download_ok(&s, &t, &data).await;
+        downloads += 1;
+    }
+    for _ in 0..3 {
+        download_ok(&s, &t, &data).await;
+    }
+    assert!(downloads > 0);
+    assert_eq!(cold.list_keys().await.unwrap().len(), 1);
+    // The presigned link now comes from the object store.
+    let (st, url) = s
+        .post(&t, "/file/downloadurl", &[("filehash", sha1_hex(&data).as_str())])
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let url = url["data"].as_str().unwrap();
+    assert!(url.contains("X-Amz-Signature"), "{url}");
+    let body = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    assert_eq!(sha1_hex(&body), sha1_hex(&data));
+    cold.remove_everything().await.unwrap();
+}
+
+/// RabbitMQ: jobs published while no worker runs survive a broker restart; a worker started
+/// afterwards moves them; a worker running across a second restart reconnects and moves the
+/// next one; a job that keeps failing ends in the dead-letter queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_to_ceph_through_rabbitmq_across_broker_restarts() {
+    let (Some(amqp), Some((mut flags, cold, _creds))) = (amqp_url(), s3_store_flags("cold"))
+    else {
+        eprintln!("CHUNKVAULT_TEST_AMQP_URL or _S3_ENDPOINT not set: RabbitMQ test skipped");
+        return;
+    };
+    let prefix = format!(
+        "cv-test-{}.",
+        crate::support::hex_encode(&rand::random::<[u8; 6]>())
+    );
+    let (endpoint, ..) = s3_env().unwrap();
+    let creds = _creds.path().join("credentials");
+    flags.extend([
+        "--amqp-url".to_owned(),
+        amqp.clone(),
+        "--amqp-prefix".to_owned(),
+        prefix.clone(),
+        "--transfer-attempts".to_owned(),
+        "2".to_owned(),
+        "--transfer-backoff".to_owned(),
+        "1s".to_owned(),
+        // A bucket that does not exist: every transfer there fails.
+        "--store".to_owned(),
+        format!(
+            "broken=s3://no-such-bucket-{}?endpoint={endpoint}&credentials={}",
+            crate::support::hex_encode(&rand::random::<[u8; 4]>()),
+            creds.display()
+        ),
+    ]);
+    let mut serve_flags = flags.clone();
+    serve_flags.extend(["--transfer-to", "cold", "--no-transfer-worker"].map(String::from));
+    let serve_flags: Vec<&str> = serve_flags.iter().map(String::as_str).collect();
+    let s = Server::start_with(&serve_flags);
+    let t = s.user("rabbit").await;
+    let files: Vec<Vec<u8>> = (0..3).map(|i| random_bytes(1_000_000 + i)).collect();
+    for (i, f) in files.iter().enumerate() {
+        assert_eq!(
+            s.upload(&t, &format!("f{i}.bin"), f.clone()).await.0,
+            StatusCode::OK
+        );
+    }
+    let queue = AmqpTransferQueue::connect(&amqp, &prefix, RetryPolicy::default())
+        .await
+        .unwrap();
+    assert_eq!(queue.ready_count().await.unwrap(), 3, "three jobs queued");
+
+    restart_broker();
+    assert_eq!(queue.ready_count().await.unwrap(), 3, "jobs survive a restart");
+    for f in &files {
+        download_ok(&s, &t, f).await; // still local
+    }
+
+    // The worker process (it shares the database; the stores come from the same flags).
+    let worker = Worker::start(&s.data, &flags);
+    eventually_async("three blobs moved to Ceph", 60, || async {
+        cold.list_keys().await.unwrap().len() == 3
+    })
+    .await;
+    eventually_async("local copies removed", 30, || async {
+        s.blob_files().is_empty()
+    })
+    .await;
+    for f in &files {
+        download_ok(&s, &t, f).await;
+    }
+
+    // A second restart with the worker running: it reconnects, and the server's publisher too.
+    restart_broker();
+    let late = random_bytes(777_777);
+    assert_eq!(s.upload(&t, "late.bin", late.clone()).await.0, StatusCode::OK);
+    eventually_async("the job published after the restart is done", 60, || async {
+        cold.list_keys().await.unwrap().len() == 4
+    })
+    .await;
+    download_ok(&s, &t, &late).await;
+    drop(worker);
+    drop(s);
+
+    // A destination that always fails: two tries, then the dead-letter queue.
+    let mut bad_flags = flags.clone();
+    bad_flags.extend(["--transfer-to", "broken"].map(String::from));
+    let bad_flags: Vec<&str> = bad_flags.iter().map(String::as_str).collect();
+    let s = Server::start_with(&bad_flags);
+    let t = s.user("doomed").await;
+    let doomed = random_bytes(123_456);
+    assert_eq!(s.upload(&t, "doomed.bin", doomed.clone()).await.0, StatusCode::OK);
+    eventually_async("the failing job is dead-lettered", 60, || async {
+        queue.dead_count().await.unwrap() == 1
+    })
+    .await;
+    download_ok(&s, &t, &doomed).await; // still served from local disk
+    assert_eq!(s.blob_files().len(), 1);
+    drop(s);
+
+    queue.remove_topology(&[1]).await.unwrap();
+    cold.remove_everything().await.unwrap();
+}
+
+/// `migrate` between two Ceph buckets, killed half way and run again: every blob moved once,
+/// verified, and downloadable; nothing of them left in the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_between_buckets_interrupted_and_resumed() {
+    // The destination in a second bucket, standing in for OSS.
+    let second =
+        std::env::var("CHUNKVAULT_TEST_S3_BUCKET2").unwrap_or_else(|_| "chunkvault-test-2".into());
+    let (Some((mut flags, from, _c1)), Some((to_flags, to, _c2))) = (
+        s3_store_flags("ceph"),
+        s3_store_flags_in("oss", Some(&second)),
+    ) else {
+        eprintln!("CHUNKVAULT_TEST_S3_ENDPOINT not set: migrate test skipped");
+        return;
+    };
+    flags.extend(to_flags);
+    let mut serve_flags = flags.clone();
+    serve_flags.extend(["--upload-store", "ceph"].map(String::from));
+    let serve_refs: Vec<&str> = serve_flags.iter().map(String::as_str).collect();
+    let s = Server::start_with(&serve_refs);
+    let t = s.user("migrant").await;
+    let files: Vec<Vec<u8>> = (0..8).map(|i| random_bytes(300_000 + i * 1000)).collect();
+    for (i, f) in files.iter().enumerate() {
+        assert_eq!(
+            s.upload(&t, &format!("m{i}.bin"), f.clone()).await.0,
+            StatusCode::OK
+        );
+    }
+    let data = s.data.clone();
+    let dir = s.kill9();
+
+    let migrate = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_chunkvault"))
+            .args(["migrate", "--from", "ceph", "--to", "oss", "--data-dir"])
+            .arg(&data)
+            .args(&flags)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // Dry run: counts, moves nothing.
+    let out = migrate(&["--dry-run"]).wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.starts_with("8 blob(s)"), "{text}");
+    assert_eq!(to.list_keys().await.unwrap().len(), 0);
+
+    // First run, killed after three blobs.
+    let mut child = migrate(&[]);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut moved: Vec<String> = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("moved ") {
+            moved.push(rest.split(' ').next().unwrap().to_owned());
+            if moved.len() == 3 {
+                child.kill().unwrap();
+            }
+        }
+    }
+    child.wait().unwrap();
+    let first = moved.len();
+    assert!((3..8).contains(&first), "killed half way: {first} moved");
+
+    // Second run: the rest, and only the rest.
+    let mut child = migrate(&[]);
+    let out: Vec<String> = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map(Result::unwrap)
+        .collect();
+    assert!(child.wait().unwrap().success(), "{out:?}");
+    // What is left is what the first run did not switch (the kill may have landed between a
+    // blob's switch and its output line, so at most `8 - first`).
+    let left: usize = out[0].split(' ').next().unwrap().parse().unwrap();
+    assert!(left <= 8 - first && left >= 8 - first - 1, "{out:?}");
+    let before = moved.len();
+    for line in &out {
+        if let Some(rest) = line.strip_prefix("moved ") {
+            moved.push(rest.split(' ').next().unwrap().to_owned());
+        }
+    }
+    assert_eq!(moved.len() - before, left, "{out:?}");
+    let mut unique = moved.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), moved.len(), "a blob moved twice: {moved:?}");
+    assert!(from.list_keys().await.unwrap().is_empty(), "source emptied");
+    // At most one copy left over by the killed run (its blob was copied again).
+    let held = to.list_keys().await.unwrap().len();
+    assert!((8..=9).contains(&held), "{held} objects in the destination");
+
+    // Every file downloads from the new store, verified.
+    let s = Server::start_in(&data, &serve_refs, dir);
+    for f in &files {
+        download_ok(&s, &t, f).await;
+    }
+    from.remove_everything().await.unwrap();
+    to.remove_everything().await.unwrap();
+}
