@@ -51,7 +51,11 @@ impl Worker {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        assert_eq!(line.trim(), "transfer worker running", "worker did not start");
+        assert_eq!(
+            line.trim(),
+            "transfer worker running",
+            "worker did not start"
+        );
         Worker(child)
     }
 }
@@ -99,7 +103,10 @@ async fn local_to_ceph_through_the_database_queue() {
     let s = Server::start_with(&flags);
     let t = s.user("mover").await;
     let data = random_bytes(9 * 1024 * 1024 + 5);
-    assert_eq!(s.upload(&t, "move.bin", data.clone()).await.0, StatusCode::OK);
+    assert_eq!(
+        s.upload(&t, "move.bin", data.clone()).await.0,
+        StatusCode::OK
+    );
     assert_eq!(s.blob_files().len(), 1);
     // Downloads before, during and after the move.
     let mut downloads = 0;
@@ -116,7 +123,11 @@ async fn local_to_ceph_through_the_database_queue() {
     assert_eq!(cold.list_keys().await.unwrap().len(), 1);
     // The presigned link now comes from the object store.
     let (st, url) = s
-        .post(&t, "/file/downloadurl", &[("filehash", sha1_hex(&data).as_str())])
+        .post(
+            &t,
+            "/file/downloadurl",
+            &[("filehash", sha1_hex(&data).as_str())],
+        )
         .await;
     assert_eq!(st, StatusCode::OK);
     let url = url["data"].as_str().unwrap();
@@ -131,8 +142,7 @@ async fn local_to_ceph_through_the_database_queue() {
 /// next one; a job that keeps failing ends in the dead-letter queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_to_ceph_through_rabbitmq_across_broker_restarts() {
-    let (Some(amqp), Some((mut flags, cold, _creds))) = (amqp_url(), s3_store_flags("cold"))
-    else {
+    let (Some(amqp), Some((mut flags, cold, _creds))) = (amqp_url(), s3_store_flags("cold")) else {
         eprintln!("CHUNKVAULT_TEST_AMQP_URL or _S3_ENDPOINT not set: RabbitMQ test skipped");
         return;
     };
@@ -177,7 +187,11 @@ async fn local_to_ceph_through_rabbitmq_across_broker_restarts() {
     assert_eq!(queue.ready_count().await.unwrap(), 3, "three jobs queued");
 
     restart_broker();
-    assert_eq!(queue.ready_count().await.unwrap(), 3, "jobs survive a restart");
+    assert_eq!(
+        queue.ready_count().await.unwrap(),
+        3,
+        "jobs survive a restart"
+    );
     for f in &files {
         download_ok(&s, &t, f).await; // still local
     }
@@ -199,10 +213,15 @@ async fn local_to_ceph_through_rabbitmq_across_broker_restarts() {
     // A second restart with the worker running: it reconnects, and the server's publisher too.
     restart_broker();
     let late = random_bytes(777_777);
-    assert_eq!(s.upload(&t, "late.bin", late.clone()).await.0, StatusCode::OK);
-    eventually_async("the job published after the restart is done", 60, || async {
-        cold.list_keys().await.unwrap().len() == 4
-    })
+    assert_eq!(
+        s.upload(&t, "late.bin", late.clone()).await.0,
+        StatusCode::OK
+    );
+    eventually_async(
+        "the job published after the restart is done",
+        60,
+        || async { cold.list_keys().await.unwrap().len() == 4 },
+    )
     .await;
     download_ok(&s, &t, &late).await;
     drop(worker);
@@ -215,7 +234,10 @@ async fn local_to_ceph_through_rabbitmq_across_broker_restarts() {
     let s = Server::start_with(&bad_flags);
     let t = s.user("doomed").await;
     let doomed = random_bytes(123_456);
-    assert_eq!(s.upload(&t, "doomed.bin", doomed.clone()).await.0, StatusCode::OK);
+    assert_eq!(
+        s.upload(&t, "doomed.bin", doomed.clone()).await.0,
+        StatusCode::OK
+    );
     eventually_async("the failing job is dead-lettered", 60, || async {
         queue.dead_count().await.unwrap() == 1
     })
@@ -327,4 +349,104 @@ async fn migrate_between_buckets_interrupted_and_resumed() {
     }
     from.remove_everything().await.unwrap();
     to.remove_everything().await.unwrap();
+}
+
+/// Two server nodes with Redis sessions, MariaDB metadata and Ceph blobs, each with a data
+/// directory of its own, and a transfer worker: the parts of one upload alternate between the
+/// nodes, one node is killed mid-upload and the other finishes it; the blob then moves to a
+/// second bucket through RabbitMQ; downloads work from both nodes throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_and_a_worker_on_ceph_redis_mariadb() {
+    let (Ok(redis), Ok(mysql), Some(amqp)) = (
+        std::env::var("CHUNKVAULT_TEST_REDIS_URL"),
+        std::env::var("CHUNKVAULT_TEST_MYSQL_URL"),
+        amqp_url(),
+    ) else {
+        eprintln!("Redis, MariaDB or RabbitMQ URL not set: multi-node test skipped");
+        return;
+    };
+    let second =
+        std::env::var("CHUNKVAULT_TEST_S3_BUCKET2").unwrap_or_else(|_| "chunkvault-test-2".into());
+    let (Some((hot_flags, hot, _c1)), Some((cold_flags, cold, _c2))) = (
+        s3_store_flags("hot"),
+        s3_store_flags_in("cold", Some(&second)),
+    ) else {
+        eprintln!("CHUNKVAULT_TEST_S3_ENDPOINT not set: multi-node test skipped");
+        return;
+    };
+    let db = crate::scratch::ScratchDb::create(&mysql, "cv_nodes").await;
+    let tag = crate::support::hex_encode(&rand::random::<[u8; 6]>());
+    let mut flags: Vec<String> = [
+        "--redis-url",
+        &redis,
+        "--redis-prefix",
+        &format!("cv-nodes-{tag}:"),
+        "--database-url",
+        &db.url,
+        "--amqp-url",
+        &amqp,
+        "--amqp-prefix",
+        &format!("cv-nodes-{tag}."),
+        "--upload-store",
+        "hot",
+    ]
+    .map(String::from)
+    .to_vec();
+    flags.extend(hot_flags);
+    flags.extend(cold_flags);
+    let mut node_flags = flags.clone();
+    node_flags.extend(["--transfer-to", "cold", "--no-transfer-worker"].map(String::from));
+    let node_flags: Vec<&str> = node_flags.iter().map(String::as_str).collect();
+    let a = Server::start_with(&node_flags);
+    let b = Server::start_with(&node_flags);
+    assert_ne!(a.data, b.data, "no shared directory");
+
+    let chunk = 5 * 1024 * 1024u64;
+    let t = a.user("cluster").await;
+    let data = random_bytes((4 * chunk + 5) as usize);
+    let (st, created) = b.create_upload(&t, "cluster.bin", &data, Some(chunk)).await;
+    assert_eq!(st, StatusCode::CREATED, "{created}");
+    let id = created["data"]["upload_id"].as_str().unwrap().to_owned();
+    for n in 1..=3u64 {
+        let node = if n % 2 == 0 { &a } else { &b };
+        let (st, body) = node.put_part(&t, &id, n, chunk, &data).await;
+        assert_eq!(st, StatusCode::OK, "part {n}: {body}");
+    }
+    // Node A dies mid-upload; B takes the rest and completes.
+    let _ = a.kill9();
+    for n in 4..=5u64 {
+        let (st, body) = b.put_part(&t, &id, n, chunk, &data).await;
+        assert_eq!(st, StatusCode::OK, "part {n}: {body}");
+    }
+    let (st, file) = b.complete(&t, &id).await;
+    assert_eq!(st, StatusCode::CREATED, "{file}");
+    assert!(b.blob_files().is_empty(), "nothing on a node's disk");
+    assert_eq!(hot.list_keys().await.unwrap().len(), 1);
+    let a = Server::start_with(&node_flags);
+    download_ok(&a, &t, &data).await;
+    download_ok(&b, &t, &data).await;
+
+    // The worker moves it to the cold bucket; both nodes serve it from there.
+    let worker_dir = tempfile::tempdir().unwrap();
+    let worker = Worker::start(&worker_dir.path().join("data"), &flags);
+    eventually_async("the blob moved to the cold bucket", 60, || async {
+        cold.list_keys().await.unwrap().len() == 1 && hot.list_keys().await.unwrap().is_empty()
+    })
+    .await;
+    download_ok(&a, &t, &data).await;
+    download_ok(&b, &t, &data).await;
+
+    drop((worker, a, b));
+    let queue =
+        AmqpTransferQueue::connect(&amqp, &format!("cv-nodes-{tag}."), RetryPolicy::default())
+            .await
+            .unwrap();
+    queue.remove_topology(&[]).await.unwrap();
+    let sessions =
+        chunkvault_engine::RedisSessionStore::connect(&redis, &format!("cv-nodes-{tag}:"))
+            .await
+            .unwrap();
+    sessions.clear().await.unwrap();
+    hot.remove_everything().await.unwrap();
+    cold.remove_everything().await.unwrap();
 }
