@@ -353,7 +353,8 @@ impl Engine {
                     "every part must be a finished partial upload",
                 ));
             }
-            pieces.push((staging(id), r.offset));
+            let sha1 = Sha1Hex::from_digest(&Sha1State::restore(&r.hash_state)?.finalize());
+            pieces.push((staging(id), r.offset, sha1));
         }
         let total: u64 = pieces.iter().map(|p| p.1).sum();
         if total > self.config.max_file_size {
@@ -361,29 +362,69 @@ impl Engine {
                 limit: self.config.max_file_size,
             });
         }
-        let blobs = self.blobs.clone();
-        let body = futures::stream::iter(pieces)
-            .then(move |(sid, len)| {
-                let blobs = blobs.clone();
-                async move {
-                    if len == 0 {
-                        return Ok(futures::stream::empty().boxed());
-                    }
-                    match blobs
-                        .stage_read(&sid, crate::types::ByteRange { start: 0, end: len })
-                        .await
-                    {
-                        Ok(Some(s)) => Ok(s),
-                        Ok(None) => Err(io::Error::other(
-                            "this blob store cannot read partial uploads",
-                        )),
-                        Err(e) => Err(io::Error::other(e.to_string())),
-                    }
+        // Stores that cannot read unfinished uploads (S3) assemble each partial into an object
+        // first, which is then read back in order and removed.
+        let readable = match pieces.iter().find(|p| p.1 > 0) {
+            Some((sid, _, _)) => self
+                .blobs
+                .stage_read(sid, crate::types::ByteRange { start: 0, end: 1 })
+                .await?
+                .is_some(),
+            None => true,
+        };
+        let mut assembled: Vec<String> = Vec::new();
+        if !readable {
+            for (sid, len, sha1) in &pieces {
+                if *len > 0 {
+                    assembled.push(self.blobs.stage_complete(sid, &[], sha1).await?);
                 }
-            })
-            .try_flatten()
-            .boxed();
-        let file = self.upload(user, name.as_str(), body).await?;
+            }
+        }
+        let blobs = self.blobs.clone();
+        let keys = assembled.clone();
+        let body = if readable {
+            futures::stream::iter(pieces)
+                .then(move |(sid, len, _)| {
+                    let blobs = blobs.clone();
+                    async move {
+                        if len == 0 {
+                            return Ok(futures::stream::empty().boxed());
+                        }
+                        match blobs
+                            .stage_read(&sid, crate::types::ByteRange { start: 0, end: len })
+                            .await
+                        {
+                            Ok(Some(s)) => Ok(s),
+                            Ok(None) => Err(io::Error::other(
+                                "this blob store cannot read partial uploads",
+                            )),
+                            Err(e) => Err(io::Error::other(e.to_string())),
+                        }
+                    }
+                })
+                .try_flatten()
+                .boxed()
+        } else {
+            futures::stream::iter(keys)
+                .then(move |key| {
+                    let blobs = blobs.clone();
+                    async move {
+                        blobs
+                            .get(&key, None)
+                            .await
+                            .map_err(|e| io::Error::other(e.to_string()))
+                    }
+                })
+                .try_flatten()
+                .boxed()
+        };
+        let result = self.upload(user, name.as_str(), body).await;
+        for key in &assembled {
+            if let Err(e) = self.blobs.delete(key).await {
+                tracing::warn!(error = %e, key, "could not remove an assembled partial upload");
+            }
+        }
+        let file = result?;
         let now = now_millis();
         let record = TusRecord {
             id: UploadId::generate(),
