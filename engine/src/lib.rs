@@ -8,6 +8,7 @@ pub mod db;
 pub mod error;
 pub mod meta;
 pub mod sessions;
+pub mod stats;
 pub mod transfer;
 pub mod types;
 pub mod uploads;
@@ -103,6 +104,7 @@ pub struct Engine {
     /// Sessions whose hash this process is advancing right now.
     advancing: Mutex<std::collections::HashSet<UploadId>>,
     transfers: Option<Transfers>,
+    stats: stats::Stats,
 }
 
 /// Where new blobs move after upload.
@@ -135,6 +137,7 @@ impl Engine {
             url_key,
             advancing: Mutex::default(),
             transfers: None,
+            stats: stats::Stats::default(),
         })
     }
 
@@ -149,6 +152,24 @@ impl Engine {
             }
         }
         Ok(self)
+    }
+
+    /// The engine's counters (for metrics).
+    pub fn stats(&self) -> &stats::Stats {
+        &self.stats
+    }
+
+    /// Asks every configured dependency whether it answers: the metadata database, the
+    /// session store and each blob store, by name.
+    pub async fn readiness(&self) -> Vec<(String, Result<()>)> {
+        let mut out = vec![
+            ("database".to_owned(), self.meta.ping().await),
+            ("sessions".to_owned(), self.sessions.ping().await),
+        ];
+        for (name, store) in &self.stores {
+            out.push((format!("store {name}"), store.ping().await));
+        }
+        out
     }
 
     pub fn config(&self) -> &EngineConfig {

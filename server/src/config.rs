@@ -26,6 +26,9 @@ pub enum Command {
     Worker(Box<ServeArgs>),
     /// Move every blob of one store to another (e.g. Ceph → OSS); resumable, verified.
     Migrate(Box<MigrateArgs>),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Sign in to a server and remember the token.
     Login(crate::cli::LoginArgs),
     /// Upload files: hash, try instant upload, send missing parts in parallel; resumable.
@@ -186,6 +189,173 @@ pub struct ServeArgs {
     /// Do not run transfer jobs in this process (leave them to `chunkvault worker`).
     #[arg(long, env = "CHUNKVAULT_NO_TRANSFER_WORKER")]
     pub no_transfer_worker: bool,
+
+    /// Route groups this node serves: all, upload, download or account.
+    #[arg(
+        long,
+        env = "CHUNKVAULT_ROUTES",
+        default_value = "all",
+        value_enum,
+        value_name = "ROLE"
+    )]
+    pub routes: crate::ops::Role,
+
+    /// Log format: text (for people) or json (one object per line).
+    #[arg(
+        long,
+        env = "CHUNKVAULT_LOG_FORMAT",
+        default_value = "text",
+        value_parser = ["text", "json"],
+        value_name = "FORMAT"
+    )]
+    pub log_format: String,
+
+    /// After SIGTERM: how long in-flight requests may take to finish before the process exits.
+    #[arg(long, env = "CHUNKVAULT_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_delay, value_name = "DURATION")]
+    pub shutdown_grace: Duration,
+
+    /// A TOML file of settings (keys are the flag names, `max_file_size = "1GiB"`); flags and
+    /// environment variables take precedence over it.
+    #[arg(long, env = "CHUNKVAULT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Hides the password of a URL (`scheme://user:***@host/…`).
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparsable>".into(),
+    }
+}
+
+impl ServeArgs {
+    /// Every setting with its effective value, secrets redacted (`config check`).
+    pub fn effective(&self) -> Vec<(&'static str, String)> {
+        let d = |d: &Duration| humantime::format_duration(*d).to_string();
+        let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+        vec![
+            ("listen", self.listen.to_string()),
+            ("data_dir", self.data_dir.display().to_string()),
+            ("database_url", redact_url(&self.database_url())),
+            ("max_file_size", self.max_file_size.to_string()),
+            ("token_ttl", d(&self.token_ttl)),
+            ("download_url_ttl", d(&self.download_url_ttl)),
+            ("public_url", opt(&self.public_url)),
+            (
+                "redis_url",
+                self.redis_url
+                    .as_deref()
+                    .map(redact_url)
+                    .unwrap_or("-".into()),
+            ),
+            ("redis_prefix", self.redis_prefix.clone()),
+            ("upload_ttl", d(&self.upload_ttl)),
+            ("sweep_interval", d(&self.sweep_interval)),
+            ("cors_origins", self.cors_origins.clone()),
+            ("log", self.log.clone()),
+            ("log_format", self.log_format.clone()),
+            ("store", self.stores.join(" ")),
+            ("upload_store", self.upload_store.clone()),
+            ("shared_data_dir", self.shared_data_dir.to_string()),
+            ("transfer_to", opt(&self.transfer_to)),
+            ("transfer_after", d(&self.transfer_after)),
+            ("transfer_attempts", self.transfer_attempts.to_string()),
+            ("transfer_backoff", d(&self.transfer_backoff)),
+            (
+                "amqp_url",
+                self.amqp_url
+                    .as_deref()
+                    .map(redact_url)
+                    .unwrap_or("-".into()),
+            ),
+            ("amqp_prefix", self.amqp_prefix.clone()),
+            ("no_transfer_worker", self.no_transfer_worker.to_string()),
+            ("routes", self.routes.as_str().into()),
+            ("shutdown_grace", d(&self.shutdown_grace)),
+            (
+                "config",
+                self.config
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or("-".into()),
+            ),
+        ]
+    }
+}
+
+/// Applies `--config FILE` (or `CHUNKVAULT_CONFIG`) before the command line is parsed: each
+/// key names a `serve` flag (`max_file_size` for `--max-file-size`) and becomes that flag's
+/// environment variable unless the environment sets it already, so flags > environment >
+/// file > defaults. An unknown key or a malformed file is an error.
+pub fn apply_config_file(args: &[String]) -> Result<(), String> {
+    use clap::CommandFactory;
+    let mut path = std::env::var("CHUNKVAULT_CONFIG").ok();
+    for (i, a) in args.iter().enumerate() {
+        if a == "--config" {
+            path = args.get(i + 1).cloned();
+        } else if let Some(p) = a.strip_prefix("--config=") {
+            path = Some(p.to_owned());
+        }
+    }
+    let Some(path) = path else { return Ok(()) };
+    #[allow(clippy::disallowed_methods)] // before the runtime starts
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("--config {path}: cannot read: {e}"))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| format!("--config {path}: {}", e.message()))?;
+    let cmd = Cli::command();
+    let serve = cmd.find_subcommand("serve").expect("serve command");
+    for (key, value) in table {
+        let long = key.replace('_', "-");
+        let long = if long == "stores" {
+            "store".to_owned()
+        } else {
+            long
+        };
+        let arg = serve
+            .get_arguments()
+            .find(|a| a.get_long() == Some(long.as_str()) && long != "config")
+            .ok_or_else(|| format!("--config {path}: unknown setting {key:?}"))?;
+        let env = arg
+            .get_env()
+            .and_then(|e| e.to_str())
+            .ok_or_else(|| format!("--config {path}: {key:?} cannot be set from a file"))?;
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| v.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            other => {
+                return Err(format!(
+                    "--config {path}: {key:?} has unsupported value {other}"
+                ))
+            }
+        };
+        if std::env::var_os(env).is_none() {
+            std::env::set_var(env, text);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration (flags, environment, --config file) and print the effective
+    /// values, secrets redacted; exits non-zero when it would not start.
+    Check(Box<ServeArgs>),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -129,6 +129,9 @@ struct Envelope<T: Serialize> {
     code: u32,
     msg: String,
     data: T,
+    /// On errors: the request's id, as in the server's log lines and `X-Request-Id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
 }
 
 /// A success envelope.
@@ -141,6 +144,7 @@ pub fn ok_with_status<T: Serialize>(status: StatusCode, data: T) -> Response {
         code: codes::OK,
         msg: "OK".to_owned(),
         data,
+        request_id: None,
     };
     warp::reply::with_status(warp::reply::json(&body), status).into_response()
 }
@@ -148,6 +152,9 @@ pub fn ok_with_status<T: Serialize>(status: StatusCode, data: T) -> Response {
 impl Reply for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
+        if let ApiError::Engine(EngineError::Backend { backend, .. }) = &self {
+            crate::ops::backend_error(backend);
+        }
         if status.is_server_error() {
             tracing::error!(error = ?self, "request failed");
         } else {
@@ -163,6 +170,7 @@ impl Reply for ApiError {
             code,
             msg: self.public_message(),
             data,
+            request_id: crate::ops::REQUEST_ID.try_with(Clone::clone).ok(),
         };
         let mut resp = warp::reply::with_status(warp::reply::json(&body), status).into_response();
         if let ApiError::Engine(EngineError::RangeNotSatisfiable { size }) = self {

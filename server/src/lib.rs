@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod migrate;
+pub mod ops;
 pub mod routes;
 pub mod stores;
 
@@ -19,22 +20,14 @@ use chunkvault_engine::transfer::{RetryPolicy, SqlTransferQueue, TransferQueue};
 use config::ServeArgs;
 use routes::{AppState, State};
 
-/// Opens the stores named by the configuration and builds the shared state.
-pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
+/// The stores the configuration names, validated without opening anything: unique names, the
+/// upload and transfer stores defined, no multi-node-unsafe combination.
+pub fn plan_stores(args: &ServeArgs) -> anyhow::Result<Vec<stores::StoreSpec>> {
     let mut specs = args
         .stores
         .iter()
         .map(|s| stores::parse_store(s).map_err(|e| anyhow::anyhow!("--store: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    tokio::fs::create_dir_all(&args.data_dir)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!("cannot create --data-dir {}: {e}", args.data_dir.display())
-        })?;
-    let meta = SqlMetaStore::connect(&args.database_url())
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open --database-url: {e}"))?;
-
     if !specs.iter().any(|s| s.name == "local") {
         specs.push(stores::StoreSpec {
             name: "local".into(),
@@ -66,6 +59,29 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
             args.upload_store
         );
     }
+    if let Some(to) = &args.transfer_to {
+        if !specs.iter().any(|s| &s.name == to) {
+            anyhow::bail!("--transfer-to {to} is not a defined store");
+        }
+        if to == &args.upload_store {
+            anyhow::bail!("--transfer-to {to} is the upload store");
+        }
+    }
+    Ok(specs)
+}
+
+/// Opens the stores named by the configuration and builds the shared state.
+pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
+    let specs = plan_stores(args)?;
+    tokio::fs::create_dir_all(&args.data_dir)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("cannot create --data-dir {}: {e}", args.data_dir.display())
+        })?;
+    let meta = SqlMetaStore::connect(&args.database_url())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open --database-url: {e}"))?;
+
     let mut blobs = None;
     let mut others = Vec::new();
     for spec in &specs {
@@ -136,6 +152,15 @@ impl TransferRunner {
             TransferRunner::Sql(q, _) => Arc::new(q.clone()),
             #[cfg(feature = "amqp")]
             TransferRunner::Amqp(q) => Arc::new(q.clone()),
+        }
+    }
+
+    /// Whether the queue answers (readiness): the database, or the broker.
+    pub async fn ping(&self) -> chunkvault_engine::Result<()> {
+        match self {
+            TransferRunner::Sql(..) => Ok(()), // the metadata database is checked already
+            #[cfg(feature = "amqp")]
+            TransferRunner::Amqp(q) => q.ping().await,
         }
     }
 

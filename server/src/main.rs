@@ -4,10 +4,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use chunkvault_server::config::{Cli, Command, ServeArgs};
+use chunkvault_server::config::{Cli, Command, ConfigCommand, ServeArgs};
 use chunkvault_server::{build_state, cli, routes, spawn_sweeper};
 
 fn main() -> ExitCode {
+    let raw: Vec<String> = std::env::args().collect();
+    if let Err(e) = chunkvault_server::config::apply_config_file(&raw) {
+        eprintln!("chunkvault: {e}");
+        return ExitCode::from(2);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -30,13 +35,15 @@ fn main() -> ExitCode {
     };
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
-        Some(Command::Worker(args)) => return run_admin(&args.log.clone(), worker(args)),
-        Some(Command::Migrate(args)) => {
-            return run_admin(
-                &args.serve.log.clone(),
-                chunkvault_server::migrate::run(args),
-            )
+        Some(Command::Worker(args)) => {
+            let log = (args.log.clone(), args.log_format.clone());
+            return run_admin(log, worker(args));
         }
+        Some(Command::Migrate(args)) => {
+            let log = (args.serve.log.clone(), args.serve.log_format.clone());
+            return run_admin(log, chunkvault_server::migrate::run(args));
+        }
+        Some(Command::Config(ConfigCommand::Check(args))) => return config_check(&args),
         Some(client) => return run_client(client),
         None => match Cli::try_parse_from(["chunkvault", "serve"]) {
             Ok(Cli {
@@ -56,7 +63,7 @@ fn main() -> ExitCode {
             }
         },
     };
-    init_logging(&args.log);
+    init_logging(&args.log, &args.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -84,7 +91,7 @@ fn run_client(command: Command) -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match command {
-            Command::Serve(_) | Command::Worker(_) | Command::Migrate(_) => {
+            Command::Serve(_) | Command::Worker(_) | Command::Migrate(_) | Command::Config(_) => {
                 unreachable!("handled by main")
             }
             Command::Login(a) => cli::login(a).await,
@@ -105,8 +112,11 @@ fn run_client(command: Command) -> ExitCode {
 }
 
 /// `worker` and `migrate`: server-side commands without the HTTP server.
-fn run_admin(log: &str, job: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    init_logging(log);
+fn run_admin(
+    log: (String, String),
+    job: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> ExitCode {
+    init_logging(&log.0, &log.1);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -137,15 +147,42 @@ async fn worker(args: Box<ServeArgs>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging(filter: &str) {
+/// `config check`: validates without connecting to anything, prints the effective settings.
+fn config_check(args: &ServeArgs) -> ExitCode {
+    for (k, v) in args.effective() {
+        println!("{k} = {v}");
+    }
+    match chunkvault_server::plan_stores(args) {
+        Ok(specs) => {
+            for s in specs {
+                println!("store {} = {:?}", s.name, s.kind);
+            }
+            println!("configuration is valid");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("chunkvault: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str, format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
 }
 
 /// Largest read buffer of one connection (hyper's default grows to ~400 KiB).
@@ -157,23 +194,46 @@ async fn serve(args: Box<ServeArgs>) -> anyhow::Result<()> {
     if args.transfer_to.is_some() && !args.no_transfer_worker {
         chunkvault_server::spawn_transfer_worker(state.clone());
     }
-    let api = routes::api(state);
+    let api = routes::api(state.clone());
     // hyper directly rather than `warp::serve`, to bound the read buffer of each connection:
     // memory per part upload in flight stays small however many run at once.
-    let service = warp::service(api);
+    let routes_service = warp::service(api);
+    let role = args.routes;
     let make = warp::hyper::service::make_service_fn(move |_| {
-        let service = service.clone();
-        async move { Ok::<_, std::convert::Infallible>(service) }
+        let routes_service = routes_service.clone();
+        let state = state.clone();
+        async move {
+            Ok::<_, std::convert::Infallible>(warp::hyper::service::service_fn(move |req| {
+                chunkvault_server::ops::handle(state.clone(), role, routes_service.clone(), req)
+            }))
+        }
     });
     let builder = warp::hyper::Server::try_bind(&args.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     let server = builder.http1_max_buf_size(READ_BUFFER).serve(make);
     let addr = server.local_addr();
-    let server = server.with_graceful_shutdown(shutdown_signal());
+    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = server.with_graceful_shutdown(async {
+        let _ = drain_rx.await;
+    });
     // Tests and scripts read this line to learn the port when --listen ends in :0.
     println!("listening on http://{addr}");
-    tracing::info!(%addr, data_dir = %args.data_dir.display(), "chunkvault serving");
-    server.await?;
+    tracing::info!(%addr, data_dir = %args.data_dir.display(), role = args.routes.as_str(), "chunkvault serving");
+    let mut server = tokio::spawn(server);
+    tokio::select! {
+        res = &mut server => {
+            res??;
+            return Ok(());
+        }
+        _ = shutdown_signal() => {}
+    }
+    // Stop accepting; requests in flight (part uploads) may finish within the grace period.
+    tracing::info!(grace = ?args.shutdown_grace, "shutting down: draining requests in flight");
+    let _ = drain_tx.send(());
+    match tokio::time::timeout(args.shutdown_grace, server).await {
+        Ok(res) => res??,
+        Err(_) => tracing::warn!("shutdown grace expired; requests still in flight were cut"),
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod dedup;
 mod files;
+mod ops;
 mod restart;
 mod s3;
 #[path = "../../engine/tests/common/mod.rs"]

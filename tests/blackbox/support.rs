@@ -68,6 +68,21 @@ impl Server {
         }
     }
 
+    /// Sends SIGTERM (graceful shutdown) and returns without waiting.
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; returns its status and the data directory's owner.
+    pub fn wait_exit(mut self) -> (std::process::ExitStatus, Option<tempfile::TempDir>) {
+        let status = self.child.wait().unwrap();
+        (status, self._dir.take())
+    }
+
     /// SIGKILL: no shutdown, no cleanup. Returns the data directory's owner for a restart.
     pub fn kill9(mut self) -> Option<tempfile::TempDir> {
         self.child.kill().unwrap();

@@ -197,6 +197,17 @@ impl BlobStore for LocalBlobStore {
         &self.name
     }
 
+    async fn ping(&self) -> Result<()> {
+        if fs::try_exists(self.root.join("blobs"))
+            .await
+            .map_err(io_err)?
+        {
+            Ok(())
+        } else {
+            Err(Error::backend(BACKEND, "blob directory is missing"))
+        }
+    }
+
     async fn put_pending(&self, body: ByteStream) -> Result<Box<dyn PendingBlob>> {
         let name = format!("{}.tmp", hex::encode(rand::random::<[u8; 16]>()));
         let path = self.root.join("tmp").join(name);

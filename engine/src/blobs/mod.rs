@@ -82,6 +82,9 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     /// The configured name of this store, recorded with every blob it holds.
     fn name(&self) -> &str;
 
+    /// Whether the store answers (readiness probes).
+    async fn ping(&self) -> Result<()>;
+
     /// The smallest part, other than the last, that `stage_put_part` accepts (S3: 5 MiB).
     fn min_part_size(&self) -> u64 {
         0

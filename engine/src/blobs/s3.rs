@@ -160,6 +160,13 @@ impl S3BlobStore {
             .with_secret_access_key(&config.secret_key)
             .with_virtual_hosted_style_request(config.virtual_hosted)
             .with_allow_http(config.endpoint.starts_with("http://"))
+            // Fail within seconds rather than minutes when the store is away: requests are
+            // retried by the client (and whole uploads by theirs), readiness must answer.
+            .with_retry(object_store::RetryConfig {
+                backoff: Default::default(),
+                max_retries: 3,
+                retry_timeout: std::time::Duration::from_secs(20),
+            })
             .build()
             .map_err(os_err)?;
         Ok(S3BlobStore {
@@ -534,6 +541,15 @@ impl BlobStore for S3BlobStore {
 
     fn min_part_size(&self) -> u64 {
         self.inner.config.min_part_size
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.inner
+            .s3
+            .list_with_delimiter(Some(&self.path("blobs")))
+            .await
+            .map(|_| ())
+            .map_err(os_err)
     }
 
     async fn put_pending(&self, body: ByteStream) -> Result<Box<dyn PendingBlob>> {

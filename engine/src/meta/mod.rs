@@ -196,6 +196,9 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
         limit: u32,
     ) -> Result<Vec<BlobRecord>>;
 
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<()>;
+
     /// Returns the stored value of a setting, storing `init` first if it has none
     /// (first writer wins across nodes).
     async fn setting_or_init(&self, name: &str, init: &str) -> Result<String>;

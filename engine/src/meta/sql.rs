@@ -556,6 +556,11 @@ impl MetaStore for SqlMetaStore {
         Ok(())
     }
 
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.db.pool).await?;
+        Ok(())
+    }
+
     async fn queue_gc(&self, entry: &GcEntry) -> Result<()> {
         let insert = self.insert_or_ignore("blob_gc", "store, location, created_at");
         sqlx::query(&self.q(&insert))

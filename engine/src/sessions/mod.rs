@@ -84,6 +84,9 @@ pub struct TusProgress {
 /// another node could interleave with.
 #[async_trait]
 pub trait SessionStore: Send + Sync + fmt::Debug {
+    /// Whether the store answers (readiness probes).
+    async fn ping(&self) -> Result<()>;
+
     /// Stores `new`, unless its owner already has an open session for the same (sha1, size):
     /// then that session is returned (its expiry pushed to `new.expires_at`) and `false`.
     async fn create_or_resume(&self, new: &SessionRecord) -> Result<(SessionRecord, bool)>;

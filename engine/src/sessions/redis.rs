@@ -260,6 +260,15 @@ fn parse_record(id: &UploadId, h: &HashMap<String, String>) -> Result<SessionRec
 
 #[async_trait]
 impl SessionStore for RedisSessionStore {
+    async fn ping(&self) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(())
+    }
+
     async fn create_or_resume(&self, new: &SessionRecord) -> Result<(SessionRecord, bool)> {
         let mut conn = self.conn.clone();
         let owner_file = format!("{}:{}:{}", new.owner.0, new.sha1, new.size);

@@ -134,6 +134,11 @@ impl SqlSessionStore {
 
 #[async_trait]
 impl SessionStore for SqlSessionStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.db.pool).await?;
+        Ok(())
+    }
+
     async fn create_or_resume(&self, new: &SessionRecord) -> Result<(SessionRecord, bool)> {
         for _ in 0..4 {
             if let Some(mut open) = self.find_open(new.owner, &new.sha1, new.size).await? {

@@ -227,6 +227,13 @@ impl AmqpTransferQueue {
         Err(Error::backend(BACKEND, "broker unreachable"))
     }
 
+    /// Whether the broker answers.
+    pub async fn ping(&self) -> Result<()> {
+        let (conn, _) = self.open().await?;
+        let _ = conn.close(200, "ping".into()).await;
+        Ok(())
+    }
+
     /// Jobs waiting in the dead-letter queue.
     pub async fn dead_count(&self) -> Result<u32> {
         self.count(&self.dead_queue()).await

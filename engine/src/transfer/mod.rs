@@ -187,6 +187,13 @@ impl Engine {
 
     /// Runs one job; what the queue should do with it afterwards.
     pub async fn run_transfer(&self, job: &TransferJob) -> Result<Transferred> {
-        self.transfer_blob(&job.sha1, &job.to).await
+        let res = self.transfer_blob(&job.sha1, &job.to).await;
+        let s = &self.stats;
+        crate::stats::Stats::inc(match &res {
+            Ok(Transferred::Moved { .. }) => &s.transfers_moved,
+            Ok(_) => &s.transfers_noop,
+            Err(_) => &s.transfers_failed,
+        });
+        res
     }
 }

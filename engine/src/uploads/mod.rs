@@ -19,6 +19,7 @@ use crate::blobs::{ByteStream, PartReceipt, PartSpec, StagingId};
 use crate::error::{Error, Result};
 use crate::meta::{NewUserFile, UserFile};
 use crate::sessions::{HashProgress, PartRecord, SessionRecord};
+use crate::stats::Stats;
 use crate::types::{now_millis, ByteRange, FileName, Sha1Hex, UploadId};
 use crate::{Engine, User};
 
@@ -193,6 +194,9 @@ impl Engine {
             },
         };
         let (session, created) = self.sessions.create_or_resume(&new).await?;
+        if created {
+            Stats::inc(&self.stats.sessions_opened);
+        }
         // Repeating begin is a no-op, so a resumed session whose staging vanished gets it back.
         if let Err(e) = self
             .blobs
@@ -222,7 +226,11 @@ impl Engine {
             Some(blob) if blob.size == size => {
                 let file =
                     NewUserFile::new(user.id, sha1.clone(), name.clone(), size, now_millis());
-                self.meta.link_existing(&file).await
+                let linked = self.meta.link_existing(&file).await?;
+                if linked.is_some() {
+                    Stats::inc(&self.stats.instant_hits);
+                }
+                Ok(linked)
             }
             _ => Ok(None),
         }
@@ -414,6 +422,7 @@ impl Engine {
         parts: Vec<PartRecord>,
     ) -> Result<UserFile> {
         let staging = session.staging();
+        let verify_started = std::time::Instant::now();
         // Hash what the prefix does not cover yet: nothing, for an in-order upload.
         self.advance_hash(&session).await?;
         let current = self
@@ -457,6 +466,7 @@ impl Engine {
                 return Err(Error::Sha1Mismatch);
             }
         }
+        self.stats.verified(verify_started.elapsed());
         let name = FileName::parse(&session.file_name)?;
         let file = NewUserFile::new(
             user.id,
@@ -471,6 +481,7 @@ impl Engine {
             .put_result(&session.id, user.id, &file.id, keep)
             .await?;
         self.sessions.delete(&session.id).await?;
+        Stats::inc(&self.stats.sessions_completed);
         Ok(file)
     }
 
@@ -488,6 +499,7 @@ impl Engine {
         let session = self.own_session(user, id).await?;
         self.blobs.stage_abort(&session.staging()).await?;
         self.sessions.delete(id).await?;
+        Stats::inc(&self.stats.sessions_aborted);
         Ok(())
     }
 
@@ -501,6 +513,7 @@ impl Engine {
             }
             for s in expired {
                 self.discard(&s).await;
+                Stats::inc(&self.stats.sessions_expired);
                 n += 1;
             }
         }

@@ -1,0 +1,414 @@
+//! Operations around every request: roles (`--routes`), request ids, `/healthz`, `/readyz`,
+//! `/metrics` (Prometheus text), request and byte counters. This sits between hyper and the
+//! warp routes, so every route is counted and every log line of a request carries its id.
+
+use std::convert::Infallible;
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use futures::TryStreamExt;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
+use tracing::Instrument;
+use warp::http::{HeaderValue, Request, Response, StatusCode};
+use warp::hyper::Body;
+
+use crate::routes::State;
+
+tokio::task_local! {
+    /// The id of the request being served (error bodies carry it).
+    pub static REQUEST_ID: String;
+}
+
+/// Which route groups a node serves (`--routes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    All,
+    /// REST uploads, tus, the classic upload, multipart and instant-upload routes.
+    Upload,
+    /// Download, signed links, file metadata, listing, rename and delete.
+    Download,
+    /// Users, and the web page.
+    Account,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Upload => "upload",
+            Role::Download => "download",
+            Role::Account => "account",
+        }
+    }
+}
+
+/// The group a path belongs to.
+pub fn group_of(path: &str) -> Role {
+    let upload = path == "/uploads"
+        || path.starts_with("/uploads/")
+        || path == "/files"
+        || path.starts_with("/files/")
+        || path == "/file/upload"
+        || path == "/file/fastupload"
+        || path.starts_with("/file/mpupload/");
+    let download = [
+        "/file/download",
+        "/file/downloadurl",
+        "/file/meta",
+        "/file/query",
+        "/file/update",
+        "/file/delete",
+    ]
+    .contains(&path)
+        || path.starts_with("/file/download/");
+    if upload {
+        Role::Upload
+    } else if download {
+        Role::Download
+    } else {
+        Role::Account
+    }
+}
+
+fn allows(role: Role, path: &str) -> bool {
+    role == Role::All || group_of(path) == role
+}
+
+/// A bounded label for a path: ids and hashes replaced by placeholders.
+pub fn route_label(path: &str) -> String {
+    let mut out = String::new();
+    for seg in path.split('/').filter(|s| !s.is_empty()).take(6) {
+        out.push('/');
+        let id_like = seg.len() >= 16 && seg.bytes().all(|b| b.is_ascii_alphanumeric());
+        if id_like || seg.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str("{id}");
+        } else if seg.len() > 32
+            || !seg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+        {
+            out.push_str("{x}");
+        } else {
+            out.push_str(seg);
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    // Static assets and unknown paths do not get a label each.
+    if group_of(path) == Role::Account && !path.starts_with("/user/") && out.len() > 1 {
+        let known = ["/healthz", "/readyz", "/metrics"];
+        if !known.contains(&out.as_str()) {
+            return "/other".into();
+        }
+    }
+    out
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    part_seconds: HistogramVec,
+    bytes_in: IntCounter,
+    bytes_out: IntCounter,
+    store_errors: IntCounterVec,
+}
+
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let registry = Registry::new();
+    let requests = IntCounterVec::new(
+        Opts::new(
+            "chunkvault_http_requests_total",
+            "HTTP requests by route and status",
+        ),
+        &["route", "method", "status"],
+    )
+    .expect("metric");
+    let duration = HistogramVec::new(
+        HistogramOpts::new(
+            "chunkvault_http_request_seconds",
+            "Time to the response head, by route",
+        ),
+        &["route", "method"],
+    )
+    .expect("metric");
+    let part_seconds = HistogramVec::new(
+        HistogramOpts::new(
+            "chunkvault_part_upload_seconds",
+            "Time to store one uploaded part (REST, multipart, tus PATCH), body included",
+        )
+        .buckets(vec![
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        ]),
+        &["protocol"],
+    )
+    .expect("metric");
+    let bytes_in =
+        IntCounter::new("chunkvault_http_bytes_in_total", "Request body bytes").expect("metric");
+    let bytes_out =
+        IntCounter::new("chunkvault_http_bytes_out_total", "Response body bytes").expect("metric");
+    let store_errors = IntCounterVec::new(
+        Opts::new(
+            "chunkvault_backend_errors_total",
+            "Failed calls to a backend (database, session store, blob store, broker)",
+        ),
+        &["backend"],
+    )
+    .expect("metric");
+    for c in [
+        Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+        Box::new(duration.clone()),
+        Box::new(part_seconds.clone()),
+        Box::new(bytes_in.clone()),
+        Box::new(bytes_out.clone()),
+        Box::new(store_errors.clone()),
+    ] {
+        registry.register(c).expect("unique metric");
+    }
+    Metrics {
+        registry,
+        requests,
+        duration,
+        part_seconds,
+        bytes_in,
+        bytes_out,
+        store_errors,
+    }
+});
+
+/// Counts a failed backend call (from the error mapping).
+pub fn backend_error(backend: &str) {
+    METRICS.store_errors.with_label_values(&[backend]).inc();
+}
+
+fn part_protocol(method: &str, route: &str) -> Option<&'static str> {
+    match (method, route) {
+        ("PUT", "/uploads/{id}/parts/{id}") => Some("rest"),
+        ("POST", "/file/mpupload/uppart") => Some("mpupload"),
+        ("PATCH", "/files/{id}") => Some("tus"),
+        _ => None,
+    }
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(Body::from(body.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+async fn readyz(state: &State) -> Response<Body> {
+    let mut checks = state.engine.readiness().await;
+    if let Some(runner) = &state.transfers {
+        checks.push(("broker".to_owned(), runner.ping().await));
+    }
+    let failing: Vec<String> = checks
+        .iter()
+        .filter_map(|(name, r)| r.as_ref().err().map(|e| format!("{name}: {e}")))
+        .collect();
+    for (name, r) in &checks {
+        if let Err(e) = r {
+            tracing::warn!(dependency = name, error = %e, "not ready");
+        }
+    }
+    let names: Vec<&str> = checks.iter().map(|(n, _)| n.as_str()).collect();
+    if failing.is_empty() {
+        json_response(
+            StatusCode::OK,
+            serde_json::json!({"status": "ready", "checked": names}),
+        )
+    } else {
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "not ready", "failing": failing}),
+        )
+    }
+}
+
+/// The Prometheus exposition: the HTTP metrics and the engine's own counters.
+pub fn render_metrics(state: &State) -> String {
+    let mut buf = Vec::new();
+    TextEncoder::new()
+        .encode(&METRICS.registry.gather(), &mut buf)
+        .expect("text encoding");
+    let mut out = String::from_utf8(buf).expect("utf-8 metrics");
+    let stats: std::collections::HashMap<_, _> =
+        state.engine.stats().snapshot().into_iter().collect();
+    let counter = |out: &mut String, name: &str, help: &str, lines: &[(String, u64)]| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+        for (labels, v) in lines {
+            out.push_str(&format!("{name}{labels} {v}\n"));
+        }
+    };
+    let events = ["opened", "completed", "aborted", "expired"]
+        .iter()
+        .map(|e| {
+            (
+                format!("{{event=\"{e}\"}}"),
+                stats[format!("sessions_{e}").as_str()],
+            )
+        })
+        .collect::<Vec<_>>();
+    counter(
+        &mut out,
+        "chunkvault_upload_sessions_total",
+        "Upload sessions by event",
+        &events,
+    );
+    counter(
+        &mut out,
+        "chunkvault_instant_uploads_total",
+        "Uploads finished at once because the content was stored (秒传)",
+        &[(String::new(), stats["instant_hits"])],
+    );
+    out.push_str(
+        "# HELP chunkvault_sha1_verify_seconds SHA1 verification before publication\n\
+         # TYPE chunkvault_sha1_verify_seconds summary\n",
+    );
+    out.push_str(&format!(
+        "chunkvault_sha1_verify_seconds_sum {}\nchunkvault_sha1_verify_seconds_count {}\n",
+        stats["sha1_verify_nanos"] as f64 / 1e9,
+        stats["sha1_verifications"]
+    ));
+    let transfers = ["moved", "noop", "failed"]
+        .iter()
+        .map(|o| {
+            (
+                format!("{{outcome=\"{o}\"}}"),
+                stats[format!("transfers_{o}").as_str()],
+            )
+        })
+        .collect::<Vec<_>>();
+    counter(
+        &mut out,
+        "chunkvault_transfer_jobs_total",
+        "Transfer jobs run by this process, by outcome",
+        &transfers,
+    );
+    out
+}
+
+/// Serves one request: probes and metrics here, everything else through the warp routes
+/// when this node's role serves it; counts and labels it.
+pub async fn handle<S>(
+    state: State,
+    role: Role,
+    mut routes: S,
+    mut req: Request<Body>,
+) -> Result<Response<Body>, Infallible>
+where
+    S: warp::hyper::service::Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Send,
+    S::Future: Send,
+{
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=128).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| hex::encode(rand::random::<[u8; 8]>()));
+    let path = req.uri().path().to_owned();
+    let method = req.method().as_str().to_owned();
+    let route = route_label(&path);
+    let started = Instant::now();
+    let span = tracing::info_span!("request", id = %id);
+    let resp = REQUEST_ID
+        .scope(id.clone(), async {
+            match path.as_str() {
+                "/healthz" => json_response(StatusCode::OK, serde_json::json!({"status": "alive"})),
+                "/readyz" => readyz(&state).await,
+                "/metrics" => {
+                    let mut r = Response::new(Body::from(render_metrics(&state)));
+                    r.headers_mut().insert(
+                        warp::http::header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                    );
+                    r
+                }
+                _ if !allows(role, &path) => {
+                    tracing::debug!(role = role.as_str(), path, "route not served by this role");
+                    json_response(
+                        StatusCode::NOT_FOUND,
+                        serde_json::json!({
+                            "code": crate::error::codes::NO_ROUTE,
+                            "msg": format!("not served by this node (role {})", role.as_str()),
+                            "data": null,
+                            "request_id": id,
+                        }),
+                    )
+                }
+                _ => {
+                    let body = std::mem::take(req.body_mut());
+                    *req.body_mut() = Body::wrap_stream(body.inspect_ok(|chunk| {
+                        METRICS.bytes_in.inc_by(chunk.len() as u64);
+                    }));
+                    match routes.call(req).await {
+                        Ok(r) => r,
+                        Err(never) => match never {},
+                    }
+                }
+            }
+        })
+        .instrument(span)
+        .await;
+    let (mut parts, body) = resp.into_parts();
+    let status = parts.status.as_u16().to_string();
+    METRICS
+        .requests
+        .with_label_values(&[&route, &method, &status])
+        .inc();
+    let took = started.elapsed().as_secs_f64();
+    METRICS
+        .duration
+        .with_label_values(&[&route, &method])
+        .observe(took);
+    if let Some(p) = part_protocol(&method, &route) {
+        if parts.status.is_success() {
+            METRICS.part_seconds.with_label_values(&[p]).observe(took);
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        parts.headers.insert("x-request-id", v);
+    }
+    let body = Body::wrap_stream(body.inspect_ok(|chunk| {
+        METRICS.bytes_out.inc_by(chunk.len() as u64);
+    }));
+    Ok(Response::from_parts(parts, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_and_labels() {
+        assert_eq!(group_of("/uploads/abc/parts/3"), Role::Upload);
+        assert_eq!(group_of("/files/abc"), Role::Upload);
+        assert_eq!(group_of("/file/mpupload/init"), Role::Upload);
+        assert_eq!(group_of("/file/download/signed"), Role::Download);
+        assert_eq!(group_of("/file/query"), Role::Download);
+        assert_eq!(group_of("/user/signin"), Role::Account);
+        assert_eq!(group_of("/"), Role::Account);
+        assert!(allows(Role::All, "/uploads"));
+        assert!(!allows(Role::Download, "/uploads"));
+        assert_eq!(
+            route_label("/uploads/0123456789abcdef0123456789abcdef/parts/12"),
+            "/uploads/{id}/parts/{id}"
+        );
+        assert_eq!(route_label("/files/0123456789abcdef0123"), "/files/{id}");
+        assert_eq!(route_label("/file/download"), "/file/download");
+        assert_eq!(route_label("/app.js"), "/other");
+        assert_eq!(route_label("/"), "/");
+    }
+}
