@@ -4,7 +4,8 @@
 //
 //   import { Uploader, WorkerHasher } from '/uploader.js';
 //   const up = new Uploader({ token: () => myToken, hasher: new WorkerHasher() });
-//   const u = up.add(file);             // hashes, asks POST /uploads, sends parts, completes
+//   const u = up.add(file);             // hashes, asks POST /uploads (answering its proof-of-ownership
+//                                       // challenge for stored content), sends parts, completes
 //   u.addEventListener('change', () => console.log(u.state, u.progress()));
 //
 // Everything that decides (scheduling, retry, backoff, resume bookkeeping) takes its clock, timers,
@@ -407,7 +408,20 @@ export class Upload extends EventTarget {
     const up = this.uploader;
     const body = { filename: this.name, size: this.size, sha1: this.sha1 };
     if (up.chunkSize) body.chunk_size = up.chunkSize;
-    const data = await up.retrying(() => up.api('POST', '/uploads', { json: body, signal }), signal, this);
+    const create = () => up.retrying(() => up.api('POST', '/uploads', { json: body, signal }), signal, this);
+    let data = await create();
+    // Stored content: the server asks for proof that we hold the bytes (秒传 with proof of
+    // ownership). Its answer to the proof is an instant file or a session, like POST /uploads.
+    for (let asked = 1; data?.challenge; asked++) {
+      if (asked > MAX_CHALLENGES) throw new UploadError('the server kept asking for proof of ownership', { status: 0 });
+      try {
+        data = await this._prove(data.challenge, signal);
+      } catch (e) {
+        // Expired, or already used (our answer was lost on the way): ask for a new challenge.
+        if (!(e instanceof UploadError) || e.status !== 404) throw e;
+        data = await create();
+      }
+    }
     if (data.instant) {
       this.result = data.file;
       up.resumeStore.remove(this.key);
@@ -430,6 +444,15 @@ export class Upload extends EventTarget {
       chunkCount: this.chunkCount,
       savedAt: new Date(up.now()).toISOString(),
     });
+  }
+
+  /** Answers a proof-of-ownership challenge; resolves to the server's answer (instant or session). */
+  async _prove(challenge, signal) {
+    const up = this.uploader;
+    const digests = await answerChallenge(this.file, challenge, up.digest);
+    this._check(signal);
+    const json = { challenge: challenge.id, digests };
+    return up.retrying(() => up.api('POST', '/uploads/proof', { json, signal }), signal, this);
   }
 
   async _refresh(signal) {
@@ -528,12 +551,56 @@ export class Upload extends EventTarget {
 /** `complete` before every part arrived: the answer lists the missing ones. */
 const MISSING_PARTS = 10903;
 
+/** Fresh challenges asked for in a row (each one expired or used) before giving up. */
+const MAX_CHALLENGES = 3;
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** Lower-case hex of an ArrayBuffer or typed array. */
+export function toHex(buf) {
+  const bytes = ArrayBuffer.isView(buf) ? new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) : new Uint8Array(buf);
+  let out = '';
+  for (const b of bytes) out += HEX[b];
+  return out;
+}
+
+/** `crypto.subtle.digest`, looked up when used (it only exists in secure contexts). */
+export function subtleDigest(algorithm, data) {
+  const subtle = globalThis.crypto?.subtle;
+  if (!subtle) {
+    throw new UploadError('proof of ownership needs crypto.subtle: open the page over HTTPS or on localhost', { status: 0 });
+  }
+  return subtle.digest(algorithm, data);
+}
+
+/**
+ * The answer to a proof-of-ownership challenge `{id, ranges: [[start, end), …], algorithm}`:
+ * the hex SHA-256 of each byte range of `file`, in order. `digest(algorithm, arrayBuffer)` has
+ * the signature of `crypto.subtle.digest`.
+ */
+export async function answerChallenge(file, challenge, digest = subtleDigest) {
+  const algorithm = String(challenge?.algorithm ?? 'sha256').toLowerCase().replace('-', '');
+  if (algorithm !== 'sha256') throw new UploadError(`unsupported challenge algorithm ${challenge.algorithm}`, { status: 0 });
+  if (!Array.isArray(challenge.ranges)) throw new UploadError('malformed challenge: no ranges', { status: 0 });
+  const digests = [];
+  for (const r of challenge.ranges) {
+    const [start, end] = Array.isArray(r) ? r : [];
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start || end > file.size) {
+      throw new UploadError(`malformed challenge range ${JSON.stringify(r)}`, { status: 0 });
+    }
+    const bytes = await file.slice(start, end).arrayBuffer();
+    digests.push(toHex(await digest('SHA-256', bytes)));
+  }
+  return digests;
+}
+
 /**
  * Uploads files to a ChunkVault server. Options (all but `token` and `hasher` have defaults):
  * `baseUrl`, `token()`, `owner()` (whose uploads the resume store holds), `hasher`
  * (`{ sha1(file, {onProgress, signal}), md5(blob, {signal}) }`), `fetch`, `storage`,
  * `setTimeout`/`clearTimeout`, `random`, `now`, `parallel`, `maxAttempts`, `baseDelayMs`,
- * `maxDelayMs`, `chunkSize` (asked of the server; it may raise it).
+ * `maxDelayMs`, `chunkSize` (asked of the server; it may raise it), `digest(algorithm, data)`
+ * (`crypto.subtle.digest` by default; answers proof-of-ownership challenges).
  */
 export class Uploader extends EventTarget {
   constructor(opts = {}) {
@@ -542,6 +609,7 @@ export class Uploader extends EventTarget {
     this.token = opts.token ?? (() => null);
     this.owner = opts.owner ?? (() => '');
     this.hasher = opts.hasher;
+    this.digest = opts.digest ?? subtleDigest;
     this.fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
     this.timers = {
       setTimeout: opts.setTimeout ?? globalThis.setTimeout.bind(globalThis),

@@ -32,6 +32,9 @@ pub enum Error {
     NameTaken,
     #[error("content exceeds the limit of {limit} bytes")]
     TooLarge { limit: u64 },
+    /// Too many attempts (wrong proofs of ownership); try again after `retry_after` seconds.
+    #[error("too many attempts; retry in {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
     #[error("requested range is not satisfiable for a {size}-byte file")]
     RangeNotSatisfiable { size: u64 },
     #[error("stored content does not hash to the claimed sha1")]

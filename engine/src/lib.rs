@@ -44,6 +44,8 @@ pub struct EngineConfig {
     pub download_url_ttl: Duration,
     /// How long an upload session lives after its last activity.
     pub upload_ttl: Duration,
+    /// Instant upload: proof of ownership (default), trusted, or off.
+    pub instant_mode: uploads::proof::InstantMode,
 }
 
 impl Default for EngineConfig {
@@ -53,6 +55,7 @@ impl Default for EngineConfig {
             token_ttl: Duration::from_secs(7 * 24 * 3600),
             download_url_ttl: Duration::from_secs(3600),
             upload_ttl: Duration::from_secs(24 * 3600),
+            instant_mode: uploads::proof::InstantMode::Proof,
         }
     }
 }

@@ -120,7 +120,9 @@ proptest! {
             let req = InitRequest::new("prop.bin", size, sha1.clone(), Some(CH));
             let status = match fx.engine.init_upload(&fx.user, req).await.unwrap() {
                 InitOutcome::Session { status, .. } => status,
-                InitOutcome::Instant(_) => panic!("fresh content cannot be instant"),
+                InitOutcome::Instant(_) | InitOutcome::Challenge(_) => {
+                    panic!("fresh content cannot be instant")
+                }
             };
             let count = status.session.chunk_count as usize;
             let id = status.session.id.clone();

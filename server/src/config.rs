@@ -190,6 +190,17 @@ pub struct ServeArgs {
     #[arg(long, env = "CHUNKVAULT_NO_TRANSFER_WORKER")]
     pub no_transfer_worker: bool,
 
+    /// Instant upload of stored content: `proof` (the client proves it holds the bytes),
+    /// `trusted` (a SHA1 and size suffice: only where every user may read every file) or `off`.
+    #[arg(
+        long,
+        env = "CHUNKVAULT_INSTANT_UPLOAD",
+        default_value = "proof",
+        value_parser = ["proof", "trusted", "off"],
+        value_name = "MODE"
+    )]
+    pub instant_upload: String,
+
     /// Route groups this node serves: all, upload, download or account.
     #[arg(
         long,
@@ -275,6 +286,7 @@ impl ServeArgs {
             ("amqp_prefix", self.amqp_prefix.clone()),
             ("no_transfer_worker", self.no_transfer_worker.to_string()),
             ("routes", self.routes.as_str().into()),
+            ("instant_upload", self.instant_upload.clone()),
             ("shutdown_grace", d(&self.shutdown_grace)),
             (
                 "config",

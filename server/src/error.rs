@@ -59,6 +59,9 @@ impl ApiError {
                 EngineError::UsernameTaken => (S::CONFLICT, codes::USERNAME_TAKEN),
                 EngineError::NameTaken => (S::CONFLICT, codes::NAME_TAKEN),
                 EngineError::TooLarge { .. } => (S::PAYLOAD_TOO_LARGE, codes::TOO_LARGE),
+                EngineError::TooManyRequests { .. } => {
+                    (S::TOO_MANY_REQUESTS, codes::TOO_MANY_REQUESTS)
+                }
                 EngineError::RangeNotSatisfiable { .. } => {
                     (S::RANGE_NOT_SATISFIABLE, codes::RANGE_NOT_SATISFIABLE)
                 }
@@ -121,6 +124,7 @@ pub mod codes {
     pub const UNSUPPORTED_MEDIA_TYPE: u32 = 11501;
     pub const RANGE_NOT_SATISFIABLE: u32 = 11601;
     pub const SHA1_MISMATCH: u32 = 12201;
+    pub const TOO_MANY_REQUESTS: u32 = 14291;
     pub const INTERNAL: u32 = 15001;
 }
 
@@ -178,6 +182,12 @@ impl Reply for ApiError {
                 resp.headers_mut()
                     .insert(warp::http::header::CONTENT_RANGE, v);
             }
+        }
+        if let ApiError::Engine(EngineError::TooManyRequests { retry_after }) = self {
+            resp.headers_mut().insert(
+                warp::http::header::RETRY_AFTER,
+                warp::http::HeaderValue::from(retry_after),
+            );
         }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(

@@ -17,6 +17,7 @@ use chunkvault_engine::{
 };
 
 use chunkvault_engine::transfer::{RetryPolicy, SqlTransferQueue, TransferQueue};
+use chunkvault_engine::uploads::proof::InstantMode;
 use config::ServeArgs;
 use routes::{AppState, State};
 
@@ -106,6 +107,11 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
     config.token_ttl = args.token_ttl;
     config.download_url_ttl = args.download_url_ttl;
     config.upload_ttl = args.upload_ttl;
+    config.instant_mode = match args.instant_upload.as_str() {
+        "trusted" => InstantMode::Trusted,
+        "off" => InstantMode::Off,
+        _ => InstantMode::Proof,
+    };
     let db = meta.db().clone();
     let mut engine = Engine::new(Arc::new(meta), blobs, sessions, config)
         .await?

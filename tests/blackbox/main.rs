@@ -8,6 +8,7 @@ mod config;
 mod dedup;
 mod files;
 mod ops;
+mod proof;
 mod restart;
 mod s3;
 #[path = "../../engine/tests/common/mod.rs"]

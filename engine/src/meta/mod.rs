@@ -101,6 +101,21 @@ impl Published {
     }
 }
 
+/// A proof-of-ownership challenge (`uploads::proof`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChallengeRecord {
+    pub id: String,
+    pub user_id: UserId,
+    pub sha1: Sha1Hex,
+    pub size: u64,
+    pub file_name: String,
+    /// 0: the server's default.
+    pub chunk_size: u64,
+    pub ranges: String,
+    pub expected: String,
+    pub expires_at: Millis,
+}
+
 /// A stored blob that no user file references any more, queued for deletion from its store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GcEntry {
@@ -198,6 +213,16 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
 
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
+
+    /// Stores a proof-of-ownership challenge.
+    async fn put_challenge(&self, c: &ChallengeRecord) -> Result<()>;
+    /// Removes and returns the user's challenge (single use); `None` if unknown or another
+    /// user's.
+    async fn take_challenge(&self, id: &str, user: UserId) -> Result<Option<ChallengeRecord>>;
+    /// Records a wrong proof, and drops records and challenges too old to matter.
+    async fn record_proof_failure(&self, user: UserId, now: Millis) -> Result<()>;
+    /// Wrong proofs of the user since `since`.
+    async fn proof_failures_since(&self, user: UserId, since: Millis) -> Result<u64>;
 
     /// Returns the stored value of a setting, storing `init` first if it has none
     /// (first writer wins across nodes).

@@ -11,7 +11,8 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::{
-    BlobRecord, GcEntry, MetaStore, NewBlob, NewUserFile, Published, UserFile, UserRecord,
+    BlobRecord, ChallengeRecord, GcEntry, MetaStore, NewBlob, NewUserFile, Published, UserFile,
+    UserRecord,
 };
 use crate::error::{Error, Result};
 use crate::types::{FileId, FileName, Millis, Sha1Hex, UserId, Username};
@@ -559,6 +560,85 @@ impl MetaStore for SqlMetaStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.db.pool).await?;
         Ok(())
+    }
+
+    async fn put_challenge(&self, c: &ChallengeRecord) -> Result<()> {
+        sqlx::query(&self.q(
+            "INSERT INTO proof_challenges (id, user_id, sha1, size, file_name, chunk_size, \
+             ranges, expected, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(c.id.as_str())
+        .bind(c.user_id.0)
+        .bind(c.sha1.as_str())
+        .bind(c.size as i64)
+        .bind(c.file_name.as_str())
+        .bind(c.chunk_size as i64)
+        .bind(c.ranges.as_str())
+        .bind(c.expected.as_str())
+        .bind(c.expires_at)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_challenge(&self, id: &str, user: UserId) -> Result<Option<ChallengeRecord>> {
+        let row = sqlx::query(&self.q(
+            "SELECT id, user_id, sha1, size, file_name, chunk_size, ranges, expected, expires_at \
+             FROM proof_challenges WHERE id = ? AND user_id = ?",
+        ))
+        .bind(id)
+        .bind(user.0)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        // Single use: only the request whose delete takes the row may answer it.
+        let taken = sqlx::query(&self.q("DELETE FROM proof_challenges WHERE id = ?"))
+            .bind(id)
+            .execute(&self.db.pool)
+            .await?;
+        if taken.rows_affected() != 1 {
+            return Ok(None);
+        }
+        Ok(Some(ChallengeRecord {
+            id: text(&r, "id")?,
+            user_id: UserId(r.try_get("user_id")?),
+            sha1: sha1_from_db(&text(&r, "sha1")?)?,
+            size: r.try_get::<i64, _>("size")? as u64,
+            file_name: text(&r, "file_name")?,
+            chunk_size: r.try_get::<i64, _>("chunk_size")? as u64,
+            ranges: text(&r, "ranges")?,
+            expected: text(&r, "expected")?,
+            expires_at: r.try_get("expires_at")?,
+        }))
+    }
+
+    async fn record_proof_failure(&self, user: UserId, now: Millis) -> Result<()> {
+        sqlx::query(&self.q("INSERT INTO proof_failures (user_id, at) VALUES (?, ?)"))
+            .bind(user.0)
+            .bind(now)
+            .execute(&self.db.pool)
+            .await?;
+        let old = now - 24 * 3600 * 1000;
+        sqlx::query(&self.q("DELETE FROM proof_failures WHERE at < ?"))
+            .bind(old)
+            .execute(&self.db.pool)
+            .await?;
+        sqlx::query(&self.q("DELETE FROM proof_challenges WHERE expires_at < ?"))
+            .bind(now)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn proof_failures_since(&self, user: UserId, since: Millis) -> Result<u64> {
+        let row = sqlx::query(
+            &self.q("SELECT COUNT(*) AS n FROM proof_failures WHERE user_id = ? AND at >= ?"),
+        )
+        .bind(user.0)
+        .bind(since)
+        .fetch_one(&self.db.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>("n")? as u64)
     }
 
     async fn queue_gc(&self, entry: &GcEntry) -> Result<()> {

@@ -1,6 +1,7 @@
 //! The upload path: init → put_part* → complete | abort, instant upload, expiry.
 //! (`../shared/ARCHITECTURE.md`, "The upload path".)
 
+pub mod proof;
 mod sha1_state;
 pub mod tus;
 
@@ -101,6 +102,8 @@ pub enum InitOutcome {
     /// Upload the missing parts of this session; `created` is false when an open session of
     /// the same file was resumed.
     Session { status: UploadStatus, created: bool },
+    /// The content is stored: prove you hold it (`Engine::prove`), or upload it.
+    Challenge(proof::Challenge),
 }
 
 impl SessionRecord {
@@ -157,9 +160,24 @@ impl Engine {
         })
     }
 
-    /// Starts or resumes an upload, or finishes it at once when the content is stored (秒传).
+    /// Starts or resumes an upload, or finishes it at once when the content is stored (秒传)
+    /// — after a proof of ownership, unless instant upload is trusted or off.
     pub async fn init_upload(&self, user: &User, req: InitRequest) -> Result<InitOutcome> {
+        self.check_init(&req)?;
         let name = FileName::parse(&req.file_name)?;
+        match self
+            .claim_instant(user, &req.sha1, req.size, &name, req.chunk_size)
+            .await?
+        {
+            Some(proof::Claim::Linked(file)) => return Ok(InitOutcome::Instant(file)),
+            Some(proof::Claim::Challenge(c)) => return Ok(InitOutcome::Challenge(c)),
+            None => {}
+        }
+        self.init_session(user, req).await
+    }
+
+    fn check_init(&self, req: &InitRequest) -> Result<()> {
+        FileName::parse(&req.file_name)?;
         if req.size > self.config.max_file_size {
             return Err(Error::TooLarge {
                 limit: self.config.max_file_size,
@@ -173,9 +191,14 @@ impl Engine {
                 format!("parts must be at least {min} bytes on this server's store"),
             ));
         }
-        if let Some(file) = self.instant(user, &req.sha1, req.size, &name).await? {
-            return Ok(InitOutcome::Instant(file));
-        }
+        Ok(())
+    }
+
+    /// A new or resumed upload session (no instant upload).
+    async fn init_session(&self, user: &User, req: InitRequest) -> Result<InitOutcome> {
+        self.check_init(&req)?;
+        let name = FileName::parse(&req.file_name)?;
+        let (chunk_size, chunk_count) = plan_chunks(req.size, req.chunk_size)?;
         let now = now_millis();
         let new = SessionRecord {
             id: UploadId::generate(),

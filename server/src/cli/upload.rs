@@ -68,6 +68,38 @@ async fn hash_file(path: &Path, bar: &ProgressBar) -> anyhow::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// SHA-256 (hex) of each `[start, end)` range of the file, as a challenge asks.
+async fn answer_challenge(path: &Path, ranges: &serde_json::Value) -> anyhow::Result<Vec<String>> {
+    use sha2::Digest as _;
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let ranges = ranges
+        .as_array()
+        .ok_or_else(|| anyhow!("challenge without ranges"))?;
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    for r in ranges {
+        let (start, end) = match (r[0].as_u64(), r[1].as_u64()) {
+            (Some(s), Some(e)) if s <= e => (s, e),
+            _ => return Err(anyhow!("malformed challenge range {r}")),
+        };
+        file.seek(std::io::SeekFrom::Start(start)).await?;
+        let mut left = end - start;
+        let mut h = sha2::Sha256::new();
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            let n = file.read(&mut buf[..want]).await?;
+            if n == 0 {
+                return Err(anyhow!("file shorter than the challenge's range"));
+            }
+            h.update(&buf[..n]);
+            left -= n as u64;
+        }
+        out.push(hex::encode(h.finalize()));
+    }
+    Ok(out)
+}
+
 async fn upload_one(
     api: &Api,
     args: &UploadArgs,
@@ -92,9 +124,23 @@ async fn upload_one(
     if let Some(c) = args.chunk_size {
         body["chunk_size"] = c.into();
     }
-    let (_, session) = api
+    let (_, mut session) = api
         .send(api.request(reqwest::Method::POST, "/uploads").json(&body))
         .await?;
+    if session["challenge"].is_object() {
+        // The server holds this content: prove we hold it too (proof of ownership).
+        let answer = serde_json::json!({
+            "challenge": session["challenge"]["id"],
+            "digests": answer_challenge(path, &session["challenge"]["ranges"]).await?,
+        });
+        session = api
+            .send(
+                api.request(reqwest::Method::POST, "/uploads/proof")
+                    .json(&answer),
+            )
+            .await?
+            .1;
+    }
     if session["instant"] == true {
         total.inc(size);
         mp.suspend(|| eprintln!("{name}: stored already, instant upload (秒传)"));

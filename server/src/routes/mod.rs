@@ -4,7 +4,7 @@ pub mod classic;
 mod download;
 mod params;
 mod tus;
-mod uploads;
+pub(crate) mod uploads;
 mod web;
 
 use std::sync::Arc;

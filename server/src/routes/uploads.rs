@@ -25,6 +25,11 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
         .and(auth())
         .and(warp::body::stream().then(|b| async move { read_limited(b, MAX_FORM_BYTES).await }))
         .then(create);
+    let prove = warp::path!("uploads" / "proof")
+        .and(warp::post())
+        .and(auth())
+        .and(warp::body::stream().then(|b| async move { read_limited(b, MAX_FORM_BYTES).await }))
+        .then(prove);
     let list = warp::path!("uploads")
         .and(warp::get())
         .and(auth())
@@ -52,6 +57,8 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
         .and(auth())
         .then(abort);
     create
+        .or(prove)
+        .unify()
         .or(list)
         .unify()
         .or(status)
@@ -145,6 +152,90 @@ struct Instant {
     file: FileView,
 }
 
+/// A proof-of-ownership challenge: return the SHA-256 (hex) of each `[start, end)` range of
+/// the file, in order, to `POST /uploads/proof` before `expires_at`.
+#[derive(Serialize)]
+pub struct ChallengeView {
+    id: String,
+    ranges: Vec<[u64; 2]>,
+    algorithm: &'static str,
+    expires_at: String,
+}
+
+impl From<&chunkvault_engine::uploads::proof::Challenge> for ChallengeView {
+    fn from(c: &chunkvault_engine::uploads::proof::Challenge) -> Self {
+        ChallengeView {
+            id: c.id.clone(),
+            ranges: c.ranges.iter().map(|r| [r.start, r.end]).collect(),
+            algorithm: "sha256",
+            expires_at: timestamp(c.expires_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Challenged {
+    instant: bool,
+    challenge: ChallengeView,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProofBody {
+    challenge: String,
+    digests: Vec<String>,
+}
+
+/// `POST /uploads/proof`: right digests link the file (instant); wrong ones start a normal
+/// upload session of the same file.
+async fn prove(
+    state: State,
+    auth: Option<String>,
+    query: Params,
+    body: Result<Vec<u8>, ApiError>,
+) -> Result<Response, ApiError> {
+    use chunkvault_engine::uploads::proof::Proof;
+    let user = authenticate(&state, auth.as_deref(), &query).await?;
+    let body: ProofBody = serde_json::from_slice(&body?).map_err(|e| {
+        ApiError::bad(
+            "body",
+            format!("expected JSON {{challenge, digests: [hex sha256, …]}}: {e}"),
+        )
+    })?;
+    match state
+        .engine
+        .prove(&user, &body.challenge, &body.digests)
+        .await?
+    {
+        Proof::Linked(file) => Ok(ok(Instant {
+            instant: true,
+            file: FileView::from(&file),
+        })),
+        Proof::Refused(req) => session_reply(state.engine.init_upload_bytes(&user, req).await?),
+    }
+}
+
+fn session_reply(outcome: InitOutcome) -> Result<Response, ApiError> {
+    Ok(match outcome {
+        InitOutcome::Instant(file) => ok(Instant {
+            instant: true,
+            file: FileView::from(&file),
+        }),
+        InitOutcome::Challenge(c) => ok(Challenged {
+            instant: false,
+            challenge: ChallengeView::from(&c),
+        }),
+        InitOutcome::Session { status, created } => {
+            let code = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            ok_with_status(code, SessionView::from(&status))
+        }
+    })
+}
+
 async fn create(
     state: State,
     auth: Option<String>,
@@ -161,20 +252,7 @@ async fn create(
     let sha1 = Sha1Hex::parse(&body.sha1)
         .map_err(|_| ApiError::bad("sha1", "must be 40 hex characters"))?;
     let req = InitRequest::new(body.filename, body.size, sha1, body.chunk_size);
-    Ok(match state.engine.init_upload(&user, req).await? {
-        InitOutcome::Instant(file) => ok(Instant {
-            instant: true,
-            file: FileView::from(&file),
-        }),
-        InitOutcome::Session { status, created } => {
-            let code = if created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            ok_with_status(code, SessionView::from(&status))
-        }
-    })
+    session_reply(state.engine.init_upload(&user, req).await?)
 }
 
 async fn list(state: State, auth: Option<String>, query: Params) -> Result<Response, ApiError> {

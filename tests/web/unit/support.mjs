@@ -64,9 +64,15 @@ const envelope = (status, code, msg, data, headers = {}) =>
  * `'store-then-hang'` (stored, and the answer never comes).
  */
 export class FakeServer {
-  constructor({ chunkSize = 10, fault = () => null } = {}) {
+  constructor({ chunkSize = 10, fault = () => null, instantMode = 'proof', ranges = defaultRanges, maxProofFailures = 5 } = {}) {
     this.chunkSize = chunkSize;
     this.fault = fault;
+    this.instantMode = instantMode; // 'proof' (challenge first) or 'trusted' (instant at once)
+    this.ranges = ranges; // size -> [[start, end), …] of a challenge
+    this.maxProofFailures = maxProofFailures;
+    this.challenges = new Map(); // id -> {filename, size, sha1, ranges, expected}
+    this.proofs = []; // bodies of POST /uploads/proof, in order
+    this.proofFailures = 0;
     this.sessions = new Map();
     this.blobs = new Map(); // sha1 -> bytes
     this.files = [];
@@ -135,22 +141,58 @@ export class FakeServer {
     };
   }
 
+  link(name, sha1, size) {
+    const file = { name, sha1, size };
+    this.files.push(file);
+    return file;
+  }
+
+  /** An existing session of this content, else a new one (201). */
+  session(filename, size, sha1) {
+    for (const [id, s] of this.sessions) {
+      if (s.sha1 === sha1 && s.size === size) return envelope(200, 0, 'OK', this.view(id, s));
+    }
+    const id = `u${this.nextId++}`;
+    const s = { filename, size, sha1, chunkSize: this.chunkSize, chunkCount: Math.max(1, Math.ceil(size / this.chunkSize)), received: new Set(), parts: new Map() };
+    this.sessions.set(id, s);
+    return envelope(201, 0, 'OK', this.view(id, s));
+  }
+
+  /** A proof-of-ownership challenge over the stored bytes of `sha1`. */
+  challenge(filename, size, sha1) {
+    const bytes = this.blobs.get(sha1);
+    const ranges = this.ranges(size);
+    const expected = ranges.map(([s, e]) => createHash('sha256').update(bytes.subarray(s, e)).digest('hex'));
+    const id = createHash('md5').update(`challenge ${this.nextId++}`).digest('hex');
+    this.challenges.set(id, { filename, size, sha1, ranges, expected });
+    return { id, ranges, algorithm: 'sha256', expires_at: '2030-01-01T00:00:00Z' };
+  }
+
   async handle(req, body) {
     const { method, upload, part } = req;
     if (method === 'POST' && req.path === '/uploads') {
       const { filename, size, sha1 } = JSON.parse(body);
-      if (this.blobs.has(sha1)) {
-        const file = { name: filename, sha1, size };
-        this.files.push(file);
-        return envelope(200, 0, 'OK', { instant: true, file });
+      if (this.blobs.has(sha1) && this.blobs.get(sha1).length === size) {
+        if (this.instantMode === 'proof' && size > 0) return envelope(200, 0, 'OK', { instant: false, challenge: this.challenge(filename, size, sha1) });
+        return envelope(200, 0, 'OK', { instant: true, file: this.link(filename, sha1, size) });
       }
-      for (const [id, s] of this.sessions) {
-        if (s.sha1 === sha1 && s.size === size) return envelope(200, 0, 'OK', this.view(id, s));
+      return this.session(filename, size, sha1);
+    }
+    if (method === 'POST' && req.path === '/uploads/proof') {
+      const { challenge, digests } = JSON.parse(body);
+      this.proofs.push({ challenge, digests });
+      if (this.proofFailures >= this.maxProofFailures) {
+        return envelope(429, 14291, 'too many wrong proofs of ownership', null, { 'retry-after': '60' });
       }
-      const id = `u${this.nextId++}`;
-      const s = { filename, size, sha1, chunkSize: this.chunkSize, chunkCount: Math.max(1, Math.ceil(size / this.chunkSize)), received: new Set(), parts: new Map() };
-      this.sessions.set(id, s);
-      return envelope(201, 0, 'OK', this.view(id, s));
+      const c = this.challenges.get(challenge);
+      if (!c) return envelope(404, 10404, 'no such challenge', null);
+      this.challenges.delete(challenge);
+      const right = Array.isArray(digests) && digests.length === c.expected.length && c.expected.every((d, i) => d === digests[i]);
+      if (!right) {
+        this.proofFailures++;
+        return this.session(c.filename, c.size, c.sha1);
+      }
+      return envelope(200, 0, 'OK', { instant: true, file: this.link(c.filename, c.sha1, c.size) });
     }
     const s = this.sessions.get(upload);
     if (!s) return envelope(404, 10401, 'no such upload', null);
@@ -184,6 +226,13 @@ export class FakeServer {
     }
     return envelope(404, 10402, 'no such route', null);
   }
+}
+
+/** Three ranges of a challenge: the start, the middle and the end of the file. */
+export function defaultRanges(size) {
+  const len = Math.max(1, Math.min(7, Math.floor(size / 3)));
+  const mid = Math.floor((size - len) / 2);
+  return [[0, Math.min(len, size)], [mid, mid + len], [size - len, size]];
 }
 
 /** A File of `size` pseudo-random bytes. */

@@ -1,8 +1,9 @@
 // Unit tests of web/uploader.js: scheduling, retry and resume, against an in-memory server.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { createHash } from 'node:crypto';
 import {
-  backoffDelay, classifyStatus, PartPlan, rate, ResumeStore, retryAfterMs, Slots, Uploader,
+  answerChallenge, backoffDelay, classifyStatus, PartPlan, rate, ResumeStore, retryAfterMs, Slots, toHex, Uploader,
 } from '../../../web/uploader.js';
 import { FakeServer, makeFile, memoryStorage, nodeHasher, seeded, until, virtualTimers } from './support.mjs';
 
@@ -221,9 +222,141 @@ describe('Uploader', () => {
     await first.finished;
     const copy = up.add(makeFile('two.bin', 50));
     await copy.finished;
-    assert.equal(copy.state, 'instant');
+    assert.equal(copy.state, 'instant', copy.error);
     assert.equal(server.puts().length, 5, 'only the first upload sent parts');
     assert.equal(copy.progress(), 1);
+    assert.deepEqual(copy.result, { name: 'two.bin', sha1: first.sha1, size: 50 });
+    assert.equal(server.proofs.length, 1, 'one proof of ownership');
+    assert.deepEqual(up.resumeStore.all(), {});
+  });
+
+  test('the proof carries the SHA-256 of each challenged range, in order, with the token', async () => {
+    const ranges = [[95, 100], [0, 1], [40, 73]];
+    const server = new FakeServer({ ranges: () => ranges });
+    const file = makeFile('a.bin', 100);
+    const bytes = Buffer.from(await file.arrayBuffer());
+    const seen = [];
+    const up = uploader(server, {
+      digest: async (algorithm, data) => {
+        seen.push([algorithm, data.byteLength]);
+        return globalThis.crypto.subtle.digest(algorithm, data);
+      },
+    });
+    await up.add(file).finished;
+    const copy = up.add(makeFile('b.bin', 100));
+    await copy.finished;
+    assert.equal(copy.state, 'instant', copy.error);
+    const proofs = server.requests.filter((r) => r.path === '/uploads/proof');
+    assert.equal(proofs.length, 1);
+    assert.equal(proofs[0].method, 'POST');
+    assert.equal(proofs[0].headers.Authorization, 'Bearer T');
+    assert.equal(proofs[0].headers['Content-Type'], 'application/json');
+    const [challengeId] = [...server.proofs.map((p) => p.challenge)];
+    assert.match(challengeId, /^[0-9a-f]{32}$/);
+    assert.deepEqual(server.proofs[0].digests, ranges.map(([s, e]) => createHash('sha256').update(bytes.subarray(s, e)).digest('hex')));
+    assert.deepEqual(seen, [['SHA-256', 5], ['SHA-256', 1], ['SHA-256', 33]], 'only the challenged bytes are read');
+  });
+
+  test('answerChallenge: hex SHA-256 of each [start, end) range; malformed challenges refused', async () => {
+    const file = new Blob([new Uint8Array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])]);
+    const digests = await answerChallenge(file, { id: 'x', ranges: [[2, 5], [0, 0], [9, 10]], algorithm: 'sha256' });
+    const sha256 = (b) => createHash('sha256').update(Buffer.from(b)).digest('hex');
+    assert.deepEqual(digests, [sha256([2, 3, 4]), sha256([]), sha256([9])]);
+    assert.equal(toHex(new Uint8Array([0, 15, 255])), '000fff');
+    await assert.rejects(answerChallenge(file, { ranges: [[0, 11]], algorithm: 'sha256' }), /malformed challenge range/);
+    await assert.rejects(answerChallenge(file, { ranges: [[5, 4]], algorithm: 'sha256' }), /malformed challenge range/);
+    await assert.rejects(answerChallenge(file, { ranges: [[0, 1]], algorithm: 'md5' }), /unsupported challenge algorithm/);
+  });
+
+  test('a wrong answer: the session the server answers the proof with is uploaded', async () => {
+    const server = new FakeServer({ chunkSize: 10 });
+    const up = uploader(server, { digest: async () => new Uint8Array(32).buffer }); // wrong digests
+    const first = up.add(makeFile('one.bin', 45));
+    await first.finished;
+    assert.equal(first.state, 'done', first.error);
+    assert.equal(server.proofs.length, 0, 'content the server lacks is not challenged');
+    const copy = up.add(makeFile('two.bin', 45));
+    await copy.finished;
+    assert.equal(copy.state, 'done', copy.error);
+    assert.equal(server.proofs.length, 1);
+    assert.deepEqual(server.proofs[0].digests, Array(3).fill('0'.repeat(64)));
+    const parts = server.puts(copy.uploadId).map((r) => r.part).sort((a, b) => a - b);
+    assert.deepEqual(parts, [1, 2, 3, 4, 5], 'every part of the session sent');
+    assert.equal(copy.chunkCount, 5);
+    assert.ok(server.requests.some((r) => r.path === `/uploads/${copy.uploadId}/complete`));
+    assert.deepEqual(server.files.at(-1), { name: 'two.bin', sha1: first.sha1, size: 45 });
+  });
+
+  test('a session answer to the proof is remembered and resumes after a reload', async () => {
+    const storage = memoryStorage();
+    const server = new FakeServer({ chunkSize: 10 });
+    const wrong = { digest: async () => new Uint8Array(32).buffer, storage };
+    await uploader(server, wrong).add(makeFile('one.bin', 50)).finished;
+    server.fault = (req) => (req.method === 'PUT' && req.part > 2 ? 'hang' : null);
+    const before = uploader(server, { ...wrong, parallel: 1 });
+    const file = makeFile('two.bin', 50);
+    const u1 = before.add(file);
+    await until(() => u1.plan?.acked.size === 2 && server.inFlight === 1);
+    u1.abort.abort();
+    server.fault = () => null;
+    assert.equal(before.resumeStore.get(u1.key).uploadId, u1.uploadId);
+
+    // After the reload: challenged again, refused again, and the server's answer is the open
+    // session, which goes on from the parts it has.
+    const after = uploader(server, { ...wrong, parallel: 1 });
+    assert.equal(after.remembered().length, 1);
+    const putsBefore = server.puts().length;
+    const u2 = after.add(new File([file], file.name, { lastModified: file.lastModified }));
+    await u2.finished;
+    assert.equal(u2.state, 'done', u2.error);
+    assert.ok(u2.resumed);
+    assert.equal(u2.uploadId, u1.uploadId);
+    assert.equal(server.proofs.length, 2);
+    assert.deepEqual(server.puts().slice(putsBefore).map((r) => r.part), [3, 4, 5]);
+    assert.deepEqual(resentAfterAck(server), []);
+    assert.deepEqual(storage.getItem('chunkvault.uploads.v1'), '{}');
+  });
+
+  test('a remembered session whose content the server got meanwhile: proven, instant', async () => {
+    const storage = memoryStorage();
+    const server = new FakeServer({ chunkSize: 10, fault: (req) => (req.method === 'PUT' && req.part > 1 ? 'hang' : null) });
+    const before = uploader(server, { storage, parallel: 1 });
+    const file = makeFile('r.bin', 30);
+    const u1 = before.add(file);
+    await until(() => u1.plan?.acked.size === 1 && server.inFlight === 1);
+    u1.abort.abort();
+    server.fault = () => null;
+    await uploader(server).add(makeFile('other tab.bin', 30)).finished; // same bytes, stored now
+
+    const after = uploader(server, { storage });
+    const u2 = after.add(new File([file], file.name, { lastModified: file.lastModified }));
+    assert.ok(u2.remembered);
+    await u2.finished;
+    assert.equal(u2.state, 'instant', u2.error);
+    assert.equal(server.proofs.length, 1);
+    assert.deepEqual(storage.getItem('chunkvault.uploads.v1'), '{}');
+  });
+
+  test('a used or expired challenge is asked for again; 429 waits its Retry-After', async () => {
+    let lost = 1;
+    let limited = 1;
+    const server = new FakeServer({
+      fault: (req) => {
+        if (req.path !== '/uploads/proof') return null;
+        if (limited-- > 0) return { status: 429, code: 14291, msg: 'too many', headers: { 'retry-after': '9' } };
+        return lost-- > 0 ? 'store-then-network' : null; // the challenge is used, its answer lost
+      },
+    });
+    const up = uploader(server);
+    await up.add(makeFile('one.bin', 30)).finished;
+    const copy = up.add(makeFile('two.bin', 30));
+    await copy.finished;
+    assert.equal(copy.state, 'instant', copy.error);
+    assert.ok(up.timers$.delays.includes(9000), `${up.timers$.delays}`);
+    const asked = server.requests.filter((r) => r.path === '/uploads' && r.method === 'POST').length;
+    assert.equal(asked, 3, 'the first upload, then two challenges for the copy');
+    assert.equal(server.proofs.length, 3, 'the same challenge after 429, then a fresh one after 404');
+    assert.equal(server.puts().length, 3);
   });
 
   test('after a reload, the same file resumes from the parts the server has', async () => {

@@ -13,9 +13,11 @@ use super::FileMeta;
 use crate::error::{ok, reply, ApiError};
 use crate::routes::params::params;
 use crate::routes::uploads::part_number;
+use crate::routes::uploads::ChallengeView;
 use crate::routes::{
     authenticate, authorization, body_stream, with_drained_body, with_state, Params, State,
 };
+use chunkvault_engine::uploads::proof::{Claim, Proof};
 
 type Params_ = Result<Params, ApiError>;
 
@@ -80,10 +82,37 @@ async fn fastupload(
     let sha1 = Sha1Hex::parse(params.require("filehash")?)?;
     let name = FileName::parse(params.require("filename")?)?;
     let size = size_param(&params)?;
-    match state.engine.instant(&user, &sha1, size, &name).await? {
-        Some(file) => Ok(ok(FileMeta::from(&file))),
+    // The answer to a challenge: `challenge` and `digests` (comma-separated, hex SHA-256).
+    if let Some(challenge) = params.get("challenge") {
+        let digests: Vec<String> = params
+            .require("digests")?
+            .split(',')
+            .map(str::to_owned)
+            .collect();
+        return match state.engine.prove(&user, challenge, &digests).await? {
+            Proof::Linked(file) => Ok(ok(FileMeta::from(&file))),
+            Proof::Refused(_) => Err(ApiError::NotStored),
+        };
+    }
+    match state
+        .engine
+        .claim_instant(&user, &sha1, size, &name, None)
+        .await?
+    {
+        Some(Claim::Linked(file)) => Ok(ok(FileMeta::from(&file))),
+        Some(Claim::Challenge(c)) => Ok(ok(FastChallenge {
+            instant: false,
+            challenge: ChallengeView::from(&c),
+        })),
         None => Err(ApiError::NotStored),
     }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct FastChallenge {
+    instant: bool,
+    challenge: ChallengeView,
 }
 
 #[derive(Serialize)]
@@ -130,7 +159,13 @@ async fn init(state: State, auth: Option<String>, params: Params_) -> Result<Res
         .to_owned();
     let chunk = params.uint("chunksize")?;
     let req = InitRequest::new(name, size, sha1.clone(), chunk);
-    Ok(match state.engine.init_upload(&user, req).await? {
+    let outcome = match state.engine.init_upload(&user, req.clone()).await? {
+        // The seed's clients cannot answer a challenge: they upload the bytes (stored once).
+        InitOutcome::Challenge(_) => state.engine.init_upload_bytes(&user, req).await?,
+        other => other,
+    };
+    Ok(match outcome {
+        InitOutcome::Challenge(_) => unreachable!("init_upload_bytes never challenges"),
         InitOutcome::Session { status, .. } => ok(MpInfo::from(&status)),
         InitOutcome::Instant(file) => ok(MpInfo {
             upload_id: String::new(),
