@@ -32,6 +32,12 @@ pub enum Error {
     NameTaken,
     #[error("content exceeds the limit of {limit} bytes")]
     TooLarge { limit: u64 },
+    /// A per-user limit (open upload sessions) is reached.
+    #[error("limit reached: at most {limit} {what}")]
+    LimitReached { what: &'static str, limit: u64 },
+    /// The user's files would exceed their storage quota.
+    #[error("storage quota of {quota} bytes exceeded")]
+    QuotaExceeded { quota: u64 },
     /// Too many attempts (wrong proofs of ownership); try again after `retry_after` seconds.
     #[error("too many attempts; retry in {retry_after} s")]
     TooManyRequests { retry_after: u64 },

@@ -46,6 +46,10 @@ pub struct EngineConfig {
     pub upload_ttl: Duration,
     /// Instant upload: proof of ownership (default), trusted, or off.
     pub instant_mode: uploads::proof::InstantMode,
+    /// Open upload sessions a user may have at once.
+    pub max_sessions_per_user: u64,
+    /// Bytes a user's files may add up to (`None`: no quota).
+    pub user_quota: Option<u64>,
 }
 
 impl Default for EngineConfig {
@@ -56,6 +60,8 @@ impl Default for EngineConfig {
             download_url_ttl: Duration::from_secs(3600),
             upload_ttl: Duration::from_secs(24 * 3600),
             instant_mode: uploads::proof::InstantMode::Proof,
+            max_sessions_per_user: 100,
+            user_quota: None,
         }
     }
 }
@@ -201,6 +207,20 @@ impl Engine {
     }
 
     pub async fn signin(&self, username: &str, password: &str) -> Result<Session> {
+        // Guessing is throttled per username (known or not, so the limit reveals nothing).
+        let counted = Username::parse(username).is_ok();
+        let now = now_millis();
+        if counted
+            && self
+                .meta
+                .signin_failures_since(username, now - SIGNIN_WINDOW.as_millis() as i64)
+                .await?
+                >= SIGNIN_MAX_FAILURES
+        {
+            return Err(Error::TooManyRequests {
+                retry_after: SIGNIN_WINDOW.as_secs(),
+            });
+        }
         // Same answer for an unknown user and a wrong password; hash anyway so both take as long.
         let record = self.meta.user_by_name(username).await?;
         let (hash, record) = match record {
@@ -210,7 +230,12 @@ impl Engine {
         let ok = auth::verify_password(password.to_owned(), hash).await?;
         let record = match (ok, record) {
             (true, Some(r)) => r,
-            _ => return Err(Error::BadCredentials),
+            _ => {
+                if counted {
+                    self.meta.record_signin_failure(username, now).await?;
+                }
+                return Err(Error::BadCredentials);
+            }
         };
         let now = now_millis();
         let token = auth::new_token();
@@ -304,6 +329,7 @@ impl Engine {
             )
         };
         debug_assert_eq!(size, pending.size());
+        self.check_quota(user.id, size).await?;
         let file = NewUserFile::new(user.id, sha1.clone(), name, size, now_millis());
         // Content already indexed: link to it and drop our copy (the pending blob cleans up).
         if let Some(existing) = self.meta.link_existing(&file).await? {
@@ -311,6 +337,17 @@ impl Engine {
         }
         let key = pending.commit(&sha1).await?;
         self.publish(key, &file).await
+    }
+
+    /// Refuses content that would take the user's files past their quota.
+    pub(crate) async fn check_quota(&self, user: UserId, adding: u64) -> Result<()> {
+        if let Some(quota) = self.config.user_quota {
+            let used = self.meta.user_usage(user).await?;
+            if used.saturating_add(adding) > quota {
+                return Err(Error::QuotaExceeded { quota });
+            }
+        }
+        Ok(())
     }
 
     /// Publishes verified content that was just written to the upload store under `key`, with
@@ -517,6 +554,10 @@ struct HashState {
     len: u64,
     too_large: bool,
 }
+
+/// Failed sign-ins per username within the window before further attempts get 429.
+const SIGNIN_MAX_FAILURES: u64 = 10;
+const SIGNIN_WINDOW: Duration = Duration::from_secs(600);
 
 /// Verified against when the username is unknown, so sign-in takes as long either way.
 const DUMMY_HASH: &str =

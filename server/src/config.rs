@@ -201,6 +201,27 @@ pub struct ServeArgs {
     )]
     pub instant_upload: String,
 
+    /// Open upload sessions one user may have at once (429 beyond).
+    #[arg(
+        long,
+        env = "CHUNKVAULT_MAX_SESSIONS_PER_USER",
+        default_value_t = 100,
+        value_name = "N"
+    )]
+    pub max_sessions_per_user: u64,
+
+    /// Storage quota per user (the sum of their files' sizes); none by default.
+    #[arg(long, env = "CHUNKVAULT_USER_QUOTA", value_parser = parse_size, value_name = "SIZE")]
+    pub user_quota: Option<u64>,
+
+    /// Time a client has to send a request's headers (slow clients are disconnected).
+    #[arg(long, env = "CHUNKVAULT_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub header_timeout: Duration,
+
+    /// Longest pause allowed inside a request body; a stalled upload is cut off.
+    #[arg(long, env = "CHUNKVAULT_BODY_TIMEOUT", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    pub body_timeout: Duration,
+
     /// Route groups this node serves: all, upload, download or account.
     #[arg(
         long,
@@ -287,6 +308,18 @@ impl ServeArgs {
             ("no_transfer_worker", self.no_transfer_worker.to_string()),
             ("routes", self.routes.as_str().into()),
             ("instant_upload", self.instant_upload.clone()),
+            (
+                "max_sessions_per_user",
+                self.max_sessions_per_user.to_string(),
+            ),
+            (
+                "user_quota",
+                self.user_quota
+                    .map(|q| q.to_string())
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            ("header_timeout", d(&self.header_timeout)),
+            ("body_timeout", d(&self.body_timeout)),
             ("shutdown_grace", d(&self.shutdown_grace)),
             (
                 "config",

@@ -62,6 +62,8 @@ impl ApiError {
                 EngineError::TooManyRequests { .. } => {
                     (S::TOO_MANY_REQUESTS, codes::TOO_MANY_REQUESTS)
                 }
+                EngineError::LimitReached { .. } => (S::TOO_MANY_REQUESTS, codes::LIMIT_REACHED),
+                EngineError::QuotaExceeded { .. } => (S::PAYLOAD_TOO_LARGE, codes::QUOTA_EXCEEDED),
                 EngineError::RangeNotSatisfiable { .. } => {
                     (S::RANGE_NOT_SATISFIABLE, codes::RANGE_NOT_SATISFIABLE)
                 }
@@ -125,6 +127,8 @@ pub mod codes {
     pub const RANGE_NOT_SATISFIABLE: u32 = 11601;
     pub const SHA1_MISMATCH: u32 = 12201;
     pub const TOO_MANY_REQUESTS: u32 = 14291;
+    pub const LIMIT_REACHED: u32 = 14292;
+    pub const QUOTA_EXCEEDED: u32 = 11302;
     pub const INTERNAL: u32 = 15001;
 }
 

@@ -107,6 +107,8 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
     config.token_ttl = args.token_ttl;
     config.download_url_ttl = args.download_url_ttl;
     config.upload_ttl = args.upload_ttl;
+    config.max_sessions_per_user = args.max_sessions_per_user;
+    config.user_quota = args.user_quota;
     config.instant_mode = match args.instant_upload.as_str() {
         "trusted" => InstantMode::Trusted,
         "off" => InstantMode::Off,

@@ -199,18 +199,28 @@ async fn serve(args: Box<ServeArgs>) -> anyhow::Result<()> {
     // memory per part upload in flight stays small however many run at once.
     let routes_service = warp::service(api);
     let role = args.routes;
+    let body_timeout = args.body_timeout;
     let make = warp::hyper::service::make_service_fn(move |_| {
         let routes_service = routes_service.clone();
         let state = state.clone();
         async move {
             Ok::<_, std::convert::Infallible>(warp::hyper::service::service_fn(move |req| {
-                chunkvault_server::ops::handle(state.clone(), role, routes_service.clone(), req)
+                chunkvault_server::ops::handle(
+                    state.clone(),
+                    role,
+                    body_timeout,
+                    routes_service.clone(),
+                    req,
+                )
             }))
         }
     });
     let builder = warp::hyper::Server::try_bind(&args.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
-    let server = builder.http1_max_buf_size(READ_BUFFER).serve(make);
+    let server = builder
+        .http1_max_buf_size(READ_BUFFER)
+        .http1_header_read_timeout(args.header_timeout)
+        .serve(make);
     let addr = server.local_addr();
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
     let server = server.with_graceful_shutdown(async {

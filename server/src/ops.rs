@@ -299,6 +299,7 @@ pub fn render_metrics(state: &State) -> String {
 pub async fn handle<S>(
     state: State,
     role: Role,
+    body_timeout: std::time::Duration,
     mut routes: S,
     mut req: Request<Body>,
 ) -> Result<Response<Body>, Infallible>
@@ -350,9 +351,10 @@ where
                 }
                 _ => {
                     let body = std::mem::take(req.body_mut());
-                    *req.body_mut() = Body::wrap_stream(body.inspect_ok(|chunk| {
+                    let counted = body.inspect_ok(|chunk| {
                         METRICS.bytes_in.inc_by(chunk.len() as u64);
-                    }));
+                    });
+                    *req.body_mut() = Body::wrap_stream(stall_guard(counted, body_timeout));
                     match routes.call(req).await {
                         Ok(r) => r,
                         Err(never) => match never {},
@@ -385,6 +387,41 @@ where
         METRICS.bytes_out.inc_by(chunk.len() as u64);
     }));
     Ok(Response::from_parts(parts, body))
+}
+
+/// Ends a body that stalls for longer than `limit` between chunks with an error (the handler
+/// then sees an incomplete body and nothing is kept), so a slow client cannot hold an upload.
+fn stall_guard<S>(
+    body: S,
+    limit: std::time::Duration,
+) -> impl futures::Stream<Item = Result<warp::hyper::body::Bytes, std::io::Error>> + Send
+where
+    S: futures::Stream<Item = Result<warp::hyper::body::Bytes, warp::hyper::Error>> + Send + Unpin,
+{
+    // Fused: body readers may poll again after the end (draining a refused body does).
+    use futures::StreamExt as _;
+    futures::stream::unfold((body, false), move |(mut body, done)| async move {
+        if done {
+            return None;
+        }
+        use futures::StreamExt;
+        match tokio::time::timeout(limit, body.next()).await {
+            Ok(Some(Ok(chunk))) => Some((Ok(chunk), (body, false))),
+            Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), (body, true))),
+            Ok(None) => None,
+            Err(_) => {
+                tracing::info!(?limit, "request body stalled; cut off");
+                Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "request body stalled",
+                    )),
+                    (body, true),
+                ))
+            }
+        }
+    })
+    .fuse()
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod dedup;
 mod files;
+mod limits;
 mod ops;
 mod proof;
 mod restart;

@@ -214,6 +214,13 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
 
+    /// Records a failed sign-in for `username` (known or not), dropping day-old records.
+    async fn record_signin_failure(&self, username: &str, now: Millis) -> Result<()>;
+    /// Failed sign-ins for `username` since `since`.
+    async fn signin_failures_since(&self, username: &str, since: Millis) -> Result<u64>;
+    /// Bytes of the user's files (each name counts, as the user sees them).
+    async fn user_usage(&self, user: UserId) -> Result<u64>;
+
     /// Stores a proof-of-ownership challenge.
     async fn put_challenge(&self, c: &ChallengeRecord) -> Result<()>;
     /// Removes and returns the user's challenge (single use); `None` if unknown or another

@@ -562,6 +562,46 @@ impl MetaStore for SqlMetaStore {
         Ok(())
     }
 
+    async fn record_signin_failure(&self, username: &str, now: Millis) -> Result<()> {
+        sqlx::query(&self.q("INSERT INTO signin_failures (username, at) VALUES (?, ?)"))
+            .bind(username)
+            .bind(now)
+            .execute(&self.db.pool)
+            .await?;
+        sqlx::query(&self.q("DELETE FROM signin_failures WHERE at < ?"))
+            .bind(now - 24 * 3600 * 1000)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn signin_failures_since(&self, username: &str, since: Millis) -> Result<u64> {
+        let row = sqlx::query(
+            &self.q("SELECT COUNT(*) AS n FROM signin_failures WHERE username = ? AND at >= ?"),
+        )
+        .bind(username)
+        .bind(since)
+        .fetch_one(&self.db.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>("n")? as u64)
+    }
+
+    async fn user_usage(&self, user: UserId) -> Result<u64> {
+        // SUM is DECIMAL on MySQL and NUMERIC on PostgreSQL: back to a 64-bit integer.
+        let int = match self.db.dialect() {
+            Dialect::MySql => "SIGNED",
+            Dialect::Sqlite | Dialect::Postgres => "BIGINT",
+        };
+        let sql = format!(
+            "SELECT CAST(COALESCE(SUM(size), 0) AS {int}) AS n FROM user_files WHERE user_id = ?"
+        );
+        let row = sqlx::query(&self.q(&sql))
+            .bind(user.0)
+            .fetch_one(&self.db.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? as u64)
+    }
+
     async fn put_challenge(&self, c: &ChallengeRecord) -> Result<()> {
         sqlx::query(&self.q(
             "INSERT INTO proof_challenges (id, user_id, sha1, size, file_name, chunk_size, \

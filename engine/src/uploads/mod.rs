@@ -197,6 +197,18 @@ impl Engine {
     /// A new or resumed upload session (no instant upload).
     async fn init_session(&self, user: &User, req: InitRequest) -> Result<InitOutcome> {
         self.check_init(&req)?;
+        self.check_quota(user.id, req.size).await?;
+        let open = self.sessions.list(user.id).await?;
+        let resuming = open
+            .iter()
+            .any(|s| s.sha1 == req.sha1 && s.size == req.size);
+        let limit = self.config.max_sessions_per_user;
+        if !resuming && open.len() as u64 >= limit {
+            return Err(Error::LimitReached {
+                what: "open upload sessions",
+                limit,
+            });
+        }
         let name = FileName::parse(&req.file_name)?;
         let (chunk_size, chunk_count) = plan_chunks(req.size, req.chunk_size)?;
         let now = now_millis();

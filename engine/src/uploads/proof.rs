@@ -129,6 +129,7 @@ impl Engine {
             Some(b) if b.size == size => b,
             _ => return Ok(None),
         };
+        self.check_quota(user.id, size).await?;
         if mode == InstantMode::Trusted || size == 0 {
             return Ok(self
                 .instant(user, sha1, size, name)

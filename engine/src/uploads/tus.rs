@@ -126,6 +126,9 @@ impl Engine {
         if req.metadata.len() > MAX_METADATA {
             return Err(Error::invalid("Upload-Metadata", "longer than 4096 bytes"));
         }
+        if let Some(length) = req.length {
+            self.check_quota(user.id, length).await?;
+        }
         let concat = match req.concat {
             TusConcat::Final { parts, header } => {
                 return self

@@ -1,0 +1,174 @@
+//! Limits: sign-in guessing, open sessions per user, storage quota, slow headers, stalled
+//! bodies. Each answers with a clear 4xx/429 and keeps nothing it should not.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use crate::support::{assert_error, json, random_bytes, sha1_hex, Server};
+
+#[tokio::test]
+async fn signin_guessing_is_rate_limited() {
+    let s = Server::start();
+    s.user("target").await;
+    s.user("bystander").await;
+    let signin = |user: &'static str, pw: &'static str| {
+        let s = &s;
+        async move {
+            s.form("/user/signin", &[("username", user), ("password", pw)])
+                .await
+        }
+    };
+    for _ in 0..10 {
+        assert_error(
+            &signin("target", "wrong-password").await,
+            StatusCode::UNAUTHORIZED,
+            10102,
+        );
+    }
+    // Now even the right password waits; another account is not affected.
+    let resp = s
+        .client
+        .post(s.url("/user/signin"))
+        .form(&[("username", "target"), ("password", "password-123")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers().contains_key("retry-after"));
+    assert_eq!(json(resp).await.1["code"], 14291);
+    let (st, _) = signin("bystander", "password-123").await;
+    assert_eq!(st, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn open_sessions_per_user_are_limited() {
+    let s = Server::start_with(&["--max-sessions-per-user", "2"]);
+    let t = s.user("busy").await;
+    let files: Vec<Vec<u8>> = (0..3).map(|i| random_bytes(300_000 + i)).collect();
+    let mut ids = Vec::new();
+    for f in &files[..2] {
+        let (st, c) = s.create_upload(&t, "f.bin", f, None).await;
+        assert_eq!(st, StatusCode::CREATED, "{c}");
+        ids.push(c["data"]["upload_id"].as_str().unwrap().to_owned());
+    }
+    let refused = s.create_upload(&t, "f.bin", &files[2], None).await;
+    assert_error(&refused, StatusCode::TOO_MANY_REQUESTS, 14292);
+    // Resuming an open session is not a new one.
+    let (st, _) = s.create_upload(&t, "f.bin", &files[0], None).await;
+    assert_eq!(st, StatusCode::OK);
+    // Another user has their own allowance.
+    let u = s.user("idle").await;
+    assert_eq!(
+        s.create_upload(&u, "f.bin", &files[2], None).await.0,
+        StatusCode::CREATED
+    );
+    // Closing one frees a place.
+    let resp = s
+        .req("DELETE", &t, &format!("/uploads/{}", ids[1]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        s.create_upload(&t, "f.bin", &files[2], None).await.0,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn storage_quota_is_enforced_on_every_upload_path() {
+    let s = Server::start_with(&["--user-quota", "1MiB"]);
+    let t = s.user("quota").await;
+    let first = random_bytes(600_000);
+    assert_eq!(s.upload(&t, "a.bin", first.clone()).await.0, StatusCode::OK);
+    let (files_before, blobs_before) = s.snapshot(&t).await;
+
+    let second = random_bytes(600_000);
+    assert_error(
+        &s.upload(&t, "b.bin", second.clone()).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        11302,
+    );
+    assert_error(
+        &s.create_upload(&t, "b.bin", &second, None).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        11302,
+    );
+    let resp = s
+        .req("POST", &t, "/files/")
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", "600000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // The same content under a second name counts too (the user sees two files).
+    assert_error(
+        &s.create_upload(&t, "a-copy.bin", &first, None).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        11302,
+    );
+    assert_eq!(s.snapshot(&t).await, (files_before, blobs_before));
+    // Deleting makes room.
+    let sha = sha1_hex(&first);
+    assert_eq!(
+        s.post(&t, "/file/delete", &[("filehash", sha.as_str())])
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(s.upload(&t, "b.bin", second).await.0, StatusCode::OK);
+}
+
+#[test]
+fn slow_headers_are_cut_off() {
+    let s = Server::start_with(&["--header-timeout", "1s"]);
+    let addr = s.base.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    // The server closes the connection (EOF or reset) well before our 20 s read timeout.
+    let n = conn.read(&mut buf).unwrap_or(0);
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        n == 0 || head.starts_with("HTTP/1.1 408"),
+        "unexpected answer: {head}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "not cut off");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_part_body_is_cut_off_and_not_kept() {
+    let s = Server::start_with(&["--body-timeout", "1s"]);
+    let t = s.user("staller").await;
+    let chunk = 256 * 1024u64;
+    let data = random_bytes((2 * chunk) as usize);
+    let (_, c) = s.create_upload(&t, "s.bin", &data, Some(chunk)).await;
+    let id = c["data"]["upload_id"].as_str().unwrap().to_owned();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    let body = reqwest::Body::wrap_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    let send = s
+        .req("PUT", &t, &format!("/uploads/{id}/parts/1"))
+        .header("content-length", chunk.to_string())
+        .body(body)
+        .send();
+    tx.send(Ok(data[..1000].to_vec())).await.unwrap();
+    // Then nothing more: the server gives up after its body timeout.
+    let started = Instant::now();
+    let resp = tokio::time::timeout(Duration::from_secs(20), send)
+        .await
+        .expect("the server never gave up on the stalled body");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    if let Ok(resp) = resp {
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    }
+    drop(tx);
+    let (_, st) = s.get(&t, &format!("/uploads/{id}")).await;
+    assert_eq!(st["data"]["received"], serde_json::json!([]), "{st}");
+}
