@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::s3::{s3_store_flags, s3_store_flags_in};
 use crate::support::{assert_error, random_bytes, sha1_hex, Server};
+use crate::transfer::{eventually_async, Cluster, Worker};
 
 async fn text(s: &Server, path: &str) -> (StatusCode, String) {
     let resp = s.client.get(s.url(path)).send().await.unwrap();
@@ -199,43 +199,10 @@ fn tokio_stream_from(
 /// RabbitMQ: a whole user journey, each request sent to the role that serves it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_split_user_journey() {
-    let (Ok(redis), Ok(mysql), Ok(amqp)) = (
-        std::env::var("CHUNKVAULT_TEST_REDIS_URL"),
-        std::env::var("CHUNKVAULT_TEST_MYSQL_URL"),
-        std::env::var("CHUNKVAULT_TEST_AMQP_URL"),
-    ) else {
-        eprintln!("Redis, MariaDB or RabbitMQ URL not set: roles test skipped");
+    let Some(cluster) = Cluster::start("roles").await else {
         return;
     };
-    let second =
-        std::env::var("CHUNKVAULT_TEST_S3_BUCKET2").unwrap_or_else(|_| "chunkvault-test-2".into());
-    let (Some((hot_flags, hot, _c1)), Some((cold_flags, cold, _c2))) = (
-        s3_store_flags("hot"),
-        s3_store_flags_in("cold", Some(&second)),
-    ) else {
-        eprintln!("CHUNKVAULT_TEST_S3_ENDPOINT not set: roles test skipped");
-        return;
-    };
-    let db = crate::scratch::ScratchDb::create(&mysql, "cv_roles").await;
-    let tag = crate::support::hex_encode(&rand::random::<[u8; 6]>());
-    let mut flags: Vec<String> = [
-        "--redis-url",
-        &redis,
-        "--redis-prefix",
-        &format!("cv-roles-{tag}:"),
-        "--database-url",
-        &db.url,
-        "--amqp-url",
-        &amqp,
-        "--amqp-prefix",
-        &format!("cv-roles-{tag}."),
-        "--upload-store",
-        "hot",
-    ]
-    .map(String::from)
-    .to_vec();
-    flags.extend(hot_flags);
-    flags.extend(cold_flags);
+    let (cold, flags) = (&cluster.cold, &cluster.flags);
     let node = |role: &str| {
         let mut f = flags.clone();
         f.extend(
@@ -314,23 +281,11 @@ async fn roles_split_user_journey() {
 
     // The worker moves the blob to the cold bucket; downloads go on from there.
     let worker_dir = tempfile::tempdir().unwrap();
-    let worker_log = std::fs::File::create(worker_dir.path().join("worker.log")).unwrap();
-    let mut worker = Command::new(env!("CARGO_BIN_EXE_chunkvault"))
-        .args(["worker", "--data-dir"])
-        .arg(worker_dir.path().join("data"))
-        .args(&flags)
-        .stdout(std::process::Stdio::null())
-        .stderr(worker_log)
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while cold.list_keys().await.unwrap().len() != 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "transfer never happened"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let worker = Worker::start(&worker_dir.path().join("data"), flags);
+    eventually_async("the blob moved to the cold bucket", 60, || async {
+        cold.list_keys().await.unwrap().len() == 1
+    })
+    .await;
     let got = download
         .download(&t, &sha1_hex(&data))
         .await
@@ -361,11 +316,10 @@ async fn roles_split_user_journey() {
             .await;
         assert_eq!(st, StatusCode::OK, "{del}");
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !cold.list_keys().await.unwrap().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "blob not collected");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually_async("the deleted blob is collected", 30, || async {
+        cold.list_keys().await.unwrap().is_empty()
+    })
+    .await;
     // Account: sign out.
     let (st, _) = account.post(&t, "/user/signout", &[]).await;
     assert_eq!(st, StatusCode::OK);
@@ -393,25 +347,8 @@ async fn roles_split_user_journey() {
         assert_eq!(text(s, "/readyz").await.0, StatusCode::OK);
     }
 
-    let _ = worker.kill();
-    let _ = worker.wait();
-    drop((account, upload, download));
-    let queue = chunkvault_engine::transfer::amqp::AmqpTransferQueue::connect(
-        &amqp,
-        &format!("cv-roles-{tag}."),
-        chunkvault_engine::transfer::RetryPolicy::default(),
-    )
-    .await
-    .unwrap();
-    queue.remove_topology(&[]).await.unwrap();
-    chunkvault_engine::RedisSessionStore::connect(&redis, &format!("cv-roles-{tag}:"))
-        .await
-        .unwrap()
-        .clear()
-        .await
-        .unwrap();
-    hot.remove_everything().await.unwrap();
-    cold.remove_everything().await.unwrap();
+    drop((worker, account, upload, download));
+    cluster.clean().await;
 }
 
 #[test]

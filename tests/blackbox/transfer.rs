@@ -17,7 +17,7 @@ use crate::support::{random_bytes, sha1_hex, Server};
 
 /// Polls an async condition until it holds; fails after `secs`. For effects that happen after
 /// the server answered (a queued transfer), never in place of a response.
-async fn eventually_async<F, Fut>(what: &str, secs: u64, mut cond: F)
+pub async fn eventually_async<F, Fut>(what: &str, secs: u64, mut cond: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -29,15 +29,20 @@ where
     }
 }
 
+/// Tests that use the broker hold this for reading; the test that restarts the broker holds
+/// it for writing, so no other test's process meets a broker that is down.
+static BROKER: std::sync::LazyLock<std::sync::Arc<tokio::sync::RwLock<()>>> =
+    std::sync::LazyLock::new(Default::default);
+
 fn amqp_url() -> Option<String> {
     std::env::var("CHUNKVAULT_TEST_AMQP_URL").ok()
 }
 
 /// `chunkvault worker` with these flags; killed when dropped.
-struct Worker(Child);
+pub struct Worker(Child);
 
 impl Worker {
-    fn start(data: &Path, flags: &[String]) -> Worker {
+    pub fn start(data: &Path, flags: &[String]) -> Worker {
         let log = std::fs::File::create(data.with_extension("worker-log")).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_chunkvault"))
             .args(["worker", "--data-dir"])
@@ -51,11 +56,11 @@ impl Worker {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        assert_eq!(
-            line.trim(),
-            "transfer worker running",
-            "worker did not start"
-        );
+        if line.trim() != "transfer worker running" {
+            let log =
+                std::fs::read_to_string(data.with_extension("worker-log")).unwrap_or_default();
+            panic!("worker did not start: {line:?}\n{log}");
+        }
         Worker(child)
     }
 }
@@ -146,6 +151,7 @@ async fn local_to_ceph_through_rabbitmq_across_broker_restarts() {
         eprintln!("CHUNKVAULT_TEST_AMQP_URL or _S3_ENDPOINT not set: RabbitMQ test skipped");
         return;
     };
+    let _restarting = BROKER.clone().write_owned().await;
     let prefix = format!(
         "cv-test-{}.",
         crate::support::hex_encode(&rand::random::<[u8; 6]>())
@@ -357,43 +363,11 @@ async fn migrate_between_buckets_interrupted_and_resumed() {
 /// second bucket through RabbitMQ; downloads work from both nodes throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_and_a_worker_on_ceph_redis_mariadb() {
-    let (Ok(redis), Ok(mysql), Some(amqp)) = (
-        std::env::var("CHUNKVAULT_TEST_REDIS_URL"),
-        std::env::var("CHUNKVAULT_TEST_MYSQL_URL"),
-        amqp_url(),
-    ) else {
-        eprintln!("Redis, MariaDB or RabbitMQ URL not set: multi-node test skipped");
+    let Some(cluster) = Cluster::start("nodes").await else {
         return;
     };
-    let second =
-        std::env::var("CHUNKVAULT_TEST_S3_BUCKET2").unwrap_or_else(|_| "chunkvault-test-2".into());
-    let (Some((hot_flags, hot, _c1)), Some((cold_flags, cold, _c2))) = (
-        s3_store_flags("hot"),
-        s3_store_flags_in("cold", Some(&second)),
-    ) else {
-        eprintln!("CHUNKVAULT_TEST_S3_ENDPOINT not set: multi-node test skipped");
-        return;
-    };
-    let db = crate::scratch::ScratchDb::create(&mysql, "cv_nodes").await;
-    let tag = crate::support::hex_encode(&rand::random::<[u8; 6]>());
-    let mut flags: Vec<String> = [
-        "--redis-url",
-        &redis,
-        "--redis-prefix",
-        &format!("cv-nodes-{tag}:"),
-        "--database-url",
-        &db.url,
-        "--amqp-url",
-        &amqp,
-        "--amqp-prefix",
-        &format!("cv-nodes-{tag}."),
-        "--upload-store",
-        "hot",
-    ]
-    .map(String::from)
-    .to_vec();
-    flags.extend(hot_flags);
-    flags.extend(cold_flags);
+    let (hot, cold) = (&cluster.hot, &cluster.cold);
+    let flags = cluster.flags.clone();
     let mut node_flags = flags.clone();
     node_flags.extend(["--transfer-to", "cold", "--no-transfer-worker"].map(String::from));
     let node_flags: Vec<&str> = node_flags.iter().map(String::as_str).collect();
@@ -437,16 +411,100 @@ async fn two_nodes_and_a_worker_on_ceph_redis_mariadb() {
     download_ok(&b, &t, &data).await;
 
     drop((worker, a, b));
-    let queue =
-        AmqpTransferQueue::connect(&amqp, &format!("cv-nodes-{tag}."), RetryPolicy::default())
+    cluster.clean().await;
+}
+
+/// Shared services for several processes: MariaDB (a scratch database), Redis and RabbitMQ
+/// under prefixes of their own, a hot store `hot` (Ceph, the upload store) and a cold store
+/// `cold` (the second bucket). `None`, with a note, when a service is not configured.
+pub struct Cluster {
+    /// Flags every process takes (stores, database, sessions, broker).
+    pub flags: Vec<String>,
+    pub hot: chunkvault_engine::blobs::S3BlobStore,
+    pub cold: chunkvault_engine::blobs::S3BlobStore,
+    redis: String,
+    amqp: String,
+    tag: String,
+    _db: crate::scratch::ScratchDb,
+    _creds: (tempfile::TempDir, tempfile::TempDir),
+    _broker: tokio::sync::OwnedRwLockReadGuard<()>,
+}
+
+impl Cluster {
+    pub async fn start(name: &str) -> Option<Cluster> {
+        let (Ok(redis), Ok(mysql), Some(amqp)) = (
+            std::env::var("CHUNKVAULT_TEST_REDIS_URL"),
+            std::env::var("CHUNKVAULT_TEST_MYSQL_URL"),
+            amqp_url(),
+        ) else {
+            eprintln!("Redis, MariaDB or RabbitMQ URL not set: {name} test skipped");
+            return None;
+        };
+        let second = std::env::var("CHUNKVAULT_TEST_S3_BUCKET2")
+            .unwrap_or_else(|_| "chunkvault-test-2".into());
+        let (Some((hot_flags, hot, c1)), Some((cold_flags, cold, c2))) = (
+            s3_store_flags("hot"),
+            s3_store_flags_in("cold", Some(&second)),
+        ) else {
+            eprintln!("CHUNKVAULT_TEST_S3_ENDPOINT not set: {name} test skipped");
+            return None;
+        };
+        let broker = BROKER.clone().read_owned().await;
+        let db = crate::scratch::ScratchDb::create(&mysql, &format!("cv_{name}")).await;
+        let tag = format!(
+            "cv-{name}-{}",
+            crate::support::hex_encode(&rand::random::<[u8; 6]>())
+        );
+        let mut flags: Vec<String> = [
+            "--redis-url",
+            &redis,
+            "--redis-prefix",
+            &format!("{tag}:"),
+            "--database-url",
+            &db.url,
+            "--amqp-url",
+            &amqp,
+            "--amqp-prefix",
+            &format!("{tag}."),
+            "--upload-store",
+            "hot",
+        ]
+        .map(String::from)
+        .to_vec();
+        flags.extend(hot_flags);
+        flags.extend(cold_flags);
+        Some(Cluster {
+            flags,
+            hot,
+            cold,
+            redis,
+            amqp,
+            tag,
+            _db: db,
+            _creds: (c1, c2),
+            _broker: broker,
+        })
+    }
+
+    /// Removes the queues, session keys and objects (the database goes on drop).
+    pub async fn clean(&self) {
+        AmqpTransferQueue::connect(
+            &self.amqp,
+            &format!("{}.", self.tag),
+            RetryPolicy::default(),
+        )
+        .await
+        .unwrap()
+        .remove_topology(&[])
+        .await
+        .unwrap();
+        chunkvault_engine::RedisSessionStore::connect(&self.redis, &format!("{}:", self.tag))
+            .await
+            .unwrap()
+            .clear()
             .await
             .unwrap();
-    queue.remove_topology(&[]).await.unwrap();
-    let sessions =
-        chunkvault_engine::RedisSessionStore::connect(&redis, &format!("cv-nodes-{tag}:"))
-            .await
-            .unwrap();
-    sessions.clear().await.unwrap();
-    hot.remove_everything().await.unwrap();
-    cold.remove_everything().await.unwrap();
+        self.hot.remove_everything().await.unwrap();
+        self.cold.remove_everything().await.unwrap();
+    }
 }

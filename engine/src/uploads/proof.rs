@@ -87,6 +87,8 @@ fn encode_ranges(ranges: &[ByteRange]) -> String {
         .join(",")
 }
 
+/// The stored ranges back (kept with the challenge for audits and tests).
+#[cfg(test)]
 fn decode_ranges(s: &str) -> Result<Vec<ByteRange>> {
     s.split(',')
         .map(|p| {
@@ -195,7 +197,6 @@ impl Engine {
             (record.chunk_size > 0).then_some(record.chunk_size),
         );
         let expected: Vec<&str> = record.expected.split(',').collect();
-        let _ = decode_ranges(&record.ranges)?;
         let right = digests.len() == expected.len()
             && expected
                 .iter()

@@ -207,10 +207,7 @@ async fn prove(
         .prove(&user, &body.challenge, &body.digests)
         .await?
     {
-        Proof::Linked(file) => Ok(ok(Instant {
-            instant: true,
-            file: FileView::from(&file),
-        })),
+        Proof::Linked(file) => session_reply(InitOutcome::Instant(file)),
         Proof::Refused(req) => session_reply(state.engine.init_upload_bytes(&user, req).await?),
     }
 }
