@@ -45,6 +45,10 @@ pub enum Error {
     RangeNotSatisfiable { size: u64 },
     #[error("stored content does not hash to the claimed sha1")]
     Sha1Mismatch,
+    /// The store holds content with this SHA1 and one of the two carries a SHA1 collision
+    /// attack: they are never shared.
+    #[error("content with this SHA1 carries a SHA1 collision attack and cannot be shared")]
+    Sha1Collision,
     /// A digest the client sent along with a body does not match the body.
     #[error("{what} does not match the body")]
     DigestMismatch { what: &'static str },

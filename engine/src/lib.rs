@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod blobs;
+pub mod collision;
 pub mod db;
 pub mod error;
 pub mod meta;
@@ -114,6 +115,9 @@ pub struct Engine {
     advancing: Mutex<std::collections::HashSet<UploadId>>,
     transfers: Option<Transfers>,
     stats: stats::Stats,
+    /// One collision scan at a time per process (claims of one unchecked blob wait for the
+    /// first scan's verdict instead of each reading the blob).
+    scanning: tokio::sync::Mutex<()>,
 }
 
 /// Where new blobs move after upload.
@@ -147,6 +151,7 @@ impl Engine {
             advancing: Mutex::default(),
             transfers: None,
             stats: stats::Stats::default(),
+            scanning: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -331,6 +336,9 @@ impl Engine {
         debug_assert_eq!(size, pending.size());
         self.check_quota(user.id, size).await?;
         let file = NewUserFile::new(user.id, sha1.clone(), name, size, now_millis());
+        if let Some(blob) = self.meta.blob(&sha1).await? {
+            self.ensure_shareable(&blob).await?;
+        }
         // Content already indexed: link to it and drop our copy (the pending blob cleans up).
         if let Some(existing) = self.meta.link_existing(&file).await? {
             return Ok(existing);
@@ -355,13 +363,31 @@ impl Engine {
     /// this copy removed; on failure the copy is removed too.
     pub(crate) async fn publish(&self, key: String, file: &NewUserFile) -> Result<UserFile> {
         let blob = NewBlob::new(self.blobs.name(), key.clone());
-        match self.meta.publish(&blob, file).await {
+        let published = match self.meta.blob(&file.sha1).await {
+            Ok(Some(existing)) => self.ensure_shareable(&existing).await,
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        let published = match published {
+            Ok(()) => self.meta.publish(&blob, file).await,
+            Err(e) => Err(e),
+        };
+        match published {
             Ok(Published::Created(f)) => {
                 self.blob_created(&f.sha1).await;
                 Ok(f)
             }
             Ok(Published::Deduplicated(f)) => {
                 self.blobs.delete(&key).await?;
+                // Someone published the same SHA1 between the check above and ours.
+                if let Some(existing) = self.meta.blob(&f.sha1).await? {
+                    if let Err(e) = self.ensure_shareable(&existing).await {
+                        if f.uploaded_at >= file.now {
+                            self.meta.delete_user_file(f.user_id, &f.id).await?;
+                        }
+                        return Err(e);
+                    }
+                }
                 Ok(f)
             }
             Err(e) => {
@@ -371,6 +397,38 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+
+    /// Content with this SHA1 is about to be shared (an instant upload, or an upload of content
+    /// the store already holds): refused when its stored bytes carry a SHA1 collision attack.
+    /// The stored blob is read once per SHA1; the verdict is kept in the metadata store.
+    pub(crate) async fn ensure_shareable(&self, blob: &meta::BlobRecord) -> Result<()> {
+        let collision = match self.meta.blob_check(&blob.sha1).await? {
+            Some(verdict) => verdict,
+            None => {
+                let _one = self.scanning.lock().await;
+                match self.meta.blob_check(&blob.sha1).await? {
+                    Some(verdict) => verdict,
+                    None => {
+                        let store = self.store(&blob.store)?;
+                        let verdict =
+                            collision::scan(store.as_ref(), &blob.key, &blob.sha1).await?;
+                        self.meta
+                            .record_blob_check(&blob.sha1, verdict, now_millis())
+                            .await?;
+                        verdict
+                    }
+                }
+            }
+        };
+        if collision {
+            tracing::warn!(
+                sha1 = %blob.sha1,
+                "content carries a SHA1 collision attack: not shared"
+            );
+            return Err(Error::Sha1Collision);
+        }
+        Ok(())
     }
 
     /// New content was published in the upload store: schedule its transfer, if configured.

@@ -31,6 +31,7 @@ async fn suite(store: Arc<dyn MetaStore>) {
     names_listing_and_rename(&*store).await;
     concurrent_publish_and_delete(store.clone()).await;
     settings(&*store).await;
+    blob_checks(&*store).await;
 }
 
 async fn users_and_tokens(store: &dyn MetaStore) {
@@ -311,6 +312,17 @@ async fn concurrent_publish_and_delete(store: Arc<dyn MetaStore>) {
 async fn settings(store: &dyn MetaStore) {
     assert_eq!(store.setting_or_init("k", "first").await.unwrap(), "first");
     assert_eq!(store.setting_or_init("k", "second").await.unwrap(), "first");
+}
+
+async fn blob_checks(store: &dyn MetaStore) {
+    let (clean, attack) = (sha(201), sha(202));
+    assert_eq!(store.blob_check(&clean).await.unwrap(), None);
+    store.record_blob_check(&clean, false, 5).await.unwrap();
+    store.record_blob_check(&attack, true, 5).await.unwrap();
+    // The first verdict stands.
+    store.record_blob_check(&clean, true, 6).await.unwrap();
+    assert_eq!(store.blob_check(&clean).await.unwrap(), Some(false));
+    assert_eq!(store.blob_check(&attack).await.unwrap(), Some(true));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

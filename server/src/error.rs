@@ -68,6 +68,7 @@ impl ApiError {
                     (S::RANGE_NOT_SATISFIABLE, codes::RANGE_NOT_SATISFIABLE)
                 }
                 EngineError::Sha1Mismatch => (S::UNPROCESSABLE_ENTITY, codes::SHA1_MISMATCH),
+                EngineError::Sha1Collision => (S::UNPROCESSABLE_ENTITY, codes::SHA1_COLLISION),
                 EngineError::DigestMismatch { .. } => (S::BAD_REQUEST, codes::DIGEST_MISMATCH),
                 EngineError::MissingParts { .. } => (S::CONFLICT, codes::MISSING_PARTS),
                 EngineError::Busy => (S::CONFLICT, codes::BUSY),
@@ -126,6 +127,7 @@ pub mod codes {
     pub const UNSUPPORTED_MEDIA_TYPE: u32 = 11501;
     pub const RANGE_NOT_SATISFIABLE: u32 = 11601;
     pub const SHA1_MISMATCH: u32 = 12201;
+    pub const SHA1_COLLISION: u32 = 12202;
     pub const TOO_MANY_REQUESTS: u32 = 14291;
     pub const LIMIT_REACHED: u32 = 14292;
     pub const QUOTA_EXCEEDED: u32 = 11302;

@@ -4,6 +4,7 @@
 mod authz;
 mod bad_input;
 mod cli;
+mod collision;
 mod config;
 mod dedup;
 mod files;

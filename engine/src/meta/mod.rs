@@ -234,4 +234,10 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
     /// Returns the stored value of a setting, storing `init` first if it has none
     /// (first writer wins across nodes).
     async fn setting_or_init(&self, name: &str, init: &str) -> Result<String>;
+
+    /// The recorded collision-attack verdict for content with this SHA1: `Some(true)` when its
+    /// bytes carry a SHA1 collision attack, `Some(false)` when checked clean, `None` if unchecked.
+    async fn blob_check(&self, sha1: &Sha1Hex) -> Result<Option<bool>>;
+    /// Records a verdict (the first one recorded stands).
+    async fn record_blob_check(&self, sha1: &Sha1Hex, collision: bool, now: Millis) -> Result<()>;
 }

@@ -737,6 +737,28 @@ impl MetaStore for SqlMetaStore {
             .await?;
         text(&row, "value")
     }
+
+    async fn blob_check(&self, sha1: &Sha1Hex) -> Result<Option<bool>> {
+        let row = sqlx::query(&self.q("SELECT collision FROM blob_checks WHERE sha1 = ?"))
+            .bind(sha1.as_str())
+            .fetch_optional(&self.db.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get::<i64, _>("collision")? != 0),
+            None => None,
+        })
+    }
+
+    async fn record_blob_check(&self, sha1: &Sha1Hex, collision: bool, now: Millis) -> Result<()> {
+        let insert = self.insert_or_ignore("blob_checks", "sha1, collision, checked_at");
+        sqlx::query(&self.q(&insert))
+            .bind(sha1.as_str())
+            .bind(i64::from(collision))
+            .bind(now)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
 }
 
 fn blob_record(r: &AnyRow) -> Result<BlobRecord> {

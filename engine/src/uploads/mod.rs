@@ -259,6 +259,7 @@ impl Engine {
     ) -> Result<Option<UserFile>> {
         match self.meta.blob(sha1).await? {
             Some(blob) if blob.size == size => {
+                self.ensure_shareable(&blob).await?;
                 let file =
                     NewUserFile::new(user.id, sha1.clone(), name.clone(), size, now_millis());
                 let linked = self.meta.link_existing(&file).await?;

@@ -131,6 +131,7 @@ impl Engine {
             Some(b) if b.size == size => b,
             _ => return Ok(None),
         };
+        self.ensure_shareable(&blob).await?;
         self.check_quota(user.id, size).await?;
         if mode == InstantMode::Trusted || size == 0 {
             return Ok(self

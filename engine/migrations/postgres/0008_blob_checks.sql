@@ -1,0 +1,7 @@
+-- Collision-attack verdicts per SHA1 (sha1-checked over the stored bytes), computed the first
+-- time content is about to be shared. A SHA1 whose content carries an attack is never shared.
+CREATE TABLE blob_checks (
+    sha1        TEXT      PRIMARY KEY,
+    collision   BIGINT    NOT NULL,
+    checked_at  BIGINT    NOT NULL
+);
