@@ -51,6 +51,8 @@ pub struct EngineConfig {
     pub max_sessions_per_user: u64,
     /// Bytes a user's files may add up to (`None`: no quota).
     pub user_quota: Option<u64>,
+    /// Upload bodies (parts, whole files, tus appends) one user may send to this node at once.
+    pub max_uploads_in_flight_per_user: u64,
 }
 
 impl Default for EngineConfig {
@@ -63,6 +65,7 @@ impl Default for EngineConfig {
             instant_mode: uploads::proof::InstantMode::Proof,
             max_sessions_per_user: 100,
             user_quota: None,
+            max_uploads_in_flight_per_user: 32,
         }
     }
 }
@@ -114,10 +117,35 @@ pub struct Engine {
     /// Sessions whose hash this process is advancing right now.
     advancing: Mutex<std::collections::HashSet<UploadId>>,
     transfers: Option<Transfers>,
-    stats: stats::Stats,
+    stats: Arc<stats::Stats>,
     /// One collision scan at a time per process (claims of one unchecked blob wait for the
     /// first scan's verdict instead of each reading the blob).
     scanning: tokio::sync::Mutex<()>,
+    /// Upload bodies being received on this node, per user.
+    in_flight: Arc<Mutex<std::collections::HashMap<UserId, u64>>>,
+}
+
+/// A user's upload body being received; frees its slot when dropped.
+#[derive(Debug)]
+pub(crate) struct UploadSlot {
+    user: UserId,
+    in_flight: Arc<Mutex<std::collections::HashMap<UserId, u64>>>,
+    stats: Arc<stats::Stats>,
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        let mut map = self.in_flight.lock().expect("in-flight lock");
+        if let Some(n) = map.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.user);
+            }
+        }
+        self.stats
+            .uploads_in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Where new blobs move after upload.
@@ -150,8 +178,9 @@ impl Engine {
             url_key,
             advancing: Mutex::default(),
             transfers: None,
-            stats: stats::Stats::default(),
+            stats: Arc::default(),
             scanning: tokio::sync::Mutex::new(()),
+            in_flight: Arc::default(),
         })
     }
 
@@ -295,6 +324,7 @@ impl Engine {
     /// and never held in memory whole; content the store already holds is not kept twice.
     /// Nothing is recorded unless the whole body arrived and was stored.
     pub async fn upload(&self, user: &User, name: &str, body: ByteStream) -> Result<UserFile> {
+        let _slot = self.upload_slot(user)?;
         let name = FileName::parse(name)?;
         let limit = self.config.max_file_size;
         let state = Arc::new(Mutex::new(HashState {
@@ -345,6 +375,29 @@ impl Engine {
         }
         let key = pending.commit(&sha1).await?;
         self.publish(key, &file).await
+    }
+
+    /// Takes one of the user's slots for receiving an upload body on this node (429 when they
+    /// all are taken: a client cannot tie up the server with unbounded parallel uploads).
+    pub(crate) fn upload_slot(&self, user: &User) -> Result<UploadSlot> {
+        let limit = self.config.max_uploads_in_flight_per_user;
+        let mut map = self.in_flight.lock().expect("in-flight lock");
+        let n = map.entry(user.id).or_insert(0);
+        if *n >= limit {
+            return Err(Error::LimitReached {
+                what: "concurrent uploads",
+                limit,
+            });
+        }
+        *n += 1;
+        self.stats
+            .uploads_in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(UploadSlot {
+            user: user.id,
+            in_flight: self.in_flight.clone(),
+            stats: self.stats.clone(),
+        })
     }
 
     /// Refuses content that would take the user's files past their quota.

@@ -17,6 +17,8 @@ pub struct Stats {
     pub transfers_moved: AtomicU64,
     pub transfers_noop: AtomicU64,
     pub transfers_failed: AtomicU64,
+    /// Upload bodies being received right now (a gauge).
+    pub uploads_in_flight: AtomicU64,
 }
 
 impl Stats {
@@ -44,6 +46,7 @@ impl Stats {
             ("transfers_moved", g(&self.transfers_moved)),
             ("transfers_noop", g(&self.transfers_noop)),
             ("transfers_failed", g(&self.transfers_failed)),
+            ("uploads_in_flight", g(&self.uploads_in_flight)),
         ]
     }
 }

@@ -210,6 +210,16 @@ pub struct ServeArgs {
     )]
     pub max_sessions_per_user: u64,
 
+    /// Upload bodies (parts, files, tus appends) one user may send to a node at once (429 beyond).
+    #[arg(
+        long,
+        env = "CHUNKVAULT_MAX_UPLOADS_PER_USER",
+        default_value_t = 32,
+        value_parser = clap::value_parser!(u64).range(1..),
+        value_name = "N"
+    )]
+    pub max_uploads_per_user: u64,
+
     /// Storage quota per user (the sum of their files' sizes); none by default.
     #[arg(long, env = "CHUNKVAULT_USER_QUOTA", value_parser = parse_size, value_name = "SIZE")]
     pub user_quota: Option<u64>,
@@ -311,6 +321,10 @@ impl ServeArgs {
             (
                 "max_sessions_per_user",
                 self.max_sessions_per_user.to_string(),
+            ),
+            (
+                "max_uploads_per_user",
+                self.max_uploads_per_user.to_string(),
             ),
             (
                 "user_quota",

@@ -109,6 +109,7 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
     config.upload_ttl = args.upload_ttl;
     config.max_sessions_per_user = args.max_sessions_per_user;
     config.user_quota = args.user_quota;
+    config.max_uploads_in_flight_per_user = args.max_uploads_per_user;
     config.instant_mode = match args.instant_upload.as_str() {
         "trusted" => InstantMode::Trusted,
         "off" => InstantMode::Off,

@@ -261,6 +261,12 @@ pub fn render_metrics(state: &State) -> String {
         "Upload sessions by event",
         &events,
     );
+    out.push_str(&format!(
+        "# HELP chunkvault_uploads_in_flight Upload bodies being received\n\
+         # TYPE chunkvault_uploads_in_flight gauge\n\
+         chunkvault_uploads_in_flight {}\n",
+        stats["uploads_in_flight"]
+    ));
     counter(
         &mut out,
         "chunkvault_instant_uploads_total",

@@ -172,3 +172,61 @@ async fn a_stalled_part_body_is_cut_off_and_not_kept() {
     let (_, st) = s.get(&t, &format!("/uploads/{id}")).await;
     assert_eq!(st["data"]["received"], serde_json::json!([]), "{st}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_uploads_per_user_are_limited() {
+    let s = Server::start_with(&["--max-uploads-per-user", "2"]);
+    let t = s.user("parallel").await;
+    let chunk = 256 * 1024u64;
+    let data = random_bytes((4 * chunk) as usize);
+    let (_, c) = s.create_upload(&t, "p.bin", &data, Some(chunk)).await;
+    let id = c["data"]["upload_id"].as_str().unwrap().to_owned();
+    let part = |n: u64| data[((n - 1) * chunk) as usize..(n * chunk) as usize].to_vec();
+
+    // Two parts whose bodies are still arriving hold both of the user's slots.
+    let mut held = Vec::new();
+    for n in 1..=2u64 {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+        let body = reqwest::Body::wrap_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        let send = s
+            .req("PUT", &t, &format!("/uploads/{id}/parts/{n}"))
+            .header("content-length", chunk.to_string())
+            .body(body)
+            .send();
+        let bytes = part(n);
+        tx.send(Ok(bytes[..1000].to_vec())).await.unwrap();
+        held.push((tokio::spawn(send), tx, bytes));
+    }
+    crate::transfer::eventually_async("both part bodies are being received", 10, || async {
+        let m = s.client.get(s.url("/metrics")).send().await.unwrap();
+        let m = m.text().await.unwrap();
+        crate::ops::sample(&m, "chunkvault_uploads_in_flight") == Some(2.0)
+    })
+    .await;
+
+    // A third at once: 429, and the part is not marked received.
+    let third = s.put_part(&t, &id, 3, chunk, &data).await;
+    assert_error(&third, StatusCode::TOO_MANY_REQUESTS, 14292);
+    assert!(third.1["msg"]
+        .as_str()
+        .unwrap()
+        .contains("concurrent uploads"));
+    // Another user is not affected.
+    let other = s.user("bystander2").await;
+    let small = random_bytes(10_000);
+    assert_eq!(s.upload(&other, "o.bin", small).await.0, StatusCode::OK);
+
+    // The held bodies finish; their slots come back and the third part goes through.
+    for (send, tx, bytes) in held {
+        tx.send(Ok(bytes[1000..].to_vec())).await.unwrap();
+        drop(tx);
+        let resp = send.await.unwrap().unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    for n in 3..=4 {
+        assert_eq!(s.put_part(&t, &id, n, chunk, &data).await.0, StatusCode::OK);
+    }
+    let (st, done) = s.complete(&t, &id).await;
+    assert_eq!(st, StatusCode::CREATED, "{done}");
+    assert_eq!(done["data"]["sha1"], sha1_hex(&data));
+}

@@ -15,7 +15,7 @@ async fn text(s: &Server, path: &str) -> (StatusCode, String) {
 }
 
 /// The value of one sample line of a Prometheus exposition (`name{labels}` exactly).
-fn sample(metrics: &str, series: &str) -> Option<f64> {
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())

@@ -295,6 +295,7 @@ impl Engine {
         body: ByteStream,
         digest: Option<PartDigest>,
     ) -> Result<UploadStatus> {
+        let _slot = self.upload_slot(user)?;
         let session = self.own_session(user, id).await?;
         let spec = session.part_spec(n)?;
         if !self

@@ -196,6 +196,7 @@ impl Engine {
         body: ByteStream,
         checksum: Option<TusChecksum>,
     ) -> Result<TusRecord> {
+        let _slot = self.upload_slot(user)?;
         let record = self.tus_status(user, id).await?;
         if record.concat.starts_with("final") {
             return Err(Error::invalid(
