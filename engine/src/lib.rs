@@ -118,9 +118,9 @@ pub struct Engine {
     advancing: Mutex<std::collections::HashSet<UploadId>>,
     transfers: Option<Transfers>,
     stats: Arc<stats::Stats>,
-    /// One collision scan at a time per process (claims of one unchecked blob wait for the
-    /// first scan's verdict instead of each reading the blob).
-    scanning: tokio::sync::Mutex<()>,
+    /// Collision scans, striped by SHA1: claims of one unchecked blob wait for the first
+    /// scan's verdict instead of each reading the blob; other blobs are scanned meanwhile.
+    scanning: [tokio::sync::Mutex<()>; 16],
     /// Upload bodies being received on this node, per user.
     in_flight: Arc<Mutex<std::collections::HashMap<UserId, u64>>>,
 }
@@ -179,7 +179,7 @@ impl Engine {
             advancing: Mutex::default(),
             transfers: None,
             stats: Arc::default(),
-            scanning: tokio::sync::Mutex::new(()),
+            scanning: Default::default(),
             in_flight: Arc::default(),
         })
     }
@@ -459,7 +459,8 @@ impl Engine {
         let collision = match self.meta.blob_check(&blob.sha1).await? {
             Some(verdict) => verdict,
             None => {
-                let _one = self.scanning.lock().await;
+                let stripe = usize::from(blob.sha1.as_str().as_bytes()[0]) % 16;
+                let _one = self.scanning[stripe].lock().await;
                 match self.meta.blob_check(&blob.sha1).await? {
                     Some(verdict) => verdict,
                     None => {
