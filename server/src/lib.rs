@@ -79,7 +79,9 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
         .map_err(|e| {
             anyhow::anyhow!("cannot create --data-dir {}: {e}", args.data_dir.display())
         })?;
-    let meta = SqlMetaStore::connect(&args.database_url())
+    let mut db_options = chunkvault_engine::db::DbOptions::default();
+    db_options.acquire_timeout = args.database_timeout;
+    let meta = SqlMetaStore::connect_with(&args.database_url(), db_options)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open --database-url: {e}"))?;
 
