@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod config;
 mod dedup;
+mod faults;
 mod files;
 mod limits;
 mod ops;
