@@ -229,6 +229,11 @@ pub fn spawn_sweeper(state: State, every: Duration) {
                 Ok(n) => tracing::info!(sessions = n, "expired upload sessions removed"),
                 Err(e) => tracing::warn!(error = %e, "upload sweep failed"),
             }
+            match state.engine.sweep_orphaned_staging().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(uploads = n, "orphaned staged uploads removed"),
+                Err(e) => tracing::warn!(error = %e, "staging sweep failed"),
+            }
             let now = chunkvault_engine::types::now_millis();
             if let Err(e) = state.engine.meta().purge_expired_tokens(now).await {
                 tracing::warn!(error = %e, "token sweep failed");

@@ -210,7 +210,12 @@ async fn redis_restart_mid_upload(aof: bool) {
     let mut redis = Redis::start(aof);
     let url = redis.url();
     // Sessions in Redis, metadata in SQLite; one node, so the local store is shared trivially.
-    let s = Server::start_with(&["--redis-url", &url, "--shared-data-dir"]);
+    let mut flags = vec!["--redis-url", &url, "--shared-data-dir"];
+    if !aof {
+        // The lost session's staged bytes are swept once idle for the upload TTL.
+        flags.extend(["--upload-ttl", "3s", "--sweep-interval", "1s"]);
+    }
+    let s = Server::start_with(&flags);
     let t = s.user("redisfault").await;
     let data = random_bytes((6 * CH + 99) as usize);
     let sha1 = sha1_hex(&data);
@@ -307,6 +312,8 @@ async fn redis_restart_mid_upload(aof: bool) {
     assert_eq!(file_names(&s, &t).await, ["fault.bin"]);
     assert_eq!(download_sha1(&s, &t, &sha1).await, sha1);
     assert_eq!(readyz(&s).await.0, StatusCode::OK);
+    // Nothing staged is left behind, not even by the session Redis forgot.
+    crate::support::eventually("no staged upload is left", || s.staging_files().is_empty()).await;
 }
 
 #[tokio::test]

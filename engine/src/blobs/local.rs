@@ -405,6 +405,36 @@ impl BlobStore for LocalBlobStore {
         self.publish_file(&path, sha1).await
     }
 
+    async fn stage_list_idle(&self, idle: std::time::Duration) -> Result<Vec<StagingId>> {
+        let mut out = Vec::new();
+        let mut dir = fs::read_dir(self.root.join("staging"))
+            .await
+            .map_err(io_err)?;
+        while let Some(entry) = dir.next_entry().await.map_err(io_err)? {
+            let name = entry.file_name();
+            let Some(Ok(id)) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".part"))
+                .map(StagingId::parse)
+            else {
+                continue;
+            };
+            // Gone meanwhile (completed, aborted): not ours to list.
+            let Ok(meta) = entry.metadata().await else {
+                continue;
+            };
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .unwrap_or_default();
+            if meta.is_file() && age >= idle {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
     async fn stage_abort(&self, staging: &StagingId) -> Result<()> {
         match fs::remove_file(self.staging_path(staging)).await {
             Ok(()) => Ok(()),
