@@ -380,18 +380,27 @@ impl Drop for Proxy {
 
 // Multi-threaded: the proxy must keep running while the test blocks (starting the server).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn database_unreachable_gives_503_and_recovers() {
-    let base = std::env::var("CHUNKVAULT_TEST_MYSQL_URL").expect(
-        "FATAL: CHUNKVAULT_TEST_MYSQL_URL is not set (scripts/test-all sets it; \
-         e.g. mysql://root@127.0.0.1:3306/test)",
-    );
+async fn mariadb_unreachable_gives_503_and_recovers() {
+    database_unreachable("CHUNKVAULT_TEST_MYSQL_URL", 3306).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_unreachable_gives_503_and_recovers() {
+    database_unreachable("CHUNKVAULT_TEST_POSTGRES_URL", 5432).await;
+}
+
+async fn database_unreachable(env: &str, default_port: u16) {
+    let base = std::env::var(env).unwrap_or_else(|_| {
+        panic!("FATAL: {env} is not set (scripts/test-all sets it to the machine's database)")
+    });
     let db = crate::scratch::ScratchDb::create(&base, "cv_fault").await;
     let mut url = reqwest::Url::parse(&db.url).unwrap();
-    let upstream = tokio::net::lookup_host((url.host_str().unwrap(), url.port().unwrap_or(3306)))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
+    let upstream =
+        tokio::net::lookup_host((url.host_str().unwrap(), url.port().unwrap_or(default_port)))
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
     let proxy = Proxy::start(upstream).await;
     url.set_port(Some(proxy.addr.port())).unwrap();
     let s = Server::start_with(&["--database-url", url.as_str(), "--database-timeout", "2s"]);
