@@ -40,6 +40,23 @@ impl Dialect {
     }
 }
 
+/// How the pool behaves.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct DbOptions {
+    /// How long a query waits for a live connection (connecting included) before it fails as
+    /// unavailable: a database that is down or unreachable answers within this time.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions {
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 /// A pool and its dialect. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -92,6 +109,12 @@ pub(crate) enum Attempt<T> {
 impl Db {
     /// Connects and runs the migrations of the URL's dialect.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, DbOptions::default()).await
+    }
+
+    /// `connect` with options.
+    pub async fn connect_with(url: &str, options: DbOptions) -> Result<Self> {
+        let acquire_timeout = options.acquire_timeout;
         sqlx::any::install_default_drivers();
         let dialect = Dialect::from_url(url)?;
         let mut url = url.to_owned();
@@ -102,11 +125,11 @@ impl Db {
                 "?mode=rwc"
             });
         }
-        let options = AnyConnectOptions::from_str(&url)
+        let connect_options = AnyConnectOptions::from_str(&url)
             .map_err(|e| Error::invalid("database-url", e.to_string()))?;
         let pool = AnyPoolOptions::new()
             .max_connections(if dialect == Dialect::Sqlite { 8 } else { 16 })
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(acquire_timeout)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
@@ -117,7 +140,7 @@ impl Db {
                     Ok(())
                 })
             })
-            .connect_with(options)
+            .connect_with(connect_options)
             .await?;
         let migrator = match dialect {
             Dialect::Sqlite => &MIGRATE_SQLITE,

@@ -67,6 +67,21 @@ pub enum Error {
     /// The upload body ended before it was complete (client went away).
     #[error("request body was cut short: {0}")]
     Incomplete(std::io::Error),
+    /// A backend (database, session store, blob store) cannot be reached or timed out: a
+    /// transient outage, worth retrying later. The cause is logged, never shown to clients.
+    #[error("{backend} backend unavailable: {source}")]
+    Unavailable {
+        backend: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The storage a backend writes to is full (ENOSPC) or over its quota (EDQUOT).
+    #[error("{backend} storage is full: {source}")]
+    InsufficientStorage {
+        backend: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A storage or database backend failed; the cause is logged, never shown to clients.
     #[error("{backend} backend error: {source}")]
     Backend {
@@ -93,11 +108,65 @@ impl Error {
             source: source.into(),
         }
     }
+
+    pub(crate) fn unavailable(
+        backend: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Unavailable {
+            backend,
+            source: source.into(),
+        }
+    }
+
+    /// An I/O error of `backend`, classified: a full disk is `InsufficientStorage`, anything
+    /// else a `Backend` failure.
+    pub(crate) fn io(backend: &'static str, e: std::io::Error) -> Self {
+        if is_storage_full(&e) {
+            Error::InsufficientStorage {
+                backend,
+                source: e.into(),
+            }
+        } else {
+            Error::backend(backend, e)
+        }
+    }
+}
+
+/// ENOSPC or EDQUOT (Linux: 28 and 122).
+pub(crate) fn is_storage_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull || matches!(e.raw_os_error(), Some(28 | 122))
 }
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        Error::backend("sql", e)
+        use sqlx::Error as E;
+        match &e {
+            // The pool could not hand out a live connection in time, or the connection broke:
+            // the database is down or unreachable.
+            E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) | E::WorkerCrashed => {
+                Error::unavailable("sql", e)
+            }
+            E::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                match code.as_ref() {
+                    // SQLite SQLITE_FULL.
+                    "13" => Error::InsufficientStorage {
+                        backend: "sql",
+                        source: e.into(),
+                    },
+                    // PostgreSQL: shutting down, starting up, too many connections, class 08
+                    // connection exceptions; MySQL: too many connections, server gone away,
+                    // connection lost, shutdown in progress.
+                    "57P01" | "57P02" | "57P03" | "53300" | "1040" | "2006" | "2013" | "1053" => {
+                        Error::unavailable("sql", e)
+                    }
+                    c if c.starts_with("08") => Error::unavailable("sql", e),
+                    _ => Error::backend("sql", e),
+                }
+            }
+            _ => Error::backend("sql", e),
+        }
     }
 }
 

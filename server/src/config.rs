@@ -67,6 +67,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CHUNKVAULT_DATABASE_URL", value_parser = parse_database_url, value_name = "URL")]
     pub database_url: Option<String>,
 
+    /// How long a request waits for a database connection before it fails with 503: a database
+    /// that is down or unreachable is reported within this time.
+    #[arg(long, env = "CHUNKVAULT_DATABASE_TIMEOUT", default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub database_timeout: Duration,
+
     /// Largest file accepted (e.g. 500MiB, 64GiB, or bytes).
     #[arg(long, env = "CHUNKVAULT_MAX_FILE_SIZE", default_value = "64GiB", value_parser = parse_size, value_name = "SIZE")]
     pub max_file_size: u64,
@@ -283,6 +288,7 @@ impl ServeArgs {
             ("listen", self.listen.to_string()),
             ("data_dir", self.data_dir.display().to_string()),
             ("database_url", redact_url(&self.database_url())),
+            ("database_timeout", d(&self.database_timeout)),
             ("max_file_size", self.max_file_size.to_string()),
             ("token_ttl", d(&self.token_ttl)),
             ("download_url_ttl", d(&self.download_url_ttl)),

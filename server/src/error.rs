@@ -75,6 +75,10 @@ impl ApiError {
                 EngineError::OffsetMismatch { .. } => (S::CONFLICT, codes::OFFSET_MISMATCH),
                 EngineError::Locked => (S::LOCKED, codes::LOCKED),
                 EngineError::Incomplete(_) => (S::BAD_REQUEST, codes::INCOMPLETE_BODY),
+                EngineError::Unavailable { .. } => (S::SERVICE_UNAVAILABLE, codes::UNAVAILABLE),
+                EngineError::InsufficientStorage { .. } => {
+                    (S::INSUFFICIENT_STORAGE, codes::INSUFFICIENT_STORAGE)
+                }
                 EngineError::Backend { .. } => (S::INTERNAL_SERVER_ERROR, codes::INTERNAL),
             },
             ApiError::MissingParam(_) | ApiError::BadParam { .. } => {
@@ -96,10 +100,30 @@ impl ApiError {
     fn public_message(&self) -> String {
         match self {
             ApiError::Engine(EngineError::Backend { .. }) => "internal server error".to_owned(),
+            ApiError::Engine(EngineError::Unavailable { backend, .. }) => format!(
+                "{} is temporarily unavailable; retry later",
+                describe_backend(backend)
+            ),
+            ApiError::Engine(EngineError::InsufficientStorage { .. }) => {
+                "the server is out of storage space; nothing was kept of this request".to_owned()
+            }
             other => other.to_string(),
         }
     }
 }
+
+/// A backend's name as clients may see it (no hosts, no causes).
+fn describe_backend(backend: &str) -> &'static str {
+    match backend {
+        "sql" => "the database",
+        "redis" | "session" => "the session store",
+        "amqp" => "the message broker",
+        _ => "a storage backend",
+    }
+}
+
+/// Seconds a client is asked to wait before retrying after a 503.
+const RETRY_AFTER_UNAVAILABLE: u64 = 5;
 
 /// Stable error codes (documented in the README). Never renumber.
 pub mod codes {
@@ -132,6 +156,8 @@ pub mod codes {
     pub const LIMIT_REACHED: u32 = 14292;
     pub const QUOTA_EXCEEDED: u32 = 11302;
     pub const INTERNAL: u32 = 15001;
+    pub const UNAVAILABLE: u32 = 15031;
+    pub const INSUFFICIENT_STORAGE: u32 = 15071;
 }
 
 #[derive(Serialize)]
@@ -162,7 +188,12 @@ pub fn ok_with_status<T: Serialize>(status: StatusCode, data: T) -> Response {
 impl Reply for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if let ApiError::Engine(EngineError::Backend { backend, .. }) = &self {
+        if let ApiError::Engine(
+            EngineError::Backend { backend, .. }
+            | EngineError::Unavailable { backend, .. }
+            | EngineError::InsufficientStorage { backend, .. },
+        ) = &self
+        {
             crate::ops::backend_error(backend);
         }
         if status.is_server_error() {
@@ -193,6 +224,12 @@ impl Reply for ApiError {
             resp.headers_mut().insert(
                 warp::http::header::RETRY_AFTER,
                 warp::http::HeaderValue::from(retry_after),
+            );
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(
+                warp::http::header::RETRY_AFTER,
+                warp::http::HeaderValue::from(RETRY_AFTER_UNAVAILABLE),
             );
         }
         if status == StatusCode::UNAUTHORIZED {

@@ -79,7 +79,9 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
         .map_err(|e| {
             anyhow::anyhow!("cannot create --data-dir {}: {e}", args.data_dir.display())
         })?;
-    let meta = SqlMetaStore::connect(&args.database_url())
+    let mut db_options = chunkvault_engine::db::DbOptions::default();
+    db_options.acquire_timeout = args.database_timeout;
+    let meta = SqlMetaStore::connect_with(&args.database_url(), db_options)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open --database-url: {e}"))?;
 
@@ -227,6 +229,11 @@ pub fn spawn_sweeper(state: State, every: Duration) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(sessions = n, "expired upload sessions removed"),
                 Err(e) => tracing::warn!(error = %e, "upload sweep failed"),
+            }
+            match state.engine.sweep_orphaned_staging().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(uploads = n, "orphaned staged uploads removed"),
+                Err(e) => tracing::warn!(error = %e, "staging sweep failed"),
             }
             let now = chunkvault_engine::types::now_millis();
             if let Err(e) = state.engine.meta().purge_expired_tokens(now).await {

@@ -7,6 +7,7 @@ mod cli;
 mod collision;
 mod config;
 mod dedup;
+mod faults;
 mod files;
 mod limits;
 mod ops;

@@ -29,8 +29,9 @@ pub struct LocalBlobStore {
     root: PathBuf,
 }
 
+/// A full disk is `InsufficientStorage` (507), any other I/O failure a backend error.
 fn io_err(e: io::Error) -> Error {
-    Error::backend(BACKEND, e)
+    Error::io(BACKEND, e)
 }
 
 impl LocalBlobStore {
@@ -122,6 +123,38 @@ async fn sync_dir(dir: PathBuf) -> Result<()> {
         .await
         .map_err(|e| Error::backend(BACKEND, e))?
         .map_err(io_err)
+}
+
+/// Deallocates `[offset, offset + len)` of the file at `path`, keeping its size (a sparse hole).
+#[allow(clippy::disallowed_methods)] // runs on the blocking pool
+async fn punch_hole(path: PathBuf, offset: u64, len: u64) -> Result<()> {
+    tokio::task::spawn_blocking(move || -> io::Result<()> {
+        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        deallocate(&file, offset, len)
+    })
+    .await
+    .map_err(|e| Error::backend(BACKEND, e))?
+    .map_err(io_err)
+}
+
+#[cfg(target_os = "linux")]
+fn deallocate(file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+    use nix::fcntl::{fallocate, FallocateFlags};
+    let off = i64::try_from(offset).map_err(io::Error::other)?;
+    let len = i64::try_from(len).map_err(io::Error::other)?;
+    fallocate(
+        file,
+        FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE,
+        off,
+        len,
+    )
+    .map_err(io::Error::from)
+}
+
+/// Elsewhere the blocks stay allocated until the upload is completed, aborted or expires.
+#[cfg(not(target_os = "linux"))]
+fn deallocate(_file: &std::fs::File, _offset: u64, _len: u64) -> io::Result<()> {
+    Ok(())
 }
 
 /// Deletes a file when dropped unless disarmed: nothing half-written outlives a failed request.
@@ -290,7 +323,19 @@ impl BlobStore for LocalBlobStore {
         file.seek(SeekFrom::Start(part.offset))
             .await
             .map_err(io_err)?;
-        let written = copy_stream(file, body, Some(part.len)).await?;
+        let written = match copy_stream(file, body, Some(part.len)).await {
+            Ok(n) => n,
+            Err(e @ Error::InsufficientStorage { .. }) => {
+                // The part stays missing (it was unmarked before the write), so the blocks
+                // it filled before the disk ran out are given back at once rather than
+                // holding space until the upload ends.
+                if let Err(free) = punch_hole(path, part.offset, part.len).await {
+                    tracing::warn!(error = %free, "could not free the blocks of a failed part");
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         if written != part.len {
             return Err(Error::invalid(
                 "body",
@@ -358,6 +403,36 @@ impl BlobStore for LocalBlobStore {
         }
         // Parts were synced as they arrived; the rename is the only thing left to make durable.
         self.publish_file(&path, sha1).await
+    }
+
+    async fn stage_list_idle(&self, idle: std::time::Duration) -> Result<Vec<StagingId>> {
+        let mut out = Vec::new();
+        let mut dir = fs::read_dir(self.root.join("staging"))
+            .await
+            .map_err(io_err)?;
+        while let Some(entry) = dir.next_entry().await.map_err(io_err)? {
+            let name = entry.file_name();
+            let Some(Ok(id)) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".part"))
+                .map(StagingId::parse)
+            else {
+                continue;
+            };
+            // Gone meanwhile (completed, aborted): not ours to list.
+            let Ok(meta) = entry.metadata().await else {
+                continue;
+            };
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .unwrap_or_default();
+            if meta.is_file() && age >= idle {
+                out.push(id);
+            }
+        }
+        Ok(out)
     }
 
     async fn stage_abort(&self, staging: &StagingId) -> Result<()> {

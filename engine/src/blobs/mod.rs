@@ -158,6 +158,14 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
 
     /// Drops a staged upload and every byte staged for it. Safe to repeat.
     async fn stage_abort(&self, staging: &StagingId) -> Result<()>;
+
+    /// Staged uploads not written to for at least `idle`, for the sweep of staging that no
+    /// session refers to any more. Stores that expire unfinished uploads themselves (S3
+    /// lifecycle rules) list none.
+    async fn stage_list_idle(&self, idle: std::time::Duration) -> Result<Vec<StagingId>> {
+        let _ = idle;
+        Ok(Vec::new())
+    }
 }
 
 /// A fully written but unpublished blob (`BlobStore::put_pending`).

@@ -61,6 +61,13 @@ impl SqlMetaStore {
         })
     }
 
+    /// `connect` with pool options.
+    pub async fn connect_with(url: &str, options: crate::db::DbOptions) -> Result<Self> {
+        Ok(SqlMetaStore {
+            db: Db::connect_with(url, options).await?,
+        })
+    }
+
     /// The connection, shared with the SQL session store (same database).
     pub fn db(&self) -> &Db {
         &self.db

@@ -18,9 +18,36 @@ use crate::uploads::Sha1State;
 
 const BACKEND: &str = "redis";
 
+/// Connection failures, timeouts and a Redis still loading its data are an outage (503, retry);
+/// anything else is a failure of ours.
 fn redis_err(e: redis::RedisError) -> Error {
-    Error::backend(BACKEND, e)
+    use redis::{ErrorKind, ServerErrorKind};
+    let outage = e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(
+            e.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::BusyLoading
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::ClusterDown
+            )
+        );
+    if outage {
+        Error::unavailable(BACKEND, e)
+    } else {
+        Error::backend(BACKEND, e)
+    }
 }
+
+/// Bounds on every wait for Redis, so that a dead or hung Redis fails a request within a few
+/// seconds instead of holding it: one connection attempt, one reply, and the reconnect
+/// attempts a request waits through after the connection broke.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const RECONNECT_RETRIES: usize = 2;
 
 #[derive(Clone)]
 pub struct RedisSessionStore {
@@ -128,7 +155,15 @@ impl RedisSessionStore {
     pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
         let client =
             redis::Client::open(url).map_err(|e| Error::invalid("redis-url", e.to_string()))?;
-        let conn = ConnectionManager::new(client).await.map_err(redis_err)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(RECONNECT_RETRIES)
+            .set_min_delay(std::time::Duration::from_millis(100))
+            .set_max_delay(std::time::Duration::from_secs(1));
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(redis_err)?;
         Ok(RedisSessionStore {
             conn,
             prefix: prefix.to_owned(),

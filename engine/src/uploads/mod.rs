@@ -540,6 +540,27 @@ impl Engine {
         Ok(())
     }
 
+    /// Removes staged bytes that no session refers to any more, once idle for the upload TTL:
+    /// what a session store that lost its data leaves (Redis without persistence, restarted).
+    /// Returns how many. A session store that does not answer stops the sweep: absence is
+    /// only trusted from a store that replied.
+    pub async fn sweep_orphaned_staging(&self) -> Result<usize> {
+        let mut removed = 0;
+        for staging in self.blobs.stage_list_idle(self.config.upload_ttl).await? {
+            let Ok(id) = UploadId::parse(staging.as_str()) else {
+                continue;
+            };
+            if self.sessions.get(&id).await?.is_none()
+                && self.sessions.tus_get(&id).await?.is_none()
+            {
+                self.blobs.stage_abort(&staging).await?;
+                tracing::info!(upload = %id, "staged bytes without a session removed");
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes sessions idle past their TTL and their staged bytes; returns how many.
     pub async fn expire_uploads(&self) -> Result<usize> {
         let mut n = self.expire_tus().await?;
