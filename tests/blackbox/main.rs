@@ -8,6 +8,7 @@ mod config;
 mod dedup;
 mod files;
 mod limits;
+mod openapi;
 mod ops;
 mod proof;
 mod restart;
