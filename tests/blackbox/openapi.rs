@@ -162,3 +162,14 @@ async fn document_lists_every_route_and_the_server_agrees() {
         }
     }
 }
+
+#[tokio::test]
+async fn every_role_serves_the_document() {
+    for role in ["upload", "download", "account"] {
+        let s = Server::start_with(&["--routes", role]);
+        let resp = s.client.get(s.url("/openapi.json")).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{role}");
+        let doc: Value = resp.json().await.unwrap();
+        assert!(doc["paths"]["/uploads"].is_object(), "{role}");
+    }
+}
