@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod migrate;
+pub mod openapi;
 pub mod ops;
 pub mod routes;
 pub mod stores;

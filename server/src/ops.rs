@@ -11,8 +11,9 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
 use tracing::Instrument;
-use warp::http::{HeaderValue, Request, Response, StatusCode};
+use warp::http::{HeaderValue, Method, Request, Response, StatusCode};
 use warp::hyper::Body;
+use warp::Reply;
 
 use crate::routes::State;
 
@@ -99,7 +100,7 @@ pub fn route_label(path: &str) -> String {
     }
     // Static assets and unknown paths do not get a label each.
     if group_of(path) == Role::Account && !path.starts_with("/user/") && out.len() > 1 {
-        let known = ["/healthz", "/readyz", "/metrics"];
+        let known = ["/healthz", "/readyz", "/metrics", "/openapi.json"];
         if !known.contains(&out.as_str()) {
             return "/other".into();
         }
@@ -332,8 +333,23 @@ where
     let span = tracing::info_span!("request", id = %id);
     let resp = REQUEST_ID
         .scope(id.clone(), async {
+            let probe = matches!(
+                path.as_str(),
+                "/healthz" | "/readyz" | "/metrics" | "/openapi.json"
+            );
+            if probe && !matches!(req.method(), &Method::GET | &Method::HEAD) {
+                return crate::error::ApiError::MethodNotAllowed.into_response();
+            }
             match path.as_str() {
                 "/healthz" => json_response(StatusCode::OK, serde_json::json!({"status": "alive"})),
+                "/openapi.json" => {
+                    let mut r = Response::new(Body::from(crate::openapi::DOCUMENT));
+                    r.headers_mut().insert(
+                        warp::http::header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    r
+                }
                 "/readyz" => readyz(&state).await,
                 "/metrics" => {
                     let mut r = Response::new(Body::from(render_metrics(&state)));
@@ -388,6 +404,14 @@ where
     }
     if let Ok(v) = HeaderValue::from_str(&id) {
         parts.headers.insert("x-request-id", v);
+    }
+    // RFC 9110 §15.5.6: a 405 lists what the resource allows (as the OpenAPI document says).
+    if parts.status == StatusCode::METHOD_NOT_ALLOWED {
+        if let Some(allow) = crate::openapi::allowed_methods(&path) {
+            if let Ok(v) = HeaderValue::from_str(&allow) {
+                parts.headers.insert(warp::http::header::ALLOW, v);
+            }
+        }
     }
     let body = Body::wrap_stream(body.inspect_ok(|chunk| {
         METRICS.bytes_out.inc_by(chunk.len() as u64);

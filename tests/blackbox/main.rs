@@ -10,6 +10,7 @@ mod dedup;
 mod faults;
 mod files;
 mod limits;
+mod openapi;
 mod ops;
 mod proof;
 mod restart;

@@ -42,14 +42,17 @@ impl Params {
         }
     }
 
-    /// An optional non-negative integer.
+    /// An optional non-negative integer: decimal digits only (no sign, no empty value).
     pub fn uint(&self, name: &'static str) -> Result<Option<u64>, ApiError> {
         match self.get(name) {
-            None | Some("") => Ok(None),
+            None => Ok(None),
             Some(v) => v
-                .parse::<u64>()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| v.parse::<u64>().ok())
+                .flatten()
                 .map(Some)
-                .map_err(|_| ApiError::bad(name, "must be a non-negative integer")),
+                .ok_or_else(|| ApiError::bad(name, "must be a non-negative integer")),
         }
     }
 }
@@ -150,6 +153,10 @@ mod tests {
         assert!(p.require("empty").is_err());
         assert!(p.require("missing").is_err());
         assert!(Params::from_query("n=x").uint("n").is_err());
+        for bad in ["n=", "n=+5", "n=-1", "n=%205", "n=18446744073709551616"] {
+            assert!(Params::from_query(bad).uint("n").is_err(), "{bad}");
+        }
+        assert_eq!(Params::from_query("m=1").uint("n").unwrap(), None);
         assert_eq!(Params::from_query("n=5").uint("n").unwrap(), Some(5));
     }
 }

@@ -77,7 +77,16 @@ async fn handle(
     };
     let id = tail.trim_matches('/').to_owned();
     let head = method == Method::HEAD;
-    let mut resp = if method == Method::OPTIONS {
+    // The method first: a GET is a 405 whatever its headers say.
+    let known = matches!(
+        (&method, id.is_empty()),
+        (&Method::OPTIONS, _)
+            | (&Method::POST, true)
+            | (&Method::HEAD | &Method::PATCH | &Method::DELETE, false)
+    );
+    let mut resp = if !known {
+        ApiError::MethodNotAllowed.into_response()
+    } else if method == Method::OPTIONS {
         options(&state)
     } else if h(&headers, "tus-resumable") != Some(VERSION) {
         let mut r = ApiError::TusVersion.into_response();

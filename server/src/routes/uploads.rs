@@ -264,12 +264,22 @@ async fn status(
     auth: Option<String>,
     query: Params,
 ) -> Result<Response, ApiError> {
+    refuse_proof_path(&id)?;
     let user = authenticate(&state, auth.as_deref(), &query).await?;
     let status = state
         .engine
         .upload_status(&user, &UploadId::parse(&id)?)
         .await?;
     Ok(ok(SessionView::from(&status)))
+}
+
+/// `/uploads/proof` is a resource of its own (POST only), not an upload id: GET and DELETE on it
+/// are 405, not "no such upload".
+fn refuse_proof_path(id: &str) -> Result<(), ApiError> {
+    if id == "proof" {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    Ok(())
 }
 
 /// `Content-MD5`: base64 of the 16-byte MD5 (RFC 1864).
@@ -336,6 +346,7 @@ async fn abort(
     auth: Option<String>,
     query: Params,
 ) -> Result<Response, ApiError> {
+    refuse_proof_path(&id)?;
     let user = authenticate(&state, auth.as_deref(), &query).await?;
     state
         .engine

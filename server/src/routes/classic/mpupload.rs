@@ -82,10 +82,13 @@ async fn fastupload(
     let sha1 = Sha1Hex::parse(params.require("filehash")?)?;
     let name = FileName::parse(params.require("filename")?)?;
     let size = size_param(&params)?;
-    // The answer to a challenge: `challenge` and `digests` (comma-separated, hex SHA-256).
-    if let Some(challenge) = params.get("challenge") {
+    // The answer to a challenge: `challenge` and `digests` (comma-separated, hex SHA-256). An
+    // empty `challenge` is no challenge, as with every optional parameter; no `digests` is a
+    // wrong answer.
+    if let Some(challenge) = params.get("challenge").filter(|c| !c.is_empty()) {
         let digests: Vec<String> = params
-            .require("digests")?
+            .get("digests")
+            .unwrap_or_default()
             .split(',')
             .map(str::to_owned)
             .collect();
