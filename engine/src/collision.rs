@@ -68,8 +68,8 @@ mod tests {
 
     /// The first 320 bytes of the two SHAttered PDFs (shattered.io, 2017): an identical-prefix
     /// SHA1 collision; any common suffix keeps the SHA1s equal.
-    const SHATTERED_1: &[u8] = include_bytes!("../tests/data/shattered-1.prefix");
-    const SHATTERED_2: &[u8] = include_bytes!("../tests/data/shattered-2.prefix");
+    const SHATTERED_1: &[u8] = include_bytes!("../tests/fixtures/shattered-1.prefix");
+    const SHATTERED_2: &[u8] = include_bytes!("../tests/fixtures/shattered-2.prefix");
 
     fn sha1_of(data: &[u8]) -> [u8; 20] {
         sha1::Sha1::digest(data).into()

@@ -5,8 +5,8 @@ use reqwest::StatusCode;
 
 use crate::support::{assert_error, random_bytes, sha1_hex, Server};
 
-const SHATTERED_1: &[u8] = include_bytes!("../../engine/tests/data/shattered-1.prefix");
-const SHATTERED_2: &[u8] = include_bytes!("../../engine/tests/data/shattered-2.prefix");
+const SHATTERED_1: &[u8] = include_bytes!("../../engine/tests/fixtures/shattered-1.prefix");
+const SHATTERED_2: &[u8] = include_bytes!("../../engine/tests/fixtures/shattered-2.prefix");
 const SHA1_COLLISION: u64 = 12202;
 
 /// Two different contents with the same SHA1 and size.
