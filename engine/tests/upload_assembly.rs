@@ -250,3 +250,60 @@ fn wrong_content_is_refused_and_discarded() {
             .is_none());
     });
 }
+
+/// Found by the `session_machine` fuzz target (fuzz/regressions/session_machine/): a tus PATCH
+/// refused after its bytes were written (wrong checksum, or cut off) left them in the staging
+/// file past the offset. When a later, shorter PATCH then finished an upload of deferred length,
+/// the published blob kept that tail: longer than the file and not hashing to its SHA1.
+#[test]
+fn refused_tus_bytes_never_reach_the_file() {
+    use chunkvault_engine::uploads::tus::{TusChecksum, TusCreate};
+    let fx = fixture();
+    fx.rt.block_on(async {
+        for cut_off in [false, true] {
+            let name = format!("t{cut_off}.bin");
+            let t = fx
+                .engine
+                .tus_create(&fx.user, TusCreate::new(None, String::new(), name))
+                .await
+                .unwrap();
+            let refused = content(3, 5000);
+            let body = if cut_off {
+                let mut chunks: Vec<std::io::Result<Bytes>> =
+                    vec![Ok(Bytes::copy_from_slice(&refused))];
+                chunks.push(Err(std::io::Error::other("client went away")));
+                futures::stream::iter(chunks).boxed()
+            } else {
+                stream(&refused)
+            };
+            let wrong = TusChecksum::Sha1(Sha1::digest(b"something else").into());
+            let err = fx
+                .engine
+                .tus_append(&fx.user, &t.id, 0, None, body, (!cut_off).then_some(wrong))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::DigestMismatch { .. } | Error::Incomplete(_)),
+                "{err:?}"
+            );
+            let sent = content(4, 100);
+            let done = fx
+                .engine
+                .tus_append(&fx.user, &t.id, 0, Some(100), stream(&sent), None)
+                .await
+                .unwrap();
+            let sha1 = Sha1Hex::from_digest(&Sha1::digest(&sent).into());
+            let file = fx
+                .engine
+                .file(&fx.user, &sha1, done.file_id.as_ref())
+                .await
+                .unwrap();
+            assert_eq!(file.size, 100);
+            let got = collect(fx.engine.read(file, None).await.unwrap().body)
+                .await
+                .unwrap();
+            assert_eq!(got.len(), 100, "the refused bytes stayed in the file");
+            assert!(got == sent);
+        }
+    });
+}

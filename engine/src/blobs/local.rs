@@ -366,6 +366,9 @@ impl BlobStore for LocalBlobStore {
             }
             Err(e) => return Err(io_err(e)),
         };
+        // Whatever a refused earlier write left past `offset` goes first, so the staged upload
+        // ends where this write ends.
+        file.set_len(offset).await.map_err(io_err)?;
         file.seek(SeekFrom::Start(offset)).await.map_err(io_err)?;
         copy_stream(file, body, Some(max_len)).await
     }

@@ -132,7 +132,9 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
 
     /// Writes `body` into a staged upload at `offset` (tus appends: any length, any offset),
     /// refusing more than `max_len` bytes; returns how many bytes were written. When it returns
-    /// the bytes are durable. On error nothing is promised about the bytes past `offset`.
+    /// the bytes are durable, and the staged upload ends at `offset` + the bytes written. On
+    /// error nothing is promised about the bytes past `offset` (a later successful write drops
+    /// them).
     async fn stage_write(
         &self,
         staging: &StagingId,

@@ -115,6 +115,15 @@ impl Checker {
     }
 }
 
+/// What one append learns about its body as it streams past.
+struct AppendState {
+    sha1: Sha1State,
+    /// Taken when the body ends and the checksum is compared.
+    checker: Option<Checker>,
+    len: u64,
+    mismatch: bool,
+}
+
 impl Engine {
     fn tus_expiry(&self) -> i64 {
         now_millis() + self.config.upload_ttl.as_millis() as i64
@@ -259,23 +268,39 @@ impl Engine {
             Some(l) => l - offset,
             None => self.config.max_file_size - offset,
         };
-        let state = Arc::new(Mutex::new((
-            Sha1State::restore(&record.hash_state)?,
-            Checker::new(checksum),
-            0u64,
-        )));
+        let state = Arc::new(Mutex::new(AppendState {
+            sha1: Sha1State::restore(&record.hash_state)?,
+            checker: Some(Checker::new(checksum)),
+            len: 0,
+            mismatch: false,
+        }));
         let tap = state.clone();
+        let verdict = state.clone();
+        // The checksum is checked at the end of the body, inside it: a mismatch fails the
+        // store's write, so no store keeps the bytes (the S3 store records a successful write
+        // at once, which would move its offset past the upload's).
         let body = body
             .map(move |chunk| {
                 let chunk = chunk?;
                 let mut s = tap.lock().expect("tus state lock");
-                s.2 += chunk.len() as u64;
-                if s.2 <= limit {
-                    s.0.update(&chunk);
-                    s.1.update(&chunk);
+                s.len += chunk.len() as u64;
+                if s.len <= limit {
+                    s.sha1.update(&chunk);
+                    if let Some(c) = &mut s.checker {
+                        c.update(&chunk);
+                    }
                 }
                 Ok::<_, io::Error>(chunk)
             })
+            .chain(
+                futures::stream::once(async move {
+                    let mut s = verdict.lock().expect("tus state lock");
+                    let ok = s.checker.take().is_none_or(|c| c.matches(checksum));
+                    s.mismatch = !ok;
+                    (!ok).then(|| io::Error::other("Upload-Checksum does not match the body"))
+                })
+                .filter_map(|mismatch| async move { mismatch.map(Err) }),
+            )
             .boxed();
         let written = match self
             .blobs
@@ -283,6 +308,11 @@ impl Engine {
             .await
         {
             Ok(n) => n,
+            Err(_) if state.lock().expect("tus state lock").mismatch => {
+                return Err(Error::DigestMismatch {
+                    what: "Upload-Checksum",
+                })
+            }
             Err(Error::Invalid { field: "body", .. }) => {
                 return Err(Error::TooLarge {
                     limit: length.unwrap_or(self.config.max_file_size),
@@ -290,15 +320,10 @@ impl Engine {
             }
             Err(e) => return Err(e),
         };
-        let (sha, checker, _) = Arc::try_unwrap(state)
+        let AppendState { sha1: sha, .. } = Arc::try_unwrap(state)
             .map_err(|_| Error::backend("tus", "body still referenced"))?
             .into_inner()
             .expect("tus state lock");
-        if !checker.matches(checksum) {
-            return Err(Error::DigestMismatch {
-                what: "Upload-Checksum",
-            });
-        }
         let new_offset = offset + written;
         let mut progress = TusProgress {
             offset: new_offset,

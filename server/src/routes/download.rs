@@ -76,7 +76,7 @@ fn etag(file: &UserFile) -> String {
 }
 
 /// Whether an `If-None-Match` list matches our (strong) ETag; weak comparison, as RFC 9110 says.
-fn none_match(header_value: &str, etag: &str) -> bool {
+pub fn none_match(header_value: &str, etag: &str) -> bool {
     header_value
         .split(',')
         .map(str::trim)

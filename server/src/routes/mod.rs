@@ -1,10 +1,11 @@
 //! HTTP routes. Each resource is a module exporting a filter; `api` composes them.
 
 pub mod classic;
-mod download;
-mod params;
-mod tus;
-pub(crate) mod uploads;
+// Public so the fuzz targets (fuzz/) reach the header and parameter parsers.
+pub mod download;
+pub mod params;
+pub mod tus;
+pub mod uploads;
 mod web;
 
 use std::sync::Arc;

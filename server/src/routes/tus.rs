@@ -207,7 +207,7 @@ fn upload_headers(resp: &mut Response, t: &TusRecord) {
     }
 }
 
-fn uint_header(headers: &HeaderMap, name: &'static str) -> Result<Option<u64>, ApiError> {
+pub fn uint_header(headers: &HeaderMap, name: &'static str) -> Result<Option<u64>, ApiError> {
     match headers.get(name) {
         None => Ok(None),
         Some(v) => v

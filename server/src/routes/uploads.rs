@@ -283,7 +283,7 @@ fn refuse_proof_path(id: &str) -> Result<(), ApiError> {
 }
 
 /// `Content-MD5`: base64 of the 16-byte MD5 (RFC 1864).
-fn content_md5(header: Option<String>) -> Result<Option<PartDigest>, ApiError> {
+pub fn content_md5(header: Option<String>) -> Result<Option<PartDigest>, ApiError> {
     let Some(h) = header else { return Ok(None) };
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(h.trim())

@@ -184,7 +184,7 @@ async fn init(state: State, auth: Option<String>, params: Params_) -> Result<Res
 }
 
 /// `chkhash`: hex SHA1 of the part.
-fn chkhash(params: &Params) -> Result<Option<PartDigest>, ApiError> {
+pub fn chkhash(params: &Params) -> Result<Option<PartDigest>, ApiError> {
     match params.get("chkhash") {
         None | Some("") => Ok(None),
         Some(h) => {
