@@ -416,16 +416,13 @@ impl Engine {
     /// this copy removed; on failure the copy is removed too.
     pub(crate) async fn publish(&self, key: String, file: &NewUserFile) -> Result<UserFile> {
         let blob = NewBlob::new(self.blobs.name(), key.clone());
-        let published = match self.meta.blob(&file.sha1).await {
-            Ok(Some(existing)) => self.ensure_shareable(&existing).await,
-            Ok(None) => Ok(()),
-            Err(e) => Err(e),
+        let published = async {
+            if let Some(existing) = self.meta.blob(&file.sha1).await? {
+                self.ensure_shareable(&existing).await?;
+            }
+            self.meta.publish(&blob, file).await
         };
-        let published = match published {
-            Ok(()) => self.meta.publish(&blob, file).await,
-            Err(e) => Err(e),
-        };
-        match published {
+        match published.await {
             Ok(Published::Created(f)) => {
                 self.blob_created(&f.sha1).await;
                 Ok(f)

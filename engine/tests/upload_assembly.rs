@@ -22,7 +22,7 @@ struct Fixture {
     rt: tokio::runtime::Runtime,
     engine: Engine,
     user: User,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 fn fixture() -> Fixture {
@@ -56,7 +56,7 @@ fn fixture() -> Fixture {
         rt,
         engine,
         user,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -286,6 +286,12 @@ fn refused_tus_bytes_never_reach_the_file() {
                 matches!(err, Error::DigestMismatch { .. } | Error::Incomplete(_)),
                 "{err:?}"
             );
+            // The refused bytes' space is given back at once.
+            let staged: u64 = std::fs::read_dir(fx.dir.path().join("data/staging"))
+                .unwrap()
+                .map(|e| e.unwrap().metadata().unwrap().len())
+                .sum();
+            assert_eq!(staged, 0, "refused bytes still staged");
             let sent = content(4, 100);
             let done = fx
                 .engine

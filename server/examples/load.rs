@@ -69,6 +69,26 @@ async fn body(resp: reqwest::Response, want: reqwest::StatusCode) -> Result<Valu
 }
 
 impl Client {
+    fn new(
+        http: &reqwest::Client,
+        base: &str,
+        token: String,
+        seed: u64,
+        max_size: usize,
+        prefix: String,
+    ) -> Client {
+        Client {
+            http: http.clone(),
+            base: base.to_owned(),
+            token,
+            rng: rand::SeedableRng::seed_from_u64(seed),
+            last: None,
+            max_size,
+            serial: 0,
+            prefix,
+        }
+    }
+
     fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))
@@ -119,8 +139,20 @@ impl Client {
         )
         .await?;
         ensure!(done["data"]["sha1"] == sha1.as_str(), "complete: {done}");
+        self.uploaded(totals, data, sha1, &done["data"]["id"], name)
+    }
+
+    /// Records a finished upload of `data` as the file with id `id`.
+    fn uploaded(
+        &mut self,
+        totals: &Totals,
+        data: Vec<u8>,
+        sha1: String,
+        id: &Value,
+        name: String,
+    ) -> Result<Stored> {
         let stored = Stored {
-            id: done["data"]["id"].as_str().unwrap_or_default().to_owned(),
+            id: id.as_str().context("no file id")?.to_owned(),
             sha1,
             name,
             size: data.len(),
@@ -147,17 +179,7 @@ impl Client {
         )
         .await?;
         ensure!(v["data"]["FileSha1"] == sha1.as_str(), "upload: {v}");
-        let stored = Stored {
-            id: v["data"]["FileID"].as_str().unwrap_or_default().to_owned(),
-            sha1,
-            name,
-            size: data.len(),
-        };
-        totals
-            .bytes_up
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
-        self.last = Some((data, stored.clone()));
-        Ok(stored)
+        self.uploaded(totals, data, sha1, &v["data"]["FileID"], name)
     }
 
     /// The last file again under a new name: instant, after proving ownership.
@@ -201,7 +223,7 @@ impl Client {
         Ok(Some(Stored {
             id: linked["data"]["file"]["id"]
                 .as_str()
-                .unwrap_or_default()
+                .context("no file id")?
                 .to_owned(),
             sha1,
             name,
@@ -479,16 +501,15 @@ async fn drive(
     };
     let mut tasks = Vec::new();
     for i in 0..clients {
-        let c = Client {
-            http: http.clone(),
-            base: base.to_owned(),
-            token: tokens[(i % users) as usize].clone(),
-            rng: rand::SeedableRng::seed_from_u64(u64::from(run) ^ i),
-            last: None,
+        let token = tokens[(i % users) as usize].clone();
+        let c = Client::new(
+            &http,
+            base,
+            token,
+            u64::from(run) ^ i,
             max_size,
-            serial: 0,
-            prefix: format!("c{i}"),
-        };
+            format!("c{i}"),
+        );
         tasks.push((
             c.token.clone(),
             tokio::spawn(run_client(c, until, totals.clone())),
@@ -514,16 +535,7 @@ async fn drive(
 
     // Every user's list holds exactly what its clients kept; every file downloads intact.
     let checks = kept.iter().map(|(token, files)| {
-        let c = Client {
-            http: http.clone(),
-            base: base.to_owned(),
-            token: token.clone(),
-            rng: rand::SeedableRng::seed_from_u64(0),
-            last: None,
-            max_size,
-            serial: 0,
-            prefix: String::new(),
-        };
+        let c = Client::new(&http, base, token.clone(), 0, max_size, String::new());
         let totals = totals.clone();
         async move {
             let listed = c.list().await?;

@@ -370,7 +370,19 @@ impl BlobStore for LocalBlobStore {
         // ends where this write ends.
         file.set_len(offset).await.map_err(io_err)?;
         file.seek(SeekFrom::Start(offset)).await.map_err(io_err)?;
-        copy_stream(file, body, Some(max_len)).await
+        let written = copy_stream(file, body, Some(max_len)).await;
+        if written.is_err() {
+            // A refused write keeps none of its bytes: give their space back now (a full disk
+            // most of all), not when the next write arrives.
+            let cut = async {
+                let f = fs::OpenOptions::new().write(true).open(&path).await?;
+                f.set_len(offset).await
+            };
+            if let Err(e) = cut.await {
+                tracing::warn!(error = %e, "could not cut back a refused tus write");
+            }
+        }
+        written
     }
 
     async fn stage_read(
