@@ -1,6 +1,7 @@
 //! Resumable uploads over REST and the seed's classic routes, against the real binary.
 
 use base64::Engine as _;
+use crc32c::crc32c;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -77,6 +78,33 @@ async fn rest_upload_resume_complete_and_instant() {
         .await
         .unwrap();
     assert_error(&json(resp).await, StatusCode::BAD_REQUEST, 10001);
+    // CRC32C as S3's parts carry it: a wrong one, a malformed one, or both digests at once.
+    let crc = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(crc32c(b).to_be_bytes());
+    let wrong_crc = crc(&part2[1..]);
+    for (headers, code) in [
+        (vec![("x-amz-checksum-crc32c", wrong_crc.clone())], 10005),
+        (
+            vec![("x-amz-checksum-crc32c", "AAAAAAAA".to_owned())],
+            10001,
+        ),
+        (
+            vec![
+                ("x-amz-checksum-crc32c", crc(&part2)),
+                (
+                    "content-md5",
+                    base64::engine::general_purpose::STANDARD.encode(md5_of(&part2)),
+                ),
+            ],
+            10001,
+        ),
+    ] {
+        let mut req = s.req("PUT", &t, &format!("/uploads/{id}/parts/2"));
+        for (name, value) in headers {
+            req = req.header(name, value);
+        }
+        let resp = req.body(part2.clone()).send().await.unwrap();
+        assert_error(&json(resp).await, StatusCode::BAD_REQUEST, code);
+    }
     let resp = s
         .req("PUT", &t, &format!("/uploads/{id}/parts/2"))
         .body(part2[..100].to_vec())
@@ -119,7 +147,14 @@ async fn rest_upload_resume_complete_and_instant() {
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
 
     assert_eq!(s.put_part(&t, &id, 4, CH, &data).await.0, StatusCode::OK);
-    assert_eq!(s.put_part(&t, &id, 2, CH, &data).await.0, StatusCode::OK);
+    let resp = s
+        .req("PUT", &t, &format!("/uploads/{id}/parts/2"))
+        .header("x-amz-checksum-crc32c", crc(&part2))
+        .body(part2.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "the right CRC32C");
     assert_eq!(
         s.put_part(&t, &id, 2, CH, &data).await.0,
         StatusCode::OK,

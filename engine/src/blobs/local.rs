@@ -11,16 +11,15 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::fs;
-use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::io::AsyncSeekExt;
 use tokio_util::io::ReaderStream;
 
+use super::file_writer::{self, Mode};
 use super::{BlobStore, ByteStream, PartReceipt, PartSpec, PendingBlob, StagingId};
 use crate::error::{Error, Result};
 use crate::types::{ByteRange, Sha1Hex};
 
 const BACKEND: &str = "local";
-// Per request in flight: 32 parallel part uploads hold 32 of these.
-const WRITE_BUFFER: usize = 128 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
@@ -185,23 +184,17 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-/// Copies `body` into `file`, returning the number of bytes; stops with an error past `limit`.
-async fn copy_stream(file: fs::File, mut body: ByteStream, limit: Option<u64>) -> Result<u64> {
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
-    let mut written = 0u64;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(Error::Incomplete)?;
-        written += chunk.len() as u64;
-        if let Some(limit) = limit {
-            if written > limit {
-                return Err(Error::invalid("body", format!("longer than {limit} bytes")));
-            }
-        }
-        out.write_all(&chunk).await.map_err(io_err)?;
-    }
-    out.flush().await.map_err(io_err)?;
-    out.into_inner().sync_data().await.map_err(io_err)?;
-    Ok(written)
+/// Writes `body` into `file` (at `path`) from `offset` and makes it durable; see `file_writer`.
+async fn copy_stream(
+    file: fs::File,
+    path: &Path,
+    offset: u64,
+    body: ByteStream,
+    limit: Option<u64>,
+    mode: Mode,
+) -> Result<u64> {
+    let file = file.into_std().await;
+    file_writer::write_at(file, path.to_owned(), offset, body, limit, mode, BACKEND).await
 }
 
 struct LocalPending {
@@ -245,8 +238,8 @@ impl BlobStore for LocalBlobStore {
         let name = format!("{}.tmp", hex::encode(rand::random::<[u8; 16]>()));
         let path = self.root.join("tmp").join(name);
         let file = fs::File::create_new(&path).await.map_err(io_err)?;
-        let tmp = RemoveOnDrop(Some(path));
-        let size = copy_stream(file, body, None).await?;
+        let tmp = RemoveOnDrop(Some(path.clone()));
+        let size = copy_stream(file, &path, 0, body, None, Mode::Direct).await?;
         Ok(Box::new(LocalPending {
             store: self.clone(),
             tmp,
@@ -313,17 +306,24 @@ impl BlobStore for LocalBlobStore {
         body: ByteStream,
     ) -> Result<PartReceipt> {
         let path = self.staging_path(staging);
-        let mut file = match fs::OpenOptions::new().write(true).open(&path).await {
+        let file = match fs::OpenOptions::new().write(true).open(&path).await {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::NotFound { what: "upload" })
             }
             Err(e) => return Err(io_err(e)),
         };
-        file.seek(SeekFrom::Start(part.offset))
-            .await
-            .map_err(io_err)?;
-        let written = match copy_stream(file, body, Some(part.len)).await {
+        // Buffered: the part is read back soon, to extend the file's SHA1 over it.
+        let written = match copy_stream(
+            file,
+            &path,
+            part.offset,
+            body,
+            Some(part.len),
+            Mode::Buffered,
+        )
+        .await
+        {
             Ok(n) => n,
             Err(e @ Error::InsufficientStorage { .. }) => {
                 // The part stays missing (it was unmarked before the write), so the blocks
@@ -359,7 +359,7 @@ impl BlobStore for LocalBlobStore {
         max_len: u64,
     ) -> Result<u64> {
         let path = self.staging_path(staging);
-        let mut file = match fs::OpenOptions::new().write(true).open(&path).await {
+        let file = match fs::OpenOptions::new().write(true).open(&path).await {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::NotFound { what: "upload" })
@@ -369,8 +369,8 @@ impl BlobStore for LocalBlobStore {
         // Whatever a refused earlier write left past `offset` goes first, so the staged upload
         // ends where this write ends.
         file.set_len(offset).await.map_err(io_err)?;
-        file.seek(SeekFrom::Start(offset)).await.map_err(io_err)?;
-        let written = copy_stream(file, body, Some(max_len)).await;
+        // Direct: tus bytes are hashed as they arrive and not read again before completion.
+        let written = copy_stream(file, &path, offset, body, Some(max_len), Mode::Direct).await;
         if written.is_err() {
             // A refused write keeps none of its bytes: give their space back now (a full disk
             // most of all), not when the next write arrives.

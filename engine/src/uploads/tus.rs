@@ -3,13 +3,16 @@
 //! nodes, by the session store's lock.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
 
 use super::Sha1State;
 use crate::blobs::{ByteStream, StagingId};
@@ -115,13 +118,61 @@ impl Checker {
     }
 }
 
-/// What one append learns about its body as it streams past.
-struct AppendState {
-    sha1: Sha1State,
-    /// Taken when the body ends and the checksum is compared.
-    checker: Option<Checker>,
-    len: u64,
-    mismatch: bool,
+/// Chunks of one append waiting for its hasher.
+const HASH_QUEUE: usize = 8;
+
+/// The body of one append as the store reads it, with every chunk also handed to a hasher on
+/// its own thread (the upload's SHA1 and the request's checksum), so hashing runs beside
+/// receiving and writing rather than between them. At the end of the body it waits for the
+/// hasher; a checksum mismatch is then the body's last item, an error, so the store's write
+/// fails and keeps nothing.
+struct HashedBody {
+    body: ByteStream,
+    tx: Option<mpsc::Sender<Bytes>>,
+    hasher: Option<tokio::task::JoinHandle<(Sha1State, Checker)>>,
+    want: Option<TusChecksum>,
+    seen: u64,
+    limit: u64,
+    /// The SHA1 state after the body, once it has ended well.
+    result: Arc<Mutex<Option<Sha1State>>>,
+    mismatch: Arc<AtomicBool>,
+}
+
+impl HashedBody {
+    fn stream(self) -> ByteStream {
+        futures::stream::unfold(self, |mut t| async move {
+            match t.body.next().await {
+                Some(Ok(chunk)) => {
+                    t.seen += chunk.len() as u64;
+                    if t.seen <= t.limit {
+                        if let Some(tx) = &t.tx {
+                            if tx.send(chunk.clone()).await.is_err() {
+                                let e = io::Error::other("the hasher stopped");
+                                return Some((Err(e), t));
+                            }
+                        }
+                    }
+                    Some((Ok(chunk), t))
+                }
+                Some(Err(e)) => Some((Err(e), t)),
+                None => {
+                    drop(t.tx.take()?);
+                    let (sha1, checker) = match t.hasher.take()?.await {
+                        Ok(done) => done,
+                        Err(e) => return Some((Err(io::Error::other(e)), t)),
+                    };
+                    if !checker.matches(t.want) {
+                        t.mismatch.store(true, Ordering::SeqCst);
+                        let e = io::Error::other("Upload-Checksum does not match the body");
+                        return Some((Err(e), t));
+                    }
+                    *t.result.lock().expect("tus hash lock") = Some(sha1);
+                    None
+                }
+            }
+        })
+        .boxed()
+    }
 }
 
 impl Engine {
@@ -268,47 +319,36 @@ impl Engine {
             Some(l) => l - offset,
             None => self.config.max_file_size - offset,
         };
-        let state = Arc::new(Mutex::new(AppendState {
-            sha1: Sha1State::restore(&record.hash_state)?,
-            checker: Some(Checker::new(checksum)),
-            len: 0,
-            mismatch: false,
-        }));
-        let tap = state.clone();
-        let verdict = state.clone();
-        // The checksum is checked at the end of the body, inside it: a mismatch fails the
-        // store's write, so no store keeps the bytes (the S3 store records a successful write
-        // at once, which would move its offset past the upload's).
-        let body = body
-            .map(move |chunk| {
-                let chunk = chunk?;
-                let mut s = tap.lock().expect("tus state lock");
-                s.len += chunk.len() as u64;
-                if s.len <= limit {
-                    s.sha1.update(&chunk);
-                    if let Some(c) = &mut s.checker {
-                        c.update(&chunk);
-                    }
-                }
-                Ok::<_, io::Error>(chunk)
-            })
-            .chain(
-                futures::stream::once(async move {
-                    let mut s = verdict.lock().expect("tus state lock");
-                    let ok = s.checker.take().is_none_or(|c| c.matches(checksum));
-                    s.mismatch = !ok;
-                    (!ok).then(|| io::Error::other("Upload-Checksum does not match the body"))
-                })
-                .filter_map(|mismatch| async move { mismatch.map(Err) }),
-            )
-            .boxed();
+        let (tx, mut rx) = mpsc::channel::<Bytes>(HASH_QUEUE);
+        let mut sha1 = Sha1State::restore(&record.hash_state)?;
+        let mut checker = Checker::new(checksum);
+        let hasher = tokio::task::spawn_blocking(move || {
+            while let Some(chunk) = rx.blocking_recv() {
+                sha1.update(&chunk);
+                checker.update(&chunk);
+            }
+            (sha1, checker)
+        });
+        let result = Arc::new(Mutex::new(None));
+        let mismatch = Arc::new(AtomicBool::new(false));
+        let body = HashedBody {
+            body,
+            tx: Some(tx),
+            hasher: Some(hasher),
+            want: checksum,
+            seen: 0,
+            limit,
+            result: result.clone(),
+            mismatch: mismatch.clone(),
+        }
+        .stream();
         let written = match self
             .blobs
             .stage_write(&staging(&record.id), offset, body, limit)
             .await
         {
             Ok(n) => n,
-            Err(_) if state.lock().expect("tus state lock").mismatch => {
+            Err(_) if mismatch.load(Ordering::SeqCst) => {
                 return Err(Error::DigestMismatch {
                     what: "Upload-Checksum",
                 })
@@ -320,10 +360,11 @@ impl Engine {
             }
             Err(e) => return Err(e),
         };
-        let AppendState { sha1: sha, .. } = Arc::try_unwrap(state)
-            .map_err(|_| Error::backend("tus", "body still referenced"))?
-            .into_inner()
-            .expect("tus state lock");
+        let sha = result
+            .lock()
+            .expect("tus hash lock")
+            .take()
+            .ok_or_else(|| Error::backend("tus", "the store ended the body early"))?;
         let new_offset = offset + written;
         let mut progress = TusProgress {
             offset: new_offset,

@@ -57,10 +57,18 @@ pub struct UploadArgs {
     /// Tries per part before giving up (network errors, 5xx, 409, 429).
     #[arg(long, default_value_t = 8)]
     pub retries: u32,
-    /// Do not send a Content-MD5 with each part (saves client CPU; the server still verifies
-    /// the whole file's SHA1 before it keeps anything).
-    #[arg(long)]
-    pub no_content_md5: bool,
+    /// The check sent with each part, so a part corrupted on the way is refused and re-sent
+    /// alone: `crc32c` (`x-amz-checksum-crc32c`, nearly free), `md5` (`Content-MD5`, costs
+    /// CPU on both ends) or `none`. The server verifies the whole file's SHA1 in every case.
+    #[arg(long, value_enum, default_value_t = PartCheck::Crc32c)]
+    pub part_check: PartCheck,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PartCheck {
+    Crc32c,
+    Md5,
+    None,
 }
 
 #[derive(Debug, Clone, Args)]

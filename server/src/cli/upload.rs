@@ -15,7 +15,8 @@ use sha1::Sha1;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::client::ServerError;
-use super::{backoff, Api, UploadArgs};
+use super::{backoff, Api, PartCheck, UploadArgs};
+use crate::routes::uploads::CRC32C_HEADER;
 
 fn bar(mp: &MultiProgress, len: u64, prefix: String) -> ProgressBar {
     let bar = mp.add(ProgressBar::new(len));
@@ -189,7 +190,7 @@ async fn upload_one(
                 let len = chunk.min(size - offset);
                 let bytes = read_part(path, offset, len).await?;
                 limiter.wait(len).await;
-                send_part(api, &id, n, bytes, args.retries, !args.no_content_md5).await?;
+                send_part(api, &id, n, bytes, args.retries, args.part_check).await?;
                 file_bar.inc(len);
                 total.inc(len);
                 anyhow::Ok(())
@@ -262,13 +263,17 @@ async fn send_part(
     n: u32,
     bytes: Vec<u8>,
     tries: u32,
-    content_md5: bool,
+    check: PartCheck,
 ) -> anyhow::Result<Value> {
-    // Off the async threads: MD5 of a part is milliseconds of CPU.
-    let (md5, bytes) = tokio::task::spawn_blocking(move || {
-        let md5 = content_md5
-            .then(|| base64::engine::general_purpose::STANDARD.encode(Md5::digest(&bytes)));
-        (md5, bytes::Bytes::from(bytes))
+    // Off the async threads: a digest of a part is up to milliseconds of CPU.
+    let (digest, bytes) = tokio::task::spawn_blocking(move || {
+        let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+        let digest = match check {
+            PartCheck::Crc32c => Some((CRC32C_HEADER, b64(&crc32c::crc32c(&bytes).to_be_bytes()))),
+            PartCheck::Md5 => Some(("content-md5", b64(&Md5::digest(&bytes)))),
+            PartCheck::None => None,
+        };
+        (digest, bytes::Bytes::from(bytes))
     })
     .await?;
     let mut attempt = 0;
@@ -276,8 +281,8 @@ async fn send_part(
         let req = api
             .request(reqwest::Method::PUT, &format!("/uploads/{id}/parts/{n}"))
             .body(bytes.clone());
-        let req = match &md5 {
-            Some(m) => req.header("content-md5", m),
+        let req = match &digest {
+            Some((name, value)) => req.header(*name, value),
             None => req,
         };
         match api.send(req).await {

@@ -46,6 +46,11 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
                 .or(warp::any().map(|| None))
                 .unify(),
         )
+        .and(
+            warp::header::optional::<String>(CRC32C_HEADER)
+                .or(warp::any().map(|| None))
+                .unify(),
+        )
         .and(body_stream())
         .then(put_part);
     let complete = warp::path!("uploads" / String / "complete")
@@ -294,6 +299,32 @@ pub fn content_md5(header: Option<String>) -> Result<Option<PartDigest>, ApiErro
     Ok(Some(PartDigest::Md5(md5)))
 }
 
+/// S3's name for a part's CRC32C (base64 of its 4 big-endian bytes).
+pub const CRC32C_HEADER: &str = "x-amz-checksum-crc32c";
+
+/// The digest a part comes with: `Content-MD5` or `x-amz-checksum-crc32c`, not both.
+pub fn part_digest(
+    md5: Option<String>,
+    crc32c: Option<String>,
+) -> Result<Option<PartDigest>, ApiError> {
+    let Some(c) = crc32c else {
+        return content_md5(md5);
+    };
+    if md5.is_some() {
+        return Err(ApiError::bad(
+            CRC32C_HEADER,
+            "send either Content-MD5 or x-amz-checksum-crc32c, not both",
+        ));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(c.trim())
+        .map_err(|_| ApiError::bad(CRC32C_HEADER, "must be base64"))?;
+    let crc: [u8; 4] = bytes
+        .try_into()
+        .map_err(|_| ApiError::bad(CRC32C_HEADER, "must be 4 bytes"))?;
+    Ok(Some(PartDigest::Crc32c(u32::from_be_bytes(crc))))
+}
+
 /// A 1-based part number.
 pub fn part_number(s: &str, name: &'static str) -> Result<u32, ApiError> {
     match s.parse::<u32>() {
@@ -313,13 +344,14 @@ async fn put_part(
     auth: Option<String>,
     query: Params,
     md5: Option<String>,
+    crc32c: Option<String>,
     body: ByteStream,
 ) -> Result<Response, ApiError> {
     with_drained_body(body, DRAIN_LIMIT, |body| async move {
         let user = authenticate(&state, auth.as_deref(), &query).await?;
         let id = UploadId::parse(&id)?;
         let n = part_number(&n, "part")?;
-        let digest = content_md5(md5)?;
+        let digest = part_digest(md5, crc32c)?;
         let status = state.engine.put_part(&user, &id, n, body, digest).await?;
         Ok(ok(SessionView::from(&status)))
     })

@@ -1,0 +1,361 @@
+//! Streams a request body into a file at an offset on one blocking thread.
+//!
+//! The async side only gathers the body's chunks (no copy) into batches and hands them over a
+//! short queue, so receiving, hashing (done by the caller's stream) and writing overlap.
+//!
+//! Bytes nobody reads back soon (tus appends, whole-file uploads) are written with `O_DIRECT`
+//! from one reused aligned buffer: they go to the disk without passing through the page cache,
+//! so a GiB upload neither copies every byte into freshly allocated cache pages nor leaves the
+//! `fdatasync` before the answer to write them all at the end (on this kind of machine durable
+//! direct writes ran at 1.4–1.6 GB/s against 0.3–0.5 GB/s buffered with `fdatasync`). The few
+//! bytes before the first and after the last 4 KiB boundary go through the page cache; a file
+//! system without `O_DIRECT` (tmpfs) gets buffered writes throughout. Buffered writes start
+//! their writeback every few MiB, so the `fdatasync` waits only for the last stretch.
+
+use std::io;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use super::ByteStream;
+use crate::error::{Error, Result};
+
+/// Bytes gathered before they are handed to the writer, and how many batches may wait: with
+/// the one being written, what one body in flight holds beyond the connection's read buffer.
+const BATCH: usize = 256 * 1024;
+const QUEUED: usize = 2;
+/// Writeback of buffered writes is started every this many bytes.
+const WRITEBACK_EVERY: u64 = 2 << 20;
+/// Direct writes: offsets, lengths and memory aligned to this (any logical block size up to it).
+const ALIGN: usize = 4096;
+/// One direct write.
+const DIRECT_BLOCK: usize = 512 * 1024;
+
+const EINVAL: i32 = 22;
+
+/// How the bytes reach the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Through the page cache: the bytes are read back soon (parts hashed in order).
+    Buffered,
+    /// `O_DIRECT` where the file system has it.
+    Direct,
+}
+
+enum Msg {
+    Data(Vec<Bytes>),
+    /// The body ended well: make the bytes durable.
+    Finish,
+}
+
+/// Writes `body` into `file` (opened for writing at `path`) from `offset`, returning the number
+/// of bytes; more than `limit` bytes is an `Invalid { field: "body" }` error. The bytes are
+/// durable when this returns `Ok`. On any error the writer has stopped before this returns, so
+/// nothing writes to the file behind the caller's back (it may cut or punch what was written).
+pub(super) async fn write_at(
+    file: std::fs::File,
+    path: PathBuf,
+    offset: u64,
+    mut body: ByteStream,
+    limit: Option<u64>,
+    mode: Mode,
+    backend: &'static str,
+) -> Result<u64> {
+    let (tx, rx) = mpsc::channel::<Msg>(QUEUED);
+    let writer = tokio::task::spawn_blocking(move || {
+        let direct = match mode {
+            Mode::Direct => DirectFile::open(&path)?,
+            Mode::Buffered => None,
+        };
+        Writer {
+            file,
+            direct,
+            pos: offset,
+            unsynced_from: offset,
+        }
+        .run(rx)
+    });
+    let received = async {
+        let mut batch = Vec::new();
+        let mut batched = 0usize;
+        let mut total = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(Error::Incomplete)?;
+            total += chunk.len() as u64;
+            if let Some(l) = limit.filter(|l| total > *l) {
+                return Err(Error::invalid("body", format!("longer than {l} bytes")));
+            }
+            batched += chunk.len();
+            batch.push(chunk);
+            if batched >= BATCH {
+                batched = 0;
+                if tx
+                    .send(Msg::Data(std::mem::take(&mut batch)))
+                    .await
+                    .is_err()
+                {
+                    return Ok(None); // the writer failed: its error is the answer
+                }
+            }
+        }
+        if !batch.is_empty() && tx.send(Msg::Data(batch)).await.is_err() {
+            return Ok(None);
+        }
+        Ok(tx.send(Msg::Finish).await.ok().map(|()| total))
+    }
+    .await;
+    drop(tx);
+    let written = writer
+        .await
+        .map_err(|e| Error::backend(backend, e))?
+        .map_err(|e| Error::io(backend, e));
+    match (received, written) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(e),
+        (Ok(Some(total)), Ok(true)) => Ok(total),
+        (Ok(_), Ok(_)) => Err(Error::backend(backend, "the file writer stopped early")),
+    }
+}
+
+struct Writer {
+    /// Buffered writes (and the final sync).
+    file: std::fs::File,
+    direct: Option<DirectFile>,
+    /// File offset of the next byte.
+    pos: u64,
+    /// Start of the buffered bytes whose writeback has not been started.
+    unsynced_from: u64,
+}
+
+impl Writer {
+    /// Returns whether the body was finished and synced.
+    fn run(mut self, mut rx: mpsc::Receiver<Msg>) -> io::Result<bool> {
+        while let Some(msg) = rx.blocking_recv() {
+            match msg {
+                Msg::Data(batch) => {
+                    for chunk in &batch {
+                        self.write(chunk)?;
+                    }
+                }
+                Msg::Finish => {
+                    self.flush_direct()?;
+                    self.file.sync_data()?;
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        while !data.is_empty() {
+            let Some(d) = &mut self.direct else {
+                self.file.write_all_at(data, self.pos)?;
+                self.pos += data.len() as u64;
+                if self.pos - self.unsynced_from >= WRITEBACK_EVERY {
+                    start_writeback(
+                        &self.file,
+                        self.unsynced_from,
+                        self.pos - self.unsynced_from,
+                    );
+                    self.unsynced_from = self.pos;
+                }
+                return Ok(());
+            };
+            let pending = self.pos + d.filled as u64;
+            if d.filled == 0 && pending % ALIGN as u64 != 0 {
+                // Up to the next boundary through the page cache.
+                let head = (ALIGN - (pending % ALIGN as u64) as usize).min(data.len());
+                self.file.write_all_at(&data[..head], self.pos)?;
+                self.pos += head as u64;
+                data = &data[head..];
+                continue;
+            }
+            let n = d.take(data);
+            data = &data[n..];
+            if d.filled == DIRECT_BLOCK {
+                self.flush_direct()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what the aligned buffer holds: whole 4 KiB blocks directly, the rest buffered.
+    fn flush_direct(&mut self) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let Some(d) = &mut self.direct else {
+            return Ok(());
+        };
+        let whole = d.filled - d.filled % ALIGN;
+        let (blocks, tail) = d.buffer()[..d.filled].split_at(whole);
+        let mut refused = false;
+        if !blocks.is_empty() {
+            match d.file.write_all_at(blocks, self.pos) {
+                Ok(()) => {}
+                // Opened with O_DIRECT but the write is refused: buffered from here on.
+                Err(e) if e.raw_os_error() == Some(EINVAL) => {
+                    self.file.write_all_at(blocks, self.pos)?;
+                    refused = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.file.write_all_at(tail, self.pos + whole as u64)?;
+        self.pos += d.filled as u64;
+        d.filled = 0;
+        if refused {
+            self.direct = None;
+        }
+        Ok(())
+    }
+}
+
+/// A second descriptor of the file opened with `O_DIRECT`, and its aligned buffer.
+struct DirectFile {
+    file: std::fs::File,
+    memory: Vec<u8>,
+    /// Where the aligned buffer starts in `memory`.
+    start: usize,
+    filled: usize,
+}
+
+impl DirectFile {
+    /// `None` where the file system refuses `O_DIRECT`.
+    #[cfg(target_os = "linux")]
+    fn open(path: &std::path::Path) -> io::Result<Option<Self>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::fcntl::OFlag::O_DIRECT.bits())
+            .open(path)
+        {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(EINVAL) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let memory = vec![0u8; DIRECT_BLOCK + ALIGN];
+        let start = memory.as_ptr().align_offset(ALIGN);
+        Ok(Some(DirectFile {
+            file,
+            memory,
+            start,
+            filled: 0,
+        }))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn open(_path: &std::path::Path) -> io::Result<Option<Self>> {
+        Ok(None)
+    }
+
+    fn buffer(&self) -> &[u8] {
+        &self.memory[self.start..self.start + DIRECT_BLOCK]
+    }
+
+    /// Copies as much of `data` as fits; returns how much.
+    fn take(&mut self, data: &[u8]) -> usize {
+        let n = data.len().min(DIRECT_BLOCK - self.filled);
+        let at = self.start + self.filled;
+        self.memory[at..at + n].copy_from_slice(&data[..n]);
+        self.filled += n;
+        n
+    }
+}
+
+/// Asks the kernel to start writing `[offset, offset + len)` to disk now, without waiting.
+/// `POSIX_FADV_DONTNEED` starts writeback of the range's dirty pages (and drops only pages that
+/// are already clean, so freshly written bytes stay cached); a failure only loses the head start.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    if let Err(e) = posix_fadvise(file, offset, len, PosixFadviseAdvice::POSIX_FADV_DONTNEED) {
+        tracing::debug!(error = %e, "could not start writeback");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bodies of odd lengths in odd chunks at unaligned offsets, both modes, over what is
+    /// already in the file: the file holds exactly the bytes, whichever path each byte took.
+    #[tokio::test]
+    async fn any_offset_any_chunking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut expected: Vec<u8> = Vec::new();
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            seed >> 33
+        };
+        #[allow(clippy::disallowed_methods)] // a test
+        std::fs::File::create(&path).unwrap();
+        for round in 0..24 {
+            let offset = if round % 3 == 0 {
+                (next() as usize) % (expected.len() + 1)
+            } else {
+                expected.len()
+            };
+            let len = match round % 4 {
+                0 => (next() % 5000) as usize,
+                1 => DIRECT_BLOCK + (next() % 9000) as usize,
+                2 => 3 * DIRECT_BLOCK,
+                _ => (next() % (2 * DIRECT_BLOCK as u64)) as usize,
+            };
+            let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let mut chunks = Vec::new();
+            let mut at = 0;
+            while at < len {
+                let n = ((next() % 70_000) as usize + 1).min(len - at);
+                chunks.push(Ok(Bytes::copy_from_slice(&data[at..at + n])));
+                at += n;
+            }
+            let mode = if round % 2 == 0 {
+                Mode::Direct
+            } else {
+                Mode::Buffered
+            };
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            let body = futures::stream::iter(chunks).boxed();
+            let n = write_at(file, path.clone(), offset as u64, body, None, mode, "test")
+                .await
+                .unwrap();
+            assert_eq!(n, len as u64);
+            if expected.len() < offset + len {
+                expected.resize(offset + len, 0);
+            }
+            expected[offset..offset + len].copy_from_slice(&data);
+            #[allow(clippy::disallowed_methods)] // a test
+            let got = std::fs::read(&path).unwrap();
+            assert!(got == expected, "round {round}: contents differ");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_past_its_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        #[allow(clippy::disallowed_methods)] // a test
+        let file = std::fs::File::create(&path).unwrap();
+        let body = futures::stream::iter([Ok(Bytes::from(vec![1u8; 10]))]).boxed();
+        let err = write_at(file, path, 0, body, Some(9), Mode::Direct, "test")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Invalid { field: "body", .. }),
+            "{err:?}"
+        );
+    }
+}
