@@ -61,6 +61,12 @@ impl Default for DbOptions {
 #[derive(Debug, Clone)]
 pub struct Db {
     pub(crate) pool: AnyPool,
+    /// Where write transactions run. SQLite has one writer at a time: contending connections
+    /// wait in its busy handler, which sleeps 1, 2, 5 … 100 ms between tries, so under load a
+    /// write could wait tens of milliseconds for a lock free after a fraction of one. One
+    /// connection for them makes writers queue in the pool instead, first come first served.
+    /// The other dialects use `pool`.
+    write: AnyPool,
     pub(crate) dialect: Dialect,
 }
 
@@ -127,28 +133,40 @@ impl Db {
         }
         let connect_options = AnyConnectOptions::from_str(&url)
             .map_err(|e| Error::invalid("database-url", e.to_string()))?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(if dialect == Dialect::Sqlite { 8 } else { 16 })
-            .acquire_timeout(acquire_timeout)
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if dialect == Dialect::Sqlite {
-                        // WAL lets readers run beside the one writer; the busy timeout makes
-                        // writers queue instead of failing.
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;").await?;
-                    }
-                    Ok(())
+        let options = move |max| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(acquire_timeout)
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if dialect == Dialect::Sqlite {
+                            // WAL lets readers run beside the one writer; the busy timeout
+                            // makes writers outside `write` queue instead of failing.
+                            conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;").await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect_with(connect_options)
+        };
+        let pool = options(if dialect == Dialect::Sqlite { 8 } else { 16 })
+            .connect_with(connect_options.clone())
             .await?;
+        let write = if dialect == Dialect::Sqlite {
+            options(1).connect_with(connect_options).await?
+        } else {
+            pool.clone()
+        };
         let migrator = match dialect {
             Dialect::Sqlite => &MIGRATE_SQLITE,
             Dialect::MySql => &MIGRATE_MYSQL,
             Dialect::Postgres => &MIGRATE_POSTGRES,
         };
         migrator.run(&pool).await?;
-        Ok(Db { pool, dialect })
+        Ok(Db {
+            pool,
+            write,
+            dialect,
+        })
     }
 
     /// Rewrites `?` placeholders for PostgreSQL.
@@ -187,7 +205,7 @@ impl Db {
     /// that both read first would deadlock when they upgrade.
     pub async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
         Ok(match self.dialect {
-            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
             Dialect::MySql | Dialect::Postgres => self.pool.begin().await?,
         })
     }
@@ -220,7 +238,8 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        self.pool.close().await
+        self.pool.close().await;
+        self.write.close().await
     }
 
     /// `INSERT … ON CONFLICT (key) DO UPDATE SET col = new value` for each of `update`.
