@@ -228,6 +228,23 @@ async fn protocol() {
     assert!(file_sha1s(&s, &t)
         .await
         .contains(&("协议.bin".to_owned(), sha1_hex(&data))));
+    // The last PATCH again (as after a lost answer): the same answer, no second file; at a
+    // wrong offset still 409.
+    let again = patch(&s, &t, &url, 700_000, Vec::new()).await;
+    assert_eq!(again.status(), StatusCode::NO_CONTENT);
+    assert_eq!(again.headers()["upload-offset"], "700000");
+    assert_eq!(
+        patch(&s, &t, &url, 300_000, vec![1]).await.status(),
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        file_sha1s(&s, &t)
+            .await
+            .iter()
+            .filter(|(n, _)| n == "协议.bin")
+            .count(),
+        1
+    );
     assert!(file_sha1s(&s, &other).await.is_empty());
 
     // Deferred length, creation-with-upload, an empty upload.

@@ -1,7 +1,9 @@
-//! Streams a request body into a file at an offset on one blocking thread.
+//! Streams a request body into a file at an offset, from the blocking pool.
 //!
-//! The async side only gathers the body's chunks (no copy) into batches and hands them over a
-//! short queue, so receiving, hashing (done by the caller's stream) and writing overlap.
+//! The async side gathers the body's chunks (no copy) into batches; each batch is written by
+//! one blocking call while the next is being received, so receiving, hashing (done by the
+//! caller's stream) and writing overlap. No blocking thread waits on the client: a thread is
+//! taken per batch, never for a whole body, however slowly it arrives.
 //!
 //! Bytes nobody reads back soon (tus appends, whole-file uploads) are written with `O_DIRECT`
 //! from one reused aligned buffer: they go to the disk without passing through the page cache,
@@ -17,22 +19,20 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use super::ByteStream;
 use crate::error::{Error, Result};
 
-/// Bytes gathered before they are handed to the writer, and how many batches may wait: with
-/// the one being written, what one body in flight holds beyond the connection's read buffer.
+/// Bytes gathered before they are handed to one blocking write. With the batch being written,
+/// what one body in flight holds beyond the connection's read buffer (and, direct, 512 KiB).
 const BATCH: usize = 256 * 1024;
-const QUEUED: usize = 2;
 /// Writeback of buffered writes is started every this many bytes.
 const WRITEBACK_EVERY: u64 = 2 << 20;
 /// Direct writes: offsets, lengths and memory aligned to this (any logical block size up to it).
 const ALIGN: usize = 4096;
 /// One direct write.
 const DIRECT_BLOCK: usize = 512 * 1024;
-
 const EINVAL: i32 = 22;
 
 /// How the bytes reach the file.
@@ -40,19 +40,16 @@ const EINVAL: i32 = 22;
 pub(super) enum Mode {
     /// Through the page cache: the bytes are read back soon (parts hashed in order).
     Buffered,
-    /// `O_DIRECT` where the file system has it.
-    Direct,
+    /// `O_DIRECT` where the file system has it, from this many bytes into the body on (small
+    /// files stay in the cache for the downloads that often follow).
+    Direct { after: u64 },
 }
 
-enum Msg {
-    Data(Vec<Bytes>),
-    /// The body ended well: make the bytes durable.
-    Finish,
-}
+type Job = JoinHandle<(Box<Writer>, io::Result<()>)>;
 
 /// Writes `body` into `file` (opened for writing at `path`) from `offset`, returning the number
 /// of bytes; more than `limit` bytes is an `Invalid { field: "body" }` error. The bytes are
-/// durable when this returns `Ok`. On any error the writer has stopped before this returns, so
+/// durable when this returns `Ok`. On any error no write is running when this returns, so
 /// nothing writes to the file behind the caller's back (it may cut or punch what was written).
 pub(super) async fn write_at(
     file: std::fs::File,
@@ -63,20 +60,37 @@ pub(super) async fn write_at(
     mode: Mode,
     backend: &'static str,
 ) -> Result<u64> {
-    let (tx, rx) = mpsc::channel::<Msg>(QUEUED);
-    let writer = tokio::task::spawn_blocking(move || {
-        let direct = match mode {
-            Mode::Direct => DirectFile::open(&path)?,
+    let join = |e: tokio::task::JoinError| Error::backend(backend, e);
+    let writer = Box::new(Writer {
+        file,
+        direct: None,
+        direct_from: match mode {
+            Mode::Direct { after } => Some((path, offset.saturating_add(after))),
             Mode::Buffered => None,
-        };
-        Writer {
-            file,
-            direct,
-            pos: offset,
-            unsynced_from: offset,
-        }
-        .run(rx)
+        },
+        pos: offset,
+        unsynced_from: offset,
     });
+    let mut idle = Some(writer);
+    let mut job: Option<Job> = None;
+    // Hands `batch` to the writer once the previous batch is written.
+    async fn submit(
+        idle: &mut Option<Box<Writer>>,
+        job: &mut Option<Job>,
+        batch: Vec<Bytes>,
+    ) -> Result<(), JobError> {
+        if let Some(j) = job.take() {
+            let (w, done) = j.await.map_err(JobError::Join)?;
+            *idle = Some(w);
+            done.map_err(JobError::Io)?;
+        }
+        let mut w = idle.take().ok_or(JobError::Lost)?;
+        *job = Some(tokio::task::spawn_blocking(move || {
+            let done = batch.iter().try_for_each(|c| w.write(c));
+            (w, done)
+        }));
+        Ok(())
+    }
     let received = async {
         let mut batch = Vec::new();
         let mut batched = 0usize;
@@ -91,31 +105,54 @@ pub(super) async fn write_at(
             batch.push(chunk);
             if batched >= BATCH {
                 batched = 0;
-                if tx
-                    .send(Msg::Data(std::mem::take(&mut batch)))
+                submit(&mut idle, &mut job, std::mem::take(&mut batch))
                     .await
-                    .is_err()
-                {
-                    return Ok(None); // the writer failed: its error is the answer
-                }
+                    .map_err(|e| e.into_error(backend))?;
             }
         }
-        if !batch.is_empty() && tx.send(Msg::Data(batch)).await.is_err() {
-            return Ok(None);
+        if !batch.is_empty() {
+            submit(&mut idle, &mut job, batch)
+                .await
+                .map_err(|e| e.into_error(backend))?;
         }
-        Ok(tx.send(Msg::Finish).await.ok().map(|()| total))
+        Ok(total)
     }
     .await;
-    drop(tx);
-    let written = writer
-        .await
-        .map_err(|e| Error::backend(backend, e))?
-        .map_err(|e| Error::io(backend, e));
-    match (received, written) {
-        (Err(e), _) => Err(e),
-        (Ok(_), Err(e)) => Err(e),
-        (Ok(Some(total)), Ok(true)) => Ok(total),
-        (Ok(_), Ok(_)) => Err(Error::backend(backend, "the file writer stopped early")),
+    // Whatever happened, the last write ends before this returns.
+    let last = match job.take() {
+        Some(j) => {
+            let (w, done) = j.await.map_err(join)?;
+            idle = Some(w);
+            done
+        }
+        None => Ok(()),
+    };
+    let total = received?;
+    last.map_err(|e| Error::io(backend, e))?;
+    let mut w = idle.ok_or_else(|| Error::backend(backend, "the file writer was lost"))?;
+    tokio::task::spawn_blocking(move || {
+        w.flush_direct()?;
+        w.file.sync_data()
+    })
+    .await
+    .map_err(join)?
+    .map_err(|e| Error::io(backend, e))?;
+    Ok(total)
+}
+
+enum JobError {
+    Join(tokio::task::JoinError),
+    Io(io::Error),
+    Lost,
+}
+
+impl JobError {
+    fn into_error(self, backend: &'static str) -> Error {
+        match self {
+            JobError::Join(e) => Error::backend(backend, e),
+            JobError::Io(e) => Error::io(backend, e),
+            JobError::Lost => Error::backend(backend, "the file writer was lost"),
+        }
     }
 }
 
@@ -123,6 +160,8 @@ struct Writer {
     /// Buffered writes (and the final sync).
     file: std::fs::File,
     direct: Option<DirectFile>,
+    /// Where `direct` is opened, once the writes reach this offset.
+    direct_from: Option<(PathBuf, u64)>,
     /// File offset of the next byte.
     pos: u64,
     /// Start of the buffered bytes whose writeback has not been started.
@@ -130,27 +169,17 @@ struct Writer {
 }
 
 impl Writer {
-    /// Returns whether the body was finished and synced.
-    fn run(mut self, mut rx: mpsc::Receiver<Msg>) -> io::Result<bool> {
-        while let Some(msg) = rx.blocking_recv() {
-            match msg {
-                Msg::Data(batch) => {
-                    for chunk in &batch {
-                        self.write(chunk)?;
-                    }
-                }
-                Msg::Finish => {
-                    self.flush_direct()?;
-                    self.file.sync_data()?;
-                    return Ok(true);
-                }
-            }
-        }
-        Ok(false)
-    }
-
     fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
+        if self
+            .direct_from
+            .as_ref()
+            .is_some_and(|(_, at)| self.pos >= *at)
+        {
+            if let Some((path, _)) = self.direct_from.take() {
+                self.direct = DirectFile::open(&path)?;
+            }
+        }
         while !data.is_empty() {
             let Some(d) = &mut self.direct else {
                 self.file.write_all_at(data, self.pos)?;
@@ -322,10 +351,10 @@ mod tests {
                 chunks.push(Ok(Bytes::copy_from_slice(&data[at..at + n])));
                 at += n;
             }
-            let mode = if round % 2 == 0 {
-                Mode::Direct
-            } else {
-                Mode::Buffered
+            let mode = match round % 3 {
+                0 => Mode::Direct { after: 0 },
+                1 => Mode::Direct { after: 100_000 },
+                _ => Mode::Buffered,
             };
             let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
             let body = futures::stream::iter(chunks).boxed();
@@ -350,9 +379,17 @@ mod tests {
         #[allow(clippy::disallowed_methods)] // a test
         let file = std::fs::File::create(&path).unwrap();
         let body = futures::stream::iter([Ok(Bytes::from(vec![1u8; 10]))]).boxed();
-        let err = write_at(file, path, 0, body, Some(9), Mode::Direct, "test")
-            .await
-            .unwrap_err();
+        let err = write_at(
+            file,
+            path,
+            0,
+            body,
+            Some(9),
+            Mode::Direct { after: 0 },
+            "test",
+        )
+        .await
+        .unwrap_err();
         assert!(
             matches!(err, Error::Invalid { field: "body", .. }),
             "{err:?}"

@@ -14,6 +14,7 @@ use tokio::fs;
 use tokio::io::AsyncSeekExt;
 use tokio_util::io::ReaderStream;
 
+use super::file_reader;
 use super::file_writer::{self, Mode};
 use super::{BlobStore, ByteStream, PartReceipt, PartSpec, PendingBlob, StagingId};
 use crate::error::{Error, Result};
@@ -239,7 +240,7 @@ impl BlobStore for LocalBlobStore {
         let path = self.root.join("tmp").join(name);
         let file = fs::File::create_new(&path).await.map_err(io_err)?;
         let tmp = RemoveOnDrop(Some(path.clone()));
-        let size = copy_stream(file, &path, 0, body, None, Mode::Direct).await?;
+        let size = copy_stream(file, &path, 0, body, None, Mode::Direct { after: 8 << 20 }).await?;
         Ok(Box::new(LocalPending {
             store: self.clone(),
             tmp,
@@ -370,7 +371,15 @@ impl BlobStore for LocalBlobStore {
         // ends where this write ends.
         file.set_len(offset).await.map_err(io_err)?;
         // Direct: tus bytes are hashed as they arrive and not read again before completion.
-        let written = copy_stream(file, &path, offset, body, Some(max_len), Mode::Direct).await;
+        let written = copy_stream(
+            file,
+            &path,
+            offset,
+            body,
+            Some(max_len),
+            Mode::Direct { after: 0 },
+        )
+        .await;
         if written.is_err() {
             // A refused write keeps none of its bytes: give their space back now (a full disk
             // most of all), not when the next write arrives.
@@ -390,20 +399,14 @@ impl BlobStore for LocalBlobStore {
         staging: &StagingId,
         range: ByteRange,
     ) -> Result<Option<ByteStream>> {
-        let mut file = match fs::File::open(self.staging_path(staging)).await {
+        let file = match fs::File::open(self.staging_path(staging)).await {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::NotFound { what: "upload" })
             }
             Err(e) => return Err(io_err(e)),
         };
-        file.seek(SeekFrom::Start(range.start))
-            .await
-            .map_err(io_err)?;
-        use tokio::io::AsyncReadExt;
-        Ok(Some(
-            ReaderStream::with_capacity(file.take(range.len()), READ_CHUNK).boxed(),
-        ))
+        Ok(Some(file_reader::read_once(file.into_std().await, range)))
     }
 
     async fn stage_complete(

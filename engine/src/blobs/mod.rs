@@ -1,6 +1,7 @@
 //! Blob stores hold content. Keys are chosen by the store, recorded in the metadata database,
 //! and never derived from user input.
 
+mod file_reader;
 mod file_writer;
 mod local;
 #[cfg(feature = "s3")]

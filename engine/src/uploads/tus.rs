@@ -12,7 +12,6 @@ use futures::{StreamExt, TryStreamExt};
 use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
 
 use super::Sha1State;
 use crate::blobs::{ByteStream, StagingId};
@@ -118,36 +117,74 @@ impl Checker {
     }
 }
 
-/// Chunks of one append waiting for its hasher.
-const HASH_QUEUE: usize = 8;
+/// Bytes of one append hashed by one blocking call.
+const HASH_BATCH: usize = 256 * 1024;
 
-/// The body of one append as the store reads it, with every chunk also handed to a hasher on
-/// its own thread (the upload's SHA1 and the request's checksum), so hashing runs beside
-/// receiving and writing rather than between them. At the end of the body it waits for the
-/// hasher; a checksum mismatch is then the body's last item, an error, so the store's write
-/// fails and keeps nothing.
+type Hashers = (Sha1State, Checker);
+
+/// The body of one append as the store reads it, each chunk also hashed (the upload's SHA1 and
+/// the request's checksum) in batches on the blocking pool, one batch at a time while the next
+/// arrives, so hashing runs beside receiving and writing rather than between them. At the end
+/// of the body it waits for the last batch; a checksum mismatch is then the body's last item,
+/// an error, so the store's write fails and keeps nothing.
 struct HashedBody {
     body: ByteStream,
-    tx: Option<mpsc::Sender<Bytes>>,
-    hasher: Option<tokio::task::JoinHandle<(Sha1State, Checker)>>,
+    idle: Option<Box<Hashers>>,
+    job: Option<tokio::task::JoinHandle<Box<Hashers>>>,
+    batch: Vec<Bytes>,
+    batched: usize,
     want: Option<TusChecksum>,
     seen: u64,
     limit: u64,
+    done: bool,
     /// The SHA1 state after the body, once it has ended well.
     result: Arc<Mutex<Option<Sha1State>>>,
     mismatch: Arc<AtomicBool>,
 }
 
 impl HashedBody {
+    /// Hashes what is gathered once the previous batch is hashed; returns the hashers when
+    /// `finish` (everything hashed).
+    async fn hash(&mut self, finish: bool) -> io::Result<Option<Box<Hashers>>> {
+        if let Some(job) = self.job.take() {
+            self.idle = Some(job.await.map_err(io::Error::other)?);
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.batched = 0;
+        let mut h = self
+            .idle
+            .take()
+            .ok_or_else(|| io::Error::other("hasher lost"))?;
+        if finish {
+            for c in &batch {
+                h.0.update(c);
+                h.1.update(c);
+            }
+            return Ok(Some(h));
+        }
+        self.job = Some(tokio::task::spawn_blocking(move || {
+            for c in &batch {
+                h.0.update(c);
+                h.1.update(c);
+            }
+            h
+        }));
+        Ok(None)
+    }
+
     fn stream(self) -> ByteStream {
         futures::stream::unfold(self, |mut t| async move {
+            if t.done {
+                return None;
+            }
             match t.body.next().await {
                 Some(Ok(chunk)) => {
                     t.seen += chunk.len() as u64;
                     if t.seen <= t.limit {
-                        if let Some(tx) = &t.tx {
-                            if tx.send(chunk.clone()).await.is_err() {
-                                let e = io::Error::other("the hasher stopped");
+                        t.batched += chunk.len();
+                        t.batch.push(chunk.clone());
+                        if t.batched >= HASH_BATCH {
+                            if let Err(e) = t.hash(false).await {
                                 return Some((Err(e), t));
                             }
                         }
@@ -156,10 +193,12 @@ impl HashedBody {
                 }
                 Some(Err(e)) => Some((Err(e), t)),
                 None => {
-                    drop(t.tx.take()?);
-                    let (sha1, checker) = match t.hasher.take()?.await {
-                        Ok(done) => done,
-                        Err(e) => return Some((Err(io::Error::other(e)), t)),
+                    t.done = true;
+                    // The tail is small: hashed here rather than handed over.
+                    let (sha1, checker) = match t.hash(true).await {
+                        Ok(Some(h)) => *h,
+                        Ok(None) => return None,
+                        Err(e) => return Some((Err(e), t)),
                     };
                     if !checker.matches(t.want) {
                         t.mismatch.store(true, Ordering::SeqCst);
@@ -288,6 +327,11 @@ impl Engine {
                 ));
             }
         }
+        if record.file_id.is_some() {
+            // Finished: a repeated last PATCH (its answer was lost) gets the answer again, as
+            // tusd gives it; the file is not published twice.
+            return Ok(record);
+        }
         let holder = hex::encode(rand::random::<[u8; 8]>());
         let now = now_millis();
         if !self
@@ -319,25 +363,22 @@ impl Engine {
             Some(l) => l - offset,
             None => self.config.max_file_size - offset,
         };
-        let (tx, mut rx) = mpsc::channel::<Bytes>(HASH_QUEUE);
-        let mut sha1 = Sha1State::restore(&record.hash_state)?;
-        let mut checker = Checker::new(checksum);
-        let hasher = tokio::task::spawn_blocking(move || {
-            while let Some(chunk) = rx.blocking_recv() {
-                sha1.update(&chunk);
-                checker.update(&chunk);
-            }
-            (sha1, checker)
-        });
+        let hashers = (
+            Sha1State::restore(&record.hash_state)?,
+            Checker::new(checksum),
+        );
         let result = Arc::new(Mutex::new(None));
         let mismatch = Arc::new(AtomicBool::new(false));
         let body = HashedBody {
             body,
-            tx: Some(tx),
-            hasher: Some(hasher),
+            idle: Some(Box::new(hashers)),
+            job: None,
+            batch: Vec::new(),
+            batched: 0,
             want: checksum,
             seen: 0,
             limit,
+            done: false,
             result: result.clone(),
             mismatch: mismatch.clone(),
         }
