@@ -253,23 +253,26 @@ def main():
         if only:
             combos = [c for c in combos if "/".join(c) in only]
         results = {}
-        for server_kind, client in combos:
-            runs = []
-            for i in range(RUNS):
+        # Round by round over all the combinations, so that a machine that gets faster or
+        # slower during the run (page cache, other tenants) weighs on every server alike.
+        runs = {c: [] for c in combos}
+        for i in range(RUNS):
+            for server_kind, client in combos:
                 server = Server(server_kind, work)
                 try:
                     seconds, hashing = run_client(client, server, path, work)
                 finally:
                     cpu, rss = server.stop()
-                runs.append((size / seconds / MB, cpu, rss, hashing))
+                runs[(server_kind, client)].append((size / seconds / MB, cpu, rss, hashing))
                 print(f"  {server_kind:10} {client:15} run {i + 1}: {size / seconds / MB:7.0f} MB/s, "
                       f"server CPU {cpu:5.2f} s, peak RSS {rss:6.1f} MiB"
                       + (f", hashing {hashing:.2f} s" if hashing else ""), flush=True)
-            results[(server_kind, client)] = {
-                "mbps": statistics.median(r[0] for r in runs),
-                "cpu": statistics.median(r[1] for r in runs) / (SIZE_MIB / 1024),
-                "rss": max(r[2] for r in runs),
-                "hashing": statistics.median(r[3] for r in runs) if runs[0][3] else None,
+        for combo, rs in runs.items():
+            results[combo] = {
+                "mbps": statistics.median(r[0] for r in rs),
+                "cpu": statistics.median(r[1] for r in rs) / (SIZE_MIB / 1024),
+                "rss": max(r[2] for r in rs),
+                "hashing": statistics.median(r[3] for r in rs) if rs[0][3] else None,
             }
 
         instant, out = [], None
