@@ -234,6 +234,11 @@ async fn protocol() {
     assert_eq!(again.status(), StatusCode::NO_CONTENT);
     assert_eq!(again.headers()["upload-offset"], "700000");
     assert_eq!(
+        patch(&s, &t, &url, 700_000, vec![1]).await.status(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "a byte past the end"
+    );
+    assert_eq!(
         patch(&s, &t, &url, 300_000, vec![1]).await.status(),
         StatusCode::CONFLICT
     );

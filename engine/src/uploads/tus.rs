@@ -329,7 +329,15 @@ impl Engine {
         }
         if record.file_id.is_some() {
             // Finished: a repeated last PATCH (its answer was lost) gets the answer again, as
-            // tusd gives it; the file is not published twice.
+            // tusd gives it; the file is not published twice. A byte past the end is too much.
+            let mut body = body;
+            while let Some(chunk) = body.next().await {
+                if !chunk.map_err(Error::Incomplete)?.is_empty() {
+                    return Err(Error::TooLarge {
+                        limit: record.length.unwrap_or(record.offset),
+                    });
+                }
+            }
             return Ok(record);
         }
         let holder = hex::encode(rand::random::<[u8; 8]>());
