@@ -12,6 +12,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::task::JoinHandle;
 
+use super::file_writer::dont_need;
 use super::ByteStream;
 use crate::types::ByteRange;
 
@@ -33,7 +34,7 @@ fn read_at(mut file: std::fs::File, pos: u64, len: u64) -> Read1 {
                     "staged file shorter than the range read",
                 ));
             }
-            drop_cached(&file, pos, buf.len() as u64);
+            dont_need(&file, pos, buf.len() as u64);
             Ok(Bytes::from(buf))
         })();
         (file, got)
@@ -60,16 +61,3 @@ pub(super) fn read_once(file: std::fs::File, range: ByteRange) -> ByteStream {
     })
     .boxed()
 }
-
-/// Drops `[offset, offset + len)` from the page cache (clean pages only); a hint.
-#[cfg(target_os = "linux")]
-fn drop_cached(file: &std::fs::File, offset: u64, len: u64) {
-    use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
-    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return;
-    };
-    let _ = posix_fadvise(file, offset, len, PosixFadviseAdvice::POSIX_FADV_DONTNEED);
-}
-
-#[cfg(not(target_os = "linux"))]
-fn drop_cached(_file: &std::fs::File, _offset: u64, _len: u64) {}

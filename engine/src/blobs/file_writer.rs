@@ -185,7 +185,7 @@ impl Writer {
                 self.file.write_all_at(data, self.pos)?;
                 self.pos += data.len() as u64;
                 if self.pos - self.unsynced_from >= WRITEBACK_EVERY {
-                    start_writeback(
+                    dont_need(
                         &self.file,
                         self.unsynced_from,
                         self.pos - self.unsynced_from,
@@ -294,22 +294,23 @@ impl DirectFile {
     }
 }
 
-/// Asks the kernel to start writing `[offset, offset + len)` to disk now, without waiting.
-/// `POSIX_FADV_DONTNEED` starts writeback of the range's dirty pages (and drops only pages that
-/// are already clean, so freshly written bytes stay cached); a failure only loses the head start.
+/// `POSIX_FADV_DONTNEED` over `[offset, offset + len)`: starts writeback of the range's dirty
+/// pages without waiting, and drops the pages that are already clean (so bytes just written
+/// stay cached until they are on disk, and bytes just read back leave the cache). A hint: a
+/// failure only loses the head start or the freed memory.
 #[cfg(target_os = "linux")]
-fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+pub(super) fn dont_need(file: &std::fs::File, offset: u64, len: u64) {
     use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
     let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
         return;
     };
     if let Err(e) = posix_fadvise(file, offset, len, PosixFadviseAdvice::POSIX_FADV_DONTNEED) {
-        tracing::debug!(error = %e, "could not start writeback");
+        tracing::debug!(error = %e, "posix_fadvise(DONTNEED) failed");
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
+pub(super) fn dont_need(_file: &std::fs::File, _offset: u64, _len: u64) {}
 
 #[cfg(test)]
 mod tests {

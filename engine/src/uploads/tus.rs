@@ -151,24 +151,21 @@ impl HashedBody {
         }
         let batch = std::mem::take(&mut self.batch);
         self.batched = 0;
-        let mut h = self
+        let h = self
             .idle
             .take()
             .ok_or_else(|| io::Error::other("hasher lost"))?;
-        if finish {
-            for c in &batch {
-                h.0.update(c);
-                h.1.update(c);
-            }
-            return Ok(Some(h));
-        }
-        self.job = Some(tokio::task::spawn_blocking(move || {
+        let update = move |mut h: Box<Hashers>| {
             for c in &batch {
                 h.0.update(c);
                 h.1.update(c);
             }
             h
-        }));
+        };
+        if finish {
+            return Ok(Some(update(h)));
+        }
+        self.job = Some(tokio::task::spawn_blocking(move || update(h)));
         Ok(None)
     }
 
