@@ -5,9 +5,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::client::ServerError;
-use super::{backoff, Api, PartCheck, UploadArgs};
-use crate::routes::uploads::CRC32C_HEADER;
 use anyhow::{anyhow, bail, Context};
 use base64::Engine as _;
 use futures::{StreamExt, TryStreamExt};
@@ -15,6 +12,10 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use md5::{Digest, Md5};
 use serde_json::Value;
 use sha1::Sha1;
+
+use super::client::ServerError;
+use super::{backoff, Api, PartCheck, UploadArgs};
+use crate::routes::uploads::CRC32C_HEADER;
 
 fn bar(mp: &MultiProgress, len: u64, prefix: String) -> ProgressBar {
     let bar = mp.add(ProgressBar::new(len));
