@@ -135,7 +135,24 @@ async fn suite(store: &dyn BlobStore, count_files: Count<'_>) {
     receipts.push(store.stage_put_part(&id, spec(1), body(1)).await.unwrap());
     receipts.sort_by_key(|r| r.number);
     receipts.dedup_by_key(|r| r.number);
-    let assembled = store.stage_complete(&id, &receipts, &sha(3)).await.unwrap();
+    // Another attempt at part 2 written after the one completion names (a racing writer):
+    // where the store keeps attempts apart it changes nothing; where parts share one slot (S3)
+    // completion refuses rather than assembling bytes it was not given.
+    let mut other = data[spec(2).offset as usize..(spec(2).offset + spec(2).len) as usize].to_vec();
+    other[0] ^= 0xff;
+    store
+        .stage_put_part(&id, spec(2), stream_of(&other, 65536))
+        .await
+        .unwrap();
+    let assembled = match store.stage_complete(&id, &receipts, &sha(3)).await {
+        Ok(key) => key,
+        Err(e) => {
+            assert!(store.stage_read_part(&id, &receipts[0], 1).await.is_ok_and(|r| r.is_none()), "{e:?}");
+            // S3: the attempt named is gone from its slot; send it again and complete.
+            receipts[1] = store.stage_put_part(&id, spec(2), body(2)).await.unwrap();
+            store.stage_complete(&id, &receipts, &sha(3)).await.unwrap()
+        }
+    };
     assert_eq!(
         collect(store.get(&assembled, None).await.unwrap())
             .await
@@ -171,16 +188,32 @@ async fn suite(store: &dyn BlobStore, count_files: Count<'_>) {
         data.len(),
     ];
     let mut offset = 0u64;
+    let mut last = String::new();
     for w in cuts.windows(2) {
         let piece = &data[w[0]..w[1]];
-        let n = store
-            .stage_write(&tus, offset, stream_of(piece, 65536), u64::MAX)
+        let (n, attempt) = store
+            .stage_write(&tus, offset, &last, stream_of(piece, 65536), u64::MAX)
             .await
             .unwrap();
         assert_eq!(n, piece.len() as u64);
+        // A second writer at the same offset (its lock lapsed): refused, or written apart
+        // and dropped when its commit fails; the committed chain is untouched.
+        if let Ok((_, stale)) = store
+            .stage_write(&tus, offset, &last, stream_of(&vec![0xee; piece.len()], 4096), u64::MAX)
+            .await
+        {
+            store
+                .stage_drop_write(&tus, offset, &last, &stale)
+                .await
+                .unwrap();
+        }
         offset += n;
+        last = attempt;
     }
-    let appended = store.stage_complete(&tus, &[], &sha(4)).await.unwrap();
+    let appended = store
+        .stage_complete_appends(&tus, &last, offset, &sha(4))
+        .await
+        .unwrap();
     assert_eq!(
         collect(store.get(&appended, None).await.unwrap())
             .await
@@ -190,29 +223,33 @@ async fn suite(store: &dyn BlobStore, count_files: Count<'_>) {
     let limited = staging(4);
     store.stage_begin(&limited, 0).await.unwrap();
     let over = store
-        .stage_write(&limited, 0, stream_of(&data[..100], 10), 99)
+        .stage_write(&limited, 0, "", stream_of(&data[..100], 10), 99)
         .await
         .unwrap_err();
     assert!(matches!(over, Error::Invalid { .. }), "{over:?}");
     // Bytes of refused writes never reach the blob: after a successful write the staged upload
     // ends where that write ended (a tus upload of deferred length may finish shorter than a
     // refused attempt went; found by fuzz/ session_machine).
-    let n = store
-        .stage_write(&limited, 0, stream_of(&data[..20], 7), 99)
+    let (n, first) = store
+        .stage_write(&limited, 0, "", stream_of(&data[..20], 7), 99)
         .await
         .unwrap();
     assert_eq!(n, 20);
     let cut = store
-        .stage_write(&limited, 20, failing_after(&data[20..90]), 99)
+        .stage_write(&limited, 20, &first, failing_after(&data[20..90]), 99)
         .await
         .unwrap_err();
     assert!(matches!(cut, Error::Incomplete(_)), "{cut:?}");
-    let n = store
-        .stage_write(&limited, 20, stream_of(&[], 1), 99)
+    let (n, still) = store
+        .stage_write(&limited, 20, &first, stream_of(&[], 1), 99)
         .await
         .unwrap();
     assert_eq!(n, 0);
-    let short = store.stage_complete(&limited, &[], &sha(6)).await.unwrap();
+    let last = if still.is_empty() { first } else { still };
+    let short = store
+        .stage_complete_appends(&limited, &last, 20, &sha(6))
+        .await
+        .unwrap();
     assert_eq!(
         collect(store.get(&short, None).await.unwrap())
             .await
@@ -223,7 +260,10 @@ async fn suite(store: &dyn BlobStore, count_files: Count<'_>) {
     store.delete(&short).await.unwrap();
     let nothing = staging(5);
     store.stage_begin(&nothing, 0).await.unwrap();
-    let empty2 = store.stage_complete(&nothing, &[], &sha(5)).await.unwrap();
+    let empty2 = store
+        .stage_complete_appends(&nothing, "", 0, &sha(5))
+        .await
+        .unwrap();
     assert!(collect(store.get(&empty2, None).await.unwrap())
         .await
         .unwrap()

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use chunkvault_engine::sessions::{
-    HashProgress, PartRecord, SessionRecord, SessionStore, TusProgress, TusRecord,
+    HashProgress, PartCommit, PartRecord, SessionRecord, SessionStore, TusProgress, TusRecord,
 };
 use chunkvault_engine::uploads::Sha1State;
 use chunkvault_engine::{
@@ -70,26 +70,33 @@ async fn suite(store: Arc<dyn SessionStore>) {
     assert!(listed.contains(&a.id) && listed.contains(&other_size.id));
     assert!(store.get(&UploadId::generate()).await.unwrap().is_none());
 
-    // Parts: marked, repeated (last etag wins), unmarked.
-    assert!(store.mark_part(&a.id, &part(3, "x"), far).await.unwrap());
-    assert!(store.mark_part(&a.id, &part(1, "y"), far).await.unwrap());
-    assert!(store.mark_part(&a.id, &part(3, "z"), far).await.unwrap());
+    // Parts: committed, replaced (the replaced attempt is named), unknown sessions refused.
+    let committed = |replaced: Option<&str>| PartCommit::Committed {
+        replaced: replaced.map(str::to_owned),
+    };
+    let commit = |id: UploadId, p: PartRecord| {
+        let store = store.clone();
+        async move { store.commit_part(&id, &p, now, far).await.unwrap() }
+    };
+    assert_eq!(commit(a.id.clone(), part(3, "x")).await, committed(None));
+    assert_eq!(commit(a.id.clone(), part(1, "y")).await, committed(None));
+    assert_eq!(commit(a.id.clone(), part(3, "z")).await, committed(Some("x")));
+    assert_eq!(
+        commit(a.id.clone(), part(3, "z")).await,
+        committed(None),
+        "the same attempt again replaces nothing"
+    );
     assert_eq!(
         store.parts(&a.id).await.unwrap(),
         vec![part(1, "y"), part(3, "z")]
     );
-    assert!(store.unmark_part(&a.id, 3, far).await.unwrap());
-    assert_eq!(store.parts(&a.id).await.unwrap(), vec![part(1, "y")]);
-    assert!(!store
-        .mark_part(&UploadId::generate(), &part(1, ""), far)
-        .await
-        .unwrap());
-    assert!(!store
-        .unmark_part(&UploadId::generate(), 1, far)
-        .await
-        .unwrap());
+    assert_eq!(
+        commit(UploadId::generate(), part(1, "q")).await,
+        PartCommit::Gone
+    );
 
-    // Hash progress: compare-and-set; a re-sent hashed part resets it with a new epoch.
+    // Hash progress: compare-and-set; a replaced part changes the epoch, and a replaced hashed
+    // part takes the progress back to the start.
     let p0 = store.get(&a.id).await.unwrap().unwrap().hash;
     assert!(store.advance_hash(&a.id, &p0, 1, "state-1").await.unwrap());
     assert!(
@@ -98,18 +105,29 @@ async fn suite(store: Arc<dyn SessionStore>) {
     );
     let p1 = store.get(&a.id).await.unwrap().unwrap().hash;
     assert_eq!((p1.parts, p1.state.as_str()), (1, "state-1"));
-    assert!(store.unmark_part(&a.id, 2, far).await.unwrap());
+    assert_eq!(commit(a.id.clone(), part(2, "first")).await, committed(None));
     assert_eq!(
         store.get(&a.id).await.unwrap().unwrap().hash,
         p1,
-        "a part beyond the prefix keeps it"
+        "a first attempt beyond the prefix keeps it"
     );
-    assert!(store.unmark_part(&a.id, 1, far).await.unwrap());
+    assert_eq!(
+        commit(a.id.clone(), part(2, "second")).await,
+        committed(Some("first"))
+    );
+    let p2 = store.get(&a.id).await.unwrap().unwrap().hash;
+    assert_eq!((p2.parts, p2.state.as_str()), (1, "state-1"));
+    assert_ne!(p2.epoch, p1.epoch, "a replacement beyond the prefix changes the epoch");
+    assert!(
+        !store.advance_hash(&a.id, &p1, 2, "stale").await.unwrap(),
+        "progress read before a replacement cannot land"
+    );
+    assert_eq!(commit(a.id.clone(), part(1, "y2")).await, committed(Some("y")));
     let reset = store.get(&a.id).await.unwrap().unwrap().hash;
     assert_eq!(reset.parts, 0);
     assert_eq!(reset.state, Sha1State::new().save());
-    assert_ne!(reset.epoch, p1.epoch);
-    assert!(!store.advance_hash(&a.id, &p1, 2, "stale").await.unwrap());
+    assert_ne!(reset.epoch, p2.epoch);
+    assert!(!store.advance_hash(&a.id, &p2, 2, "stale").await.unwrap());
     assert!(
         !store
             .advance_hash(
@@ -143,6 +161,23 @@ async fn suite(store: Arc<dyn SessionStore>) {
             .unwrap(),
         "expired lease"
     );
+    // While a claim is live no part changes; a released claim lets parts in again.
+    assert_eq!(
+        store
+            .commit_part(&a.id, &part(1, "late"), now + 1500, far)
+            .await
+            .unwrap(),
+        PartCommit::Completing
+    );
+    assert_eq!(store.parts(&a.id).await.unwrap()[0], part(1, "y2"));
+    assert!(store.claim(&a.id, "h2", now + 1500, 0).await.unwrap());
+    assert_eq!(
+        store
+            .commit_part(&a.id, &part(1, "late"), now + 1500, far)
+            .await
+            .unwrap(),
+        committed(Some("y2"))
+    );
 
     // Concurrent marks of different parts all land (no read-modify-write).
     let b = record(3, 2, 64 * 262_144, far);
@@ -153,14 +188,14 @@ async fn suite(store: Arc<dyn SessionStore>) {
             let id = b.id.clone();
             tokio::spawn(async move {
                 store
-                    .mark_part(&id, &part(n, &n.to_string()), far)
+                    .commit_part(&id, &part(n, &n.to_string()), now, far)
                     .await
                     .unwrap()
             })
         })
         .collect();
     for t in tasks {
-        assert!(t.await.unwrap());
+        assert_eq!(t.await.unwrap(), PartCommit::Committed { replaced: None });
     }
     assert_eq!(store.parts(&b.id).await.unwrap().len(), 64);
 
@@ -189,7 +224,7 @@ async fn suite(store: Arc<dyn SessionStore>) {
     let old = record(5, 5, 10, now - 1);
     store.create_or_resume(&old).await.unwrap();
     store
-        .mark_part(&old.id, &part(1, ""), now - 1)
+        .commit_part(&old.id, &part(1, ""), now, now - 1)
         .await
         .unwrap();
     let expired: Vec<UploadId> = store
@@ -296,23 +331,24 @@ async fn tus(store: &dyn SessionStore, now: i64) {
         expires_at: far + offset as i64,
         file_id,
     };
+    assert!(store.tus_lock(&t.id, "w0", now, now + 1000).await.unwrap());
     assert!(store
-        .tus_update(&t.id, 0, &step(10, None, None))
+        .tus_update(&t.id, 0, "w0", &step(10, None, None))
         .await
         .unwrap());
     assert!(
         !store
-            .tus_update(&t.id, 0, &step(20, None, None))
+            .tus_update(&t.id, 0, "w0", &step(20, None, None))
             .await
             .unwrap(),
         "stale offset refused"
     );
     assert!(store
-        .tus_update(&t.id, 10, &step(20, Some(30), None))
+        .tus_update(&t.id, 10, "w0", &step(20, Some(30), None))
         .await
         .unwrap());
     assert!(store
-        .tus_update(&t.id, 20, &step(25, Some(99), None))
+        .tus_update(&t.id, 20, "w0", &step(25, Some(99), None))
         .await
         .unwrap());
     let got = store.tus_get(&t.id).await.unwrap().unwrap();
@@ -321,9 +357,20 @@ async fn tus(store: &dyn SessionStore, now: i64) {
         (25, Some(30), "s25"),
         "length is set once"
     );
+    // A writer whose lock lapsed and was taken over is fenced off, whatever the offset.
+    assert!(store.tus_lock(&t.id, "w9", now + 1001, now + 1500).await.unwrap());
+    assert!(
+        !store
+            .tus_update(&t.id, 25, "w0", &step(26, None, None))
+            .await
+            .unwrap(),
+        "a lapsed writer's update refused"
+    );
+    store.tus_unlock(&t.id, "w9").await.unwrap();
+    assert!(store.tus_lock(&t.id, "w0", now, now + 1000).await.unwrap());
     let file = FileId::generate();
     assert!(store
-        .tus_update(&t.id, 25, &step(30, None, Some(file.clone())))
+        .tus_update(&t.id, 25, "w0", &step(30, None, Some(file.clone())))
         .await
         .unwrap());
     assert_eq!(
@@ -331,6 +378,7 @@ async fn tus(store: &dyn SessionStore, now: i64) {
         Some(file)
     );
 
+    store.tus_unlock(&t.id, "w0").await.unwrap();
     assert!(store.tus_lock(&t.id, "w1", now, now + 1000).await.unwrap());
     assert!(
         !store.tus_lock(&t.id, "w2", now, now + 1000).await.unwrap(),

@@ -289,6 +289,7 @@ fn refused_tus_bytes_never_reach_the_file() {
             // The refused bytes' space is given back at once.
             let staged: u64 = std::fs::read_dir(fx.dir.path().join("data/staging"))
                 .unwrap()
+                .flat_map(|e| std::fs::read_dir(e.unwrap().path()).unwrap())
                 .map(|e| e.unwrap().metadata().unwrap().len())
                 .sum();
             assert_eq!(staged, 0, "refused bytes still staged");

@@ -4,12 +4,20 @@
 //! complete and fsynced. The random suffix makes every committed copy a distinct file, so a new
 //! upload of some content never lands on the path that a concurrent delete of the previous copy
 //! of that content is about to unlink.
+//!
+//! A blob is either one file (whole-file uploads) or a directory of segments with a `manifest`
+//! (chunked and tus uploads): `000000`, `000001`, … in order, their lengths in the manifest.
+//! A staged upload is a directory `<root>/staging/<id>/` in which every write attempt has a
+//! file of its own, created new and never opened for writing by anyone else:
+//! `p<part>-<attempt>` for a part, `t<offset>-<attempt>-<previous attempt>` for a tus append.
+//! Completion moves exactly the committed attempts into the blob's directory (renames: O(parts),
+//! no byte copied), so a write still running elsewhere can never reach published bytes.
 
 use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use tokio::fs;
 use tokio::io::AsyncSeekExt;
 use tokio_util::io::ReaderStream;
@@ -32,6 +40,80 @@ pub struct LocalBlobStore {
 /// A full disk is `InsufficientStorage` (507), any other I/O failure a backend error.
 fn io_err(e: io::Error) -> Error {
     Error::io(BACKEND, e)
+}
+
+const MANIFEST: &str = "manifest";
+const MANIFEST_HEADER: &str = "chunkvault segments 1\n";
+
+/// An attempt's name: 16 hex digits, made here.
+fn new_attempt_id() -> String {
+    hex::encode(rand::random::<[u8; 8]>())
+}
+
+fn is_attempt_id(s: &str) -> bool {
+    s.len() == 16 && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn part_name(number: u32, attempt: &str) -> Result<String> {
+    if !is_attempt_id(attempt) {
+        return Err(Error::backend(BACKEND, format!("malformed part attempt {attempt:?}")));
+    }
+    Ok(format!("p{number:05}-{attempt}"))
+}
+
+fn append_name(offset: u64, attempt: &str, prev: &str) -> Result<String> {
+    if !is_attempt_id(attempt) || !(prev.is_empty() || is_attempt_id(prev)) {
+        return Err(Error::backend(BACKEND, "malformed tus append attempt"));
+    }
+    let prev = if prev.is_empty() { "0" } else { prev };
+    Ok(format!("t{offset:020}-{attempt}-{prev}"))
+}
+
+/// `t<offset>-<attempt>-<prev>` → (offset, attempt, prev; empty for the first append).
+fn parse_append_name(name: &str) -> Option<(u64, &str, &str)> {
+    let rest = name.strip_prefix('t')?;
+    let mut it = rest.splitn(3, '-');
+    let offset = it.next()?.parse().ok()?;
+    let attempt = it.next().filter(|a| is_attempt_id(a))?;
+    let prev = it.next()?;
+    let prev = if prev == "0" {
+        ""
+    } else if is_attempt_id(prev) {
+        prev
+    } else {
+        return None;
+    };
+    Some((offset, attempt, prev))
+}
+
+/// The segment lengths of a blob directory's manifest.
+fn parse_manifest(text: &str) -> Option<Vec<u64>> {
+    let body = text.strip_prefix(MANIFEST_HEADER)?;
+    body.lines().map(|l| l.parse().ok()).collect()
+}
+
+/// Streams `range` of a blob directory whose segments have lengths `lens`.
+fn read_segments(dir: PathBuf, lens: Vec<u64>, range: ByteRange) -> ByteStream {
+    let mut pieces = Vec::new();
+    let mut start = 0u64;
+    for (i, len) in lens.into_iter().enumerate() {
+        let end = start + len;
+        if end > range.start && start < range.end && len > 0 {
+            let from = range.start.max(start) - start;
+            let to = range.end.min(end) - start;
+            pieces.push((dir.join(format!("{i:06}")), from, to - from));
+        }
+        start = end;
+    }
+    futures::stream::iter(pieces)
+        .then(|(path, from, len)| async move {
+            use tokio::io::AsyncReadExt;
+            let mut file = fs::File::open(&path).await?;
+            file.seek(SeekFrom::Start(from)).await?;
+            Ok::<_, io::Error>(ReaderStream::with_capacity(file.take(len), READ_CHUNK))
+        })
+        .try_flatten()
+        .boxed()
 }
 
 impl LocalBlobStore {
@@ -99,10 +181,104 @@ impl LocalBlobStore {
         format!("{}/{}/{}-{}", &s[0..2], &s[2..4], s, suffix)
     }
 
-    fn staging_path(&self, staging: &StagingId) -> PathBuf {
+    fn staging_dir(&self, staging: &StagingId) -> PathBuf {
+        self.root.join("staging").join(staging.as_str())
+    }
+
+    /// The single staging file of earlier versions (removed with the staging).
+    fn legacy_staging_path(&self, staging: &StagingId) -> PathBuf {
         self.root
             .join("staging")
             .join(format!("{}.part", staging.as_str()))
+    }
+
+    /// A new attempt file in the staging directory, created new (never an existing one).
+    async fn new_attempt(&self, staging: &StagingId, name: &str) -> Result<(fs::File, PathBuf)> {
+        let path = self.staging_dir(staging).join(name);
+        match fs::File::create_new(&path).await {
+            Ok(f) => Ok((f, path)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NotFound { what: "upload" }),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
+    /// Moves `segments` (durable files) into a new blob directory with their manifest and
+    /// publishes it under a fresh key, atomically (one rename of the directory).
+    async fn publish_segments(&self, segments: Vec<PathBuf>, sha1: &Sha1Hex) -> Result<String> {
+        let key = Self::new_key(sha1);
+        let to = self.blob_path(&key)?;
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("{}.d", hex::encode(rand::random::<[u8; 16]>())));
+        #[allow(clippy::disallowed_methods)] // runs on the blocking pool
+        let build = move || -> io::Result<()> {
+            std::fs::create_dir(&tmp)?;
+            let mut manifest = String::from(MANIFEST_HEADER);
+            for (i, from) in segments.iter().enumerate() {
+                let len = std::fs::metadata(from)?.len();
+                std::fs::rename(from, tmp.join(format!("{i:06}")))?;
+                manifest.push_str(&format!("{len}\n"));
+            }
+            let mpath = tmp.join(MANIFEST);
+            let mut f = std::fs::File::create_new(&mpath)?;
+            io::Write::write_all(&mut f, manifest.as_bytes())?;
+            f.sync_all()?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            let dir = to.parent().expect("blob paths have parents");
+            std::fs::create_dir_all(dir)?;
+            std::fs::rename(&tmp, &to)?;
+            std::fs::File::open(dir)?.sync_all()
+        };
+        tokio::task::spawn_blocking(build)
+            .await
+            .map_err(|e| Error::backend(BACKEND, e))?
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => Error::NotFound { what: "upload" },
+                _ => io_err(e),
+            })?;
+        Ok(key)
+    }
+
+    /// The committed chain of tus appends ending with `last`, in order, checked to be
+    /// contiguous and `len` bytes long.
+    async fn append_chain(&self, staging: &StagingId, last: &str, len: u64) -> Result<Vec<PathBuf>> {
+        let dir = self.staging_dir(staging);
+        let mut by_attempt = std::collections::HashMap::new();
+        let mut entries = match fs::read_dir(&dir).await {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NotFound { what: "upload" })
+            }
+            Err(e) => return Err(io_err(e)),
+        };
+        while let Some(entry) = entries.next_entry().await.map_err(io_err)? {
+            let name = entry.file_name();
+            let Some((start, attempt, prev)) = name.to_str().and_then(parse_append_name) else {
+                continue;
+            };
+            by_attempt.insert(attempt.to_owned(), (start, prev.to_owned(), entry.path()));
+        }
+        let mut chain = Vec::new();
+        let mut end = len;
+        let mut at = last.to_owned();
+        while !at.is_empty() {
+            let Some((start, prev, path)) = by_attempt.remove(&at) else {
+                return Err(Error::backend(BACKEND, format!("tus append {at} is missing")));
+            };
+            let seg_len = fs::metadata(&path).await.map_err(io_err)?.len();
+            if start + seg_len != end {
+                return Err(Error::backend(BACKEND, "tus appends are not contiguous"));
+            }
+            end = start;
+            chain.push(path);
+            at = prev;
+        }
+        if end != 0 {
+            return Err(Error::backend(BACKEND, "tus appends do not start at 0"));
+        }
+        chain.reverse();
+        Ok(chain)
     }
 
     /// Renames `from` to the path of a fresh key and makes the rename durable.
@@ -123,38 +299,6 @@ async fn sync_dir(dir: PathBuf) -> Result<()> {
         .await
         .map_err(|e| Error::backend(BACKEND, e))?
         .map_err(io_err)
-}
-
-/// Deallocates `[offset, offset + len)` of the file at `path`, keeping its size (a sparse hole).
-#[allow(clippy::disallowed_methods)] // runs on the blocking pool
-async fn punch_hole(path: PathBuf, offset: u64, len: u64) -> Result<()> {
-    tokio::task::spawn_blocking(move || -> io::Result<()> {
-        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
-        deallocate(&file, offset, len)
-    })
-    .await
-    .map_err(|e| Error::backend(BACKEND, e))?
-    .map_err(io_err)
-}
-
-#[cfg(target_os = "linux")]
-fn deallocate(file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
-    use nix::fcntl::{fallocate, FallocateFlags};
-    let off = i64::try_from(offset).map_err(io::Error::other)?;
-    let len = i64::try_from(len).map_err(io::Error::other)?;
-    fallocate(
-        file,
-        FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE,
-        off,
-        len,
-    )
-    .map_err(io::Error::from)
-}
-
-/// Elsewhere the blocks stay allocated until the upload is completed, aborted or expires.
-#[cfg(not(target_os = "linux"))]
-fn deallocate(_file: &std::fs::File, _offset: u64, _len: u64) -> io::Result<()> {
-    Ok(())
 }
 
 /// Deletes a file when dropped unless disarmed: nothing half-written outlives a failed request.
@@ -250,6 +394,26 @@ impl BlobStore for LocalBlobStore {
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<ByteStream> {
         let path = self.blob_path(key)?;
+        let meta = match fs::metadata(&path).await {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NotFound { what: "blob" })
+            }
+            Err(e) => return Err(io_err(e)),
+        };
+        if meta.is_dir() {
+            let text = fs::read_to_string(path.join(MANIFEST))
+                .await
+                .map_err(io_err)?;
+            let lens = parse_manifest(&text)
+                .ok_or_else(|| Error::backend(BACKEND, format!("corrupt manifest in {key}")))?;
+            let total = lens.iter().sum();
+            let range = range.unwrap_or(ByteRange {
+                start: 0,
+                end: total,
+            });
+            return Ok(read_segments(path, lens, range));
+        }
         let mut file = match fs::File::open(&path).await {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -270,7 +434,12 @@ impl BlobStore for LocalBlobStore {
 
     async fn delete(&self, key: &str) -> Result<()> {
         let path = self.blob_path(key)?;
-        match fs::remove_file(&path).await {
+        let res = match fs::symlink_metadata(&path).await {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(&path).await,
+            Ok(_) => fs::remove_file(&path).await,
+            Err(e) => Err(e),
+        };
+        match res {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err(e)),
@@ -282,22 +451,13 @@ impl BlobStore for LocalBlobStore {
         fs::try_exists(&path).await.map_err(io_err)
     }
 
-    async fn stage_begin(&self, staging: &StagingId, size: u64) -> Result<()> {
-        let path = self.staging_path(staging);
-        // Not `create_new`: a retried begin must find the staged bytes untouched.
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .await
-            .map_err(io_err)?;
-        // Sparse: blocks are allocated as parts arrive.
-        if file.metadata().await.map_err(io_err)?.len() != size {
-            file.set_len(size).await.map_err(io_err)?;
+    async fn stage_begin(&self, staging: &StagingId, _size: u64) -> Result<()> {
+        // A retried begin must find the staged attempts untouched.
+        match fs::create_dir(self.staging_dir(staging)).await {
+            Ok(()) => sync_dir(self.root.join("staging")).await,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(io_err(e)),
         }
-        file.sync_all().await.map_err(io_err)?;
-        Ok(())
     }
 
     async fn stage_put_part(
@@ -306,38 +466,18 @@ impl BlobStore for LocalBlobStore {
         part: PartSpec,
         body: ByteStream,
     ) -> Result<PartReceipt> {
-        let path = self.staging_path(staging);
-        let file = match fs::OpenOptions::new().write(true).open(&path).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::NotFound { what: "upload" })
-            }
-            Err(e) => return Err(io_err(e)),
-        };
+        let attempt = new_attempt_id();
+        let (file, path) = self
+            .new_attempt(staging, &part_name(part.number, &attempt)?)
+            .await?;
+        // Whatever happens before the attempt is handed back, its file goes (a full disk
+        // gets its blocks back at once).
+        let mut guard = RemoveOnDrop(Some(path.clone()));
         // Buffered: the part is read back soon, to extend the file's SHA1 over it.
-        let written = match copy_stream(
-            file,
-            &path,
-            part.offset,
-            body,
-            Some(part.len),
-            Mode::Buffered,
-        )
-        .await
-        {
-            Ok(n) => n,
-            Err(e @ Error::InsufficientStorage { .. }) => {
-                // The part stays missing (it was unmarked before the write), so the blocks
-                // it filled before the disk ran out are given back at once rather than
-                // holding space until the upload ends.
-                if let Err(free) = punch_hole(path, part.offset, part.len).await {
-                    tracing::warn!(error = %free, "could not free the blocks of a failed part");
-                }
-                return Err(e);
-            }
-            Err(e) => return Err(e),
-        };
+        let written = copy_stream(file, &path, 0, body, Some(part.len), Mode::Buffered).await;
+        let written = give_back_on_error(written, &mut guard).await?;
         if written != part.len {
+            give_back_on_error::<(), ()>(Err(()), &mut guard).await.ok();
             return Err(Error::invalid(
                 "body",
                 format!(
@@ -346,81 +486,121 @@ impl BlobStore for LocalBlobStore {
                 ),
             ));
         }
+        guard.disarm();
         Ok(PartReceipt {
             number: part.number,
-            etag: String::new(),
+            etag: attempt,
         })
+    }
+
+    async fn stage_drop_part(&self, staging: &StagingId, attempt: &PartReceipt) -> Result<()> {
+        let path = self
+            .staging_dir(staging)
+            .join(part_name(attempt.number, &attempt.etag)?);
+        remove_if_there(&path).await
+    }
+
+    async fn stage_read_part(
+        &self,
+        staging: &StagingId,
+        attempt: &PartReceipt,
+        len: u64,
+    ) -> Result<Option<ByteStream>> {
+        let path = self
+            .staging_dir(staging)
+            .join(part_name(attempt.number, &attempt.etag)?);
+        let file = match fs::File::open(path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NotFound { what: "upload" })
+            }
+            Err(e) => return Err(io_err(e)),
+        };
+        Ok(Some(file_reader::read_once(
+            file.into_std().await,
+            ByteRange { start: 0, end: len },
+        )))
     }
 
     async fn stage_write(
         &self,
         staging: &StagingId,
         offset: u64,
+        prev: &str,
         body: ByteStream,
         max_len: u64,
-    ) -> Result<u64> {
-        let path = self.staging_path(staging);
-        let file = match fs::OpenOptions::new().write(true).open(&path).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::NotFound { what: "upload" })
-            }
-            Err(e) => return Err(io_err(e)),
-        };
-        // Whatever a refused earlier write left past `offset` goes first, so the staged upload
-        // ends where this write ends.
-        file.set_len(offset).await.map_err(io_err)?;
+    ) -> Result<(u64, String)> {
+        let attempt = new_attempt_id();
+        let (file, path) = self
+            .new_attempt(staging, &append_name(offset, &attempt, prev)?)
+            .await?;
+        let mut guard = RemoveOnDrop(Some(path.clone()));
         // Direct: tus bytes are hashed as they arrive and not read again before completion.
         let written = copy_stream(
             file,
             &path,
-            offset,
+            0,
             body,
             Some(max_len),
             Mode::Direct { after: 0 },
         )
         .await;
-        if written.is_err() {
-            // A refused write keeps none of its bytes: give their space back now (a full disk
-            // most of all), not when the next write arrives.
-            let cut = async {
-                let f = fs::OpenOptions::new().write(true).open(&path).await?;
-                f.set_len(offset).await
-            };
-            if let Err(e) = cut.await {
-                tracing::warn!(error = %e, "could not cut back a refused tus write");
-            }
+        let written = give_back_on_error(written, &mut guard).await?;
+        if written == 0 {
+            // Nothing to commit: the upload stays where it was (the guard removes the file).
+            return Ok((0, prev.to_owned()));
         }
-        written
+        guard.disarm();
+        Ok((written, attempt))
     }
 
-    async fn stage_read(
+    async fn stage_drop_write(
         &self,
         staging: &StagingId,
-        range: ByteRange,
-    ) -> Result<Option<ByteStream>> {
-        let file = match fs::File::open(self.staging_path(staging)).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::NotFound { what: "upload" })
-            }
-            Err(e) => return Err(io_err(e)),
-        };
-        Ok(Some(file_reader::read_once(file.into_std().await, range)))
+        offset: u64,
+        prev: &str,
+        attempt: &str,
+    ) -> Result<()> {
+        if attempt == prev {
+            return Ok(()); // an empty append: nothing was kept
+        }
+        let path = self
+            .staging_dir(staging)
+            .join(append_name(offset, attempt, prev)?);
+        remove_if_there(&path).await
     }
 
     async fn stage_complete(
         &self,
         staging: &StagingId,
-        _parts: &[PartReceipt],
+        parts: &[PartReceipt],
         sha1: &Sha1Hex,
     ) -> Result<String> {
-        let path = self.staging_path(staging);
-        if !fs::try_exists(&path).await.map_err(io_err)? {
+        let dir = self.staging_dir(staging);
+        if !fs::try_exists(&dir).await.map_err(io_err)? {
             return Err(Error::NotFound { what: "upload" });
         }
-        // Parts were synced as they arrived; the rename is the only thing left to make durable.
-        self.publish_file(&path, sha1).await
+        let segments = parts
+            .iter()
+            .map(|p| Ok(dir.join(part_name(p.number, &p.etag)?)))
+            .collect::<Result<Vec<_>>>()?;
+        // Parts were synced as they arrived; only the renames are left to make durable.
+        let key = self.publish_segments(segments, sha1).await?;
+        self.stage_abort(staging).await?;
+        Ok(key)
+    }
+
+    async fn stage_complete_appends(
+        &self,
+        staging: &StagingId,
+        last: &str,
+        len: u64,
+        sha1: &Sha1Hex,
+    ) -> Result<String> {
+        let segments = self.append_chain(staging, last, len).await?;
+        let key = self.publish_segments(segments, sha1).await?;
+        self.stage_abort(staging).await?;
+        Ok(key)
     }
 
     async fn stage_list_idle(&self, idle: std::time::Duration) -> Result<Vec<StagingId>> {
@@ -432,7 +612,7 @@ impl BlobStore for LocalBlobStore {
             let name = entry.file_name();
             let Some(Ok(id)) = name
                 .to_str()
-                .and_then(|n| n.strip_suffix(".part"))
+                .map(|n| n.strip_suffix(".part").unwrap_or(n))
                 .map(StagingId::parse)
             else {
                 continue;
@@ -446,7 +626,7 @@ impl BlobStore for LocalBlobStore {
                 .ok()
                 .and_then(|m| m.elapsed().ok())
                 .unwrap_or_default();
-            if meta.is_file() && age >= idle {
+            if age >= idle {
                 out.push(id);
             }
         }
@@ -454,10 +634,35 @@ impl BlobStore for LocalBlobStore {
     }
 
     async fn stage_abort(&self, staging: &StagingId) -> Result<()> {
-        match fs::remove_file(self.staging_path(staging)).await {
+        remove_if_there(&self.legacy_staging_path(staging)).await?;
+        match fs::remove_dir_all(self.staging_dir(staging)).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err(e)),
         }
+    }
+}
+
+/// A refused write keeps none of its bytes: its file goes before the answer (a full disk
+/// gets its space back at once), not in the background.
+async fn give_back_on_error<T, E>(
+    res: std::result::Result<T, E>,
+    guard: &mut RemoveOnDrop,
+) -> std::result::Result<T, E> {
+    if res.is_err() {
+        if let Some(path) = guard.0.take() {
+            if let Err(e) = remove_if_there(&path).await {
+                tracing::warn!(error = %e, "could not remove a refused write");
+            }
+        }
+    }
+    res
+}
+
+async fn remove_if_there(path: &Path) -> Result<()> {
+    match fs::remove_file(path).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(e)),
     }
 }

@@ -118,13 +118,17 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     /// Whether `key` holds a blob.
     async fn exists(&self, key: &str) -> Result<bool>;
 
-    /// Prepares a staged upload of exactly `size` bytes (local: a sparse preallocated file;
+    /// Prepares a staged upload of exactly `size` bytes (local: a directory of its own;
     /// S3: CreateMultipartUpload). Repeating it for an existing staging id is a no-op.
     async fn stage_begin(&self, staging: &StagingId, size: u64) -> Result<()>;
 
-    /// Writes one part at its place. When it returns the part is durable. Repeating a part
-    /// overwrites it (last complete write wins). A body whose length differs from `part.len`
-    /// fails with `ChunkLength` semantics (`Error::Invalid`) and the part is not kept as valid.
+    /// Writes one attempt at a part to a place of its own (local: a file of its own; S3:
+    /// UploadPart, whose ETag names the attempt) and returns the receipt that names the
+    /// attempt. When it returns the bytes are durable. A body whose length differs from
+    /// `part.len` fails with `Error::Invalid` and keeps nothing. An attempt never touches the
+    /// bytes of another attempt, committed or not: the engine decides which attempt becomes the
+    /// part (one compare-and-set in the session store) and hands exactly those receipts to
+    /// `stage_complete`.
     async fn stage_put_part(
         &self,
         staging: &StagingId,
@@ -132,33 +136,73 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
         body: ByteStream,
     ) -> Result<PartReceipt>;
 
-    /// Writes `body` into a staged upload at `offset` (tus appends: any length, any offset),
-    /// refusing more than `max_len` bytes; returns how many bytes were written. When it returns
-    /// the bytes are durable, and the staged upload ends at `offset` + the bytes written. On
-    /// error nothing is promised about the bytes past `offset` (a later successful write drops
-    /// them).
+    /// Drops the bytes of an attempt that was not committed or was replaced by a later one.
+    /// Safe to repeat. (S3 keeps one slot per part number, so there is nothing to drop there:
+    /// completion names the ETags it assembles.)
+    async fn stage_drop_part(&self, staging: &StagingId, attempt: &PartReceipt) -> Result<()> {
+        let _ = (staging, attempt);
+        Ok(())
+    }
+
+    /// Reads the bytes of one committed attempt, to hash parts as they arrive. `None` when the
+    /// store cannot read an unfinished upload (S3 multipart): the engine then hashes the
+    /// assembled object instead.
+    async fn stage_read_part(
+        &self,
+        staging: &StagingId,
+        attempt: &PartReceipt,
+        len: u64,
+    ) -> Result<Option<ByteStream>>;
+
+    /// Writes one tus append of at most `max_len` bytes to a place of its own, starting at
+    /// `offset` of the upload and following the committed append `prev` (empty for none).
+    /// Returns how many bytes were written and the name of the attempt. When it returns the
+    /// bytes are durable. Nothing another append wrote is touched; the engine commits the
+    /// attempt with a compare-and-set on the upload's offset, or drops it
+    /// (`stage_drop_write`).
     async fn stage_write(
         &self,
         staging: &StagingId,
         offset: u64,
+        prev: &str,
         body: ByteStream,
         max_len: u64,
-    ) -> Result<u64>;
+    ) -> Result<(u64, String)>;
 
-    /// Reads staged bytes, to hash parts as they arrive. `None` when the store cannot read an
-    /// unfinished upload (S3 multipart): the engine then hashes the assembled object instead.
-    async fn stage_read(&self, staging: &StagingId, range: ByteRange)
-        -> Result<Option<ByteStream>>;
+    /// Drops an append attempt that lost its commit. Safe to repeat.
+    async fn stage_drop_write(
+        &self,
+        staging: &StagingId,
+        offset: u64,
+        prev: &str,
+        attempt: &str,
+    ) -> Result<()> {
+        let _ = (staging, offset, prev, attempt);
+        Ok(())
+    }
 
-    /// Assembles the parts into a blob under a fresh key derived from `sha1` and returns the
-    /// key. The staging id is gone afterwards. Not yet in the dedup index: the caller verifies
-    /// the bytes and publishes or deletes the key.
+    /// Assembles exactly the committed part attempts `parts` (in order) into a blob under a
+    /// fresh key derived from `sha1` and returns the key. The staging id is gone afterwards. Not
+    /// yet in the dedup index: the caller verifies the bytes and publishes or deletes the key.
     async fn stage_complete(
         &self,
         staging: &StagingId,
         parts: &[PartReceipt],
         sha1: &Sha1Hex,
     ) -> Result<String>;
+
+    /// Like `stage_complete`, for a tus upload: exactly the chain of committed appends that
+    /// ends with `last` (empty for an empty upload), `len` bytes in all.
+    async fn stage_complete_appends(
+        &self,
+        staging: &StagingId,
+        last: &str,
+        len: u64,
+        sha1: &Sha1Hex,
+    ) -> Result<String> {
+        let _ = (last, len);
+        self.stage_complete(staging, &[], sha1).await
+    }
 
     /// Drops a staged upload and every byte staged for it. Safe to repeat.
     async fn stage_abort(&self, staging: &StagingId) -> Result<()>;

@@ -680,9 +680,10 @@ impl BlobStore for S3BlobStore {
         &self,
         staging: &StagingId,
         offset: u64,
+        _prev: &str,
         mut body: ByteStream,
         max_len: u64,
-    ) -> Result<u64> {
+    ) -> Result<(u64, String)> {
         let old = self.load_manifest(staging, false).await?;
         if old.written() != offset {
             return Err(Error::OffsetMismatch {
@@ -716,7 +717,7 @@ impl BlobStore for S3BlobStore {
             }
         }
         if written == 0 {
-            return Ok(0);
+            return Ok((0, String::new()));
         }
         m.tail = buf.len() as u64;
         if m.tail > 0 {
@@ -731,13 +732,14 @@ impl BlobStore for S3BlobStore {
         if old.tail > 0 {
             self.delete_quietly(&self.tail_path(staging, &old)).await?;
         }
-        Ok(written)
+        Ok((written, String::new()))
     }
 
-    async fn stage_read(
+    async fn stage_read_part(
         &self,
         _staging: &StagingId,
-        _range: ByteRange,
+        _attempt: &PartReceipt,
+        _len: u64,
     ) -> Result<Option<ByteStream>> {
         // S3 cannot read the parts of an unfinished multipart upload.
         Ok(None)

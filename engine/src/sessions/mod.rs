@@ -49,6 +49,17 @@ pub struct PartRecord {
     pub etag: String,
 }
 
+/// What `commit_part` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PartCommit {
+    /// The attempt is the part now; `replaced` names the attempt it replaced, if any.
+    Committed { replaced: Option<String> },
+    /// The session is gone.
+    Gone,
+    /// The session is being completed: no part changes any more.
+    Completing,
+}
+
 /// A tus upload: bytes appended at the end, any length at a time, hashed as they arrive.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TusRecord {
@@ -99,15 +110,18 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     /// The owner's open sessions, oldest first.
     async fn list(&self, owner: UserId) -> Result<Vec<SessionRecord>>;
 
-    /// Records a durable part and pushes the expiry. Repeating it is harmless (last write
-    /// wins). `false` if the session does not exist.
-    async fn mark_part(&self, id: &UploadId, part: &PartRecord, expires_at: Millis)
-        -> Result<bool>;
-
-    /// Forgets a part before it is written again, so a rewrite cut short is not taken for the
-    /// old bytes. If the part is inside the hashed prefix, the hash progress restarts (new
-    /// epoch). `false` if the session does not exist.
-    async fn unmark_part(&self, id: &UploadId, number: u32, expires_at: Millis) -> Result<bool>;
+    /// Makes a durable attempt the part, with one compare-and-set, and pushes the expiry.
+    /// Refused while the session is being completed (a live claim): completion assembles the
+    /// parts it read after claiming. Replacing a committed attempt by a different one changes
+    /// the hash epoch (so no hash progress read before can land) and, if the part is inside
+    /// the hashed prefix, takes the progress back to the start.
+    async fn commit_part(
+        &self,
+        id: &UploadId,
+        part: &PartRecord,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<PartCommit>;
 
     /// Moves hash progress from `from` to (`parts`, `state`) if nobody changed it meanwhile.
     async fn advance_hash(
@@ -119,7 +133,7 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     ) -> Result<bool>;
 
     /// Takes the right to complete the session until `until`; `false` while another holder's
-    /// claim is live.
+    /// claim is live. The holder gives it back early by claiming again with `until` 0.
     async fn claim(&self, id: &UploadId, holder: &str, now: Millis, until: Millis) -> Result<bool>;
 
     /// Removes the session and its parts. `false` if it was already gone.
@@ -143,10 +157,16 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
 
     async fn tus_get(&self, id: &UploadId) -> Result<Option<TusRecord>>;
 
-    /// Moves a tus upload forward if its offset is still `expect_offset` (compare-and-set);
-    /// a length, once set, is never changed.
-    async fn tus_update(&self, id: &UploadId, expect_offset: u64, to: &TusProgress)
-        -> Result<bool>;
+    /// Moves a tus upload forward if its offset is still `expect_offset` and `holder` still
+    /// holds its lock (compare-and-set: a writer whose lock lapsed and was taken over is
+    /// fenced off); a length, once set, is never changed.
+    async fn tus_update(
+        &self,
+        id: &UploadId,
+        expect_offset: u64,
+        holder: &str,
+        to: &TusProgress,
+    ) -> Result<bool>;
 
     /// The single-writer lock of a tus upload, until `until` or `tus_unlock`.
     async fn tus_lock(

@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-use super::{HashProgress, PartRecord, SessionRecord, SessionStore, TusProgress, TusRecord};
+use super::{
+    HashProgress, PartCommit, PartRecord, SessionRecord, SessionStore, TusProgress, TusRecord,
+};
 use crate::error::{Error, Result};
 use crate::types::{FileId, Millis, Sha1Hex, UploadId, UserId};
 use crate::uploads::Sha1State;
@@ -80,24 +82,24 @@ redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 return ARGV[1]
 "#;
 
-const MARK: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+/// Commit of a part attempt. KEYS: session, parts, expiry index. ARGV: part, attempt, expiry,
+/// id, now, initial hash state. Returns 0 (gone), 1 (completing), or {2, replaced attempt}.
+const COMMIT: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
+local claim = redis.call('HGET', KEYS[1], 'claim_until')
+if claim and tonumber(claim) >= tonumber(ARGV[5]) then return {1, ''} end
+local old = redis.call('HGET', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[1], 'expires_at', ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
-return 1
-"#;
-
-const UNMARK: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[1], 'expires_at', ARGV[2])
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
-if tonumber(redis.call('HGET', KEYS[1], 'hashed_parts')) >= tonumber(ARGV[1]) then
-  redis.call('HSET', KEYS[1], 'hashed_parts', '0', 'hash_state', ARGV[4])
+if old and old ~= ARGV[2] then
   redis.call('HINCRBY', KEYS[1], 'hash_epoch', 1)
+  if tonumber(redis.call('HGET', KEYS[1], 'hashed_parts')) >= tonumber(ARGV[1]) then
+    redis.call('HSET', KEYS[1], 'hashed_parts', '0', 'hash_state', ARGV[6])
+  end
+  return {2, old}
 end
-return 1
+return {2, ''}
 "#;
 
 const ADVANCE: &str = r#"
@@ -137,6 +139,7 @@ return 1
 const TUS_UPDATE: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if redis.call('HGET', KEYS[1], 'offset') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'lock_holder') ~= ARGV[8] then return 0 end
 redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'hash_state', ARGV[4], 'expires_at', ARGV[5], 'file_id', ARGV[6])
 if redis.call('HGET', KEYS[1], 'length') == '' then redis.call('HSET', KEYS[1], 'length', ARGV[3]) end
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[7])
@@ -396,14 +399,15 @@ impl SessionStore for RedisSessionStore {
         Ok(out)
     }
 
-    async fn mark_part(
+    async fn commit_part(
         &self,
         id: &UploadId,
         part: &PartRecord,
+        now: Millis,
         expires_at: Millis,
-    ) -> Result<bool> {
+    ) -> Result<PartCommit> {
         let mut conn = self.conn.clone();
-        let ok: i64 = Script::new(MARK)
+        let (code, old): (i64, String) = Script::new(COMMIT)
             .key(self.key("s", id.as_str()))
             .key(self.key("p", id.as_str()))
             .key(self.exp_key())
@@ -411,26 +415,18 @@ impl SessionStore for RedisSessionStore {
             .arg(&part.etag)
             .arg(expires_at)
             .arg(id.as_str())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(redis_err)?;
-        Ok(ok == 1)
-    }
-
-    async fn unmark_part(&self, id: &UploadId, number: u32, expires_at: Millis) -> Result<bool> {
-        let mut conn = self.conn.clone();
-        let ok: i64 = Script::new(UNMARK)
-            .key(self.key("s", id.as_str()))
-            .key(self.key("p", id.as_str()))
-            .key(self.exp_key())
-            .arg(number)
-            .arg(expires_at)
-            .arg(id.as_str())
+            .arg(now)
             .arg(Sha1State::new().save())
             .invoke_async(&mut conn)
             .await
             .map_err(redis_err)?;
-        Ok(ok == 1)
+        Ok(match code {
+            0 => PartCommit::Gone,
+            1 => PartCommit::Completing,
+            _ => PartCommit::Committed {
+                replaced: (!old.is_empty()).then_some(old),
+            },
+        })
     }
 
     async fn advance_hash(
@@ -550,6 +546,7 @@ impl SessionStore for RedisSessionStore {
         &self,
         id: &UploadId,
         expect_offset: u64,
+        holder: &str,
         to: &TusProgress,
     ) -> Result<bool> {
         let mut conn = self.conn.clone();
@@ -568,6 +565,7 @@ impl SessionStore for RedisSessionStore {
                     .unwrap_or_default(),
             )
             .arg(id.as_str())
+            .arg(holder)
             .invoke_async(&mut conn)
             .await
             .map_err(redis_err)?;

@@ -4,8 +4,10 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{HashProgress, PartRecord, SessionRecord, SessionStore, TusProgress, TusRecord};
-use crate::db::{is_unique_violation, text, Db};
+use super::{
+    HashProgress, PartCommit, PartRecord, SessionRecord, SessionStore, TusProgress, TusRecord,
+};
+use crate::db::{is_unique_violation, text, text_sqlx, Attempt, Db, Dialect};
 use crate::error::{Error, Result};
 use crate::types::{FileId, Millis, Sha1Hex, UploadId, UserId};
 use crate::uploads::Sha1State;
@@ -117,6 +119,77 @@ impl SqlSessionStore {
         Ok(res.rows_affected() == 1)
     }
 
+    async fn commit_part_attempt(
+        &self,
+        id: &UploadId,
+        part: &PartRecord,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<Attempt<PartCommit>, sqlx::Error> {
+        // SQLite's write transaction is exclusive already; elsewhere the session row is locked.
+        let lock = match self.db.dialect() {
+            Dialect::Sqlite => "",
+            Dialect::MySql | Dialect::Postgres => " FOR UPDATE",
+        };
+        let mut tx = self.db.begin().await?;
+        let sql =
+            format!("SELECT hashed_parts, claim_until FROM upload_sessions WHERE id = ?{lock}");
+        let Some(row) = sqlx::query(&self.db.q(&sql))
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(Attempt::Done(PartCommit::Gone));
+        };
+        let hashed: i64 = row.try_get("hashed_parts")?;
+        let claim_until: i64 = row.try_get("claim_until")?;
+        if claim_until >= now {
+            return Ok(Attempt::Done(PartCommit::Completing));
+        }
+        let old = sqlx::query(
+            &self
+                .db
+                .q("SELECT etag FROM upload_parts WHERE upload_id = ? AND part = ?"),
+        )
+        .bind(id.as_str())
+        .bind(i64::from(part.number))
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| text_sqlx(&r, "etag"))
+        .transpose()?;
+        let upsert = self.db.upsert(
+            "upload_parts",
+            "upload_id, part, etag",
+            "upload_id, part",
+            &["etag"],
+        );
+        sqlx::query(&self.db.q(&upsert))
+            .bind(id.as_str())
+            .bind(i64::from(part.number))
+            .bind(part.etag.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let replaced = old.filter(|e| *e != part.etag);
+        let sql = match (&replaced, i64::from(part.number) <= hashed) {
+            (Some(_), true) => {
+                "UPDATE upload_sessions SET expires_at = ?, hash_epoch = hash_epoch + 1, \
+                 hashed_parts = 0, hash_state = ? WHERE id = ?"
+            }
+            (Some(_), false) => {
+                "UPDATE upload_sessions SET expires_at = ?, hash_epoch = hash_epoch + 1 WHERE id = ?"
+            }
+            (None, _) => "UPDATE upload_sessions SET expires_at = ? WHERE id = ?",
+        };
+        let sql = self.db.q(sql);
+        let mut update = sqlx::query(&sql).bind(expires_at);
+        if replaced.is_some() && i64::from(part.number) <= hashed {
+            update = update.bind(Sha1State::new().save());
+        }
+        update.bind(id.as_str()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Attempt::Done(PartCommit::Committed { replaced }))
+    }
+
     async fn touch(&self, id: &UploadId, expires_at: Millis) -> Result<bool> {
         let res = sqlx::query(
             &self
@@ -214,58 +287,16 @@ impl SessionStore for SqlSessionStore {
         rows.iter().map(from_row).collect()
     }
 
-    async fn mark_part(
+    async fn commit_part(
         &self,
         id: &UploadId,
         part: &PartRecord,
+        now: Millis,
         expires_at: Millis,
-    ) -> Result<bool> {
-        if !self.touch(id, expires_at).await? {
-            return Ok(false);
-        }
-        let upsert = self.db.upsert(
-            "upload_parts",
-            "upload_id, part, etag",
-            "upload_id, part",
-            &["etag"],
-        );
-        sqlx::query(&self.db.q(&upsert))
-            .bind(id.as_str())
-            .bind(i64::from(part.number))
-            .bind(part.etag.as_str())
-            .execute(&self.db.pool)
-            .await?;
-        // Deleted while we wrote: drop the orphan row.
-        if self.get(id).await?.is_none() {
-            self.delete(id).await?;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    async fn unmark_part(&self, id: &UploadId, number: u32, expires_at: Millis) -> Result<bool> {
-        if !self.touch(id, expires_at).await? {
-            return Ok(false);
-        }
-        sqlx::query(
-            &self
-                .db
-                .q("DELETE FROM upload_parts WHERE upload_id = ? AND part = ?"),
-        )
-        .bind(id.as_str())
-        .bind(i64::from(number))
-        .execute(&self.db.pool)
-        .await?;
-        sqlx::query(&self.db.q(
-            "UPDATE upload_sessions SET hashed_parts = 0, hash_state = ?, hash_epoch = hash_epoch + 1 \
-             WHERE id = ? AND hashed_parts >= ?",
-        ))
-        .bind(Sha1State::new().save())
-        .bind(id.as_str())
-        .bind(i64::from(number))
-        .execute(&self.db.pool)
-        .await?;
-        Ok(true)
+    ) -> Result<PartCommit> {
+        self.db
+            .retrying(|| self.commit_part_attempt(id, part, now, expires_at))
+            .await
     }
 
     async fn advance_hash(
@@ -381,11 +412,12 @@ impl SessionStore for SqlSessionStore {
         &self,
         id: &UploadId,
         expect_offset: u64,
+        holder: &str,
         to: &TusProgress,
     ) -> Result<bool> {
         let res = sqlx::query(&self.db.q(
             "UPDATE tus_uploads SET upload_offset = ?, length = COALESCE(length, ?), hash_state = ?, \
-             expires_at = ?, file_id = ? WHERE id = ? AND upload_offset = ?",
+             expires_at = ?, file_id = ? WHERE id = ? AND upload_offset = ? AND lock_holder = ?",
         ))
         .bind(to.offset as i64)
         .bind(to.length.map(|l| l as i64))
@@ -394,6 +426,7 @@ impl SessionStore for SqlSessionStore {
         .bind(to.file_id.as_ref().map(|f| f.as_str().to_owned()))
         .bind(id.as_str())
         .bind(expect_offset as i64)
+        .bind(holder)
         .execute(&self.db.pool)
         .await?;
         Ok(res.rows_affected() == 1)

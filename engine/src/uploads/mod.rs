@@ -5,7 +5,7 @@ pub mod proof;
 mod sha1_state;
 pub mod tus;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,7 +19,7 @@ pub use sha1_state::Sha1State;
 use crate::blobs::{ByteStream, PartReceipt, PartSpec, StagingId};
 use crate::error::{Error, Result};
 use crate::meta::{NewUserFile, UserFile};
-use crate::sessions::{HashProgress, PartRecord, SessionRecord};
+use crate::sessions::{HashProgress, PartCommit, PartRecord, SessionRecord};
 use crate::stats::Stats;
 use crate::types::{now_millis, ByteRange, FileName, Sha1Hex, UploadId};
 use crate::{Engine, User};
@@ -289,8 +289,9 @@ impl Engine {
         Ok(out)
     }
 
-    /// Stores part `n`. The part is marked received only once its bytes are durable and any
-    /// digest sent with it matched; a failed write leaves it missing. Safe to repeat.
+    /// Stores part `n`. The bytes go to a place of their own (an attempt); only when they are
+    /// durable and any digest sent with them matched does one compare-and-set make the attempt
+    /// the part. A failed or refused write leaves the part as it was. Safe to repeat.
     pub async fn put_part(
         &self,
         user: &User,
@@ -302,54 +303,81 @@ impl Engine {
         let _slot = self.upload_slot(user)?;
         let session = self.own_session(user, id).await?;
         let spec = session.part_spec(n)?;
-        if !self
-            .sessions
-            .unmark_part(id, n, self.upload_expiry())
-            .await?
-        {
-            return Err(Error::NotFound { what: "upload" });
-        }
         let check = Arc::new(Mutex::new(PartCheck::new(digest)));
         let tap = check.clone();
+        let verdict = check.clone();
+        // A wrong digest fails the stream at its end, so the store keeps nothing of it (S3
+        // never sends it).
         let body = body
             .map(move |chunk| {
                 let chunk = chunk?;
                 tap.lock().expect("part check lock").update(&chunk);
                 Ok::<_, io::Error>(chunk)
             })
+            .chain(futures::stream::once(async move {
+                if verdict.lock().expect("part check lock").matches() {
+                    None
+                } else {
+                    Some(Err(io::Error::other("part digest mismatch")))
+                }
+            }).filter_map(|end| async move { end }))
             .boxed();
-        let receipt = self
-            .blobs
-            .stage_put_part(&session.staging(), spec, body)
-            .await?;
-        if !check.lock().expect("part check lock").matches() {
-            return Err(Error::DigestMismatch {
-                what: match digest {
-                    Some(PartDigest::Md5(_)) => "Content-MD5",
-                    Some(PartDigest::Crc32c(_)) => "x-amz-checksum-crc32c",
-                    _ => "chkhash",
-                },
-            });
-        }
+        let staging = session.staging();
+        let receipt = match self.blobs.stage_put_part(&staging, spec, body).await {
+            Ok(r) => r,
+            Err(e) => {
+                let check = check.lock().expect("part check lock");
+                return Err(if check.ended && !check.check() {
+                    Error::DigestMismatch {
+                        what: match digest {
+                            Some(PartDigest::Md5(_)) => "Content-MD5",
+                            Some(PartDigest::Crc32c(_)) => "x-amz-checksum-crc32c",
+                            _ => "chkhash",
+                        },
+                    }
+                } else {
+                    e
+                });
+            }
+        };
         let part = PartRecord {
             number: receipt.number,
-            etag: receipt.etag,
+            etag: receipt.etag.clone(),
         };
-        if !self
+        let commit = self
             .sessions
-            .mark_part(id, &part, self.upload_expiry())
-            .await?
-        {
-            return Err(Error::NotFound { what: "upload" });
+            .commit_part(id, &part, now_millis(), self.upload_expiry())
+            .await?;
+        match commit {
+            PartCommit::Committed { replaced } => {
+                if let Some(old) = replaced {
+                    let old = PartReceipt {
+                        number: n,
+                        etag: old,
+                    };
+                    if let Err(e) = self.blobs.stage_drop_part(&staging, &old).await {
+                        tracing::warn!(error = %e, upload = %id, part = n, "could not drop a replaced part");
+                    }
+                }
+            }
+            PartCommit::Gone | PartCommit::Completing => {
+                if let Err(e) = self.blobs.stage_drop_part(&staging, &receipt).await {
+                    tracing::warn!(error = %e, upload = %id, part = n, "could not drop a refused part");
+                }
+                return Err(match commit {
+                    PartCommit::Gone => Error::NotFound { what: "upload" },
+                    _ => Error::Busy,
+                });
+            }
         }
         tracing::info!(upload = %id, part = n, bytes = spec.len, "part stored");
         self.advance_hash(&session).await?;
         self.upload_status(user, id).await
     }
 
-    /// Extends the hashed prefix over parts that have arrived, reading them back from staging
-    /// (page cache, for local disks). One advancer per session per process; across nodes the
-    /// compare-and-set on the progress keeps it right.
+    /// Extends the hashed prefix over parts that have arrived, reading their committed attempts
+    /// back from staging (page cache, for local disks). One advancer per session per process;
+    /// across nodes the compare-and-set on the progress keeps it right.
     async fn advance_hash(&self, session: &SessionRecord) -> Result<()> {
         if !self
             .advancing
@@ -369,37 +397,37 @@ impl Engine {
 
     async fn advance_hash_inner(&self, session: &SessionRecord) -> Result<()> {
         loop {
+            // The progress first, then the parts: a part replaced after this read changes the
+            // epoch, so the compare-and-set below cannot land a hash of replaced bytes.
             let Some(current) = self.sessions.get(&session.id).await? else {
                 return Ok(());
             };
-            let received: BTreeSet<u32> = self
+            let received: BTreeMap<u32, PartRecord> = self
                 .sessions
                 .parts(&session.id)
                 .await?
-                .iter()
-                .map(|p| p.number)
+                .into_iter()
+                .map(|p| (p.number, p))
                 .collect();
             let from = current.hash.clone();
-            let mut upto = from.parts;
-            if !received.contains(&(upto + 1)) {
+            if !received.contains_key(&(from.parts + 1)) {
                 return Ok(());
             }
             let mut state = Sha1State::restore(&from.state)?;
-            while received.contains(&(upto + 1)) {
-                let spec = current.part_spec(upto + 1)?;
-                if spec.len > 0 {
-                    let range = ByteRange {
-                        start: spec.offset,
-                        end: spec.offset + spec.len,
-                    };
-                    let Some(bytes) = self.blobs.stage_read(&current.staging(), range).await?
-                    else {
-                        return Ok(()); // this store hashes at completion instead
-                    };
-                    hash_stream(&mut state, bytes).await?;
+            let hashed = self
+                .hash_parts(&current, &received, from.parts + 1, &mut state)
+                .await;
+            let upto = match hashed {
+                Ok(Some(upto)) => upto,
+                Ok(None) => return Ok(()), // this store hashes at completion instead
+                Err(e) => {
+                    // A part replaced meanwhile takes its old attempt away: start again.
+                    match self.sessions.get(&session.id).await? {
+                        Some(now) if now.hash.epoch != from.epoch => continue,
+                        _ => return Err(e),
+                    }
                 }
-                upto += 1;
-            }
+            };
             if !self
                 .sessions
                 .advance_hash(&session.id, &from, upto, &state.save())
@@ -408,6 +436,38 @@ impl Engine {
                 return Ok(()); // someone else moved it, or a part was re-sent: their turn
             }
         }
+    }
+
+    /// Hashes the committed attempts of parts `first..` for as long as they are contiguous;
+    /// returns the last part hashed (`first - 1` for none), or `None` when the store cannot
+    /// read staged parts.
+    async fn hash_parts(
+        &self,
+        session: &SessionRecord,
+        parts: &BTreeMap<u32, PartRecord>,
+        first: u32,
+        state: &mut Sha1State,
+    ) -> Result<Option<u32>> {
+        let mut upto = first - 1;
+        while let Some(p) = parts.get(&(upto + 1)) {
+            let spec = session.part_spec(upto + 1)?;
+            if spec.len > 0 {
+                let receipt = PartReceipt {
+                    number: p.number,
+                    etag: p.etag.clone(),
+                };
+                let Some(bytes) = self
+                    .blobs
+                    .stage_read_part(&session.staging(), &receipt, spec.len)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                hash_stream(state, bytes).await?;
+            }
+            upto += 1;
+        }
+        Ok(Some(upto))
     }
 
     /// Assembles, verifies and publishes the upload. Missing parts → `MissingParts`; bytes that
@@ -435,7 +495,15 @@ impl Engine {
                 .claim(id, &holder, now, now + CLAIM_LEASE.as_millis() as i64)
                 .await?
             {
-                return self.finish(user, session, parts).await;
+                // From here on no part changes: `finish` reads the parts it assembles.
+                let result = self.finish(user, session).await;
+                if result.is_err() {
+                    // Give the claim back, so the client can send parts again and retry.
+                    if let Err(e) = self.sessions.claim(id, &holder, now_millis(), 0).await {
+                        tracing::warn!(error = %e, upload = %id, "could not release the claim");
+                    }
+                }
+                return result;
             }
             // Another request is completing it: wait for its result.
             if std::time::Instant::now() > deadline {
@@ -456,42 +524,63 @@ impl Engine {
         }
     }
 
-    async fn finish(
-        &self,
-        user: &User,
-        session: SessionRecord,
-        parts: Vec<PartRecord>,
-    ) -> Result<UserFile> {
+    async fn finish(&self, user: &User, session: SessionRecord) -> Result<UserFile> {
         let staging = session.staging();
         let verify_started = std::time::Instant::now();
         // Hash what the prefix does not cover yet: nothing, for an in-order upload.
         self.advance_hash(&session).await?;
-        let current = self
-            .sessions
-            .get(&session.id)
-            .await?
-            .ok_or(Error::NotFound { what: "upload" })?;
+        // The committed attempts and the progress over them, read consistently: the progress
+        // before and after the parts is the same (no part was replaced in between).
+        let (current, parts) = loop {
+            let before = self
+                .sessions
+                .get(&session.id)
+                .await?
+                .ok_or(Error::NotFound { what: "upload" })?;
+            let parts = self.sessions.parts(&session.id).await?;
+            let after = self
+                .sessions
+                .get(&session.id)
+                .await?
+                .ok_or(Error::NotFound { what: "upload" })?;
+            if before.hash == after.hash {
+                break (after, parts);
+            }
+        };
+        let by_number: BTreeMap<u32, PartRecord> =
+            parts.iter().map(|p| (p.number, p.clone())).collect();
+        let missing: Vec<u32> = (1..=session.chunk_count)
+            .filter(|n| !by_number.contains_key(n))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::MissingParts { missing });
+        }
         let mut state = Sha1State::restore(&current.hash.state)?;
         let rest = ByteRange {
             start: u64::from(current.hash.parts) * session.chunk_size,
             end: session.size,
         };
-        let mut verified = rest.is_empty();
-        if !rest.is_empty() {
-            if let Some(bytes) = self.blobs.stage_read(&staging, rest).await? {
-                hash_stream(&mut state, bytes).await?;
-                verified = true;
+        let verified = match self
+            .hash_parts(&current, &by_number, current.hash.parts + 1, &mut state)
+            .await?
+        {
+            Some(upto) => {
+                debug_assert_eq!(upto, session.chunk_count);
+                true
             }
-        }
+            None => false,
+        };
         if verified && Sha1Hex::from_digest(&state.clone().finalize()) != session.sha1 {
             self.discard(&session).await;
             return Err(Error::Sha1Mismatch);
         }
-        let receipts: Vec<PartReceipt> = parts
-            .into_iter()
-            .map(|p| PartReceipt {
-                number: p.number,
-                etag: p.etag,
+        let receipts: Vec<PartReceipt> = (1..=session.chunk_count)
+            .map(|n| {
+                let p = &by_number[&n];
+                PartReceipt {
+                    number: p.number,
+                    etag: p.etag.clone(),
+                }
             })
             .collect();
         let key = self
@@ -590,6 +679,8 @@ async fn hash_stream(state: &mut Sha1State, mut bytes: ByteStream) -> Result<()>
 }
 
 struct PartCheck {
+    /// The body arrived whole (its digest was compared).
+    ended: bool,
     want: Option<PartDigest>,
     md5: Option<Md5>,
     sha1: Option<Sha1>,
@@ -599,6 +690,7 @@ struct PartCheck {
 impl PartCheck {
     fn new(want: Option<PartDigest>) -> Self {
         PartCheck {
+            ended: false,
             want,
             md5: matches!(want, Some(PartDigest::Md5(_))).then(Md5::new),
             sha1: matches!(want, Some(PartDigest::Sha1(_))).then(Sha1::new),
@@ -615,7 +707,13 @@ impl PartCheck {
         }
     }
 
-    fn matches(&self) -> bool {
+    /// Whether the digest matches; called once the body has ended.
+    fn matches(&mut self) -> bool {
+        self.ended = true;
+        self.check()
+    }
+
+    fn check(&self) -> bool {
         match self.want {
             None => true,
             Some(PartDigest::Md5(want)) => self

@@ -23,8 +23,29 @@ use crate::{Engine, User};
 /// How long one PATCH may hold an upload's writer lock (renewed by nothing: a PATCH that takes
 /// longer loses the lock to the next writer).
 const LOCK_LEASE: Duration = Duration::from_secs(15 * 60);
+/// Most partial uploads one final upload may name.
+pub const MAX_CONCAT_PARTS: usize = 1000;
 /// Largest `Upload-Metadata` kept.
 pub const MAX_METADATA: usize = 4096;
+
+/// What a tus upload's saved progress holds: the SHA1 state of its committed bytes and the
+/// last committed append (`<sha1 state>@<append>`; no `@` before the first append).
+struct TusState;
+
+impl TusState {
+    fn split(saved: &str) -> Result<(Sha1State, String)> {
+        let (state, last) = saved.split_once('@').unwrap_or((saved, ""));
+        Ok((Sha1State::restore(state)?, last.to_owned()))
+    }
+
+    fn join(sha: &Sha1State, last: &str) -> String {
+        if last.is_empty() {
+            sha.save()
+        } else {
+            format!("{}@{last}", sha.save())
+        }
+    }
+}
 
 /// `Upload-Checksum` of one PATCH body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -306,7 +327,7 @@ impl Engine {
             return Err(Error::Locked);
         }
         let result = self
-            .tus_append_locked(user, &record, length, body, checksum)
+            .tus_append_locked(user, &record, &holder, length, body, checksum)
             .await;
         self.sessions.tus_unlock(id, &holder).await?;
         result
@@ -316,6 +337,7 @@ impl Engine {
         &self,
         user: &User,
         record: &TusRecord,
+        holder: &str,
         length: Option<u64>,
         body: ByteStream,
         checksum: Option<TusChecksum>,
@@ -323,6 +345,7 @@ impl Engine {
         // Re-read under the lock: the offset may have moved since the caller looked.
         let record = self.tus_status(user, &record.id).await?;
         let offset = record.offset;
+        let (sha_state, last) = TusState::split(&record.hash_state)?;
         let limit = match length {
             Some(l) => l - offset,
             None => self.config.max_file_size - offset,
@@ -331,7 +354,7 @@ impl Engine {
         let mismatch = Arc::new(AtomicBool::new(false));
         let body = HashedBody {
             body,
-            sha1: Sha1State::restore(&record.hash_state)?,
+            sha1: sha_state,
             checker: Checker::new(checksum),
             want: checksum,
             seen: 0,
@@ -341,12 +364,16 @@ impl Engine {
             mismatch: mismatch.clone(),
         }
         .stream();
-        let written = match self
+        let sid = staging(&record.id);
+        // The append goes to a place of its own; only the compare-and-set below makes it part
+        // of the upload, so a writer whose lock lapsed can never reach bytes another append
+        // wrote and hashed.
+        let (written, attempt) = match self
             .blobs
-            .stage_write(&staging(&record.id), offset, body, limit)
+            .stage_write(&sid, offset, &last, body, limit)
             .await
         {
-            Ok(n) => n,
+            Ok(w) => w,
             Err(_) if mismatch.load(Ordering::SeqCst) => {
                 return Err(Error::DigestMismatch {
                     what: "Upload-Checksum",
@@ -365,37 +392,72 @@ impl Engine {
             .take()
             .ok_or_else(|| Error::backend("tus", "the store ended the body early"))?;
         let new_offset = offset + written;
-        let mut progress = TusProgress {
+        let progress = TusProgress {
             offset: new_offset,
             length,
-            hash_state: sha.save(),
+            hash_state: TusState::join(&sha, &attempt),
             expires_at: self.tus_expiry(),
             file_id: None,
         };
-        if length == Some(new_offset) && record.concat != PARTIAL {
-            let sha1 = Sha1Hex::from_digest(&sha.finalize());
-            let key = self
-                .blobs
-                .stage_complete(&staging(&record.id), &[], &sha1)
-                .await?;
-            let name = FileName::parse(&record.file_name)?;
-            let file = NewUserFile::new(user.id, sha1, name, new_offset, now_millis());
-            let file = self.publish(key, &file).await?;
-            progress.file_id = Some(file.id);
-        }
         if !self
             .sessions
-            .tus_update(&record.id, offset, &progress)
+            .tus_update(&record.id, offset, holder, &progress)
             .await?
         {
+            if let Err(e) = self
+                .blobs
+                .stage_drop_write(&sid, offset, &last, &attempt)
+                .await
+            {
+                tracing::warn!(error = %e, upload = %record.id, "could not drop a lost tus append");
+            }
             return Err(Error::OffsetMismatch { expected: offset });
         }
-        Ok(TusRecord {
+        let record = TusRecord {
             offset: progress.offset,
             length: progress.length,
             hash_state: progress.hash_state,
             expires_at: progress.expires_at,
+            file_id: None,
+            ..record
+        };
+        if length == Some(new_offset) && record.concat != PARTIAL {
+            return self.tus_finish(user, record, holder).await;
+        }
+        Ok(record)
+    }
+
+    /// Publishes a tus upload whose every byte is committed: exactly the committed appends,
+    /// whose SHA1 was computed as they arrived.
+    async fn tus_finish(&self, user: &User, record: TusRecord, holder: &str) -> Result<TusRecord> {
+        let (sha, last) = TusState::split(&record.hash_state)?;
+        let sha1 = Sha1Hex::from_digest(&sha.finalize());
+        let key = self
+            .blobs
+            .stage_complete_appends(&staging(&record.id), &last, record.offset, &sha1)
+            .await?;
+        let name = FileName::parse(&record.file_name)?;
+        let file = NewUserFile::new(user.id, sha1, name, record.offset, now_millis());
+        let file = self.publish(key, &file).await?;
+        let progress = TusProgress {
+            offset: record.offset,
+            length: record.length,
+            hash_state: record.hash_state.clone(),
+            expires_at: self.tus_expiry(),
+            file_id: Some(file.id),
+        };
+        if !self
+            .sessions
+            .tus_update(&record.id, record.offset, holder, &progress)
+            .await?
+        {
+            return Err(Error::OffsetMismatch {
+                expected: record.offset,
+            });
+        }
+        Ok(TusRecord {
             file_id: progress.file_id,
+            expires_at: progress.expires_at,
             ..record
         })
     }
@@ -413,6 +475,19 @@ impl Engine {
         if parts.is_empty() {
             return Err(Error::invalid("Upload-Concat", "names no partial uploads"));
         }
+        if parts.len() > MAX_CONCAT_PARTS {
+            return Err(Error::invalid(
+                "Upload-Concat",
+                format!("names more than {MAX_CONCAT_PARTS} partial uploads"),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if !parts.iter().all(|p| seen.insert(p)) {
+            return Err(Error::invalid(
+                "Upload-Concat",
+                "names a partial upload more than once",
+            ));
+        }
         let mut pieces = Vec::new();
         for id in parts {
             let r = self.tus_status(user, id).await?;
@@ -422,8 +497,8 @@ impl Engine {
                     "every part must be a finished partial upload",
                 ));
             }
-            let sha1 = Sha1Hex::from_digest(&Sha1State::restore(&r.hash_state)?.finalize());
-            pieces.push((staging(id), r.offset, sha1));
+            let (sha, last) = TusState::split(&r.hash_state)?;
+            pieces.push((staging(id), r.offset, Sha1Hex::from_digest(&sha.finalize()), last));
         }
         let total: u64 = pieces.iter().map(|p| p.1).sum();
         if total > self.config.max_file_size {
@@ -431,62 +506,32 @@ impl Engine {
                 limit: self.config.max_file_size,
             });
         }
-        // Stores that cannot read unfinished uploads (S3) assemble each partial into an object
-        // first, which is then read back in order and removed.
-        let readable = match pieces.iter().find(|p| p.1 > 0) {
-            Some((sid, _, _)) => self
-                .blobs
-                .stage_read(sid, crate::types::ByteRange { start: 0, end: 1 })
-                .await?
-                .is_some(),
-            None => true,
-        };
+        self.check_quota(user.id, total).await?;
+        // Each partial is assembled into an object (exactly its committed appends), which is
+        // then read back in order and removed.
         let mut assembled: Vec<String> = Vec::new();
-        if !readable {
-            for (sid, len, sha1) in &pieces {
-                if *len > 0 {
-                    assembled.push(self.blobs.stage_complete(sid, &[], sha1).await?);
-                }
+        for (sid, len, sha1, last) in &pieces {
+            if *len > 0 {
+                assembled.push(
+                    self.blobs
+                        .stage_complete_appends(sid, last, *len, sha1)
+                        .await?,
+                );
             }
         }
         let blobs = self.blobs.clone();
-        let keys = assembled.clone();
-        let body = if readable {
-            futures::stream::iter(pieces)
-                .then(move |(sid, len, _)| {
-                    let blobs = blobs.clone();
-                    async move {
-                        if len == 0 {
-                            return Ok(futures::stream::empty().boxed());
-                        }
-                        match blobs
-                            .stage_read(&sid, crate::types::ByteRange { start: 0, end: len })
-                            .await
-                        {
-                            Ok(Some(s)) => Ok(s),
-                            Ok(None) => Err(io::Error::other(
-                                "this blob store cannot read partial uploads",
-                            )),
-                            Err(e) => Err(io::Error::other(e.to_string())),
-                        }
-                    }
-                })
-                .try_flatten()
-                .boxed()
-        } else {
-            futures::stream::iter(keys)
-                .then(move |key| {
-                    let blobs = blobs.clone();
-                    async move {
-                        blobs
-                            .get(&key, None)
-                            .await
-                            .map_err(|e| io::Error::other(e.to_string()))
-                    }
-                })
-                .try_flatten()
-                .boxed()
-        };
+        let body = futures::stream::iter(assembled.clone())
+            .then(move |key| {
+                let blobs = blobs.clone();
+                async move {
+                    blobs
+                        .get(&key, None)
+                        .await
+                        .map_err(|e| io::Error::other(e.to_string()))
+                }
+            })
+            .try_flatten()
+            .boxed();
         let result = self.upload(user, name.as_str(), body).await;
         for key in &assembled {
             if let Err(e) = self.blobs.delete(key).await {
