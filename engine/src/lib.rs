@@ -53,6 +53,8 @@ pub struct EngineConfig {
     pub user_quota: Option<u64>,
     /// Upload bodies (parts, whole files, tus appends) one user may send to this node at once.
     pub max_uploads_in_flight_per_user: u64,
+    /// How long one tus PATCH holds its upload's writer lock.
+    pub tus_lock_lease: Duration,
 }
 
 impl Default for EngineConfig {
@@ -66,6 +68,7 @@ impl Default for EngineConfig {
             max_sessions_per_user: 100,
             user_quota: None,
             max_uploads_in_flight_per_user: 32,
+            tus_lock_lease: Duration::from_secs(15 * 60),
         }
     }
 }

@@ -147,7 +147,13 @@ async fn suite(store: &dyn BlobStore, count_files: Count<'_>) {
     let assembled = match store.stage_complete(&id, &receipts, &sha(3)).await {
         Ok(key) => key,
         Err(e) => {
-            assert!(store.stage_read_part(&id, &receipts[0], 1).await.is_ok_and(|r| r.is_none()), "{e:?}");
+            assert!(
+                store
+                    .stage_read_part(&id, &receipts[0], 1)
+                    .await
+                    .is_ok_and(|r| r.is_none()),
+                "{e:?}"
+            );
             // S3: the attempt named is gone from its slot; send it again and complete.
             receipts[1] = store.stage_put_part(&id, spec(2), body(2)).await.unwrap();
             store.stage_complete(&id, &receipts, &sha(3)).await.unwrap()
@@ -199,7 +205,13 @@ async fn suite(store: &dyn BlobStore, count_files: Count<'_>) {
         // A second writer at the same offset (its lock lapsed): refused, or written apart
         // and dropped when its commit fails; the committed chain is untouched.
         if let Ok((_, stale)) = store
-            .stage_write(&tus, offset, &last, stream_of(&vec![0xee; piece.len()], 4096), u64::MAX)
+            .stage_write(
+                &tus,
+                offset,
+                &last,
+                stream_of(&vec![0xee; piece.len()], 4096),
+                u64::MAX,
+            )
             .await
         {
             store

@@ -80,7 +80,10 @@ async fn suite(store: Arc<dyn SessionStore>) {
     };
     assert_eq!(commit(a.id.clone(), part(3, "x")).await, committed(None));
     assert_eq!(commit(a.id.clone(), part(1, "y")).await, committed(None));
-    assert_eq!(commit(a.id.clone(), part(3, "z")).await, committed(Some("x")));
+    assert_eq!(
+        commit(a.id.clone(), part(3, "z")).await,
+        committed(Some("x"))
+    );
     assert_eq!(
         commit(a.id.clone(), part(3, "z")).await,
         committed(None),
@@ -105,7 +108,10 @@ async fn suite(store: Arc<dyn SessionStore>) {
     );
     let p1 = store.get(&a.id).await.unwrap().unwrap().hash;
     assert_eq!((p1.parts, p1.state.as_str()), (1, "state-1"));
-    assert_eq!(commit(a.id.clone(), part(2, "first")).await, committed(None));
+    assert_eq!(
+        commit(a.id.clone(), part(2, "first")).await,
+        committed(None)
+    );
     assert_eq!(
         store.get(&a.id).await.unwrap().unwrap().hash,
         p1,
@@ -117,12 +123,18 @@ async fn suite(store: Arc<dyn SessionStore>) {
     );
     let p2 = store.get(&a.id).await.unwrap().unwrap().hash;
     assert_eq!((p2.parts, p2.state.as_str()), (1, "state-1"));
-    assert_ne!(p2.epoch, p1.epoch, "a replacement beyond the prefix changes the epoch");
+    assert_ne!(
+        p2.epoch, p1.epoch,
+        "a replacement beyond the prefix changes the epoch"
+    );
     assert!(
         !store.advance_hash(&a.id, &p1, 2, "stale").await.unwrap(),
         "progress read before a replacement cannot land"
     );
-    assert_eq!(commit(a.id.clone(), part(1, "y2")).await, committed(Some("y")));
+    assert_eq!(
+        commit(a.id.clone(), part(1, "y2")).await,
+        committed(Some("y"))
+    );
     let reset = store.get(&a.id).await.unwrap().unwrap().hash;
     assert_eq!(reset.parts, 0);
     assert_eq!(reset.state, Sha1State::new().save());
@@ -358,7 +370,10 @@ async fn tus(store: &dyn SessionStore, now: i64) {
         "length is set once"
     );
     // A writer whose lock lapsed and was taken over is fenced off, whatever the offset.
-    assert!(store.tus_lock(&t.id, "w9", now + 1001, now + 1500).await.unwrap());
+    assert!(store
+        .tus_lock(&t.id, "w9", now + 1001, now + 1500)
+        .await
+        .unwrap());
     assert!(
         !store
             .tus_update(&t.id, 25, "w0", &step(26, None, None))

@@ -107,6 +107,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CHUNKVAULT_UPLOAD_TTL", default_value = "24h", value_parser = parse_duration, value_name = "DURATION")]
     pub upload_ttl: Duration,
 
+    /// How long one tus PATCH holds its upload's writer lock; a PATCH still sending after that
+    /// loses the lock to the next writer and none of its bytes are kept.
+    #[arg(long, env = "CHUNKVAULT_TUS_LOCK_LEASE", default_value = "15m", value_parser = parse_duration, value_name = "DURATION")]
+    pub tus_lock_lease: Duration,
+
     /// How often expired upload sessions, tokens and unreferenced blobs are swept.
     #[arg(long, env = "CHUNKVAULT_SWEEP_INTERVAL", default_value = "1m", value_parser = parse_duration, value_name = "DURATION")]
     pub sweep_interval: Duration,
@@ -302,6 +307,7 @@ impl ServeArgs {
             ),
             ("redis_prefix", self.redis_prefix.clone()),
             ("upload_ttl", d(&self.upload_ttl)),
+            ("tus_lock_lease", d(&self.tus_lock_lease)),
             ("sweep_interval", d(&self.sweep_interval)),
             ("cors_origins", self.cors_origins.clone()),
             ("log", self.log.clone()),

@@ -110,6 +110,7 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
     config.token_ttl = args.token_ttl;
     config.download_url_ttl = args.download_url_ttl;
     config.upload_ttl = args.upload_ttl;
+    config.tus_lock_lease = args.tus_lock_lease;
     config.max_sessions_per_user = args.max_sessions_per_user;
     config.user_quota = args.user_quota;
     config.max_uploads_in_flight_per_user = args.max_uploads_per_user;

@@ -13,6 +13,7 @@ mod limits;
 mod openapi;
 mod ops;
 mod proof;
+mod races;
 mod restart;
 mod s3;
 #[path = "../../engine/tests/common/mod.rs"]

@@ -56,7 +56,10 @@ fn is_attempt_id(s: &str) -> bool {
 
 fn part_name(number: u32, attempt: &str) -> Result<String> {
     if !is_attempt_id(attempt) {
-        return Err(Error::backend(BACKEND, format!("malformed part attempt {attempt:?}")));
+        return Err(Error::backend(
+            BACKEND,
+            format!("malformed part attempt {attempt:?}"),
+        ));
     }
     Ok(format!("p{number:05}-{attempt}"))
 }
@@ -197,7 +200,9 @@ impl LocalBlobStore {
         let path = self.staging_dir(staging).join(name);
         match fs::File::create_new(&path).await {
             Ok(f) => Ok((f, path)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NotFound { what: "upload" }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(Error::NotFound { what: "upload" })
+            }
             Err(e) => Err(io_err(e)),
         }
     }
@@ -240,9 +245,29 @@ impl LocalBlobStore {
         Ok(key)
     }
 
+    /// A write that failed because its upload was completed or aborted meanwhile (its staging
+    /// directory is gone) failed for that reason: the upload is not found any more.
+    async fn gone_if_ended<T>(&self, staging: &StagingId, res: Result<T>) -> Result<T> {
+        match res {
+            Err(Error::Backend { .. })
+                if !fs::try_exists(self.staging_dir(staging))
+                    .await
+                    .unwrap_or(true) =>
+            {
+                Err(Error::NotFound { what: "upload" })
+            }
+            other => other,
+        }
+    }
+
     /// The committed chain of tus appends ending with `last`, in order, checked to be
     /// contiguous and `len` bytes long.
-    async fn append_chain(&self, staging: &StagingId, last: &str, len: u64) -> Result<Vec<PathBuf>> {
+    async fn append_chain(
+        &self,
+        staging: &StagingId,
+        last: &str,
+        len: u64,
+    ) -> Result<Vec<PathBuf>> {
         let dir = self.staging_dir(staging);
         let mut by_attempt = std::collections::HashMap::new();
         let mut entries = match fs::read_dir(&dir).await {
@@ -264,7 +289,10 @@ impl LocalBlobStore {
         let mut at = last.to_owned();
         while !at.is_empty() {
             let Some((start, prev, path)) = by_attempt.remove(&at) else {
-                return Err(Error::backend(BACKEND, format!("tus append {at} is missing")));
+                return Err(Error::backend(
+                    BACKEND,
+                    format!("tus append {at} is missing"),
+                ));
             };
             let seg_len = fs::metadata(&path).await.map_err(io_err)?.len();
             if start + seg_len != end {
@@ -475,6 +503,7 @@ impl BlobStore for LocalBlobStore {
         let mut guard = RemoveOnDrop(Some(path.clone()));
         // Buffered: the part is read back soon, to extend the file's SHA1 over it.
         let written = copy_stream(file, &path, 0, body, Some(part.len), Mode::Buffered).await;
+        let written = self.gone_if_ended(staging, written).await;
         let written = give_back_on_error(written, &mut guard).await?;
         if written != part.len {
             give_back_on_error::<(), ()>(Err(()), &mut guard).await.ok();
@@ -545,6 +574,7 @@ impl BlobStore for LocalBlobStore {
             Mode::Direct { after: 0 },
         )
         .await;
+        let written = self.gone_if_ended(staging, written).await;
         let written = give_back_on_error(written, &mut guard).await?;
         if written == 0 {
             // Nothing to commit: the upload stays where it was (the guard removes the file).

@@ -314,13 +314,16 @@ impl Engine {
                 tap.lock().expect("part check lock").update(&chunk);
                 Ok::<_, io::Error>(chunk)
             })
-            .chain(futures::stream::once(async move {
-                if verdict.lock().expect("part check lock").matches() {
-                    None
-                } else {
-                    Some(Err(io::Error::other("part digest mismatch")))
-                }
-            }).filter_map(|end| async move { end }))
+            .chain(
+                futures::stream::once(async move {
+                    if verdict.lock().expect("part check lock").matches() {
+                        None
+                    } else {
+                        Some(Err(io::Error::other("part digest mismatch")))
+                    }
+                })
+                .filter_map(|end| async move { end }),
+            )
             .boxed();
         let staging = session.staging();
         let receipt = match self.blobs.stage_put_part(&staging, spec, body).await {

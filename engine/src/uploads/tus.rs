@@ -5,7 +5,6 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use md5::Md5;
@@ -20,9 +19,6 @@ use crate::sessions::{TusProgress, TusRecord};
 use crate::types::{now_millis, FileName, Sha1Hex, UploadId};
 use crate::{Engine, User};
 
-/// How long one PATCH may hold an upload's writer lock (renewed by nothing: a PATCH that takes
-/// longer loses the lock to the next writer).
-const LOCK_LEASE: Duration = Duration::from_secs(15 * 60);
 /// Most partial uploads one final upload may name.
 pub const MAX_CONCAT_PARTS: usize = 1000;
 /// Largest `Upload-Metadata` kept.
@@ -321,7 +317,12 @@ impl Engine {
         let now = now_millis();
         if !self
             .sessions
-            .tus_lock(id, &holder, now, now + LOCK_LEASE.as_millis() as i64)
+            .tus_lock(
+                id,
+                &holder,
+                now,
+                now + self.config.tus_lock_lease.as_millis() as i64,
+            )
             .await?
         {
             return Err(Error::Locked);
@@ -498,7 +499,12 @@ impl Engine {
                 ));
             }
             let (sha, last) = TusState::split(&r.hash_state)?;
-            pieces.push((staging(id), r.offset, Sha1Hex::from_digest(&sha.finalize()), last));
+            pieces.push((
+                staging(id),
+                r.offset,
+                Sha1Hex::from_digest(&sha.finalize()),
+                last,
+            ));
         }
         let total: u64 = pieces.iter().map(|p| p.1).sum();
         if total > self.config.max_file_size {

@@ -1,0 +1,331 @@
+//! Integrity under concurrency: racing writes of one part, a write opened before `complete` and
+//! fed after it, and a tus PATCH whose lock lapsed while its body trickled in. Each race is
+//! played with a raw socket: the request's headers and first bytes go out, the test waits until
+//! the server is receiving that body (the in-flight gauge), lets other requests run, then sends
+//! the rest. Whatever each racing request answers, the content published under a SHA1 must hash
+//! to it, and a genuine upload of that content afterwards must work.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::{random_bytes, sha1_hex, Server};
+
+/// A request whose body is held back after its first bytes.
+struct Held {
+    sock: TcpStream,
+    rest: Vec<u8>,
+}
+
+impl Held {
+    /// Sends `method path` with `headers`, the body's length, and the first `sent` bytes of it.
+    async fn open(
+        s: &Server,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+        sent: usize,
+    ) -> Held {
+        let addr = s.base.trim_start_matches("http://").to_owned();
+        let mut sock = TcpStream::connect(addr).await.unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        sock.write_all(head.as_bytes()).await.unwrap();
+        sock.write_all(&body[..sent]).await.unwrap();
+        Held {
+            sock,
+            rest: body[sent..].to_vec(),
+        }
+    }
+
+    /// Sends the rest of the body and returns the answer's status (`None`: the server closed
+    /// the connection without one).
+    async fn finish(mut self) -> Option<u16> {
+        // The server may refuse early and close; a failed write is then no error of the test.
+        let _ = self.sock.write_all(&self.rest).await;
+        let mut answer = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(30), self.sock.read_to_end(&mut answer))
+                .await
+                .expect("no answer to the held request");
+        if read.is_err() && answer.is_empty() {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&answer);
+        text.strip_prefix("HTTP/1.1 ")
+            .and_then(|r| r.get(..3))
+            .and_then(|c| c.parse().ok())
+    }
+}
+
+async fn in_flight(s: &Server) -> f64 {
+    let m = s.client.get(s.url("/metrics")).send().await.unwrap();
+    crate::ops::sample(&m.text().await.unwrap(), "chunkvault_uploads_in_flight").unwrap_or(0.0)
+}
+
+async fn receiving(s: &Server, n: f64) {
+    crate::transfer::eventually_async("the held body is being received", 10, || async {
+        in_flight(s).await == n
+    })
+    .await;
+}
+
+/// The content stored under `sha1` (if any) hashes to it, for `token`'s download.
+async fn assert_download_is(s: &Server, token: &str, data: &[u8]) {
+    let sha = sha1_hex(data);
+    let resp = s.download(token, &sha).await;
+    if resp.status() == StatusCode::OK {
+        let got = resp.bytes().await.unwrap();
+        assert_eq!(
+            sha1_hex(&got),
+            sha,
+            "bytes published under {sha} do not hash to it"
+        );
+    } else {
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    }
+}
+
+/// Someone else uploads the genuine content afterwards (classic whole-file upload, which
+/// deduplicates against stored content): 200, and the download is the genuine bytes.
+async fn genuine_upload_afterwards_works(s: &Server, data: &[u8]) {
+    let later = s.user(&format!("later{}", rand::random::<u32>())).await;
+    let (st, body) = s.upload(&later, "genuine.bin", data.to_vec()).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let resp = s.download(&later, &sha1_hex(data)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.bytes().await.unwrap() == data,
+        "a later uploader got other bytes"
+    );
+}
+
+fn part(data: &[u8], chunk: u64, n: u64) -> Vec<u8> {
+    data[((n - 1) * chunk) as usize..((n * chunk) as usize).min(data.len())].to_vec()
+}
+
+fn tampered(mut bytes: Vec<u8>) -> Vec<u8> {
+    for b in bytes.iter_mut().step_by(7) {
+        *b ^= 0x5a;
+    }
+    bytes
+}
+
+/// REST: an attacker's write of part 1 is held open while the genuine part 1 (with a correct
+/// Content-MD5) is stored and hashed; its body then arrives. Then `complete`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_writes_of_one_rest_part_never_publish_wrong_bytes() {
+    let s = Server::start();
+    for complete_first in [false, true] {
+        let t = s.user(&format!("racer{complete_first}")).await;
+        let chunk = 256 * 1024u64;
+        let data = random_bytes(2 * chunk as usize + 1000);
+        let (st, c) = s.create_upload(&t, "r.bin", &data, Some(chunk)).await;
+        assert_eq!(st, StatusCode::CREATED, "{c}");
+        let id = c["data"]["upload_id"].as_str().unwrap().to_owned();
+        let path = format!("/uploads/{id}/parts/1");
+        let evil = tampered(part(&data, chunk, 1));
+        let held = Held::open(
+            &s,
+            "PUT",
+            &path,
+            &[("Authorization", format!("Bearer {t}"))],
+            evil,
+            1000,
+        )
+        .await;
+        receiving(&s, 1.0).await;
+        for n in 1..=3 {
+            let bytes = part(&data, chunk, n);
+            let md5 = {
+                use base64::Engine as _;
+                use md5::Digest as _;
+                base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&bytes))
+            };
+            let resp = s
+                .req("PUT", &t, &format!("/uploads/{id}/parts/{n}"))
+                .header("content-md5", md5)
+                .body(bytes)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+        }
+        let (racer, done) = if complete_first {
+            // The write opened before complete is fed after it.
+            let done = s.complete(&t, &id).await;
+            assert_eq!(done.0, StatusCode::CREATED, "{}", done.1);
+            (held.finish().await, done)
+        } else {
+            let racer = held.finish().await;
+            (racer, s.complete(&t, &id).await)
+        };
+        if let Some(code) = racer {
+            assert!(
+                code == 200 || (400..500).contains(&code),
+                "racer got {code}"
+            );
+        }
+        // Either the genuine bytes were published, or the session saw the racer's bytes win
+        // and refused them as not hashing to the SHA1 (422).
+        assert!(
+            done.0 == StatusCode::CREATED || done.0 == StatusCode::UNPROCESSABLE_ENTITY,
+            "{done:?}"
+        );
+        if complete_first {
+            assert!(racer != Some(200), "a write after complete was accepted");
+        }
+        assert_download_is(&s, &t, &data).await;
+        genuine_upload_afterwards_works(&s, &data).await;
+        assert!(s.staging_files().is_empty(), "{:?}", s.staging_files());
+    }
+}
+
+/// The classic chunked upload (`/file/mpupload/uppart`), same race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_writes_of_one_classic_part_never_publish_wrong_bytes() {
+    let s = Server::start();
+    let t = s.user("mpracer").await;
+    let chunk = 256 * 1024u64;
+    let data = random_bytes(2 * chunk as usize);
+    let sha = sha1_hex(&data);
+    let (st, init) = s
+        .post(
+            &t,
+            "/file/mpupload/init",
+            &[
+                ("filehash", sha.as_str()),
+                ("filesize", &data.len().to_string()),
+                ("chunksize", &chunk.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{init}");
+    let id = init["data"]["UploadID"].as_str().unwrap().to_owned();
+    let uppart = |n: u64| format!("/file/mpupload/uppart?uploadid={id}&index={n}");
+    let held = Held::open(
+        &s,
+        "POST",
+        &uppart(2),
+        &[("Authorization", format!("Bearer {t}"))],
+        tampered(part(&data, chunk, 2)),
+        4096,
+    )
+    .await;
+    receiving(&s, 1.0).await;
+    for n in 1..=2 {
+        let bytes = part(&data, chunk, n);
+        let resp = s
+            .req(
+                "POST",
+                &t,
+                &format!("{}&chkhash={}", uppart(n), sha1_hex(&bytes)),
+            )
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    let racer = held.finish().await;
+    if let Some(code) = racer {
+        assert!(
+            code == 200 || (400..500).contains(&code),
+            "racer got {code}"
+        );
+    }
+    let (st, done) = s
+        .post(&t, "/file/mpupload/complete", &[("uploadid", id.as_str())])
+        .await;
+    assert!(
+        st == StatusCode::OK || st == StatusCode::UNPROCESSABLE_ENTITY,
+        "{st} {done}"
+    );
+    assert_download_is(&s, &t, &data).await;
+    genuine_upload_afterwards_works(&s, &data).await;
+}
+
+/// tus: a PATCH whose lock lapses while its body trickles in; another PATCH takes the lock,
+/// writes and hashes the same range and finishes the upload; then the first body arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tus_patch_whose_lock_lapsed_cannot_write_over_another() {
+    let s = Server::start_with(&["--tus-lock-lease", "1s"]);
+    let t = s.user("tusracer").await;
+    let data = random_bytes(300_000);
+    let resp = s
+        .req("POST", &t, "/files/")
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", data.len())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let url = resp.headers()["location"].to_str().unwrap().to_owned();
+    let path = url.trim_start_matches(&s.base).to_owned();
+    let headers = [
+        ("Authorization", format!("Bearer {t}")),
+        ("Tus-Resumable", "1.0.0".to_owned()),
+        ("Upload-Offset", "0".to_owned()),
+        ("Content-Type", "application/offset+octet-stream".to_owned()),
+    ];
+    let held = Held::open(&s, "PATCH", &path, &headers, tampered(data.clone()), 1000).await;
+    receiving(&s, 1.0).await;
+    // The genuine PATCH is refused (423) while the lock is live, and goes through once it
+    // lapses: polled, each try a real request.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let resp = s
+            .req("PATCH", &t, &path)
+            .header("tus-resumable", "1.0.0")
+            .header("upload-offset", "0")
+            .header("content-type", "application/offset+octet-stream")
+            .body(data.clone())
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == StatusCode::NO_CONTENT {
+            break;
+        }
+        assert_eq!(resp.status(), StatusCode::LOCKED);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock never lapsed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let racer = held.finish().await;
+    if let Some(code) = racer {
+        assert!(
+            (400..500).contains(&code),
+            "the lapsed PATCH got {code}\n{}",
+            std::fs::read_to_string(&s.log).unwrap_or_default()
+        );
+    }
+    let head = s
+        .req("HEAD", &t, &path)
+        .header("tus-resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.headers()["upload-offset"],
+        data.len().to_string().as_str()
+    );
+    assert_download_is(&s, &t, &data).await;
+    let resp = s.download(&t, &sha1_hex(&data)).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "the genuine upload was published"
+    );
+    genuine_upload_afterwards_works(&s, &data).await;
+}
