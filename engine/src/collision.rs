@@ -19,9 +19,19 @@ use crate::types::Sha1Hex;
 /// Bytes handed to the hashing thread at a time.
 const BATCH: usize = 1 << 20;
 
-/// Reads a stored blob once and says whether its bytes carry a SHA1 collision attack. Also
-/// confirms the bytes still hash to `sha1`.
-pub async fn scan(store: &dyn BlobStore, key: &str, sha1: &Sha1Hex) -> Result<bool> {
+/// What a scan of stored bytes found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scan {
+    Clean,
+    /// The bytes carry a SHA1 collision attack.
+    Collision,
+    /// The bytes do not hash to the SHA1 they are stored under.
+    Mismatch,
+}
+
+/// Reads a stored blob once and says whether its bytes carry a SHA1 collision attack, or do
+/// not hash to `sha1` at all.
+pub async fn scan(store: &dyn BlobStore, key: &str, sha1: &Sha1Hex) -> Result<Scan> {
     let mut body = store.get(key, None).await?;
     let mut hasher = sha1_checked::Sha1::builder().safe_hash(false).build();
     let mut batch: Vec<Bytes> = Vec::new();
@@ -52,14 +62,13 @@ pub async fn scan(store: &dyn BlobStore, key: &str, sha1: &Sha1Hex) -> Result<bo
         }
     }
     let result = hasher.try_finalize();
-    let collision = result.has_collision();
-    if !collision && Sha1Hex::from_digest(&(*result.hash()).into()) != *sha1 {
-        return Err(Error::backend(
-            "blob",
-            format!("stored content of {sha1} no longer has that SHA1"),
-        ));
-    }
-    Ok(collision)
+    Ok(if result.has_collision() {
+        Scan::Collision
+    } else if Sha1Hex::from_digest(&(*result.hash()).into()) != *sha1 {
+        Scan::Mismatch
+    } else {
+        Scan::Clean
+    })
 }
 
 #[cfg(test)]

@@ -369,12 +369,15 @@ impl Engine {
         debug_assert_eq!(size, pending.size());
         self.check_quota(user.id, size).await?;
         let file = NewUserFile::new(user.id, sha1.clone(), name, size, now_millis());
-        if let Some(blob) = self.meta.blob(&sha1).await? {
-            self.ensure_shareable(&blob).await?;
-        }
+        let shareable = match self.meta.blob(&sha1).await? {
+            Some(blob) => self.ensure_shareable(&blob).await?,
+            None => false,
+        };
         // Content already indexed: link to it and drop our copy (the pending blob cleans up).
-        if let Some(existing) = self.meta.link_existing(&file).await? {
-            return Ok(existing);
+        if shareable {
+            if let Some(existing) = self.meta.link_existing(&file).await? {
+                return Ok(existing);
+            }
         }
         let key = pending.commit(&sha1).await?;
         self.publish(key, &file).await
@@ -419,9 +422,20 @@ impl Engine {
     /// this copy removed; on failure the copy is removed too.
     pub(crate) async fn publish(&self, key: String, file: &NewUserFile) -> Result<UserFile> {
         let blob = NewBlob::new(self.blobs.name(), key.clone());
+        let mut healed = false;
         let published = async {
             if let Some(existing) = self.meta.blob(&file.sha1).await? {
-                self.ensure_shareable(&existing).await?;
+                if !self.ensure_shareable(&existing).await? {
+                    // The stored copy was quarantined: these verified bytes replace it, for
+                    // every file that refers to the SHA1.
+                    healed = self
+                        .meta
+                        .replace_quarantined(&file.sha1, self.blobs.name(), &key)
+                        .await?;
+                    if healed {
+                        tracing::warn!(sha1 = %file.sha1, key, "quarantined content replaced by a verified upload");
+                    }
+                }
             }
             self.meta.publish(&blob, file).await
         };
@@ -430,11 +444,14 @@ impl Engine {
                 self.blob_created(&f.sha1).await;
                 Ok(f)
             }
+            Ok(Published::Deduplicated(f)) if healed => Ok(f),
             Ok(Published::Deduplicated(f)) => {
                 self.blobs.delete(&key).await?;
                 // Someone published the same SHA1 between the check above and ours.
                 if let Some(existing) = self.meta.blob(&f.sha1).await? {
-                    if let Err(e) = self.ensure_shareable(&existing).await {
+                    if let Err(e) = self.ensure_shareable(&existing).await.and_then(|ok| {
+                        ok.then_some(()).ok_or(Error::Busy) // quarantined meanwhile: try again
+                    }) {
                         if f.uploaded_at >= file.now {
                             self.meta.delete_user_file(f.user_id, &f.id).await?;
                         }
@@ -454,8 +471,14 @@ impl Engine {
 
     /// Content with this SHA1 is about to be shared (an instant upload, or an upload of content
     /// the store already holds): refused when its stored bytes carry a SHA1 collision attack.
-    /// The stored blob is read once per SHA1; the verdict is kept in the metadata store.
-    pub(crate) async fn ensure_shareable(&self, blob: &meta::BlobRecord) -> Result<()> {
+    /// The stored blob is read once per SHA1; the verdict (about collision attacks only) is
+    /// kept in the metadata store. `false` when the blob is quarantined (now, because its bytes
+    /// turned out not to hash to its SHA1, or before): it is shared with nobody, and the caller
+    /// goes on as if the content were not stored.
+    pub(crate) async fn ensure_shareable(&self, blob: &meta::BlobRecord) -> Result<bool> {
+        if blob.quarantined {
+            return Ok(false);
+        }
         let collision = match self.meta.blob_check(&blob.sha1).await? {
             Some(verdict) => verdict,
             None => {
@@ -465,12 +488,19 @@ impl Engine {
                     Some(verdict) => verdict,
                     None => {
                         let store = self.store(&blob.store)?;
-                        let verdict =
-                            collision::scan(store.as_ref(), &blob.key, &blob.sha1).await?;
-                        self.meta
-                            .record_blob_check(&blob.sha1, verdict, now_millis())
-                            .await?;
-                        verdict
+                        match collision::scan(store.as_ref(), &blob.key, &blob.sha1).await? {
+                            collision::Scan::Mismatch => {
+                                self.quarantine(blob, "collision check").await?;
+                                return Ok(false);
+                            }
+                            scan => {
+                                let verdict = scan == collision::Scan::Collision;
+                                self.meta
+                                    .record_blob_check(&blob.sha1, verdict, now_millis())
+                                    .await?;
+                                verdict
+                            }
+                        }
                     }
                 }
             }
@@ -481,6 +511,28 @@ impl Engine {
                 "content carries a SHA1 collision attack: not shared"
             );
             return Err(Error::Sha1Collision);
+        }
+        Ok(true)
+    }
+
+    /// Sets aside a blob whose stored bytes do not hash to its SHA1 (`found_by` says which
+    /// check saw it): out of dedup at once, its bytes moved to the store's quarantine for
+    /// inspection, logged. The next genuine upload of the SHA1 stores fresh bytes.
+    pub async fn quarantine(&self, blob: &meta::BlobRecord, found_by: &str) -> Result<()> {
+        if !self.meta.quarantine_blob(&blob.sha1, &blob.key).await? {
+            return Ok(()); // moved on meanwhile (replaced, or quarantined by someone else)
+        }
+        stats::Stats::inc(&self.stats.quarantined);
+        let store = self.store(&blob.store)?;
+        match store.quarantine(&blob.key).await {
+            Ok(place) => tracing::error!(
+                sha1 = %blob.sha1, store = %blob.store, key = %blob.key, place, found_by,
+                "stored content does not hash to its SHA1: quarantined"
+            ),
+            Err(e) => tracing::error!(
+                sha1 = %blob.sha1, store = %blob.store, key = %blob.key, found_by, error = %e,
+                "stored content does not hash to its SHA1: out of dedup, but its bytes could not be moved aside"
+            ),
         }
         Ok(())
     }
@@ -600,10 +652,16 @@ impl Engine {
     }
 
     async fn blob_of(&self, file: &UserFile) -> Result<meta::BlobRecord> {
-        self.meta
+        let blob = self
+            .meta
             .blob(&file.sha1)
             .await?
-            .ok_or_else(|| Error::backend("sql", "user file without a blob"))
+            .ok_or_else(|| Error::backend("sql", "user file without a blob"))?;
+        if blob.quarantined {
+            // Its bytes were wrong and are set aside until someone uploads the content again.
+            return Err(Error::NotFound { what: "blob" });
+        }
+        Ok(blob)
     }
 
     /// A configured store by name.

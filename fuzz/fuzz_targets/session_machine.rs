@@ -559,11 +559,7 @@ fn stream(data: Vec<u8>, split: usize, broken_at: Option<usize>) -> ByteStream {
 }
 
 fn staged(id: &UploadId) -> bool {
-    WORLD
-        .root
-        .join("staging")
-        .join(format!("{}.part", id.as_str()))
-        .exists()
+    WORLD.root.join("staging").join(id.as_str()).exists()
 }
 
 /// Every regular file under `dir`.

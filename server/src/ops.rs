@@ -274,6 +274,12 @@ pub fn render_metrics(state: &State) -> String {
         "Uploads finished at once because the content was stored (秒传)",
         &[(String::new(), stats["instant_hits"])],
     );
+    counter(
+        &mut out,
+        "chunkvault_blobs_quarantined_total",
+        "Stored blobs found not to hash to their SHA1 and set aside",
+        &[(String::new(), stats["quarantined"])],
+    );
     out.push_str(
         "# HELP chunkvault_sha1_verify_seconds SHA1 verification before publication\n\
          # TYPE chunkvault_sha1_verify_seconds summary\n",

@@ -329,3 +329,87 @@ async fn a_tus_patch_whose_lock_lapsed_cannot_write_over_another() {
     );
     genuine_upload_afterwards_works(&s, &data).await;
 }
+
+/// A blob whose stored bytes do not hash to its SHA1 (planted here by overwriting it on disk)
+/// is quarantined when content is about to be shared, and the next genuine upload stores fresh
+/// bytes: 200 and the right bytes for everyone, never a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_blob_is_quarantined_and_replaced_by_the_next_genuine_upload() {
+    let s = Server::start();
+    let first = s.user("planted").await;
+    let data = random_bytes(100_000);
+    let sha = sha1_hex(&data);
+    assert_eq!(
+        s.upload(&first, "a.bin", data.clone()).await.0,
+        StatusCode::OK
+    );
+    let blobs = s.blob_files();
+    assert_eq!(blobs.len(), 1);
+    std::fs::write(&blobs[0], tampered(data.clone())).unwrap();
+
+    // Another user uploads the genuine content: the stored copy is checked before it is
+    // shared, found wrong, set aside, and the new bytes take its place.
+    let second = s.user("genuine").await;
+    let (st, body) = s.upload(&second, "b.bin", data.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    for t in [&first, &second] {
+        let resp = s.download(t, &sha).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(
+            resp.bytes().await.unwrap() == data,
+            "healed content for every holder"
+        );
+    }
+    let quarantined = crate::support::entries(&s.data.join("quarantine"));
+    assert_eq!(
+        quarantined.len(),
+        1,
+        "the wrong bytes are kept for inspection"
+    );
+    assert!(std::fs::read(&quarantined[0]).unwrap() == tampered(data.clone()));
+    assert_eq!(s.blob_files().len(), 1);
+    let m = s.client.get(s.url("/metrics")).send().await.unwrap();
+    assert_eq!(
+        crate::ops::sample(
+            &m.text().await.unwrap(),
+            "chunkvault_blobs_quarantined_total"
+        ),
+        Some(1.0)
+    );
+    let log = std::fs::read_to_string(&s.log).unwrap();
+    assert!(log.contains("quarantined"), "logged");
+
+    // Instant upload of the content now works again (proof against the fresh bytes).
+    let third = s.user("instant").await;
+    let (st, c) = s.create_upload(&third, "c.bin", &data, None).await;
+    assert_eq!(st, StatusCode::OK, "{c}");
+    assert_eq!(c["data"]["instant"], true);
+
+    // Planted again, and claimed by instant upload this time: the claim is not linked to the
+    // wrong bytes (no 500): the client is told to upload, and its upload heals the content.
+    let fourth = s.user("claimer").await;
+    let other = random_bytes(50_000);
+    assert_eq!(
+        s.upload(&fourth, "o.bin", other.clone()).await.0,
+        StatusCode::OK
+    );
+    let planted = s
+        .blob_files()
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains(&sha1_hex(&other)))
+        .unwrap();
+    std::fs::write(&planted, tampered(other.clone())).unwrap();
+    let (st, c) = s
+        .create_upload(&third, "o.bin", &other, Some(256 * 1024))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{c}");
+    let id = c["data"]["upload_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.put_part(&third, &id, 1, 256 * 1024, &other).await.0,
+        StatusCode::OK
+    );
+    let (st, done) = s.complete(&third, &id).await;
+    assert_eq!(st, StatusCode::CREATED, "{done}");
+    let resp = s.download(&fourth, &sha1_hex(&other)).await;
+    assert!(resp.bytes().await.unwrap() == other);
+}

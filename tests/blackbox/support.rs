@@ -169,9 +169,9 @@ impl Server {
         .await
     }
 
-    /// Staged upload files.
+    /// Staged uploads (one directory each, holding one file per write attempt).
     pub fn staging_files(&self) -> Vec<PathBuf> {
-        files_under(&self.data.join("staging"))
+        entries(&self.data.join("staging"))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -266,9 +266,14 @@ impl Server {
             .unwrap()
     }
 
-    /// Committed blobs on disk.
+    /// Committed blobs on disk: `blobs/ab/cd/<sha1>-<random>`, a file or a directory of
+    /// segments.
     pub fn blob_files(&self) -> Vec<PathBuf> {
-        files_under(&self.data.join("blobs"))
+        entries(&self.data.join("blobs"))
+            .iter()
+            .flat_map(|d| entries(d))
+            .flat_map(|d| entries(&d))
+            .collect()
     }
 
     /// Temp files of uploads in flight.
@@ -317,6 +322,13 @@ pub fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: u64) {
     assert_eq!(got.0, status, "{}", got.1);
     assert_eq!(got.1["code"].as_u64(), Some(code), "{}", got.1);
     assert!(got.1["data"].is_null(), "{}", got.1);
+}
+
+/// The entries of `dir` (none when it does not exist).
+pub fn entries(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
 }
 
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {

@@ -474,6 +474,22 @@ impl BlobStore for LocalBlobStore {
         }
     }
 
+    async fn quarantine(&self, key: &str) -> Result<String> {
+        let from = self.blob_path(key)?;
+        let place = format!(
+            "quarantine/{}-{}",
+            key.replace('/', "_"),
+            hex::encode(rand::random::<[u8; 4]>())
+        );
+        fs::create_dir_all(self.root.join("quarantine"))
+            .await
+            .map_err(io_err)?;
+        fs::rename(&from, self.root.join(&place))
+            .await
+            .map_err(io_err)?;
+        Ok(place)
+    }
+
     async fn exists(&self, key: &str) -> Result<bool> {
         let path = self.blob_path(key)?;
         fs::try_exists(&path).await.map_err(io_err)

@@ -115,6 +115,12 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     /// Removes a blob. Removing a key that is already gone succeeds (safe to repeat).
     async fn delete(&self, key: &str) -> Result<()>;
 
+    /// Moves a blob whose bytes turned out wrong out of the way, for inspection, and says
+    /// where it went. By default it stays where it is (no longer referenced by anything).
+    async fn quarantine(&self, key: &str) -> Result<String> {
+        Ok(key.to_owned())
+    }
+
     /// Whether `key` holds a blob.
     async fn exists(&self, key: &str) -> Result<bool>;
 

@@ -30,6 +30,9 @@ pub struct BlobRecord {
     /// Number of user files that reference this blob.
     pub refcount: i64,
     pub created_at: Millis,
+    /// Found not to hash to its SHA1: its bytes are set aside, it is shared with nobody, and
+    /// the next genuine upload of the SHA1 replaces them.
+    pub quarantined: bool,
 }
 
 /// A user's named reference to a blob.
@@ -240,4 +243,12 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
     async fn blob_check(&self, sha1: &Sha1Hex) -> Result<Option<bool>>;
     /// Records a verdict (the first one recorded stands).
     async fn record_blob_check(&self, sha1: &Sha1Hex, collision: bool, now: Millis) -> Result<()>;
+
+    /// Takes the blob at `key` out of dedup (its bytes do not hash to `sha1`); `false` if the
+    /// row moved on meanwhile (another location, or quarantined already).
+    async fn quarantine_blob(&self, sha1: &Sha1Hex, key: &str) -> Result<bool>;
+
+    /// Gives a quarantined blob fresh, verified bytes at `key` in `store`; `false` if it was
+    /// not quarantined (someone replaced it first).
+    async fn replace_quarantined(&self, sha1: &Sha1Hex, store: &str, key: &str) -> Result<bool>;
 }

@@ -174,7 +174,14 @@ impl SqlMetaStore {
             tx.rollback().await?;
             return Ok(Attempt::Done(Some(existing)));
         }
-        if !self.add_reference(&mut tx, &file.sha1).await? {
+        // Quarantined content is linked to nobody.
+        let linked = sqlx::query(
+            &self.q("UPDATE blobs SET refcount = refcount + 1 WHERE sha1 = ? AND quarantined = 0"),
+        )
+        .bind(file.sha1.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if linked.rows_affected() != 1 {
             tx.rollback().await?;
             return Ok(Attempt::Done(None));
         }
@@ -446,7 +453,7 @@ impl MetaStore for SqlMetaStore {
 
     async fn blob(&self, sha1: &Sha1Hex) -> Result<Option<BlobRecord>> {
         let row = sqlx::query(&self.q(
-            "SELECT sha1, size, store, location, refcount, created_at FROM blobs WHERE sha1 = ?",
+            "SELECT sha1, size, store, location, refcount, created_at, quarantined FROM blobs WHERE sha1 = ?",
         ))
         .bind(sha1.as_str())
         .fetch_optional(&self.db.pool)
@@ -720,7 +727,7 @@ impl MetaStore for SqlMetaStore {
         limit: u32,
     ) -> Result<Vec<BlobRecord>> {
         let rows = sqlx::query(&self.q(
-            "SELECT sha1, size, store, location, refcount, created_at FROM blobs \
+            "SELECT sha1, size, store, location, refcount, created_at, quarantined FROM blobs \
              WHERE store = ? AND sha1 > ? ORDER BY sha1 LIMIT ?",
         ))
         .bind(store)
@@ -756,6 +763,30 @@ impl MetaStore for SqlMetaStore {
         })
     }
 
+    async fn quarantine_blob(&self, sha1: &Sha1Hex, key: &str) -> Result<bool> {
+        let res = sqlx::query(&self.q(
+            "UPDATE blobs SET quarantined = 1 WHERE sha1 = ? AND location = ? AND quarantined = 0",
+        ))
+        .bind(sha1.as_str())
+        .bind(key)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn replace_quarantined(&self, sha1: &Sha1Hex, store: &str, key: &str) -> Result<bool> {
+        let res = sqlx::query(
+            &self.q("UPDATE blobs SET store = ?, location = ?, quarantined = 0 \
+             WHERE sha1 = ? AND quarantined = 1"),
+        )
+        .bind(store)
+        .bind(key)
+        .bind(sha1.as_str())
+        .execute(&self.db.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
     async fn record_blob_check(&self, sha1: &Sha1Hex, collision: bool, now: Millis) -> Result<()> {
         let insert = self.insert_or_ignore("blob_checks", "sha1, collision, checked_at");
         sqlx::query(&self.q(&insert))
@@ -776,5 +807,6 @@ fn blob_record(r: &AnyRow) -> Result<BlobRecord> {
         key: text(r, "location")?,
         refcount: r.try_get("refcount")?,
         created_at: r.try_get("created_at")?,
+        quarantined: r.try_get::<i64, _>("quarantined")? != 0,
     })
 }

@@ -263,7 +263,9 @@ impl Engine {
     ) -> Result<Option<UserFile>> {
         match self.meta.blob(sha1).await? {
             Some(blob) if blob.size == size => {
-                self.ensure_shareable(&blob).await?;
+                if !self.ensure_shareable(&blob).await? {
+                    return Ok(None);
+                }
                 let file =
                     NewUserFile::new(user.id, sha1.clone(), name.clone(), size, now_millis());
                 let linked = self.meta.link_existing(&file).await?;

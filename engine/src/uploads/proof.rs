@@ -131,7 +131,9 @@ impl Engine {
             Some(b) if b.size == size => b,
             _ => return Ok(None),
         };
-        self.ensure_shareable(&blob).await?;
+        if !self.ensure_shareable(&blob).await? {
+            return Ok(None); // quarantined: the bytes must be uploaded again
+        }
         self.check_quota(user.id, size).await?;
         if mode == InstantMode::Trusted || size == 0 {
             return Ok(self
