@@ -32,6 +32,44 @@ async fn suite(store: Arc<dyn MetaStore>) {
     concurrent_publish_and_delete(store.clone()).await;
     settings(&*store).await;
     blob_checks(&*store).await;
+    quarantine(&*store).await;
+}
+
+async fn quarantine(store: &dyn MetaStore) {
+    let owner = user(store, "quarantine-owner").await;
+    let other = user(store, "quarantine-other").await;
+    let s = sha(211);
+    let f = NewUserFile::new(owner, s.clone(), name("q.bin"), 10, 100);
+    store
+        .publish(&NewBlob::new("local", "bad-key"), &f)
+        .await
+        .unwrap();
+    assert!(
+        !store.quarantine_blob(&s, "other-key").await.unwrap(),
+        "only the copy found wrong"
+    );
+    assert!(store.quarantine_blob(&s, "bad-key").await.unwrap());
+    assert!(!store.quarantine_blob(&s, "bad-key").await.unwrap(), "once");
+    let b = store.blob(&s).await.unwrap().unwrap();
+    assert!(b.quarantined);
+    // Quarantined content is linked to nobody.
+    let g = NewUserFile::new(other, s.clone(), name("g.bin"), 10, 101);
+    assert!(store.link_existing(&g).await.unwrap().is_none());
+    // Fresh bytes replace it once, for every holder.
+    assert!(store
+        .replace_quarantined(&s, "local", "good-key")
+        .await
+        .unwrap());
+    assert!(!store
+        .replace_quarantined(&s, "local", "late-key")
+        .await
+        .unwrap());
+    let b = store.blob(&s).await.unwrap().unwrap();
+    assert_eq!(
+        (b.quarantined, b.key.as_str(), b.refcount),
+        (false, "good-key", 1)
+    );
+    assert!(store.link_existing(&g).await.unwrap().is_some());
 }
 
 async fn users_and_tokens(store: &dyn MetaStore) {
