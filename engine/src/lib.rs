@@ -7,6 +7,7 @@ pub mod blobs;
 pub mod collision;
 pub mod db;
 pub mod error;
+pub mod fsck;
 pub mod meta;
 pub mod sessions;
 pub mod stats;
@@ -55,6 +56,8 @@ pub struct EngineConfig {
     pub max_uploads_in_flight_per_user: u64,
     /// How long one tus PATCH holds its upload's writer lock.
     pub tus_lock_lease: Duration,
+    /// Sign-ups one client address may make per period (`None`: unlimited).
+    pub signup_rate: Option<(u64, Duration)>,
 }
 
 impl Default for EngineConfig {
@@ -69,6 +72,7 @@ impl Default for EngineConfig {
             user_quota: None,
             max_uploads_in_flight_per_user: 32,
             tus_lock_lease: Duration::from_secs(15 * 60),
+            signup_rate: Some((20, Duration::from_secs(3600))),
         }
     }
 }
@@ -236,23 +240,40 @@ impl Engine {
 
     // ---- users -------------------------------------------------------------------------------
 
-    pub async fn signup(&self, username: &str, password: &str) -> Result<UserId> {
+    /// Creates an account. `client` is the client's address (the socket peer, or the address a
+    /// trusted proxy forwarded): sign-ups are limited per address (`signup_rate`).
+    pub async fn signup(&self, username: &str, password: &str, client: &str) -> Result<UserId> {
         let username = Username::parse(username)?;
         auth::check_password_policy(password)?;
+        let now = now_millis();
+        if let Some((max, per)) = self.config.signup_rate {
+            let since = now - per.as_millis() as i64;
+            if self.meta.events_since("signup", client, since).await? >= max {
+                return Err(Error::TooManyRequests {
+                    retry_after: per.as_secs().max(1),
+                });
+            }
+        }
         let hash = auth::hash_password(password.to_owned()).await?;
-        self.meta.create_user(&username, &hash, now_millis()).await
+        let id = self.meta.create_user(&username, &hash, now).await?;
+        self.meta.record_event("signup", client, now).await?;
+        Ok(id)
     }
 
-    pub async fn signin(&self, username: &str, password: &str) -> Result<Session> {
-        // Guessing is throttled per username (known or not, so the limit reveals nothing).
-        let counted = Username::parse(username).is_ok();
+    /// Signs in. Failures throttle the client address that makes them (per username, and
+    /// overall), never the account: the right password from another address is accepted
+    /// while an attacker keeps failing.
+    pub async fn signin(&self, username: &str, password: &str, client: &str) -> Result<Session> {
+        let per_name = format!("{client} {}", username.chars().take(64).collect::<String>());
         let now = now_millis();
-        if counted
-            && self
-                .meta
-                .signin_failures_since(username, now - SIGNIN_WINDOW.as_millis() as i64)
-                .await?
-                >= SIGNIN_MAX_FAILURES
+        let since = now - SIGNIN_WINDOW.as_millis() as i64;
+        if self
+            .meta
+            .events_since("signin-fail", &per_name, since)
+            .await?
+            >= SIGNIN_MAX_FAILURES
+            || self.meta.events_since("signin-fail", client, since).await?
+                >= SIGNIN_MAX_ADDRESS_FAILURES
         {
             return Err(Error::TooManyRequests {
                 retry_after: SIGNIN_WINDOW.as_secs(),
@@ -268,9 +289,10 @@ impl Engine {
         let record = match (ok, record) {
             (true, Some(r)) => r,
             _ => {
-                if counted {
-                    self.meta.record_signin_failure(username, now).await?;
-                }
+                self.meta
+                    .record_event("signin-fail", &per_name, now)
+                    .await?;
+                self.meta.record_event("signin-fail", client, now).await?;
                 return Err(Error::BadCredentials);
             }
         };
@@ -726,7 +748,10 @@ struct HashState {
 }
 
 /// Failed sign-ins per username within the window before further attempts get 429.
+/// Failed sign-ins one client address may make for one username, and for all usernames
+/// together, within `SIGNIN_WINDOW`.
 const SIGNIN_MAX_FAILURES: u64 = 10;
+const SIGNIN_MAX_ADDRESS_FAILURES: u64 = 50;
 const SIGNIN_WINDOW: Duration = Duration::from_secs(600);
 
 /// Verified against when the username is unknown, so sign-in takes as long either way.

@@ -33,6 +33,68 @@ async fn suite(store: Arc<dyn MetaStore>) {
     settings(&*store).await;
     blob_checks(&*store).await;
     quarantine(&*store).await;
+    rate_events(&*store).await;
+}
+
+async fn rate_events(store: &dyn MetaStore) {
+    let day = 24 * 3600 * 1000;
+    for at in [1000, 2000, 3000] {
+        store
+            .record_event("signup", "10.0.0.1", day + at)
+            .await
+            .unwrap();
+    }
+    store
+        .record_event("signup", "10.0.0.2", day + 2500)
+        .await
+        .unwrap();
+    store
+        .record_event("signin-fail", "10.0.0.1", day + 2500)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .events_since("signup", "10.0.0.1", day + 2000)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store.events_since("signup", "10.0.0.1", 0).await.unwrap(),
+        3
+    );
+    assert_eq!(
+        store.events_since("signup", "10.0.0.3", 0).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .events_since("signin-fail", "10.0.0.1", 0)
+            .await
+            .unwrap(),
+        1
+    );
+    // Keys may carry a username (any text) after the address.
+    store
+        .record_event("signin-fail", "10.0.0.1 用户", day + 3000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .events_since("signin-fail", "10.0.0.1 用户", 0)
+            .await
+            .unwrap(),
+        1
+    );
+    // Day-old events are dropped as new ones arrive.
+    store
+        .record_event("signup", "10.0.0.9", 3 * day)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.events_since("signup", "10.0.0.1", 0).await.unwrap(),
+        0
+    );
 }
 
 async fn quarantine(store: &dyn MetaStore) {

@@ -334,8 +334,10 @@ async fn tus(store: &dyn SessionStore, now: i64) {
         file_id: None,
         concat: "partial".into(),
     };
+    let open_before = store.tus_open(t.owner).await.unwrap();
     store.tus_create(&t).await.unwrap();
     assert_eq!(store.tus_get(&t.id).await.unwrap(), Some(t.clone()));
+    assert_eq!(store.tus_open(t.owner).await.unwrap(), open_before + 1);
     let step = |offset, length: Option<u64>, file_id: Option<FileId>| TusProgress {
         offset,
         length,
@@ -392,6 +394,11 @@ async fn tus(store: &dyn SessionStore, now: i64) {
         store.tus_get(&t.id).await.unwrap().unwrap().file_id,
         Some(file)
     );
+    assert_eq!(
+        store.tus_open(t.owner).await.unwrap(),
+        open_before,
+        "a finished upload is not open"
+    );
 
     store.tus_unlock(&t.id, "w0").await.unwrap();
     assert!(store.tus_lock(&t.id, "w1", now, now + 1000).await.unwrap());
@@ -418,6 +425,7 @@ async fn tus(store: &dyn SessionStore, now: i64) {
         ..t.clone()
     };
     store.tus_create(&old).await.unwrap();
+    assert_eq!(store.tus_open(t.owner).await.unwrap(), open_before + 1);
     let expired: Vec<UploadId> = store
         .tus_expired(now, 10)
         .await
@@ -428,6 +436,7 @@ async fn tus(store: &dyn SessionStore, now: i64) {
     assert_eq!(expired, vec![old.id.clone()]);
     assert!(store.tus_delete(&old.id).await.unwrap());
     assert!(!store.tus_delete(&old.id).await.unwrap());
+    assert_eq!(store.tus_open(t.owner).await.unwrap(), open_before);
     assert!(store.tus_get(&old.id).await.unwrap().is_none());
     assert!(store.tus_delete(&t.id).await.unwrap());
 }

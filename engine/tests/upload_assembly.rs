@@ -48,8 +48,14 @@ fn fixture() -> Fixture {
         )
         .await
         .unwrap();
-        engine.signup("prop-user", "password-123").await.unwrap();
-        let session = engine.signin("prop-user", "password-123").await.unwrap();
+        engine
+            .signup("prop-user", "password-123", "test")
+            .await
+            .unwrap();
+        let session = engine
+            .signin("prop-user", "password-123", "test")
+            .await
+            .unwrap();
         (engine, session.user)
     });
     Fixture {

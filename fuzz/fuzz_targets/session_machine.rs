@@ -613,11 +613,17 @@ impl Model {
         (!self.sessions.is_empty()).then(|| usize::from(s) % self.sessions.len())
     }
 
+    /// Open uploads of both protocols: they share the user's limit.
     fn open_sessions(&self, owner: usize) -> usize {
         self.sessions
             .iter()
             .filter(|s| s.owner == owner && s.state == State::Open)
             .count()
+            + self
+                .tus
+                .iter()
+                .filter(|t| t.owner == owner && t.state == State::Open)
+                .count()
     }
 
     /// The user's file of this content under this name, if the model has one.
@@ -1178,6 +1184,12 @@ impl Model {
             assert!(matches!(e, Error::Invalid { .. }), "{e:?}");
             return;
         }
+        if self.open_sessions(owner) as u64 >= MAX_SESSIONS {
+            trace("tus: session limit");
+            let e = res.expect_err("session limit");
+            assert!(matches!(e, Error::LimitReached { .. }), "{e:?}");
+            return;
+        }
         let record = res.expect("tus create");
         assert_eq!(record.offset, 0);
         assert_eq!(record.length, length);
@@ -1385,8 +1397,12 @@ impl Model {
             header: header.clone(),
         });
         let res = WORLD.engine.tus_create(&self.users[who], req).await;
-        if FileName::parse(&name).is_err() || picked.is_empty() {
-            let e = res.expect_err("invalid name or no parts");
+        let mut distinct = picked.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if FileName::parse(&name).is_err() || picked.is_empty() || distinct.len() != picked.len()
+        {
+            let e = res.expect_err("invalid name, no parts, or a part named twice");
             assert!(matches!(e, Error::Invalid { .. }), "{e:?}");
             return;
         }

@@ -400,6 +400,9 @@ async fn main() -> Result<()> {
             "127.0.0.1:0",
             "--log",
             "warn",
+            // 50 users sign up from one address.
+            "--signup-rate",
+            "off",
             "--data-dir",
         ])
         .arg(dir.path().join("data"))

@@ -26,6 +26,8 @@ pub enum Command {
     Worker(Box<ServeArgs>),
     /// Move every blob of one store to another (e.g. Ceph → OSS); resumable, verified.
     Migrate(Box<MigrateArgs>),
+    /// Check a store: re-hash every blob (or a sample), quarantine mismatches, find orphans.
+    Fsck(Box<FsckArgs>),
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -242,6 +244,24 @@ pub struct ServeArgs {
     #[arg(long, env = "CHUNKVAULT_BODY_TIMEOUT", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
     pub body_timeout: Duration,
 
+    /// Slowest average rate a request body may keep, measured from `--body-rate-grace` into the
+    /// body on (a body trickling in slower is cut off); 0 turns the check off.
+    #[arg(long, env = "CHUNKVAULT_MIN_BODY_RATE", default_value = "16KiB", value_parser = parse_size, value_name = "BYTES_PER_SECOND")]
+    pub min_body_rate: u64,
+
+    /// How long a request body may take before `--min-body-rate` applies to its average.
+    #[arg(long, env = "CHUNKVAULT_BODY_RATE_GRACE", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub body_rate_grace: Duration,
+
+    /// Sign-ups one client address may make, as COUNT/PERIOD (`10/hour`, `5/1m`), or `off`.
+    #[arg(long, env = "CHUNKVAULT_SIGNUP_RATE", default_value = "20/hour", value_parser = parse_rate, value_name = "RATE")]
+    pub signup_rate: Rate,
+
+    /// Proxies whose `X-Forwarded-For` names the client (addresses or CIDR ranges, comma
+    /// separated); the client of any other connection is its socket peer.
+    #[arg(long, env = "CHUNKVAULT_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr, value_name = "ADDR[/BITS]")]
+    pub trusted_proxies: Vec<Cidr>,
+
     /// Route groups this node serves: all, upload, download or account.
     #[arg(
         long,
@@ -346,6 +366,23 @@ impl ServeArgs {
             ),
             ("header_timeout", d(&self.header_timeout)),
             ("body_timeout", d(&self.body_timeout)),
+            ("min_body_rate", self.min_body_rate.to_string()),
+            ("body_rate_grace", d(&self.body_rate_grace)),
+            (
+                "signup_rate",
+                match self.signup_rate.0 {
+                    Some((n, per)) => format!("{n}/{}", d(&per)),
+                    None => "off".into(),
+                },
+            ),
+            (
+                "trusted_proxies",
+                self.trusted_proxies
+                    .iter()
+                    .map(|c| format!("{}/{}", c.addr, c.bits))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             ("shutdown_grace", d(&self.shutdown_grace)),
             (
                 "config",
@@ -444,6 +481,25 @@ pub struct MigrateArgs {
     pub serve: ServeArgs,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct FsckArgs {
+    /// The store to check (default: the upload store).
+    #[arg(long = "check-store", value_name = "NAME")]
+    pub check_store: Option<String>,
+    /// Re-hash only this fraction of the blobs, chosen at random (e.g. 0.05).
+    #[arg(long, value_name = "FRACTION", default_value_t = 1.0)]
+    pub sample: f64,
+    /// Delete the orphans found (objects no blob row refers to, staging no session refers to).
+    #[arg(long)]
+    pub repair: bool,
+    /// Objects and staging written this recently are never orphans (an upload or a transfer
+    /// may be about to record them).
+    #[arg(long, default_value = "1h", value_parser = parse_duration, value_name = "DURATION")]
+    pub grace: Duration,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
 impl ServeArgs {
     pub fn database_url(&self) -> String {
         match &self.database_url {
@@ -533,4 +589,83 @@ mod tests {
         assert!(parse_size("5XB").is_err());
         assert!(parse_size("99999999999999TiB").is_err());
     }
+}
+
+/// A rate limit: at most `n` per period, or none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate(pub Option<(u64, Duration)>);
+
+/// `10/hour`, `10/h`, `5/min`, `3/1m`, `100/day`, `off`.
+pub fn parse_rate(s: &str) -> Result<Rate, String> {
+    if s == "off" {
+        return Ok(Rate(None));
+    }
+    let (n, per) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?}: expected COUNT/PERIOD, like 10/hour, or off"))?;
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: the count must be a whole number"))?;
+    let per = match per {
+        "s" | "sec" | "second" => Duration::from_secs(1),
+        "m" | "min" | "minute" => Duration::from_secs(60),
+        "h" | "hour" => Duration::from_secs(3600),
+        "d" | "day" => Duration::from_secs(86_400),
+        other => parse_duration(other)?,
+    };
+    if n == 0 || per.is_zero() {
+        return Err(format!("{s:?}: use off to turn the limit off"));
+    }
+    Ok(Rate(Some((n, per))))
+}
+
+/// An address range: `10.0.0.0/8`, `::1`, `127.0.0.1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: std::net::IpAddr,
+    pub bits: u8,
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.bits)).unwrap_or(0);
+                u32::from(a) & mask == u32::from(b) & mask
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.bits))
+                    .unwrap_or(0);
+                u128::from(a) & mask == u128::from(b) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+pub fn parse_cidr(s: &str) -> Result<Cidr, String> {
+    let (addr, bits) = match s.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (s, None),
+    };
+    let addr: std::net::IpAddr = addr
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not an IP address"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let bits = match bits {
+        Some(b) => b
+            .parse::<u8>()
+            .ok()
+            .filter(|b| *b <= max)
+            .ok_or_else(|| format!("{s:?}: the prefix length must be 0..={max}"))?,
+        None => max,
+    };
+    Ok(Cidr { addr, bits })
 }

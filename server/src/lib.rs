@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod fsck;
 pub mod migrate;
 pub mod openapi;
 pub mod ops;
@@ -111,6 +112,7 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
     config.download_url_ttl = args.download_url_ttl;
     config.upload_ttl = args.upload_ttl;
     config.tus_lock_lease = args.tus_lock_lease;
+    config.signup_rate = args.signup_rate.0;
     config.max_sessions_per_user = args.max_sessions_per_user;
     config.user_quota = args.user_quota;
     config.max_uploads_in_flight_per_user = args.max_uploads_per_user;

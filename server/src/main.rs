@@ -43,6 +43,10 @@ fn main() -> ExitCode {
             let log = (args.serve.log.clone(), args.serve.log_format.clone());
             return run_admin(log, chunkvault_server::migrate::run(args));
         }
+        Some(Command::Fsck(args)) => {
+            let log = (args.serve.log.clone(), args.serve.log_format.clone());
+            return run_admin(log, chunkvault_server::fsck::run(args));
+        }
         Some(Command::Config(ConfigCommand::Check(args))) => return config_check(&args),
         Some(client) => return run_client(client),
         None => match Cli::try_parse_from(["chunkvault", "serve"]) {
@@ -91,7 +95,11 @@ fn run_client(command: Command) -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match command {
-            Command::Serve(_) | Command::Worker(_) | Command::Migrate(_) | Command::Config(_) => {
+            Command::Serve(_)
+            | Command::Worker(_)
+            | Command::Migrate(_)
+            | Command::Fsck(_)
+            | Command::Config(_) => {
                 unreachable!("handled by main")
             }
             Command::Login(a) => cli::login(a).await,
@@ -199,22 +207,32 @@ async fn serve(args: Box<ServeArgs>) -> anyhow::Result<()> {
     // memory per part upload in flight stays small however many run at once.
     let routes_service = warp::service(api);
     let role = args.routes;
-    let body_timeout = args.body_timeout;
-    let make = warp::hyper::service::make_service_fn(move |_| {
-        let routes_service = routes_service.clone();
-        let state = state.clone();
-        async move {
-            Ok::<_, std::convert::Infallible>(warp::hyper::service::service_fn(move |req| {
-                chunkvault_server::ops::handle(
-                    state.clone(),
-                    role,
-                    body_timeout,
-                    routes_service.clone(),
-                    req,
-                )
-            }))
-        }
+    let limits = std::sync::Arc::new(chunkvault_server::ops::RequestLimits {
+        body_timeout: args.body_timeout,
+        min_body_rate: args.min_body_rate,
+        rate_grace: args.body_rate_grace,
+        trusted_proxies: args.trusted_proxies.clone(),
     });
+    let make = warp::hyper::service::make_service_fn(
+        move |conn: &warp::hyper::server::conn::AddrStream| {
+            let routes_service = routes_service.clone();
+            let state = state.clone();
+            let limits = limits.clone();
+            let peer = conn.remote_addr();
+            async move {
+                Ok::<_, std::convert::Infallible>(warp::hyper::service::service_fn(move |req| {
+                    chunkvault_server::ops::handle(
+                        state.clone(),
+                        role,
+                        limits.clone(),
+                        peer,
+                        routes_service.clone(),
+                        req,
+                    )
+                }))
+            }
+        },
+    );
     let builder = warp::hyper::Server::try_bind(&args.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     let server = builder

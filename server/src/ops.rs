@@ -307,12 +307,57 @@ pub fn render_metrics(state: &State) -> String {
     out
 }
 
+/// What every request is held to, and who its client is.
+#[derive(Clone, Debug)]
+pub struct RequestLimits {
+    /// Longest pause inside a body.
+    pub body_timeout: std::time::Duration,
+    /// Slowest average rate of a body past `rate_grace` (bytes per second; 0: off).
+    pub min_body_rate: u64,
+    pub rate_grace: std::time::Duration,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<crate::config::Cidr>,
+}
+
+/// The client's address, for per-client limits (sign-up rate, sign-in throttling): the
+/// socket peer, or what a trusted proxy says in `X-Forwarded-For`. Set on every request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl ClientAddr {
+    /// The peer, unless it is a trusted proxy: then the nearest address in `X-Forwarded-For`
+    /// (read from the right) that is not itself a trusted proxy.
+    pub fn of(
+        peer: std::net::IpAddr,
+        forwarded: Option<&str>,
+        trusted: &[crate::config::Cidr],
+    ) -> ClientAddr {
+        let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|c| c.contains(ip));
+        let mut client = peer;
+        if is_trusted(peer) {
+            for hop in forwarded.unwrap_or("").rsplit(',') {
+                match hop.trim().parse::<std::net::IpAddr>() {
+                    Ok(ip) => {
+                        client = ip;
+                        if !is_trusted(ip) {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        ClientAddr(client)
+    }
+}
+
 /// Serves one request: probes and metrics here, everything else through the warp routes
 /// when this node's role serves it; counts and labels it.
 pub async fn handle<S>(
     state: State,
     role: Role,
-    body_timeout: std::time::Duration,
+    limits: std::sync::Arc<RequestLimits>,
+    peer: std::net::SocketAddr,
     mut routes: S,
     mut req: Request<Body>,
 ) -> Result<Response<Body>, Infallible>
@@ -332,6 +377,14 @@ where
         })
         .map(str::to_owned)
         .unwrap_or_else(|| hex::encode(rand::random::<[u8; 8]>()));
+    let client = ClientAddr::of(
+        peer.ip(),
+        req.headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok()),
+        &limits.trusted_proxies,
+    );
+    req.extensions_mut().insert(client);
     let path = req.uri().path().to_owned();
     let method = req.method().as_str().to_owned();
     let route = route_label(&path);
@@ -382,7 +435,12 @@ where
                     let counted = body.inspect_ok(|chunk| {
                         METRICS.bytes_in.inc_by(chunk.len() as u64);
                     });
-                    *req.body_mut() = Body::wrap_stream(stall_guard(counted, body_timeout));
+                    *req.body_mut() = Body::wrap_stream(body_guard(
+                        counted,
+                        limits.body_timeout,
+                        limits.min_body_rate,
+                        limits.rate_grace,
+                    ));
                     match routes.call(req).await {
                         Ok(r) => r,
                         Err(never) => match never {},
@@ -427,36 +485,53 @@ where
 
 /// Ends a body that stalls for longer than `limit` between chunks with an error (the handler
 /// then sees an incomplete body and nothing is kept), so a slow client cannot hold an upload.
-fn stall_guard<S>(
+fn body_guard<S>(
     body: S,
     limit: std::time::Duration,
+    min_rate: u64,
+    grace: std::time::Duration,
 ) -> impl futures::Stream<Item = Result<warp::hyper::body::Bytes, std::io::Error>> + Send
 where
     S: futures::Stream<Item = Result<warp::hyper::body::Bytes, warp::hyper::Error>> + Send + Unpin,
 {
     // Fused: body readers may poll again after the end (draining a refused body does).
     use futures::StreamExt as _;
-    futures::stream::unfold((body, false), move |(mut body, done)| async move {
-        if done {
-            return None;
-        }
-        use futures::StreamExt;
-        match tokio::time::timeout(limit, body.next()).await {
-            Ok(Some(Ok(chunk))) => Some((Ok(chunk), (body, false))),
-            Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), (body, true))),
-            Ok(None) => None,
-            Err(_) => {
-                tracing::info!(?limit, "request body stalled; cut off");
-                Some((
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "request body stalled",
-                    )),
-                    (body, true),
-                ))
+    let started = Instant::now();
+    futures::stream::unfold(
+        (body, false, 0u64),
+        move |(mut body, done, seen)| async move {
+            if done {
+                return None;
             }
-        }
-    })
+            use futures::StreamExt;
+            let why = match tokio::time::timeout(limit, body.next()).await {
+                Ok(Some(Ok(chunk))) => {
+                    let seen = seen + chunk.len() as u64;
+                    let took = started.elapsed();
+                    if min_rate == 0
+                        || took <= grace
+                        || seen as f64 >= min_rate as f64 * took.as_secs_f64()
+                    {
+                        return Some((Ok(chunk), (body, false, seen)));
+                    }
+                    tracing::info!(seen, ?took, min_rate, "request body too slow; cut off");
+                    "request body slower than the minimum rate"
+                }
+                Ok(Some(Err(e))) => {
+                    return Some((Err(std::io::Error::other(e)), (body, true, seen)))
+                }
+                Ok(None) => return None,
+                Err(_) => {
+                    tracing::info!(?limit, "request body stalled; cut off");
+                    "request body stalled"
+                }
+            };
+            Some((
+                Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why)),
+                (body, true, seen),
+            ))
+        },
+    )
     .fuse()
 }
 

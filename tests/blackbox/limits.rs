@@ -230,3 +230,215 @@ async fn concurrent_uploads_per_user_are_limited() {
     assert_eq!(st, StatusCode::CREATED, "{done}");
     assert_eq!(done["data"]["sha1"], sha1_hex(&data));
 }
+
+/// A client bound to a loopback address of its own (127.0.0.x): a real, distinct socket peer.
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn signin_from(
+    s: &Server,
+    c: &reqwest::Client,
+    user: &str,
+    pw: &str,
+    forwarded: Option<&str>,
+) -> (StatusCode, serde_json::Value) {
+    let mut req = c
+        .post(s.url("/user/signin"))
+        .form(&[("username", user), ("password", pw)]);
+    if let Some(f) = forwarded {
+        req = req.header("x-forwarded-for", f);
+    }
+    json(req.send().await.unwrap()).await
+}
+
+/// Failed sign-ins throttle the address that makes them (per username and overall), never
+/// the account: the owner signs in from elsewhere while the attacker keeps failing.
+/// `X-Forwarded-For` from an untrusted peer changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signin_throttling_hits_the_attacker_not_the_account() {
+    let s = Server::start();
+    s.user("owner").await;
+    let attacker = client_from("127.0.0.2");
+    let owner = client_from("127.0.0.3");
+    for i in 0..10 {
+        // A spoofed X-Forwarded-For does not give the attacker fresh addresses.
+        let spoof = format!("10.9.8.{i}");
+        let got = signin_from(&s, &attacker, "owner", "wrong-password", Some(&spoof)).await;
+        assert_error(&got, StatusCode::UNAUTHORIZED, 10102);
+    }
+    let got = signin_from(&s, &attacker, "owner", "password-123", Some("10.0.0.99")).await;
+    assert_error(&got, StatusCode::TOO_MANY_REQUESTS, 14291);
+    // The owner, from another address, is not locked out; a typo there is an ordinary 401.
+    let got = signin_from(&s, &owner, "owner", "wrong-password", None).await;
+    assert_error(&got, StatusCode::UNAUTHORIZED, 10102);
+    let (st, body) = signin_from(&s, &owner, "owner", "password-123", None).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    // The attacker's address is throttled overall too: 50 failures over any usernames.
+    for i in 0..40 {
+        let got = signin_from(&s, &attacker, &format!("guess{i}"), "wrong-password", None).await;
+        assert_error(&got, StatusCode::UNAUTHORIZED, 10102);
+    }
+    let got = signin_from(&s, &attacker, "someone-else", "whatever-1", None).await;
+    assert_error(&got, StatusCode::TOO_MANY_REQUESTS, 14291);
+    let (st, _) = signin_from(&s, &owner, "owner", "password-123", None).await;
+    assert_eq!(st, StatusCode::OK);
+}
+
+/// Behind a trusted proxy the client is the address it forwards; other peers' forwarded
+/// addresses are ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_proxies_name_the_client() {
+    let s = Server::start_with(&["--trusted-proxies", "127.0.0.4/32,::1"]);
+    s.user("proxied").await;
+    let proxy = client_from("127.0.0.4");
+    for _ in 0..10 {
+        let got = signin_from(&s, &proxy, "proxied", "wrong-password", Some("203.0.113.7")).await;
+        assert_error(&got, StatusCode::UNAUTHORIZED, 10102);
+    }
+    let got = signin_from(&s, &proxy, "proxied", "password-123", Some("203.0.113.7")).await;
+    assert_error(&got, StatusCode::TOO_MANY_REQUESTS, 14291);
+    // Another client behind the same proxy; and the proxy's own hop list read from the right.
+    let (st, _) = signin_from(&s, &proxy, "proxied", "password-123", Some("198.51.100.1")).await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = signin_from(
+        &s,
+        &proxy,
+        "proxied",
+        "password-123",
+        Some("203.0.113.7, 198.51.100.2"),
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::OK,
+        "the rightmost untrusted hop is the client"
+    );
+}
+
+/// Sign-ups are limited per client address (`--signup-rate`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signups_are_rate_limited_per_address() {
+    let s = Server::start_with(&["--signup-rate", "3/hour"]);
+    let spammer = client_from("127.0.0.5");
+    let signup = |c: &reqwest::Client, name: String| {
+        let req = c
+            .post(s.url("/user/signup"))
+            .form(&[("username", name.as_str()), ("password", "password-123")]);
+        async move { req.send().await.unwrap() }
+    };
+    for i in 0..3 {
+        let resp = signup(&spammer, format!("spam{i}")).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    let resp = signup(&spammer, "spam3".into()).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers().contains_key("retry-after"));
+    assert_eq!(json(resp).await.1["code"], 14291);
+    let resp = signup(&client_from("127.0.0.6"), "honest".into()).await;
+    assert_eq!(resp.status(), StatusCode::OK, "another address signs up");
+}
+
+/// A body that keeps arriving, but slower than `--min-body-rate` on average once past the
+/// grace period, is cut off and nothing of it is kept; a fast one is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_slower_than_the_minimum_rate_are_cut_off() {
+    let s = Server::start_with(&[
+        "--min-body-rate",
+        "64KiB",
+        "--body-rate-grace",
+        "1s",
+        "--body-timeout",
+        "30s",
+    ]);
+    let t = s.user("trickler").await;
+    let chunk = 256 * 1024u64;
+    let data = random_bytes((2 * chunk) as usize);
+    let (_, c) = s.create_upload(&t, "slow.bin", &data, Some(chunk)).await;
+    let id = c["data"]["upload_id"].as_str().unwrap().to_owned();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let body = reqwest::Body::wrap_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    let send = tokio::spawn(
+        s.req("PUT", &t, &format!("/uploads/{id}/parts/1"))
+            .header("content-length", chunk.to_string())
+            .body(body)
+            .send(),
+    );
+    // 4 KiB every 100 ms (40 KiB/s): never a pause, but under 64 KiB/s on average.
+    let started = Instant::now();
+    let mut sent = 0;
+    while sent < chunk as usize {
+        let piece = data[sent..sent + 4096].to_vec();
+        if tx.send(Ok(piece)).await.is_err() {
+            break;
+        }
+        sent += 4096;
+        tokio::time::sleep(Duration::from_millis(100)).await; // the client's pace, not a sync
+        if send.is_finished() {
+            break;
+        }
+    }
+    drop(tx);
+    let resp = tokio::time::timeout(Duration::from_secs(20), send)
+        .await
+        .expect("the slow body was never cut off")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10), "cut off late");
+    if let Ok(resp) = resp {
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    }
+    let (_, st) = s.get(&t, &format!("/uploads/{id}")).await;
+    assert_eq!(st["data"]["received"], serde_json::json!([]), "{st}");
+    // The same part at full speed goes through.
+    assert_eq!(s.put_part(&t, &id, 1, chunk, &data).await.0, StatusCode::OK);
+}
+
+/// tus uploads count toward `--max-sessions-per-user` like REST sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tus_uploads_count_toward_the_session_limit() {
+    let s = Server::start_with(&["--max-sessions-per-user", "2"]);
+    let t = s.user("tus-many").await;
+    let tus_create = || async {
+        s.req("POST", &t, "/files/")
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", "1000")
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(tus_create().await.status(), StatusCode::CREATED);
+    let data = random_bytes(300_000);
+    let (st, c) = s.create_upload(&t, "r.bin", &data, None).await;
+    assert_eq!(st, StatusCode::CREATED, "{c}");
+    // Two open: neither protocol opens a third.
+    let resp = tus_create().await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(json(resp).await.1["code"], 14292);
+    let other = random_bytes(300_001);
+    assert_error(
+        &s.create_upload(&t, "o.bin", &other, None).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        14292,
+    );
+    // Closing the REST session frees a place; a finished (empty) tus upload takes none.
+    let id = c["data"]["upload_id"].as_str().unwrap();
+    let resp = s
+        .req("DELETE", &t, &format!("/uploads/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let empty = s
+        .req("POST", &t, "/files/")
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), StatusCode::CREATED);
+    assert_eq!(tus_create().await.status(), StatusCode::CREATED);
+    assert_eq!(tus_create().await.status(), StatusCode::TOO_MANY_REQUESTS);
+}

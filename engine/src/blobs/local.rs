@@ -490,6 +490,41 @@ impl BlobStore for LocalBlobStore {
         Ok(place)
     }
 
+    async fn list_blobs(&self) -> Result<Vec<(String, i64)>> {
+        let root = self.root.join("blobs");
+        #[allow(clippy::disallowed_methods)] // runs on the blocking pool
+        let walk = move || -> io::Result<Vec<(String, i64)>> {
+            let names = |dir: &Path| -> io::Result<Vec<(String, std::fs::Metadata)>> {
+                let mut out = Vec::new();
+                for e in std::fs::read_dir(dir)? {
+                    let e = e?;
+                    if let (Some(name), Ok(meta)) = (e.file_name().to_str(), e.metadata()) {
+                        out.push((name.to_owned(), meta));
+                    }
+                }
+                Ok(out)
+            };
+            let mut out = Vec::new();
+            for (a, _) in names(&root)? {
+                for (b, _) in names(&root.join(&a))? {
+                    for (name, meta) in names(&root.join(&a).join(&b))? {
+                        let modified = meta
+                            .modified()
+                            .ok()
+                            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                            .map_or(0, |d| d.as_millis() as i64);
+                        out.push((format!("{a}/{b}/{name}"), modified));
+                    }
+                }
+            }
+            Ok(out)
+        };
+        tokio::task::spawn_blocking(walk)
+            .await
+            .map_err(|e| Error::backend(BACKEND, e))?
+            .map_err(io_err)
+    }
+
     async fn exists(&self, key: &str) -> Result<bool> {
         let path = self.blob_path(key)?;
         fs::try_exists(&path).await.map_err(io_err)

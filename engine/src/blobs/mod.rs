@@ -121,6 +121,10 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
         Ok(key.to_owned())
     }
 
+    /// Every blob key the store holds, with when it was last written (Unix milliseconds):
+    /// what `fsck` compares with the metadata database to find orphans.
+    async fn list_blobs(&self) -> Result<Vec<(String, i64)>>;
+
     /// Whether `key` holds a blob.
     async fn exists(&self, key: &str) -> Result<bool>;
 

@@ -590,6 +590,47 @@ impl BlobStore for S3BlobStore {
         }
     }
 
+    async fn quarantine(&self, key: &str) -> Result<String> {
+        let from = self.blob_path(key)?;
+        let place = format!(
+            "quarantine/{}-{}",
+            key.replace('/', "_"),
+            hex::encode(rand::random::<[u8; 4]>())
+        );
+        self.inner
+            .s3
+            .copy(&from, &self.path(&place))
+            .await
+            .map_err(os_err)?;
+        self.delete(key).await?;
+        Ok(place)
+    }
+
+    async fn list_blobs(&self) -> Result<Vec<(String, i64)>> {
+        let prefix = self.path("blobs");
+        let strip = if self.inner.config.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.inner.config.prefix)
+        };
+        let metas: Vec<_> = self
+            .inner
+            .s3
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(os_err)?;
+        Ok(metas
+            .into_iter()
+            .map(|m| {
+                (
+                    m.location.as_ref().trim_start_matches(&strip).to_owned(),
+                    m.last_modified.timestamp_millis(),
+                )
+            })
+            .collect())
+    }
+
     async fn exists(&self, key: &str) -> Result<bool> {
         match self.inner.s3.head(&self.blob_path(key)?).await {
             Ok(_) => Ok(true),

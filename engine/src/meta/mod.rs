@@ -217,10 +217,11 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
 
-    /// Records a failed sign-in for `username` (known or not), dropping day-old records.
-    async fn record_signin_failure(&self, username: &str, now: Millis) -> Result<()>;
-    /// Failed sign-ins for `username` since `since`.
-    async fn signin_failures_since(&self, username: &str, since: Millis) -> Result<u64>;
+    /// Records an event counted by a rate limit (`kind`: `signin-fail`, `signup`; `key`: what
+    /// it is counted per), dropping day-old records.
+    async fn record_event(&self, kind: &str, key: &str, now: Millis) -> Result<()>;
+    /// Events of `kind` for `key` since `since`.
+    async fn events_since(&self, kind: &str, key: &str, since: Millis) -> Result<u64>;
     /// Bytes of the user's files (each name counts, as the user sees them).
     async fn user_usage(&self, user: UserId) -> Result<u64>;
 
@@ -243,6 +244,9 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
     async fn blob_check(&self, sha1: &Sha1Hex) -> Result<Option<bool>>;
     /// Records a verdict (the first one recorded stands).
     async fn record_blob_check(&self, sha1: &Sha1Hex, collision: bool, now: Millis) -> Result<()>;
+
+    /// Whether a blob row refers to `key` in `store` (fsck's second look at an orphan).
+    async fn blob_by_key(&self, store: &str, key: &str) -> Result<bool>;
 
     /// Takes the blob at `key` out of dedup (its bytes do not hash to `sha1`); `false` if the
     /// row moved on meanwhile (another location, or quarantined already).

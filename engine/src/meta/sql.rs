@@ -576,24 +576,27 @@ impl MetaStore for SqlMetaStore {
         Ok(())
     }
 
-    async fn record_signin_failure(&self, username: &str, now: Millis) -> Result<()> {
-        sqlx::query(&self.q("INSERT INTO signin_failures (username, at) VALUES (?, ?)"))
-            .bind(username)
+    async fn record_event(&self, kind: &str, key: &str, now: Millis) -> Result<()> {
+        sqlx::query(&self.q("INSERT INTO rate_events (kind, rkey, at) VALUES (?, ?, ?)"))
+            .bind(kind)
+            .bind(key)
             .bind(now)
             .execute(&self.db.pool)
             .await?;
-        sqlx::query(&self.q("DELETE FROM signin_failures WHERE at < ?"))
+        sqlx::query(&self.q("DELETE FROM rate_events WHERE at < ?"))
             .bind(now - 24 * 3600 * 1000)
             .execute(&self.db.pool)
             .await?;
         Ok(())
     }
 
-    async fn signin_failures_since(&self, username: &str, since: Millis) -> Result<u64> {
+    async fn events_since(&self, kind: &str, key: &str, since: Millis) -> Result<u64> {
         let row = sqlx::query(
-            &self.q("SELECT COUNT(*) AS n FROM signin_failures WHERE username = ? AND at >= ?"),
+            &self
+                .q("SELECT COUNT(*) AS n FROM rate_events WHERE kind = ? AND rkey = ? AND at >= ?"),
         )
-        .bind(username)
+        .bind(kind)
+        .bind(key)
         .bind(since)
         .fetch_one(&self.db.pool)
         .await?;
@@ -761,6 +764,17 @@ impl MetaStore for SqlMetaStore {
             Some(r) => Some(r.try_get::<i64, _>("collision")? != 0),
             None => None,
         })
+    }
+
+    async fn blob_by_key(&self, store: &str, key: &str) -> Result<bool> {
+        let row = sqlx::query(
+            &self.q("SELECT COUNT(*) AS n FROM blobs WHERE store = ? AND location = ?"),
+        )
+        .bind(store)
+        .bind(key)
+        .fetch_one(&self.db.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
     }
 
     async fn quarantine_blob(&self, sha1: &Sha1Hex, key: &str) -> Result<bool> {

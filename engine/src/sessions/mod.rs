@@ -181,5 +181,9 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
 
     async fn tus_delete(&self, id: &UploadId) -> Result<bool>;
 
+    /// How many of the owner's tus uploads are not finished (they count toward the open
+    /// sessions a user may have).
+    async fn tus_open(&self, owner: UserId) -> Result<u64>;
+
     async fn tus_expired(&self, now: Millis, limit: u32) -> Result<Vec<TusRecord>>;
 }

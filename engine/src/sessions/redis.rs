@@ -143,7 +143,17 @@ if redis.call('HGET', KEYS[1], 'lock_holder') ~= ARGV[8] then return 0 end
 redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'hash_state', ARGV[4], 'expires_at', ARGV[5], 'file_id', ARGV[6])
 if redis.call('HGET', KEYS[1], 'length') == '' then redis.call('HSET', KEYS[1], 'length', ARGV[3]) end
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[7])
+if ARGV[6] ~= '' then
+  redis.call('SREM', ARGV[9] .. 'to:' .. redis.call('HGET', KEYS[1], 'owner'), ARGV[7])
+end
 return 1
+"#;
+/// Deletes a tus upload and its entries in the expiry and owner indexes.
+const TUS_DELETE: &str = r#"
+local owner = redis.call('HGET', KEYS[1], 'owner')
+redis.call('ZREM', KEYS[2], ARGV[1])
+if owner then redis.call('SREM', ARGV[2] .. 'to:' .. owner, ARGV[1]) end
+return redis.call('DEL', KEYS[1])
 "#;
 const TUS_UNLOCK: &str = r#"
 if redis.call('HGET', KEYS[1], 'lock_holder') == ARGV[1] then
@@ -526,8 +536,19 @@ impl SessionStore for RedisSessionStore {
             .ignore()
             .zadd(format!("{}texp", self.prefix), r.id.as_str(), r.expires_at)
             .ignore();
+        if r.file_id.is_none() {
+            pipe.sadd(self.key("to", &r.owner.0.to_string()), r.id.as_str())
+                .ignore();
+        }
         let _: () = pipe.query_async(&mut conn).await.map_err(redis_err)?;
         Ok(())
+    }
+
+    async fn tus_open(&self, owner: UserId) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        conn.scard(self.key("to", &owner.0.to_string()))
+            .await
+            .map_err(redis_err)
     }
 
     async fn tus_get(&self, id: &UploadId) -> Result<Option<TusRecord>> {
@@ -566,6 +587,7 @@ impl SessionStore for RedisSessionStore {
             )
             .arg(id.as_str())
             .arg(holder)
+            .arg(&self.prefix)
             .invoke_async(&mut conn)
             .await
             .map_err(redis_err)?;
@@ -596,12 +618,12 @@ impl SessionStore for RedisSessionStore {
 
     async fn tus_delete(&self, id: &UploadId) -> Result<bool> {
         let mut conn = self.conn.clone();
-        let n: i64 = conn
-            .del(self.key("t", id.as_str()))
-            .await
-            .map_err(redis_err)?;
-        let _: () = conn
-            .zrem(format!("{}texp", self.prefix), id.as_str())
+        let n: i64 = Script::new(TUS_DELETE)
+            .key(self.key("t", id.as_str()))
+            .key(format!("{}texp", self.prefix))
+            .arg(id.as_str())
+            .arg(&self.prefix)
+            .invoke_async(&mut conn)
             .await
             .map_err(redis_err)?;
         Ok(n > 0)

@@ -456,6 +456,18 @@ impl SessionStore for SqlSessionStore {
         Ok(())
     }
 
+    async fn tus_open(&self, owner: UserId) -> Result<u64> {
+        let row = sqlx::query(
+            &self
+                .db
+                .q("SELECT COUNT(*) AS n FROM tus_uploads WHERE owner = ? AND file_id IS NULL"),
+        )
+        .bind(owner.0)
+        .fetch_one(&self.db.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>("n")? as u64)
+    }
+
     async fn tus_delete(&self, id: &UploadId) -> Result<bool> {
         let res = sqlx::query(&self.db.q("DELETE FROM tus_uploads WHERE id = ?"))
             .bind(id.as_str())

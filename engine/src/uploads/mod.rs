@@ -207,7 +207,7 @@ impl Engine {
             .iter()
             .any(|s| s.sha1 == req.sha1 && s.size == req.size);
         let limit = self.config.max_sessions_per_user;
-        if !resuming && open.len() as u64 >= limit {
+        if !resuming && open.len() as u64 + self.sessions.tus_open(user.id).await? >= limit {
             return Err(Error::LimitReached {
                 what: "open upload sessions",
                 limit,

@@ -217,6 +217,16 @@ impl Engine {
                 });
             }
         }
+        // tus uploads and REST sessions share the user's limit of open uploads.
+        let limit = self.config.max_sessions_per_user;
+        let open = self.sessions.list(user.id).await?.len() as u64
+            + self.sessions.tus_open(user.id).await?;
+        if open >= limit {
+            return Err(Error::LimitReached {
+                what: "open upload sessions",
+                limit,
+            });
+        }
         let now = now_millis();
         let record = TusRecord {
             id: UploadId::generate(),

@@ -7,18 +7,26 @@ use warp::Filter;
 
 use super::timestamp;
 use crate::error::{ok, reply, ApiError};
+use crate::ops::ClientAddr;
 use crate::routes::params::params;
 use crate::routes::{authenticate, authorization, token, with_state, Params, State};
 
 pub fn routes(state: State) -> BoxedFilter<(Response,)> {
     let common = || with_state(state.clone()).and(authorization()).and(params());
+    let client = || {
+        warp::ext::optional::<ClientAddr>().map(|c: Option<ClientAddr>| {
+            c.map_or_else(|| "unknown".to_owned(), |c| c.0.to_string())
+        })
+    };
     let signup = warp::path!("user" / "signup")
         .and(warp::post())
         .and(common())
+        .and(client())
         .then(signup);
     let signin = warp::path!("user" / "signin")
         .and(warp::post())
         .and(common())
+        .and(client())
         .then(signin);
     let info = warp::path!("user" / "info")
         .and(warp::get().or(warp::post()).unify())
@@ -51,11 +59,12 @@ async fn signup(
     state: State,
     _auth: Option<String>,
     params: Params_,
+    client: String,
 ) -> Result<Response, ApiError> {
     let params = params?;
     let username = params.require("username")?;
     let password = params.require("password")?;
-    state.engine.signup(username, password).await?;
+    state.engine.signup(username, password, &client).await?;
     Ok(ok(SignedUp {
         username: username.to_owned(),
     }))
@@ -75,11 +84,12 @@ async fn signin(
     state: State,
     _auth: Option<String>,
     params: Params_,
+    client: String,
 ) -> Result<Response, ApiError> {
     let params = params?;
     let username = params.require("username")?;
     let password = params.require("password")?;
-    let session = state.engine.signin(username, password).await?;
+    let session = state.engine.signin(username, password, &client).await?;
     Ok(ok(SignedIn {
         username: session.user.username,
         token: session.token,
