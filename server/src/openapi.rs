@@ -43,6 +43,16 @@ fn matches(template: &str, path: &str) -> bool {
         })
 }
 
+/// The document's template that `path` is an instance of (`/uploads/{id}`), if any; a literal
+/// segment wins over a parameter.
+pub fn route_template(path: &str) -> Option<&'static str> {
+    ROUTES
+        .iter()
+        .filter(|(template, _)| matches(template, path))
+        .min_by_key(|(template, _)| template.matches('{').count())
+        .map(|(template, _)| template.as_str())
+}
+
 /// The methods the document lists for `path` (`GET, HEAD`), for the `Allow` header of a 405.
 pub fn allowed_methods(path: &str) -> Option<String> {
     // A literal segment wins over a parameter (`/uploads/proof` over `/uploads/{id}`).

@@ -77,35 +77,36 @@ fn allows(role: Role, path: &str) -> bool {
     role == Role::All || group_of(path) == role
 }
 
-/// A bounded label for a path: ids and hashes replaced by placeholders.
+/// A bounded label for a path: its template in the route table (the OpenAPI document), with
+/// every parameter written `{id}`; `unmatched` for any path not in the table. However many
+/// paths clients make up, the labels stay as many as the routes.
 pub fn route_label(path: &str) -> String {
-    let mut out = String::new();
-    for seg in path.split('/').filter(|s| !s.is_empty()).take(6) {
-        out.push('/');
-        let id_like = seg.len() >= 16 && seg.bytes().all(|b| b.is_ascii_alphanumeric());
-        if id_like || seg.bytes().all(|b| b.is_ascii_digit()) {
-            out.push_str("{id}");
-        } else if seg.len() > 32
-            || !seg
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
-        {
-            out.push_str("{x}");
-        } else {
-            out.push_str(seg);
-        }
+    match crate::openapi::route_template(path) {
+        Some(template) => template
+            .split('/')
+            .map(|seg| {
+                if seg.starts_with('{') && seg.ends_with('}') {
+                    "{id}"
+                } else {
+                    seg
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/"),
+        None => "unmatched".to_owned(),
     }
-    if out.is_empty() {
-        out.push('/');
-    }
-    // Static assets and unknown paths do not get a label each.
-    if group_of(path) == Role::Account && !path.starts_with("/user/") && out.len() > 1 {
-        let known = ["/healthz", "/readyz", "/metrics", "/openapi.json"];
-        if !known.contains(&out.as_str()) {
-            return "/other".into();
-        }
-    }
-    out
+}
+
+/// A bounded label for a method: the ones routes use, `other` for the rest.
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 8] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE",
+    ];
+    KNOWN
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("other")
 }
 
 pub struct Metrics {
@@ -386,7 +387,7 @@ where
     );
     req.extensions_mut().insert(client);
     let path = req.uri().path().to_owned();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method().as_str()).to_owned();
     let route = route_label(&path);
     let started = Instant::now();
     let span = tracing::info_span!("request", id = %id);
@@ -555,8 +556,14 @@ mod tests {
             "/uploads/{id}/parts/{id}"
         );
         assert_eq!(route_label("/files/0123456789abcdef0123"), "/files/{id}");
+        assert_eq!(route_label("/files/x"), "/files/{id}");
         assert_eq!(route_label("/file/download"), "/file/download");
-        assert_eq!(route_label("/app.js"), "/other");
+        assert_eq!(route_label("/app.js"), "/app.js");
         assert_eq!(route_label("/"), "/");
+        assert_eq!(route_label("/file/zz9"), "unmatched");
+        assert_eq!(route_label("/user/abcdef"), "unmatched");
+        assert_eq!(route_label("/a/b/c/d/e/f/g/h"), "unmatched");
+        assert_eq!(method_label("PATCH"), "PATCH");
+        assert_eq!(method_label("BREW"), "other");
     }
 }

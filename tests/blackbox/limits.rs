@@ -442,3 +442,90 @@ async fn tus_uploads_count_toward_the_session_limit() {
     assert_eq!(tus_create().await.status(), StatusCode::CREATED);
     assert_eq!(tus_create().await.status(), StatusCode::TOO_MANY_REQUESTS);
 }
+/// `/metrics` labels come from the route table and a fixed set of methods: 10,000 requests to
+/// made-up paths with made-up methods add no series and no memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_labels_stay_bounded() {
+    let s = Server::start();
+    let series = || async {
+        let m = s.client.get(s.url("/metrics")).send().await.unwrap();
+        let text = m.text().await.unwrap();
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| l.starts_with("chunkvault_http_request"))
+            .map(|l| l.rsplit_once(' ').map_or(l, |(k, _)| k).to_owned())
+            .collect();
+        lines
+    };
+    let hammer = |n: usize| {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let client = s.client.clone();
+                let base = s.base.clone();
+                tokio::spawn(async move {
+                    for _ in 0..n / 8 {
+                        let r: u64 = rand::random();
+                        let path = match r % 4 {
+                            0 => format!("/x{r:x}/{}", r % 977),
+                            1 => format!("/file/{r:x}"),
+                            2 => format!("/user/{r:x}"),
+                            _ => format!("/uploads/{r:x}/parts/{r:x}/more"),
+                        };
+                        let method = match r % 3 {
+                            0 => reqwest::Method::from_bytes(
+                                format!("M{:x}", r % 100_000).as_bytes(),
+                            )
+                            .unwrap(),
+                            1 => reqwest::Method::GET,
+                            _ => reqwest::Method::DELETE,
+                        };
+                        let resp = client
+                            .request(method, format!("{base}{path}"))
+                            .send()
+                            .await
+                            .unwrap();
+                        assert!(resp.status().is_client_error(), "{path}: {}", resp.status());
+                    }
+                })
+            })
+            .collect();
+        async move {
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+    };
+    // A first round makes every label these requests can have.
+    hammer(2_000).await;
+    series().await; // (reading /metrics makes its own series once)
+    let before = series().await;
+    let rss_before = s.rss_kib();
+    hammer(10_000).await;
+    let after = series().await;
+    let rss_after = s.rss_kib();
+    assert_eq!(
+        before.len(),
+        after.len(),
+        "new series: {:?}",
+        after
+            .iter()
+            .filter(|l| !before.contains(l))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        after
+            .iter()
+            .all(|l| !l.contains("route=\"/x") && !l.contains("method=\"M")),
+        "made-up paths or methods became labels"
+    );
+    assert!(
+        after
+            .iter()
+            .any(|l| l.contains("route=\"unmatched\"") && l.contains("method=\"other\"")),
+        "{after:?}"
+    );
+    assert!(
+        rss_after <= rss_before + 8 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+}

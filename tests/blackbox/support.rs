@@ -83,6 +83,16 @@ impl Server {
         (status, self._dir.take())
     }
 
+    /// The server's resident memory, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
     /// SIGKILL: no shutdown, no cleanup. Returns the data directory's owner for a restart.
     pub fn kill9(mut self) -> Option<tempfile::TempDir> {
         self.child.kill().unwrap();

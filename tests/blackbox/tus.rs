@@ -544,3 +544,58 @@ async fn tuspy() {
         );
     }
 }
+
+/// A final upload names each partial at most once and at most 1,000 of them, and its total is
+/// checked against the quota before anything is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concatenation_limits() {
+    let s = Server::start_with(&["--user-quota", "500000"]);
+    let t = s.user("tus-concat-limits").await;
+    let mut urls = Vec::new();
+    for _ in 0..2 {
+        let resp = tus(s.client.post(s.url("/files/")), &t)
+            .header("upload-concat", "partial")
+            .header("upload-length", 300_000)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let url = resp.headers()["location"].to_str().unwrap().to_owned();
+        let piece = crate::support::random_bytes(300_000);
+        assert_eq!(
+            patch(&s, &t, &url, 0, piece).await.status(),
+            StatusCode::NO_CONTENT
+        );
+        urls.push(url.trim_start_matches(&s.base).to_owned());
+    }
+    let final_of = |list: &[String]| format!("final;{}", list.join(" "));
+    let post = |concat: String| {
+        tus(s.client.post(s.url("/files/")), &t)
+            .header("upload-concat", concat)
+            .send()
+    };
+    // The same partial twice.
+    let twice = vec![urls[0].clone(), urls[0].clone()];
+    let (st, body) = crate::support::json(post(final_of(&twice)).await.unwrap()).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["msg"].as_str().unwrap().contains("more than once"),
+        "{body}"
+    );
+    // More than 1,000 partials (refused before any is looked up).
+    let many: Vec<String> = (0..1001)
+        .map(|i| format!("/files/{:032x}", i + 1))
+        .collect();
+    let (st, body) = crate::support::json(post(final_of(&many)).await.unwrap()).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["msg"].as_str().unwrap().contains("1000"), "{body}");
+    // 600,000 bytes in all is over the 500,000-byte quota: 413, nothing written, the partials
+    // kept.
+    let (st, body) = crate::support::json(post(final_of(&urls)).await.unwrap()).await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(file_sha1s(&s, &t).await.is_empty());
+    for url in &urls {
+        let head = tus(s.client.head(s.url(url)), &t).send().await.unwrap();
+        assert_eq!(head.status(), StatusCode::OK);
+    }
+}
