@@ -9,6 +9,7 @@ mod config;
 mod dedup;
 mod faults;
 mod files;
+mod fsck;
 mod limits;
 mod openapi;
 mod ops;

@@ -396,3 +396,9 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// A body of `data`, as the engine's stores take it.
+pub fn stream_of(data: Vec<u8>) -> chunkvault_engine::blobs::ByteStream {
+    use futures::StreamExt;
+    futures::stream::once(async move { Ok(warp::hyper::body::Bytes::from(data)) }).boxed()
+}
