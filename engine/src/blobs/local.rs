@@ -396,6 +396,10 @@ impl BlobStore for LocalBlobStore {
         &self.name
     }
 
+    fn isolates_writes(&self) -> bool {
+        true
+    }
+
     async fn ping(&self) -> Result<()> {
         if fs::try_exists(self.root.join("blobs"))
             .await

@@ -87,6 +87,14 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     /// Whether the store answers (readiness probes).
     async fn ping(&self) -> Result<()>;
 
+    /// Whether every write attempt lands in a place of its own, so that what completion
+    /// assembles is exactly what the engine hashed. Where it is not so (S3 parts and tus
+    /// appends share slots by number and offset), the engine hashes the assembled object
+    /// before publishing it.
+    fn isolates_writes(&self) -> bool {
+        false
+    }
+
     /// The smallest part, other than the last, that `stage_put_part` accepts (S3: 5 MiB).
     fn min_part_size(&self) -> u64 {
         0

@@ -447,6 +447,17 @@ impl Engine {
             .blobs
             .stage_complete_appends(&staging(&record.id), &last, record.offset, &sha1)
             .await?;
+        if !self.blobs.isolates_writes() {
+            // Appends may have shared a slot with a writer whose lock lapsed: what the store
+            // assembled is hashed before anything is published.
+            let mut state = Sha1State::new();
+            super::hash_stream(&mut state, self.blobs.get(&key, None).await?).await?;
+            if Sha1Hex::from_digest(&state.finalize()) != sha1 {
+                self.blobs.delete(&key).await?;
+                tracing::warn!(upload = %record.id, "assembled tus upload does not hash to its appends: refused");
+                return Err(Error::Sha1Mismatch);
+            }
+        }
         let name = FileName::parse(&record.file_name)?;
         let file = NewUserFile::new(user.id, sha1, name, record.offset, now_millis());
         let file = self.publish(key, &file).await?;
