@@ -218,6 +218,17 @@ enum Op {
         /// Bytes per body chunk (the stream arrives in pieces).
         split: u16,
     },
+    /// Two writers of one part of an open session: writer A's body stops after `held` bytes;
+    /// writer B sends the whole part; then the session is completed, aborted or left; then
+    /// A's body goes on.
+    PartRace {
+        session: u8,
+        part: u8,
+        held: u16,
+        a_flip: Option<u16>,
+        b_flip: Option<u16>,
+        between: Between,
+    },
     Status {
         user: u8,
         session: u8,
@@ -274,6 +285,13 @@ enum Op {
     TusExpire {
         upload: u8,
     },
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Between {
+    Nothing,
+    Complete,
+    Abort,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -353,7 +371,15 @@ impl<'a> Arbitrary<'a> for DigestChoice {
 
 impl<'a> Arbitrary<'a> for Op {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        Ok(match u.int_in_range(0..=30u8)? {
+        Ok(match u.int_in_range(0..=32u8)? {
+            31..=32 => Op::PartRace {
+                session: u.arbitrary()?,
+                part: u.arbitrary()?,
+                held: u.arbitrary()?,
+                a_flip: u.arbitrary()?,
+                b_flip: u.arbitrary()?,
+                between: u.arbitrary()?,
+            },
             0..=3 => Op::Init {
                 user: u.arbitrary()?,
                 content: u.arbitrary()?,
@@ -898,8 +924,8 @@ impl Model {
             assert!(matches!(e, Error::Invalid { .. }), "{e:?}");
             return;
         }
-        // Whatever happens now, the old copy of the part no longer counts.
-        s.acked.remove(&n);
+        // A write that fails leaves the part as it was (its bytes went to an attempt of its
+        // own); one that succeeds replaces it.
         let digest_ok = match digest {
             DigestChoice::None => true,
             DigestChoice::Md5Right | DigestChoice::Sha1Right => sent == expected,
@@ -930,6 +956,124 @@ impl Model {
         }
     }
 
+    async fn part_race(&mut self, op: &Op) {
+        let Op::PartRace {
+            session,
+            part,
+            held,
+            a_flip,
+            b_flip,
+            between,
+        } = op
+        else {
+            unreachable!()
+        };
+        // An open session, written by its owner: the race is between two acceptable writes.
+        let open: Vec<usize> = (0..self.sessions.len())
+            .filter(|&i| self.sessions[i].state == State::Open)
+            .collect();
+        if open.is_empty() {
+            return;
+        }
+        let si = open[usize::from(*session) % open.len()];
+        let s = &self.sessions[si];
+        let (owner, count, id) = (s.owner, s.count, s.id.clone());
+        let n = u32::from(*part) % count + 1;
+        let expected = self.contents[s.source][s.part_range(n)].to_vec();
+        let body = |flip: &Option<u16>| {
+            let mut b = expected.clone();
+            if let (Some(i), false) = (flip, b.is_empty()) {
+                let i = usize::from(*i) % b.len();
+                b[i] ^= 0x5a;
+            }
+            b
+        };
+        let (a, b) = (body(a_flip), body(b_flip));
+        // Writer A, fed through a channel: `held` bytes now, the rest later.
+        let held = usize::from(*held) % (a.len() + 1);
+        let (tx, rx) = futures::channel::mpsc::unbounded::<std::io::Result<Bytes>>();
+        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = started.clone();
+        let a_body = rx
+            .map(move |chunk| {
+                seen.store(true, Ordering::SeqCst);
+                chunk
+            })
+            .boxed();
+        let user = self.users[owner].clone();
+        let a_id = id.clone();
+        let writer_a =
+            tokio::spawn(async move { WORLD.engine.put_part(&user, &a_id, n, a_body, None).await });
+        tx.unbounded_send(Ok(Bytes::copy_from_slice(&a[..held])))
+            .unwrap();
+        // Let A get as far as reading its body (it holds its attempt then).
+        for _ in 0..10_000 {
+            if started.load(Ordering::SeqCst) || writer_a.is_finished() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            started.load(Ordering::SeqCst),
+            "writer A never read its body"
+        );
+        // Writer B: the whole part.
+        let res = WORLD
+            .engine
+            .put_part(
+                &self.users[owner],
+                &id,
+                n,
+                stream(b.clone(), 4096, None),
+                None,
+            )
+            .await;
+        let status = res.expect("writer B");
+        self.sessions[si].acked.insert(n, b);
+        assert!(status.received.contains(&n));
+        let owner_u8 = u8::try_from(owner).expect("few users");
+        match between {
+            Between::Complete => {
+                trace("race: complete between the writers");
+                self.complete_at(owner_u8, si).await;
+            }
+            Between::Abort => {
+                trace("race: abort between the writers");
+                self.abort_at(owner_u8, si).await;
+            }
+            Between::Nothing => {}
+        }
+        tx.unbounded_send(Ok(Bytes::copy_from_slice(&a[held..])))
+            .unwrap();
+        drop(tx);
+        let res = writer_a.await.unwrap();
+        match &self.sessions[si].state {
+            State::Open => {
+                // A's attempt was committed after B's: it is the part now.
+                trace("race: the later writer's part counts");
+                let status = res.expect("writer A");
+                assert!(status.received.contains(&n));
+                self.sessions[si].acked.insert(n, a);
+            }
+            State::Completed(file_id) => {
+                let e = res.expect_err("a write after complete");
+                assert!(matches!(e, Error::NotFound { .. } | Error::Busy), "{e:?}");
+                trace("race: late write refused after complete");
+                // What was published is unchanged by the late write.
+                if let Some(f) = self.files.iter().find(|f| &f.file.id == file_id) {
+                    let got = read_all(&f.file, None).await.expect("read back");
+                    assert!(got == *f.bytes, "a late write reached published bytes");
+                }
+            }
+            State::Gone => {
+                let e = res.expect_err("a write after abort");
+                assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+                trace("race: late write refused after abort");
+                assert!(!staged(&id), "a late write left staged bytes");
+            }
+        }
+    }
+
     async fn status(&mut self, user: u8, session: u8) {
         let Some(si) = self.session_index(session) else {
             return;
@@ -950,6 +1094,10 @@ impl Model {
         let Some(si) = self.session_index(session) else {
             return;
         };
+        self.complete_at(user, si).await;
+    }
+
+    async fn complete_at(&mut self, user: u8, si: usize) {
         let who = self.user_index(user);
         let res = WORLD
             .engine
@@ -1025,6 +1173,10 @@ impl Model {
         let Some(si) = self.session_index(session) else {
             return;
         };
+        self.abort_at(user, si).await;
+    }
+
+    async fn abort_at(&mut self, user: u8, si: usize) {
         let who = self.user_index(user);
         let s = &mut self.sessions[si];
         let res = WORLD.engine.abort_upload(&self.users[who], &s.id).await;
@@ -1400,8 +1552,7 @@ impl Model {
         let mut distinct = picked.clone();
         distinct.sort_unstable();
         distinct.dedup();
-        if FileName::parse(&name).is_err() || picked.is_empty() || distinct.len() != picked.len()
-        {
+        if FileName::parse(&name).is_err() || picked.is_empty() || distinct.len() != picked.len() {
             let e = res.expect_err("invalid name, no parts, or a part named twice");
             assert!(matches!(e, Error::Invalid { .. }), "{e:?}");
             return;
@@ -1568,6 +1719,7 @@ fuzz_target!(|data: &[u8]| {
                 Op::Status { user, session } => model.status(*user, *session).await,
                 Op::Complete { user, session } => model.complete(*user, *session).await,
                 Op::Abort { user, session } => model.abort(*user, *session).await,
+                Op::PartRace { .. } => model.part_race(op).await,
                 Op::Expire { session } => model.expire(*session).await,
                 Op::Read { user, file, range } => model.read(*user, *file, *range).await,
                 Op::Delete { file } => model.delete(*file).await,

@@ -305,7 +305,7 @@ impl Engine {
         let _slot = self.upload_slot(user)?;
         let session = self.own_session(user, id).await?;
         let spec = session.part_spec(n)?;
-        let check = Arc::new(Mutex::new(PartCheck::new(digest)));
+        let check = Arc::new(Mutex::new(PartCheck::new(digest, spec.len)));
         let tap = check.clone();
         let verdict = check.clone();
         // A wrong digest fails the stream at its end, so the store keeps nothing of it (S3
@@ -318,11 +318,10 @@ impl Engine {
             })
             .chain(
                 futures::stream::once(async move {
-                    if verdict.lock().expect("part check lock").matches() {
-                        None
-                    } else {
-                        Some(Err(io::Error::other("part digest mismatch")))
-                    }
+                    // A body of the wrong length is the store's to refuse (as such).
+                    let mut check = verdict.lock().expect("part check lock");
+                    (check.whole() && !check.matches())
+                        .then(|| Err(io::Error::other("part digest mismatch")))
                 })
                 .filter_map(|end| async move { end }),
             )
@@ -332,7 +331,7 @@ impl Engine {
             Ok(r) => r,
             Err(e) => {
                 let check = check.lock().expect("part check lock");
-                return Err(if check.ended && !check.check() {
+                return Err(if check.ended && check.whole() && !check.check() {
                     Error::DigestMismatch {
                         what: match digest {
                             Some(PartDigest::Md5(_)) => "Content-MD5",
@@ -684,8 +683,11 @@ async fn hash_stream(state: &mut Sha1State, mut bytes: ByteStream) -> Result<()>
 }
 
 struct PartCheck {
-    /// The body arrived whole (its digest was compared).
+    /// The body ended and its digest was compared.
     ended: bool,
+    /// Bytes seen, and the part's length.
+    seen: u64,
+    len: u64,
     want: Option<PartDigest>,
     md5: Option<Md5>,
     sha1: Option<Sha1>,
@@ -693,9 +695,11 @@ struct PartCheck {
 }
 
 impl PartCheck {
-    fn new(want: Option<PartDigest>) -> Self {
+    fn new(want: Option<PartDigest>, len: u64) -> Self {
         PartCheck {
             ended: false,
+            seen: 0,
+            len,
             want,
             md5: matches!(want, Some(PartDigest::Md5(_))).then(Md5::new),
             sha1: matches!(want, Some(PartDigest::Sha1(_))).then(Sha1::new),
@@ -703,7 +707,13 @@ impl PartCheck {
         }
     }
 
+    /// Whether exactly the part's length arrived.
+    fn whole(&self) -> bool {
+        self.seen == self.len
+    }
+
     fn update(&mut self, data: &[u8]) {
+        self.seen += data.len() as u64;
         match self.want {
             Some(PartDigest::Md5(_)) => self.md5.iter_mut().for_each(|h| h.update(data)),
             Some(PartDigest::Sha1(_)) => self.sha1.iter_mut().for_each(|h| h.update(data)),
