@@ -102,6 +102,99 @@ pub struct Download {
     pub body: ByteStream,
 }
 
+/// Sets aside a blob whose stored bytes do not hash to its SHA1 (`Engine::quarantine`).
+async fn quarantine(
+    meta: &dyn MetaStore,
+    store: &dyn BlobStore,
+    stats: &stats::Stats,
+    blob: &meta::BlobRecord,
+    found_by: &str,
+) -> Result<()> {
+    if !meta.quarantine_blob(&blob.sha1, &blob.key).await? {
+        return Ok(()); // moved on meanwhile (replaced, or quarantined by someone else)
+    }
+    stats::Stats::inc(&stats.quarantined);
+    match store.quarantine(&blob.key).await {
+        Ok(place) => tracing::error!(
+            sha1 = %blob.sha1, store = %blob.store, key = %blob.key, place, found_by,
+            "stored content does not hash to its SHA1: quarantined"
+        ),
+        Err(e) => tracing::error!(
+            sha1 = %blob.sha1, store = %blob.store, key = %blob.key, found_by, error = %e,
+            "stored content does not hash to its SHA1: out of dedup, but its bytes could not be moved aside"
+        ),
+    }
+    Ok(())
+}
+
+/// A whole blob's bytes, hashed as they pass; the last chunk is held back until the SHA1 is
+/// known. Bytes that do not hash to the blob's SHA1 are never delivered whole: the stream ends
+/// with an error instead of its last chunk (the client sees a cut-off download, not a
+/// complete wrong one), and the blob is quarantined.
+fn verified(
+    body: ByteStream,
+    blob: meta::BlobRecord,
+    meta: Arc<dyn MetaStore>,
+    store: Arc<dyn BlobStore>,
+    stats: Arc<stats::Stats>,
+) -> ByteStream {
+    struct St {
+        body: ByteStream,
+        hasher: Sha1,
+        len: u64,
+        held: Option<bytes::Bytes>,
+        done: bool,
+    }
+    let st = St {
+        body,
+        hasher: Sha1::new(),
+        len: 0,
+        held: None,
+        done: false,
+    };
+    futures::stream::unfold(
+        (st, blob, meta, store, stats),
+        |(mut st, blob, meta, store, stats)| async move {
+            if st.done {
+                return None;
+            }
+            loop {
+                match st.body.next().await {
+                    Some(Ok(chunk)) => {
+                        if chunk.is_empty() {
+                            continue;
+                        }
+                        st.hasher.update(&chunk);
+                        st.len += chunk.len() as u64;
+                        if let Some(prev) = st.held.replace(chunk) {
+                            return Some((Ok(prev), (st, blob, meta, store, stats)));
+                        }
+                    }
+                    Some(Err(e)) => {
+                        st.done = true;
+                        return Some((Err(e), (st, blob, meta, store, stats)));
+                    }
+                    None => {
+                        st.done = true;
+                        let got = Sha1Hex::from_digest(&st.hasher.clone().finalize().into());
+                        if got == blob.sha1 && st.len == blob.size {
+                            let last = st.held.take()?;
+                            return Some((Ok(last), (st, blob, meta, store, stats)));
+                        }
+                        if let Err(e) = quarantine(&*meta, &*store, &stats, &blob, "download").await
+                        {
+                            tracing::error!(sha1 = %blob.sha1, error = %e, "could not quarantine");
+                        }
+                        let err = io::Error::other("stored content does not hash to its SHA1");
+                        return Some((Err(err), (st, blob, meta, store, stats)));
+                    }
+                }
+            }
+        },
+    )
+    .boxed()
+}
+
 /// Query string of a signed download link (`auth::SIGNED_DOWNLOAD_PATH`).
 #[derive(Clone, Debug)]
 pub struct SignedLink {
@@ -541,22 +634,8 @@ impl Engine {
     /// check saw it): out of dedup at once, its bytes moved to the store's quarantine for
     /// inspection, logged. The next genuine upload of the SHA1 stores fresh bytes.
     pub async fn quarantine(&self, blob: &meta::BlobRecord, found_by: &str) -> Result<()> {
-        if !self.meta.quarantine_blob(&blob.sha1, &blob.key).await? {
-            return Ok(()); // moved on meanwhile (replaced, or quarantined by someone else)
-        }
-        stats::Stats::inc(&self.stats.quarantined);
-        let store = self.store(&blob.store)?;
-        match store.quarantine(&blob.key).await {
-            Ok(place) => tracing::error!(
-                sha1 = %blob.sha1, store = %blob.store, key = %blob.key, place, found_by,
-                "stored content does not hash to its SHA1: quarantined"
-            ),
-            Err(e) => tracing::error!(
-                sha1 = %blob.sha1, store = %blob.store, key = %blob.key, found_by, error = %e,
-                "stored content does not hash to its SHA1: out of dedup, but its bytes could not be moved aside"
-            ),
-        }
-        Ok(())
+        let store = self.store(&blob.store)?.clone();
+        quarantine(&*self.meta, &*store, &self.stats, blob, found_by).await
     }
 
     /// New content was published in the upload store: schedule its transfer, if configured.
@@ -655,7 +734,18 @@ impl Engine {
         let range = range.map(|r| r.resolve(file.size)).transpose()?;
         let mut blob = self.blob_of(&file).await?;
         let body = loop {
-            match self.store(&blob.store)?.get(&blob.key, range).await {
+            let store = self.store(&blob.store)?;
+            match store.get(&blob.key, range).await {
+                // A whole download is verified on the way out.
+                Ok(body) if range.is_none() => {
+                    break verified(
+                        body,
+                        blob.clone(),
+                        self.meta.clone(),
+                        store.clone(),
+                        self.stats.clone(),
+                    )
+                }
                 Ok(body) => break body,
                 // Moved to another store between the lookup and the read: follow it once.
                 Err(Error::NotFound { .. }) => {

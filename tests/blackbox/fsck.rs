@@ -194,3 +194,77 @@ async fn fsck_on_ceph() {
     assert!(resp.bytes().await.unwrap() == a, "healed on Ceph");
     store.remove_everything().await.unwrap();
 }
+
+/// Wrong bytes are caught where they are read whole: a download never delivers them whole
+/// (the body is cut before its last bytes) and quarantines the blob; a transfer's read-back
+/// of its source quarantines it instead of moving it. The genuine upload afterwards heals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_and_transfers_quarantine_wrong_bytes() {
+    let cold = tempfile::tempdir().unwrap();
+    let cold_flag = format!("cold=local:{}", cold.path().display());
+    let s = Server::start_with(&["--store", &cold_flag]);
+    let t = s.user("reader").await;
+    let a = random_bytes(500_000);
+    let b = random_bytes(300_000);
+    for (name, d) in [("a.bin", &a), ("b.bin", &b)] {
+        assert_eq!(s.upload(&t, name, d.clone()).await.0, StatusCode::OK);
+    }
+    let blob_of = |d: &[u8]| {
+        s.blob_files()
+            .into_iter()
+            .find(|p| p.to_string_lossy().contains(&sha1_hex(d)))
+            .unwrap()
+    };
+    std::fs::write(blob_of(&a), tampered(a.clone())).unwrap();
+    std::fs::write(blob_of(&b), tampered(b.clone())).unwrap();
+
+    // The download of A: 200 and headers, but the body breaks off before it is whole.
+    let resp = s.download(&t, &sha1_hex(&a)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    match resp.bytes().await {
+        Err(_) => {}
+        Ok(got) => {
+            assert!(got.len() < a.len(), "a wrong blob was delivered whole");
+        }
+    }
+    assert_eq!(
+        s.download(&t, &sha1_hex(&a)).await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Moving every blob to the cold store: B's source reads back wrong, so it is quarantined
+    // and not moved.
+    let out = Command::new(env!("CARGO_BIN_EXE_chunkvault"))
+        .args(["migrate", "--from", "local", "--to", "cold", "--data-dir"])
+        .arg(&s.data)
+        .args(["--store", &cold_flag])
+        .env_remove("CHUNKVAULT_DATABASE_URL")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("skipped {} (Quarantined)", sha1_hex(&b))),
+        "{text}"
+    );
+    assert_eq!(
+        s.download(&t, &sha1_hex(&b)).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(crate::support::entries(&s.data.join("quarantine")).len(), 2);
+    let m = s.client.get(s.url("/metrics")).send().await.unwrap();
+    assert_eq!(
+        crate::ops::sample(
+            &m.text().await.unwrap(),
+            "chunkvault_blobs_quarantined_total"
+        ),
+        Some(1.0),
+        "the download's quarantine, counted by the server (the transfer's by migrate)"
+    );
+
+    // Uploaded again, both are whole and right.
+    for (name, d) in [("a2.bin", &a), ("b2.bin", &b)] {
+        assert_eq!(s.upload(&t, name, d.clone()).await.0, StatusCode::OK);
+        let resp = s.download(&t, &sha1_hex(d)).await;
+        assert!(resp.bytes().await.unwrap() == *d);
+    }
+}

@@ -133,7 +133,7 @@ async fn rest_part_race(s: &Server, chunk: u64) {
         let path = format!("/uploads/{id}/parts/1");
         let evil = tampered(part(&data, chunk, 1));
         let held = Held::open(
-            &s,
+            s,
             "PUT",
             &path,
             &[("Authorization", format!("Bearer {t}"))],
@@ -141,7 +141,7 @@ async fn rest_part_race(s: &Server, chunk: u64) {
             1000,
         )
         .await;
-        receiving(&s, 1.0).await;
+        receiving(s, 1.0).await;
         for n in 1..=3 {
             let bytes = part(&data, chunk, n);
             let md5 = {

@@ -48,6 +48,8 @@ pub enum Transferred {
     AlreadyThere,
     /// The blob no longer exists (its last file was deleted), or it moved elsewhere meanwhile.
     Gone,
+    /// Its stored bytes do not hash to its SHA1: quarantined (now or before), not moved.
+    Quarantined,
 }
 
 /// Where transfer jobs wait.
@@ -122,6 +124,9 @@ impl Engine {
         if blob.store == to {
             return Ok(Transferred::AlreadyThere);
         }
+        if blob.quarantined {
+            return Ok(Transferred::Quarantined);
+        }
         let source = self.store(&blob.store)?.clone();
         let body = match source.get(&blob.key, None).await {
             Ok(b) => b,
@@ -140,10 +145,11 @@ impl Engine {
         let pending = dest.put_pending(body).await?;
         let (copied, size) = digest(&state);
         if copied != *sha1 || size != blob.size {
-            return Err(Error::backend(
-                "transfer",
-                format!("source of {sha1} read back as {copied} ({size} bytes)"),
-            ));
+            // The source's bytes are wrong: nothing worth moving; set them aside.
+            drop(pending);
+            tracing::warn!(sha1 = %sha1, "transfer source read back as {copied} ({size} bytes)");
+            self.quarantine(&blob, "transfer").await?;
+            return Ok(Transferred::Quarantined);
         }
         let key = pending.commit(sha1).await?;
         // Verify what the destination holds, not what we sent it.
