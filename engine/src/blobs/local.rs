@@ -336,6 +336,16 @@ impl RemoveOnDrop {
     fn disarm(&mut self) {
         self.0 = None;
     }
+
+    /// Removes the file before returning: a refused write keeps none of its bytes, and a full
+    /// disk gets its space back before the answer, not in the background.
+    async fn remove_now(&mut self) {
+        if let Some(path) = self.0.take() {
+            if let Err(e) = remove_if_there(&path).await {
+                tracing::warn!(error = %e, "could not remove a refused write");
+            }
+        }
+    }
 }
 
 impl Drop for RemoveOnDrop {
@@ -480,11 +490,7 @@ impl BlobStore for LocalBlobStore {
 
     async fn quarantine(&self, key: &str) -> Result<String> {
         let from = self.blob_path(key)?;
-        let place = format!(
-            "quarantine/{}-{}",
-            key.replace('/', "_"),
-            hex::encode(rand::random::<[u8; 4]>())
-        );
+        let place = super::quarantine_name(key);
         fs::create_dir_all(self.root.join("quarantine"))
             .await
             .map_err(io_err)?;
@@ -558,10 +564,15 @@ impl BlobStore for LocalBlobStore {
         let mut guard = RemoveOnDrop(Some(path.clone()));
         // Buffered: the part is read back soon, to extend the file's SHA1 over it.
         let written = copy_stream(file, &path, 0, body, Some(part.len), Mode::Buffered).await;
-        let written = self.gone_if_ended(staging, written).await;
-        let written = give_back_on_error(written, &mut guard).await?;
+        let written = match self.gone_if_ended(staging, written).await {
+            Ok(n) => n,
+            Err(e) => {
+                guard.remove_now().await;
+                return Err(e);
+            }
+        };
         if written != part.len {
-            give_back_on_error::<(), ()>(Err(()), &mut guard).await.ok();
+            guard.remove_now().await;
             return Err(Error::invalid(
                 "body",
                 format!(
@@ -629,8 +640,13 @@ impl BlobStore for LocalBlobStore {
             Mode::Direct { after: 0 },
         )
         .await;
-        let written = self.gone_if_ended(staging, written).await;
-        let written = give_back_on_error(written, &mut guard).await?;
+        let written = match self.gone_if_ended(staging, written).await {
+            Ok(n) => n,
+            Err(e) => {
+                guard.remove_now().await;
+                return Err(e);
+            }
+        };
         if written == 0 {
             // Nothing to commit: the upload stays where it was (the guard removes the file).
             return Ok((0, prev.to_owned()));
@@ -726,22 +742,6 @@ impl BlobStore for LocalBlobStore {
             Err(e) => Err(io_err(e)),
         }
     }
-}
-
-/// A refused write keeps none of its bytes: its file goes before the answer (a full disk
-/// gets its space back at once), not in the background.
-async fn give_back_on_error<T, E>(
-    res: std::result::Result<T, E>,
-    guard: &mut RemoveOnDrop,
-) -> std::result::Result<T, E> {
-    if res.is_err() {
-        if let Some(path) = guard.0.take() {
-            if let Err(e) = remove_if_there(&path).await {
-                tracing::warn!(error = %e, "could not remove a refused write");
-            }
-        }
-    }
-    res
 }
 
 async fn remove_if_there(path: &Path) -> Result<()> {

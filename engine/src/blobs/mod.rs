@@ -244,6 +244,15 @@ pub trait PendingBlob: Send {
     async fn commit(self: Box<Self>, sha1: &Sha1Hex) -> Result<String>;
 }
 
+/// Where a store sets aside a quarantined blob: under `quarantine/`, named after its key.
+fn quarantine_name(key: &str) -> String {
+    format!(
+        "quarantine/{}-{}",
+        key.replace('/', "_"),
+        hex::encode(rand::random::<[u8; 4]>())
+    )
+}
+
 /// Drains a byte stream into a `Vec` (tests and small reads only).
 pub async fn collect(mut stream: ByteStream) -> io::Result<Vec<u8>> {
     use futures::StreamExt;

@@ -334,22 +334,11 @@ impl S3BlobStore {
 
     /// Every key under this store's `blobs/` (tests and audits).
     pub async fn list_keys(&self) -> Result<Vec<String>> {
-        let prefix = self.path("blobs");
-        let strip = if self.inner.config.prefix.is_empty() {
-            String::new()
-        } else {
-            format!("{}/", self.inner.config.prefix)
-        };
-        let metas: Vec<_> = self
-            .inner
-            .s3
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(os_err)?;
-        Ok(metas
+        Ok(self
+            .list_blobs()
+            .await?
             .into_iter()
-            .map(|m| m.location.as_ref().trim_start_matches(&strip).to_owned())
+            .map(|(k, _)| k)
             .collect())
     }
 
@@ -592,11 +581,7 @@ impl BlobStore for S3BlobStore {
 
     async fn quarantine(&self, key: &str) -> Result<String> {
         let from = self.blob_path(key)?;
-        let place = format!(
-            "quarantine/{}-{}",
-            key.replace('/', "_"),
-            hex::encode(rand::random::<[u8; 4]>())
-        );
+        let place = super::quarantine_name(key);
         self.inner
             .s3
             .copy(&from, &self.path(&place))
