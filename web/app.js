@@ -18,21 +18,30 @@ function loadSession() {
   }
 }
 
-/** A call to the classic API: the envelope's data, or an Error with the server's message. */
-async function call(path, fields = null) {
+/**
+ * A call to ChunkVault's JSON API (`/api/…`): the envelope's data on any 2xx answer, or an Error
+ * with the server's message. `json` is sent as the request body.
+ */
+async function call(method, path, json = undefined) {
   const headers = {};
-  if (session) headers.Authorization = `Bearer ${session.token}`;
-  const init = { method: fields ? 'POST' : 'GET', headers };
-  if (fields) init.body = new URLSearchParams(fields);
+  const sentToken = session?.token;
+  if (sentToken) headers.Authorization = `Bearer ${sentToken}`;
+  const init = { method, headers };
+  if (json !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(json);
+  }
   let res;
   try {
     res = await fetch(path, init);
   } catch {
     throw new Error('The server cannot be reached. Check the connection and try again.');
   }
+  if (res.status === 204) return null;
   const body = await res.json().catch(() => null);
   if (res.ok && body?.code === 0) return body.data;
-  if (res.status === 401 && session && !path.startsWith('/user/sign')) {
+  // Only a refused token means the session is over (a wrong password at sign-in is a 401 too).
+  if (res.status === 401 && sentToken && session?.token === sentToken) {
     signedOut('Your session has expired. Please sign in again.');
   }
   throw new Error(body?.msg || `HTTP ${res.status}`);
@@ -117,9 +126,9 @@ $('#auth-form').addEventListener('submit', async (e) => {
   }
   for (const b of form.querySelectorAll('button')) b.disabled = true;
   try {
-    if (action === 'signup') await call('/user/signup', { username, password });
-    const data = await call('/user/signin', { username, password });
-    session = { username: data.Username ?? username, token: data.Token };
+    if (action === 'signup') await call('POST', '/api/account', { username, password });
+    const data = await call('POST', '/api/sessions', { username, password });
+    session = { username: data.username ?? username, token: data.token };
     localStorage.setItem(SESSION_KEY, JSON.stringify(session));
     form.password.value = '';
     showSignedIn();
@@ -132,7 +141,7 @@ $('#auth-form').addEventListener('submit', async (e) => {
 
 $('#signout').addEventListener('click', async () => {
   try {
-    await call('/user/signout', {});
+    await call('DELETE', '/api/sessions/current');
   } catch {
     // Signed out locally either way.
   }
@@ -265,7 +274,7 @@ function status(text) {
 async function loadFiles() {
   let files;
   try {
-    files = await call(`/file/query?limit=${PAGE_SIZE + 1}&offset=${page * PAGE_SIZE}`);
+    files = await call('GET', `/api/files?limit=${PAGE_SIZE + 1}&offset=${page * PAGE_SIZE}`);
   } catch (err) {
     status(`Could not list files: ${err.message}`);
     return;
@@ -312,43 +321,44 @@ function cell(text, className, label) {
   return td;
 }
 
-const fileParams = (f) => ({ filehash: f.FileSha1, fileid: f.FileID });
+const filePath = (f) => `/api/files/${encodeURIComponent(f.id)}`;
 
 function fileRow(f) {
   const tr = document.createElement('tr');
-  tr.dataset.name = f.FileName;
-  tr.dataset.sha1 = f.FileSha1;
-  const name = cell(f.FileName, 'name');
-  const when = new Date(f.UploadAt);
+  tr.dataset.name = f.name;
+  tr.dataset.id = f.id;
+  tr.dataset.sha1 = f.sha1;
+  const name = cell(f.name, 'name');
+  const when = new Date(f.uploaded_at);
   const date = cell(when.toLocaleString(), 'num', 'Uploaded');
   const time = document.createElement('time');
-  time.dateTime = f.UploadAt;
+  time.dateTime = f.uploaded_at;
   time.textContent = date.textContent;
   date.replaceChildren(time);
   const actions = document.createElement('td');
   actions.className = 'actions';
   actions.append(
-    button('Download', `Download ${f.FileName}`, () => download(f)),
-    button('Rename', `Rename ${f.FileName}`, () => startRename(tr, name, f)),
-    button('Copy link', `Copy a share link to ${f.FileName}`, () => share(f)),
-    button('Delete', `Delete ${f.FileName}`, () => remove(f)),
+    button('Download', `Download ${f.name}`, () => download(f)),
+    button('Rename', `Rename ${f.name}`, () => startRename(tr, name, f)),
+    button('Copy link', `Copy a share link to ${f.name}`, () => share(f)),
+    button('Delete', `Delete ${f.name}`, () => remove(f)),
   );
-  tr.append(name, cell(formatBytes(f.FileSize), 'num', 'Size'), date, actions);
+  tr.append(name, cell(formatBytes(f.size), 'num', 'Size'), date, actions);
   return tr;
 }
 
+/** A link that downloads `f` without a token (so the browser's own download manager can fetch it). */
 async function signedLink(f) {
-  const q = new URLSearchParams(fileParams(f));
-  return call(`/file/downloadurl?${q}`);
+  const link = await call('POST', `${filePath(f)}/links`);
+  return link.url;
 }
 
 async function download(f) {
   try {
-    // A signed link needs no header, so the browser's own download manager can fetch it.
     const url = await signedLink(f);
     const a = document.createElement('a');
     a.href = url;
-    a.download = f.FileName;
+    a.download = f.name;
     document.body.append(a);
     a.click();
     a.remove();
@@ -365,11 +375,11 @@ async function share(f) {
     box.value = url;
     try {
       await navigator.clipboard.writeText(url);
-      status(`Share link to ${f.FileName} copied.`);
+      status(`Share link to ${f.name} copied.`);
     } catch {
       box.focus();
       box.select();
-      status(`Share link to ${f.FileName} is in the box below the list; copy it from there.`);
+      status(`Share link to ${f.name} is in the box below the list; copy it from there.`);
     }
   } catch (err) {
     status(`Could not make a share link: ${err.message}`);
@@ -379,9 +389,9 @@ async function share(f) {
 function startRename(tr, nameCell, f) {
   const form = document.createElement('form');
   const input = document.createElement('input');
-  input.value = f.FileName;
+  input.value = f.name;
   input.required = true;
-  input.setAttribute('aria-label', `New name for ${f.FileName}`);
+  input.setAttribute('aria-label', `New name for ${f.name}`);
   const save = document.createElement('button');
   save.type = 'submit';
   save.textContent = 'Save';
@@ -390,10 +400,10 @@ function startRename(tr, nameCell, f) {
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const filename = input.value.trim();
-    if (!filename || filename === f.FileName) return loadFiles();
+    if (!filename || filename === f.name) return loadFiles();
     try {
-      await call('/file/update', { op: '0', ...fileParams(f), filename });
-      status(`Renamed ${f.FileName} to ${filename}.`);
+      await call('PATCH', filePath(f), { name: filename });
+      status(`Renamed ${f.name} to ${filename}.`);
       await loadFiles();
     } catch (err) {
       status(`Rename failed: ${err.message}`);
@@ -409,10 +419,10 @@ function startRename(tr, nameCell, f) {
 }
 
 async function remove(f) {
-  if (!window.confirm(`Delete ${f.FileName}?`)) return;
+  if (!window.confirm(`Delete ${f.name}?`)) return;
   try {
-    await call('/file/delete', fileParams(f));
-    status(`Deleted ${f.FileName}.`);
+    await call('DELETE', filePath(f));
+    status(`Deleted ${f.name}.`);
     await loadFiles();
   } catch (err) {
     status(`Delete failed: ${err.message}`);
@@ -424,7 +434,7 @@ async function remove(f) {
 async function start() {
   if (session) {
     try {
-      await call('/user/info');
+      await call('GET', '/api/account');
       showSignedIn();
       return;
     } catch {

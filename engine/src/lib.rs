@@ -683,6 +683,19 @@ impl Engine {
             .ok_or(Error::NotFound { what: "file" })
     }
 
+    /// The caller's file with this id; another user's file is `NotFound` (ids reveal nothing).
+    pub async fn file_by_id(&self, user: &User, id: &FileId) -> Result<UserFile> {
+        match self.meta.user_file_by_id(id).await? {
+            Some(f) if f.user_id == user.id => Ok(f),
+            _ => Err(Error::NotFound { what: "file" }),
+        }
+    }
+
+    /// The name of the store holding `file`'s bytes.
+    pub async fn store_of(&self, file: &UserFile) -> Result<String> {
+        Ok(self.blob_of(file).await?.store)
+    }
+
     pub async fn list_files(&self, user: &User, limit: u32, offset: u64) -> Result<Vec<UserFile>> {
         self.meta.list_user_files(user.id, limit, offset).await
     }

@@ -52,6 +52,7 @@ pub fn group_of(path: &str) -> Role {
         || path == "/files"
         || path.starts_with("/files/")
         || path == "/file/upload"
+        || path == "/file/upload/suc"
         || path == "/file/fastupload"
         || path.starts_with("/file/mpupload/");
     let download = [
@@ -63,7 +64,9 @@ pub fn group_of(path: &str) -> Role {
         "/file/delete",
     ]
     .contains(&path)
-        || path.starts_with("/file/download/");
+        || path.starts_with("/file/download/")
+        || path == "/api/files"
+        || path.starts_with("/api/files/");
     if upload {
         Role::Upload
     } else if download {

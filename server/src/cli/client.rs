@@ -141,17 +141,24 @@ impl Api {
         .into())
     }
 
-    pub async fn form(&self, path: &str, fields: &[(&str, &str)]) -> anyhow::Result<Value> {
-        Ok(self
-            .send(self.request(reqwest::Method::POST, path).form(fields))
-            .await?
-            .1)
+    /// A request with a JSON body; the envelope's `data`.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut req = self.request(method, path);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        Ok(self.send(req).await?.1)
     }
 
     pub async fn list_files(&self) -> anyhow::Result<Vec<Value>> {
         let mut all = Vec::new();
         loop {
-            let path = format!("/file/query?limit=1000&offset={}", all.len());
+            let path = format!("/api/files?limit=1000&offset={}", all.len());
             let page = self
                 .send(self.request(reqwest::Method::GET, &path))
                 .await?
@@ -165,19 +172,23 @@ impl Api {
         }
     }
 
-    /// A file by SHA1 (40 hex characters) or by exact name.
+    /// A file by id, SHA1 (40 hex characters; the newest file with that content) or exact name.
     pub async fn resolve(&self, file: &str) -> anyhow::Result<Value> {
-        if file.len() == 40 && file.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Ok(self
-                .send(self.request(reqwest::Method::GET, &format!("/file/meta?filehash={file}")))
-                .await?
-                .1);
+        let is_sha1 = file.len() == 40 && file.bytes().all(|b| b.is_ascii_hexdigit());
+        let all = self.list_files().await?;
+        if let Some(f) = all.iter().find(|f| f["id"].as_str() == Some(file)) {
+            return Ok(f.clone());
         }
-        let mut matches: Vec<Value> = self
-            .list_files()
-            .await?
+        if is_sha1 {
+            let sha1 = file.to_ascii_lowercase();
+            return all
+                .into_iter()
+                .find(|f| f["sha1"].as_str() == Some(sha1.as_str()))
+                .ok_or_else(|| anyhow!("no file with sha1 {sha1}"));
+        }
+        let mut matches: Vec<Value> = all
             .into_iter()
-            .filter(|f| f["FileName"].as_str() == Some(file))
+            .filter(|f| f["name"].as_str() == Some(file))
             .collect();
         match matches.len() {
             0 => bail!("no file named {file:?}"),

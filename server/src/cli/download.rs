@@ -13,17 +13,16 @@ use super::{Api, DownloadArgs};
 
 pub async fn run(api: &Api, args: &DownloadArgs) -> anyhow::Result<()> {
     let file = api.resolve(&args.file).await?;
-    let sha1 = file["FileSha1"]
+    let sha1 = file["sha1"]
         .as_str()
-        .ok_or_else(|| anyhow!("no FileSha1"))?
+        .ok_or_else(|| anyhow!("no sha1"))?
         .to_owned();
-    let id = file["FileID"].as_str().unwrap_or_default().to_owned();
-    let size = file["FileSize"]
-        .as_u64()
-        .ok_or_else(|| anyhow!("no FileSize"))?;
-    let name = file["FileName"]
+    let id = file["id"]
         .as_str()
-        .ok_or_else(|| anyhow!("no FileName"))?;
+        .ok_or_else(|| anyhow!("no id"))?
+        .to_owned();
+    let size = file["size"].as_u64().ok_or_else(|| anyhow!("no size"))?;
+    let name = file["name"].as_str().ok_or_else(|| anyhow!("no name"))?;
     // The server validated the name (no separators, no `..`), so it is a plain file name here.
     let out = args.output.clone().unwrap_or_else(|| PathBuf::from(name));
     let mut part = out.clone().into_os_string();
@@ -62,7 +61,7 @@ async fn fetch(api: &Api, sha1: &str, id: &str, size: u64, part: &PathBuf) -> an
     }
     let mut req = api.request(
         reqwest::Method::GET,
-        &format!("/file/download?filehash={sha1}&fileid={id}"),
+        &format!("/api/files/{id}/content"),
     );
     if have > 0 {
         req = req

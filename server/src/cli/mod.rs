@@ -117,20 +117,19 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
         None => tokio::task::spawn_blocking(|| rpassword::prompt_password("password: ")).await??,
     };
     let api = Api::anonymous(&server)?;
+    let credentials = serde_json::json!({ "username": args.username, "password": password });
     if args.signup {
-        api.form(
-            "/user/signup",
-            &[("username", &args.username), ("password", &password)],
+        api.call(
+            reqwest::Method::POST,
+            "/api/account",
+            Some(credentials.clone()),
         )
         .await?;
     }
     let data = api
-        .form(
-            "/user/signin",
-            &[("username", &args.username), ("password", &password)],
-        )
+        .call(reqwest::Method::POST, "/api/sessions", Some(credentials))
         .await?;
-    let token = data["Token"]
+    let token = data["token"]
         .as_str()
         .ok_or_else(|| anyhow::anyhow!("server sent no token"))?;
     client::save_credentials(&args.client, &server, &args.username, token).await?;
@@ -153,10 +152,10 @@ pub async fn ls(args: LsArgs) -> anyhow::Result<()> {
     for f in api.list_files().await? {
         println!(
             "{}  {:>14}  {}  {}",
-            f["FileSha1"].as_str().unwrap_or_default(),
-            f["FileSize"].as_u64().unwrap_or_default(),
-            f["UploadAt"].as_str().unwrap_or_default(),
-            f["FileName"].as_str().unwrap_or_default()
+            f["sha1"].as_str().unwrap_or_default(),
+            f["size"].as_u64().unwrap_or_default(),
+            f["uploaded_at"].as_str().unwrap_or_default(),
+            f["name"].as_str().unwrap_or_default()
         );
     }
     Ok(())
@@ -165,18 +164,11 @@ pub async fn ls(args: LsArgs) -> anyhow::Result<()> {
 pub async fn mv(args: MvArgs) -> anyhow::Result<()> {
     let api = Api::from_saved(&args.client).await?;
     let file = api.resolve(&args.file).await?;
-    let (sha1, id) = (
-        file["FileSha1"].as_str().unwrap_or_default(),
-        file["FileID"].as_str().unwrap_or_default(),
-    );
-    api.form(
-        "/file/update",
-        &[
-            ("op", "0"),
-            ("filehash", sha1),
-            ("fileid", id),
-            ("filename", &args.new_name),
-        ],
+    let id = file["id"].as_str().unwrap_or_default();
+    api.call(
+        reqwest::Method::PATCH,
+        &format!("/api/files/{id}"),
+        Some(serde_json::json!({ "name": args.new_name })),
     )
     .await?;
     Ok(())
@@ -186,11 +178,8 @@ pub async fn rm(args: RmArgs) -> anyhow::Result<()> {
     let api = Api::from_saved(&args.client).await?;
     for f in &args.files {
         let file = api.resolve(f).await?;
-        let (sha1, id) = (
-            file["FileSha1"].as_str().unwrap_or_default(),
-            file["FileID"].as_str().unwrap_or_default(),
-        );
-        api.form("/file/delete", &[("filehash", sha1), ("fileid", id)])
+        let id = file["id"].as_str().unwrap_or_default();
+        api.call(reqwest::Method::DELETE, &format!("/api/files/{id}"), None)
             .await?;
     }
     Ok(())

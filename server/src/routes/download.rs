@@ -146,6 +146,41 @@ pub async fn respond(
     Ok(resp)
 }
 
+/// A link that downloads `file` without a token until `expires_at` (Unix ms): a presigned GET
+/// straight from an object store (private bucket, the user's file name in the response's
+/// `Content-Disposition`), else a signed link to this server.
+pub struct ShareLink {
+    pub url: String,
+    pub expires_at: chunkvault_engine::Millis,
+}
+
+pub async fn share_link(
+    state: &AppState,
+    file: &UserFile,
+    host: Option<&str>,
+) -> Result<ShareLink, ApiError> {
+    let ttl = state.engine.config().download_url_ttl;
+    let disposition = content_disposition(&file.name);
+    if let Some(url) = state.engine.presigned_url(file, &disposition).await? {
+        return Ok(ShareLink {
+            url,
+            expires_at: chunkvault_engine::types::now_millis() + ttl.as_millis() as i64,
+        });
+    }
+    let link = state.engine.sign_link(file);
+    let base = state.base_url(host);
+    Ok(ShareLink {
+        url: format!(
+            "{base}{}?id={}&expires={}&sig={}",
+            chunkvault_engine::auth::SIGNED_DOWNLOAD_PATH,
+            link.file.as_str(),
+            link.expires,
+            link.signature
+        ),
+        expires_at: link.expires * 1000,
+    })
+}
+
 fn hv(s: &str) -> HeaderValue {
     // Every value built here is visible ASCII by construction.
     HeaderValue::from_str(s).expect("ASCII header value")

@@ -1,12 +1,13 @@
 //! HTTP routes. Each resource is a module exporting a filter; `api` composes them.
 
+pub mod api;
 pub mod classic;
 // Public so the fuzz targets (fuzz/) reach the header and parameter parsers.
 pub mod download;
 pub mod params;
 pub mod tus;
 pub mod uploads;
-mod web;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -19,6 +20,12 @@ use futures::StreamExt;
 use warp::Filter;
 
 pub use params::Params;
+
+/// RFC 3339 in UTC with milliseconds: the times of ChunkVault's own API.
+pub fn timestamp(ms: chunkvault_engine::Millis) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
 
 use crate::error::{self, ApiError};
 
@@ -63,6 +70,8 @@ pub fn api(
         .or(classic::file::routes(state.clone()))
         .unify()
         .or(classic::mpupload::routes(state.clone()))
+        .unify()
+        .or(api::routes(state.clone()))
         .unify()
         .or(uploads::routes(state.clone()))
         .unify()
@@ -123,7 +132,14 @@ pub(crate) async fn authenticate(
     params: &Params,
 ) -> Result<User, ApiError> {
     let token = token(header, params)?;
-    Ok(state.engine.authenticate(token).await?)
+    let user = state.engine.authenticate(token).await?;
+    // The seed's clients name the user beside the token; a token of someone else is refused.
+    match params.get("username") {
+        Some(name) if !name.is_empty() && name != user.username => {
+            Err(EngineError::Unauthenticated.into())
+        }
+        _ => Ok(user),
+    }
 }
 
 /// The request body as a stream of `Bytes`, never collected.

@@ -11,10 +11,9 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::classic::timestamp;
 use super::params::{read_limited, MAX_FORM_BYTES};
 use super::{
-    authenticate, authorization, body_stream, with_drained_body, with_state, Params, State,
+    authenticate, timestamp, authorization, body_stream, with_drained_body, with_state, Params, State,
 };
 use crate::error::{ok, ok_with_status, reply, ApiError};
 

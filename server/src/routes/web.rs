@@ -6,7 +6,7 @@ use warp::filters::BoxedFilter;
 use warp::http::header::{self, HeaderValue};
 use warp::http::StatusCode;
 use warp::reply::Response;
-use warp::Filter;
+use warp::{Filter, Reply};
 
 /// Scripts only from this origin; WebAssembly (hash-wasm) may compile, nothing else is evaluated.
 /// Requests only to this origin; no inline script or style, no framing.
@@ -60,6 +60,15 @@ pub fn routes() -> BoxedFilter<(Response,)> {
         .and(warp::get().or(warp::head()).unify())
         .map(respond)
         .boxed()
+}
+
+/// One of the embedded pages by its path under `web/` (e.g. `/static/view/upload.html`), for
+/// routes that serve a page at another path (the seed's `GET /file/upload`).
+pub fn page(path: &str) -> Response {
+    match find(path) {
+        Some(asset) => respond(asset),
+        None => crate::error::ApiError::NoRoute.into_response(),
+    }
 }
 
 fn respond(asset: &'static Asset) -> Response {

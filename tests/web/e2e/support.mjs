@@ -162,3 +162,30 @@ export async function apiGet(base, token, path) {
   if (body.code !== 0) throw new Error(`${path}: ${body.msg}`);
   return body.data;
 }
+
+/** The user's files as GET /api/files lists them (up to 1000). */
+export const listFiles = (base, token) => apiGet(base, token, '/api/files?limit=1000');
+
+/** Uploads `bytes` as `name` from node through the REST upload API; resolves to the file's view. */
+export async function apiUpload(base, token, name, bytes) {
+  const call = async (method, path, init = {}) => {
+    const headers = { Authorization: `Bearer ${token}`, ...init.headers };
+    const res = await fetch(base + path, { ...init, method, headers });
+    const body = await res.json();
+    if (!res.ok || body.code !== 0) throw new Error(`${method} ${path}: HTTP ${res.status} ${body.msg}`);
+    return body.data;
+  };
+  const sha1 = createHash('sha1').update(bytes).digest('hex');
+  const session = await call('POST', '/uploads', {
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ filename: name, size: bytes.length, sha1 }),
+  });
+  if (session.instant) return session.file;
+  if (!session.upload_id) throw new Error(`POST /uploads: no session for ${name}: ${JSON.stringify(session)}`);
+  const id = encodeURIComponent(session.upload_id);
+  for (let part = 1; part <= session.chunk_count; part++) {
+    const body = bytes.subarray((part - 1) * session.chunk_size, part * session.chunk_size);
+    await call('PUT', `/uploads/${id}/parts/${part}`, { headers: { 'Content-Type': 'application/octet-stream' }, body });
+  }
+  return call('POST', `/uploads/${id}/complete`);
+}

@@ -5,8 +5,8 @@ import { copyFile, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
-  apiGet, fileRow, launchBrowser, randomFile, screenshotPath, sha1File, signUp, startServer,
-  uploadItem, waitForState,
+  apiUpload, fileRow, launchBrowser, listFiles, randomFile, screenshotPath, sha1File, signUp,
+  startServer, uploadItem, waitForState,
 } from './support.mjs';
 
 const MiB = 1 << 20;
@@ -54,9 +54,13 @@ async function file(name, size) {
   return f;
 }
 
-/** SHA1 of what the server sends for `sha1` (streamed, never held whole). */
+/** SHA1 of what the server sends for the user's file of content `sha1` (streamed, never held whole). */
 async function downloadedSha1(token, sha1) {
-  const res = await fetch(`${server.base}/file/download?filehash=${sha1}`, { headers: { Authorization: `Bearer ${token}` } });
+  const file = (await listFiles(server.base, token)).find((f) => f.sha1 === sha1);
+  assert.ok(file, `no file of SHA1 ${sha1} is listed`);
+  const res = await fetch(`${server.base}/api/files/${encodeURIComponent(file.id)}/content`, {
+    headers: { Authorization: `Bearer ${token}` },
+  });
   assert.equal(res.status, 200);
   const h = createHash('sha1');
   for await (const chunk of res.body) h.update(chunk);
@@ -103,10 +107,11 @@ test('1: sign up, upload 64 MiB, download it: same SHA1', { timeout: 180_000 }, 
   await download.saveAs(saved);
   assert.equal(await sha1File(saved), f.sha1);
 
-  const [meta] = await apiGet(server.base, token, '/file/query?limit=10');
-  assert.equal(meta.FileName, name);
-  assert.equal(meta.FileSha1, f.sha1);
-  assert.equal(meta.FileSize, 64 * MiB);
+  const [listed] = await listFiles(server.base, token);
+  assert.equal(listed.name, name);
+  assert.equal(listed.sha1, f.sha1);
+  assert.equal(listed.size, 64 * MiB);
+  assert.equal(await row.getAttribute('data-id'), listed.id);
   await closePage(page);
 });
 
@@ -250,10 +255,7 @@ test('5: file manager: paging, share link, rename and delete (Chinese names)', {
   const page = await newPage();
   const { token } = await signUp(page, server.base);
   for (let i = 1; i <= 22; i++) {
-    const form = new FormData();
-    form.append('file', new Blob([`file number ${i}\n`]), `file-${String(i).padStart(2, '0')}.txt`);
-    const res = await fetch(`${server.base}/file/upload`, { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: form });
-    assert.equal(res.status, 200);
+    await apiUpload(server.base, token, `file-${String(i).padStart(2, '0')}.txt`, Buffer.from(`file number ${i}\n`));
   }
   const name = '季度报告 2026.txt';
   const f = await file(name, 3000);
@@ -309,9 +311,9 @@ test('5: file manager: paging, share link, rename and delete (Chinese names)', {
   const renamedRow = fileRow(page, renamed);
   await renamedRow.waitFor();
   assert.equal(await fileRow(page, name).count(), 0);
-  const metas = await apiGet(server.base, token, '/file/query?limit=100');
-  assert.ok(metas.some((m) => m.FileName === renamed && m.FileSha1 === f.sha1));
-  assert.ok(!metas.some((m) => m.FileName === name));
+  const listed = await listFiles(server.base, token);
+  assert.ok(listed.some((m) => m.name === renamed && m.sha1 === f.sha1));
+  assert.ok(!listed.some((m) => m.name === name));
   await page.screenshot({ path: screenshotPath('5-file-manager'), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: screenshotPath('5-file-manager-phone'), fullPage: true });
@@ -321,9 +323,9 @@ test('5: file manager: paging, share link, rename and delete (Chinese names)', {
   page.once('dialog', (d) => d.accept());
   await renamedRow.getByRole('button', { name: `Delete ${renamed}` }).click();
   await renamedRow.waitFor({ state: 'detached' });
-  const after = await apiGet(server.base, token, '/file/query?limit=100');
+  const after = await listFiles(server.base, token);
   assert.equal(after.length, 22);
-  assert.ok(!after.some((m) => m.FileSha1 === f.sha1));
+  assert.ok(!after.some((m) => m.sha1 === f.sha1));
   await closePage(page);
 });
 

@@ -3,7 +3,6 @@
 
 use std::io;
 
-use chunkvault_engine::auth::SIGNED_DOWNLOAD_PATH;
 use chunkvault_engine::{
     ByteStream, Error as EngineError, FileId, Sha1Hex, SignedLink, User, UserFile,
 };
@@ -11,14 +10,16 @@ use futures::StreamExt;
 use warp::filters::BoxedFilter;
 use warp::http::HeaderMap;
 use warp::reply::Response;
-use warp::{Filter, Reply};
+use warp::Filter;
 
-use super::FileMeta;
-use crate::error::{ok, reply, ApiError};
+use super::{
+    accept, file_meta, json, redirect, reply, resp_ok, text, Accept, UserFileMeta, HOME_PAGE,
+};
+use crate::error::ApiError;
 use crate::routes::params::params;
 use crate::routes::{
-    authenticate, authorization, body_stream, download, with_drained_body, with_state, AppState,
-    Params, State,
+    authenticate, authorization, body_stream, download, web, with_drained_body, with_state,
+    AppState, Params, State,
 };
 
 /// Default and largest page size of `/file/query`.
@@ -29,13 +30,27 @@ type Params_ = Result<Params, ApiError>;
 
 pub fn routes(state: State) -> BoxedFilter<(Response,)> {
     let get_or_post = || warp::get().or(warp::post()).unify();
-    let common = || with_state(state.clone()).and(authorization()).and(params());
+    let common = || {
+        accept()
+            .and(with_state(state.clone()))
+            .and(authorization())
+            .and(params())
+    };
+    let host = || {
+        warp::header::optional::<String>("host")
+            .or(warp::any().map(|| None))
+            .unify()
+    };
 
     let upload_page = warp::path!("file" / "upload")
         .and(warp::get())
-        .map(|| Ok(upload_page()));
+        .map(|| web::page("/static/view/upload.html"));
+    let upload_suc = warp::path!("file" / "upload" / "suc")
+        .and(warp::get())
+        .map(|| text("Upload finished!"));
     let upload = warp::path!("file" / "upload")
         .and(warp::post())
+        .and(accept())
         .and(with_state(state.clone()))
         .and(authorization())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
@@ -54,42 +69,49 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
         .and(get_or_post())
         .and(common())
         .then(query);
+    // HEAD, GET and (as the original accepted any method) POST.
     let head = || {
         warp::head()
             .map(|| true)
-            .or(warp::get().map(|| false))
+            .or(warp::get().or(warp::post()).unify().map(|| false))
             .unify()
     };
     let download = warp::path!("file" / "download")
+        .or(warp::path!("file" / "download" / "range"))
+        .unify()
         .and(head())
         .and(warp::header::headers_cloned())
         .and(common())
         .then(download);
     let signed = warp::path!("file" / "download" / "signed")
-        .and(head())
+        .and(
+            warp::head()
+                .map(|| true)
+                .or(warp::get().map(|| false))
+                .unify(),
+        )
         .and(warp::header::headers_cloned())
         .and(with_state(state.clone()))
         .and(params())
-        .then(signed_download);
+        .then(signed_download)
+        .map(crate::error::reply);
     let update = warp::path!("file" / "update")
         .and(warp::post())
         .and(common())
         .then(update);
     let delete = warp::path!("file" / "delete")
-        .and(warp::post())
+        .and(get_or_post())
         .and(common())
         .then(delete);
     let download_url = warp::path!("file" / "downloadurl")
         .and(get_or_post())
-        .and(
-            warp::header::optional::<String>("host")
-                .or(warp::any().map(|| None))
-                .unify(),
-        )
+        .and(host())
         .and(common())
         .then(download_url);
 
     upload_page
+        .or(upload_suc)
+        .unify()
         .or(upload)
         .unify()
         .or(meta)
@@ -106,24 +128,8 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
         .unify()
         .or(download_url)
         .unify()
-        .map(reply)
         .boxed()
 }
-
-fn upload_page() -> Response {
-    warp::reply::html(UPLOAD_PAGE).into_response()
-}
-
-const UPLOAD_PAGE: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>ChunkVault upload</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body><h1>Upload a file</h1>
-<form method="post" action="/file/upload" enctype="multipart/form-data">
-<p><label>Token <input name="token" required autocomplete="off"></label></p>
-<p><label>File <input type="file" name="file" required></label></p>
-<p><button type="submit">Upload</button></p>
-</form></body></html>
-"#;
 
 /// The field that may carry the token in a multipart upload; nothing else is read into memory.
 const MAX_TOKEN_FIELD: u64 = 4096;
@@ -132,17 +138,25 @@ const MAX_TOKEN_FIELD: u64 = 4096;
 /// answer; beyond it the connection is closed instead.
 const UPLOAD_DRAIN_LIMIT: u64 = 16 << 20;
 
+/// A browser's form post is sent on to the home page, as the original did; API clients get
+/// the stored file.
 async fn upload(
+    accept: Accept,
     state: State,
     auth: Option<String>,
     query: String,
     content_type: Option<String>,
     body: ByteStream,
-) -> Result<Response, ApiError> {
-    with_drained_body(body, UPLOAD_DRAIN_LIMIT, |body| {
-        upload_form(state, auth, query, content_type, body)
+) -> Response {
+    let result = with_drained_body(body, UPLOAD_DRAIN_LIMIT, |body| async {
+        let (state, file) = upload_form(state, auth, query, content_type, body).await?;
+        if accept.html {
+            return Ok(redirect(HOME_PAGE));
+        }
+        Ok(resp_ok(accept, file_meta(&state, &file).await?))
     })
-    .await
+    .await;
+    reply(accept, result)
 }
 
 async fn upload_form(
@@ -151,7 +165,7 @@ async fn upload_form(
     query: String,
     content_type: Option<String>,
     body: ByteStream,
-) -> Result<Response, ApiError> {
+) -> Result<(State, UserFile), ApiError> {
     let params = Params::from_query(&query);
     // Authenticate before reading any of the body when the token is in the header or query.
     let mut user: Option<User> = if auth.is_some() || params.get("token").is_some() {
@@ -187,7 +201,7 @@ async fn upload_form(
                     .ok_or_else(|| ApiError::bad("file", "the part has no filename"))?;
                 let bytes = field.map(|r| r.map_err(io::Error::other)).boxed();
                 let file = state.engine.upload(&user, &name, bytes).await?;
-                return Ok(ok(FileMeta::from(&file)));
+                return Ok((state, file));
             }
             // Other fields are skipped: streamed past, not stored.
             _ => {}
@@ -209,37 +223,52 @@ async fn caller_file(state: &AppState, user: &User, params: &Params) -> Result<U
     Ok(state.engine.file(user, &sha1, id.as_ref()).await?)
 }
 
-async fn meta(state: State, auth: Option<String>, params: Params_) -> Result<Response, ApiError> {
-    let params = params?;
-    let user = authenticate(&state, auth.as_deref(), &params).await?;
-    let file = caller_file(&state, &user, &params).await?;
-    Ok(ok(FileMeta::from(&file)))
+async fn meta(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
+    let result = async {
+        let params = params?;
+        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let file = caller_file(&state, &user, &params).await?;
+        Ok::<_, ApiError>(json(accept, &file_meta(&state, &file).await?))
+    };
+    reply(accept, result.await)
 }
 
-async fn query(state: State, auth: Option<String>, params: Params_) -> Result<Response, ApiError> {
-    let params = params?;
-    let user = authenticate(&state, auth.as_deref(), &params).await?;
-    let limit = params.uint("limit")?.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 {
-        return Err(ApiError::bad("limit", "must be at least 1"));
-    }
-    let limit = limit.min(MAX_LIMIT) as u32;
-    let offset = params.uint("offset")?.unwrap_or(0);
-    let files = state.engine.list_files(&user, limit, offset).await?;
-    Ok(ok(files.iter().map(FileMeta::from).collect::<Vec<_>>()))
+/// The caller's files, newest first, as a bare array (`limit`, default 20; `offset`).
+async fn query(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
+    let result = async {
+        let params = params?;
+        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let limit = params.uint("limit")?.unwrap_or(DEFAULT_LIMIT);
+        if limit == 0 {
+            return Err(ApiError::bad("limit", "must be at least 1"));
+        }
+        let limit = limit.min(MAX_LIMIT) as u32;
+        let offset = params.uint("offset")?.unwrap_or(0);
+        let files = state.engine.list_files(&user, limit, offset).await?;
+        let rows: Vec<_> = files
+            .iter()
+            .map(|f| UserFileMeta::new(f, &user.username))
+            .collect();
+        Ok(json(accept, &rows))
+    };
+    reply(accept, result.await)
 }
 
 async fn download(
     head: bool,
     headers: HeaderMap,
+    accept: Accept,
     state: State,
     auth: Option<String>,
     params: Params_,
-) -> Result<Response, ApiError> {
-    let params = params?;
-    let user = authenticate(&state, auth.as_deref(), &params).await?;
-    let file = caller_file(&state, &user, &params).await?;
-    download::respond(&state, file, &headers, head).await
+) -> Response {
+    let result = async {
+        let params = params?;
+        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let file = caller_file(&state, &user, &params).await?;
+        download::respond(&state, file, &headers, head).await
+    };
+    reply(accept, result.await)
 }
 
 async fn signed_download(
@@ -266,48 +295,49 @@ async fn signed_download(
     download::respond(&state, file, &headers, head).await
 }
 
-async fn update(state: State, auth: Option<String>, params: Params_) -> Result<Response, ApiError> {
-    let params = params?;
-    let user = authenticate(&state, auth.as_deref(), &params).await?;
-    let op = params.require("op")?;
-    if op != "0" {
-        return Err(ApiError::bad("op", "only op=0 (rename) is supported"));
-    }
-    let new_name = params.require("filename")?;
-    let file = caller_file(&state, &user, &params).await?;
-    let renamed = state.engine.rename(&user, &file, new_name).await?;
-    Ok(ok(FileMeta::from(&renamed)))
+async fn update(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
+    let result = async {
+        let params = params?;
+        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let op = params.require("op")?;
+        if op != "0" {
+            return Err(ApiError::bad("op", "only op=0 (rename) is supported"));
+        }
+        let new_name = params.require("filename")?;
+        let file = caller_file(&state, &user, &params).await?;
+        let renamed = state.engine.rename(&user, &file, new_name).await?;
+        Ok(json(accept, &UserFileMeta::new(&renamed, &user.username)))
+    };
+    reply(accept, result.await)
 }
 
-async fn delete(state: State, auth: Option<String>, params: Params_) -> Result<Response, ApiError> {
-    let params = params?;
-    let user = authenticate(&state, auth.as_deref(), &params).await?;
-    let file = caller_file(&state, &user, &params).await?;
-    state.engine.delete(&user, &file).await?;
-    Ok(ok(FileMeta::from(&file)))
+/// The original answered a deletion with an empty 200.
+async fn delete(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
+    let result = async {
+        let params = params?;
+        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let file = caller_file(&state, &user, &params).await?;
+        state.engine.delete(&user, &file).await?;
+        Ok::<_, ApiError>(text(""))
+    };
+    reply(accept, result.await)
 }
 
+/// The body is the URL itself, as plain text: a link that needs no token (signed, or presigned
+/// by the object store), where the original put the caller's token into the URL.
 async fn download_url(
     host: Option<String>,
+    accept: Accept,
     state: State,
     auth: Option<String>,
     params: Params_,
-) -> Result<Response, ApiError> {
-    let params = params?;
-    let user = authenticate(&state, auth.as_deref(), &params).await?;
-    let file = caller_file(&state, &user, &params).await?;
-    // Content in an object store: a presigned GET straight from it (private bucket, the
-    // user's file name in the response's Content-Disposition).
-    let disposition = download::content_disposition(&file.name);
-    if let Some(url) = state.engine.presigned_url(&file, &disposition).await? {
-        return Ok(ok(url));
-    }
-    let link = state.engine.sign_link(&file);
-    let base = state.base_url(host.as_deref());
-    Ok(ok(format!(
-        "{base}{SIGNED_DOWNLOAD_PATH}?id={}&expires={}&sig={}",
-        link.file.as_str(),
-        link.expires,
-        link.signature
-    )))
+) -> Response {
+    let result = async {
+        let params = params?;
+        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let file = caller_file(&state, &user, &params).await?;
+        let link = download::share_link(&state, &file, host.as_deref()).await?;
+        Ok::<_, ApiError>(text(link.url))
+    };
+    reply(accept, result.await)
 }

@@ -9,8 +9,8 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::FileMeta;
-use crate::error::{ok, reply, ApiError};
+use super::{accept, file_meta, json, reply, resp_ok, Accept, FileMeta, RespMsg};
+use crate::error::ApiError;
 use crate::routes::params::params;
 use crate::routes::uploads::part_number;
 use crate::routes::uploads::ChallengeView;
@@ -23,7 +23,12 @@ type Params_ = Result<Params, ApiError>;
 
 pub fn routes(state: State) -> BoxedFilter<(Response,)> {
     let get_or_post = || warp::get().or(warp::post()).unify();
-    let common = || with_state(state.clone()).and(authorization()).and(params());
+    let common = || {
+        accept()
+            .and(with_state(state.clone()))
+            .and(authorization())
+            .and(params())
+    };
     let fast = warp::path!("file" / "fastupload")
         .and(warp::post())
         .and(common())
@@ -35,6 +40,7 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
     // The part is the raw body, whatever its content type: parameters come from the query only.
     let uppart = warp::path!("file" / "mpupload" / "uppart")
         .and(warp::post().or(warp::put()).unify())
+        .and(accept())
         .and(with_state(state.clone()))
         .and(authorization())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
@@ -62,7 +68,6 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
         .unify()
         .or(status)
         .unify()
-        .map(reply)
         .boxed()
 }
 
@@ -72,115 +77,155 @@ fn size_param(params: &Params) -> Result<u64, ApiError> {
         .ok_or(ApiError::MissingParam("filesize"))
 }
 
-async fn fastupload(
-    state: State,
-    auth: Option<String>,
-    params: Params_,
-) -> Result<Response, ApiError> {
-    let params = params?;
-    let user = authenticate(&state, auth.as_deref(), &params).await?;
-    let sha1 = Sha1Hex::parse(params.require("filehash")?)?;
-    let name = FileName::parse(params.require("filename")?)?;
-    let size = size_param(&params)?;
-    // The answer to a challenge: `challenge` and `digests` (comma-separated, hex SHA-256). An
-    // empty `challenge` is no challenge, as with every optional parameter; no `digests` is a
-    // wrong answer.
-    if let Some(challenge) = params.get("challenge").filter(|c| !c.is_empty()) {
-        let digests: Vec<String> = params
-            .get("digests")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::to_owned)
-            .collect();
-        return match state.engine.prove(&user, challenge, &digests).await? {
-            Proof::Linked(file) => Ok(ok(FileMeta::from(&file))),
-            Proof::Refused(_) => Err(ApiError::NotStored),
-        };
-    }
-    match state
-        .engine
-        .claim_instant(&user, &sha1, size, &name, None)
-        .await?
-    {
-        Some(Claim::Linked(file)) => Ok(ok(FileMeta::from(&file))),
-        Some(Claim::Challenge(c)) => Ok(ok(FastChallenge {
-            instant: false,
-            challenge: ChallengeView::from(&c),
-        })),
-        None => Err(ApiError::NotStored),
-    }
-}
+/// The original's answers to `/file/fastupload`.
+const FAST_OK: &str = "秒传成功";
+const FAST_FALLBACK: &str = "秒传失败，请访问普通上传接口";
 
+/// `{"code": -1, "msg": "秒传失败，请访问普通上传接口"}`: the original's "upload it normally". A
+/// client that can prove it holds the content finds the challenge beside it.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct FastChallenge {
-    instant: bool,
+struct Fallback {
     challenge: ChallengeView,
 }
 
+fn fast_fallback(accept: Accept, challenge: Option<Fallback>) -> Response {
+    json(
+        accept,
+        &RespMsg {
+            code: -1,
+            msg: FAST_FALLBACK,
+            data: challenge,
+        },
+    )
+}
+
+async fn fast_linked(
+    accept: Accept,
+    state: &State,
+    file: &chunkvault_engine::UserFile,
+) -> Result<Response, ApiError> {
+    let meta: FileMeta = file_meta(state, file).await?;
+    Ok(json(
+        accept,
+        &RespMsg {
+            code: 0,
+            msg: FAST_OK,
+            data: meta,
+        },
+    ))
+}
+
+/// Instant upload: code 0 only when the file is linked to the caller. Content the store does
+/// not hold, a claim that needs a proof of ownership, and a wrong proof all answer the
+/// original's fallback code, so a client that cannot answer the challenge uploads normally.
+async fn fastupload(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
+    let result = async {
+        let params = params?;
+        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let sha1 = Sha1Hex::parse(params.require("filehash")?)?;
+        let name = FileName::parse(params.require("filename")?)?;
+        // The original's test client sends no size: without one nothing can be claimed.
+        let Some(size) = params.uint("filesize")? else {
+            return Ok(fast_fallback(accept, None));
+        };
+        // The answer to a challenge: `challenge` and `digests` (comma-separated, hex SHA-256).
+        // An empty `challenge` is no challenge, as with every optional parameter; no `digests`
+        // is a wrong answer.
+        if let Some(challenge) = params.get("challenge").filter(|c| !c.is_empty()) {
+            let digests: Vec<String> = params
+                .get("digests")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::to_owned)
+                .collect();
+            return match state.engine.prove(&user, challenge, &digests).await? {
+                Proof::Linked(file) => fast_linked(accept, &state, &file).await,
+                Proof::Refused(_) => Ok(fast_fallback(accept, None)),
+            };
+        }
+        match state
+            .engine
+            .claim_instant(&user, &sha1, size, &name, None)
+            .await?
+        {
+            Some(Claim::Linked(file)) => fast_linked(accept, &state, &file).await,
+            Some(Claim::Challenge(c)) => Ok(fast_fallback(
+                accept,
+                Some(Fallback {
+                    challenge: ChallengeView::from(&c),
+                }),
+            )),
+            None => Ok(fast_fallback(accept, None)),
+        }
+    };
+    reply(accept, result.await)
+}
+
+/// The original's `MultipartUploadInfo` (2020 edition, with the parts already received).
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct MpInfo {
+    file_hash: String,
+    file_size: u64,
     #[serde(rename = "UploadID")]
     upload_id: String,
     chunk_size: u64,
     chunk_count: u32,
-    file_hash: String,
-    file_size: u64,
     chunk_exists: Vec<u32>,
-    /// True when the content was stored already and no part needs sending (秒传).
-    instant: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    file: Option<FileMeta>,
 }
 
 impl From<&UploadStatus> for MpInfo {
     fn from(s: &UploadStatus) -> Self {
         MpInfo {
+            file_hash: s.session.sha1.to_string(),
+            file_size: s.session.size,
             upload_id: s.session.id.to_string(),
             chunk_size: s.session.chunk_size,
             chunk_count: s.session.chunk_count,
-            file_hash: s.session.sha1.to_string(),
-            file_size: s.session.size,
             chunk_exists: s.received.clone(),
-            instant: false,
-            file: None,
         }
     }
 }
 
-async fn init(state: State, auth: Option<String>, params: Params_) -> Result<Response, ApiError> {
-    let params = params?;
-    let user = authenticate(&state, auth.as_deref(), &params).await?;
-    let sha1 = Sha1Hex::parse(params.require("filehash")?)?;
-    let size = size_param(&params)?;
-    // The seed's init had no file name; default to the hash.
-    let name = params
-        .get("filename")
-        .filter(|n| !n.is_empty())
-        .unwrap_or(sha1.as_str())
-        .to_owned();
-    let chunk = params.uint("chunksize")?;
-    let req = InitRequest::new(name, size, sha1.clone(), chunk);
-    let outcome = match state.engine.init_upload(&user, req.clone()).await? {
-        // The seed's clients cannot answer a challenge: they upload the bytes (stored once).
-        InitOutcome::Challenge(_) => state.engine.init_upload_bytes(&user, req).await?,
-        other => other,
+/// The original's `FileAlreadExists`: the caller holds this content already.
+const FILE_ALREADY_EXISTS: i32 = 10006;
+
+/// Starts (or resumes: the same caller, content and name) a chunked upload.
+async fn init(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
+    let result = async {
+        let params = params?;
+        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let sha1 = Sha1Hex::parse(params.require("filehash")?)?;
+        let size = size_param(&params)?;
+        // The seed's init had no file name; default to the hash.
+        let name = params
+            .get("filename")
+            .filter(|n| !n.is_empty())
+            .unwrap_or(sha1.as_str())
+            .to_owned();
+        let chunk = params.uint("chunksize")?;
+        let req = InitRequest::new(name, size, sha1.clone(), chunk);
+        let outcome = match state.engine.init_upload(&user, req.clone()).await? {
+            // The seed's clients cannot answer a challenge: they upload the bytes (stored once).
+            InitOutcome::Challenge(_) => state.engine.init_upload_bytes(&user, req).await?,
+            other => other,
+        };
+        Ok::<_, ApiError>(match outcome {
+            InitOutcome::Session { status, .. } => resp_ok(accept, MpInfo::from(&status)),
+            // Linked without sending a byte (trusted instant upload): the original's answer for
+            // a file the user holds already, on which its clients stop.
+            InitOutcome::Instant(_) | InitOutcome::Challenge(_) => json(
+                accept,
+                &RespMsg {
+                    code: FILE_ALREADY_EXISTS,
+                    msg: "file already exists",
+                    data: serde_json::Value::Null,
+                },
+            ),
+        })
     };
-    Ok(match outcome {
-        InitOutcome::Challenge(_) => unreachable!("init_upload_bytes never challenges"),
-        InitOutcome::Session { status, .. } => ok(MpInfo::from(&status)),
-        InitOutcome::Instant(file) => ok(MpInfo {
-            upload_id: String::new(),
-            chunk_size: 0,
-            chunk_count: 0,
-            file_hash: sha1.to_string(),
-            file_size: size,
-            chunk_exists: Vec::new(),
-            instant: true,
-            file: Some(FileMeta::from(&file)),
-        }),
-    })
+    reply(accept, result.await)
 }
 
 /// `chkhash`: hex SHA1 of the part.
@@ -199,12 +244,13 @@ pub fn chkhash(params: &Params) -> Result<Option<PartDigest>, ApiError> {
 }
 
 async fn uppart(
+    accept: Accept,
     state: State,
     auth: Option<String>,
     query: String,
     body: ByteStream,
-) -> Result<Response, ApiError> {
-    with_drained_body(
+) -> Response {
+    let result = with_drained_body(
         body,
         chunkvault_engine::uploads::MAX_CHUNK_SIZE + 1,
         |body| async move {
@@ -213,37 +259,59 @@ async fn uppart(
             let id = UploadId::parse(params.require("uploadid")?)?;
             let n = part_number(params.require("index")?, "index")?;
             let digest = chkhash(&params)?;
-            let status = state.engine.put_part(&user, &id, n, body, digest).await?;
-            Ok(ok(MpInfo::from(&status)))
+            state.engine.put_part(&user, &id, n, body, digest).await?;
+            Ok(resp_ok(accept, serde_json::Value::Null))
         },
     )
-    .await
+    .await;
+    reply(accept, result)
 }
 
-async fn complete(
-    state: State,
-    auth: Option<String>,
-    params: Params_,
-) -> Result<Response, ApiError> {
-    let params = params?;
-    let user = authenticate(&state, auth.as_deref(), &params).await?;
-    let id = UploadId::parse(params.require("uploadid")?)?;
-    let mut file = state.engine.complete_upload(&user, &id).await?;
-    if let Some(name) = params
-        .get("filename")
-        .filter(|n| !n.is_empty() && *n != file.name)
-    {
-        file = state.engine.rename(&user, &file, name).await?;
-    }
-    Ok(ok(FileMeta::from(&file)))
+async fn complete(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
+    let result = async {
+        let params = params?;
+        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let id = UploadId::parse(params.require("uploadid")?)?;
+        let file = state.engine.complete_upload(&user, &id).await?;
+        if let Some(name) = params
+            .get("filename")
+            .filter(|n| !n.is_empty() && *n != file.name)
+        {
+            state.engine.rename(&user, &file, name).await?;
+        }
+        Ok::<_, ApiError>(resp_ok(accept, serde_json::Value::Null))
+    };
+    reply(accept, result.await)
 }
 
-async fn cancel(state: State, auth: Option<String>, params: Params_) -> Result<Response, ApiError> {
-    let params = params?;
-    let user = authenticate(&state, auth.as_deref(), &params).await?;
-    let id = UploadId::parse(params.require("uploadid")?)?;
-    state.engine.abort_upload(&user, &id).await?;
-    Ok(ok(serde_json::Value::Null))
+/// Cancels by `uploadid`, or (as the original's 2020 edition) every unfinished upload of the
+/// caller's with content `filehash`.
+async fn cancel(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
+    let result = async {
+        let params = params?;
+        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        if let Some(id) = params.get("uploadid").filter(|i| !i.is_empty()) {
+            state
+                .engine
+                .abort_upload(&user, &UploadId::parse(id)?)
+                .await?;
+            return Ok(resp_ok(accept, serde_json::Value::Null));
+        }
+        let sha1 = match params.get("filehash").filter(|h| !h.is_empty()) {
+            Some(h) => Sha1Hex::parse(h)?,
+            None => return Err(ApiError::MissingParam("uploadid")),
+        };
+        let open = state.engine.list_uploads(&user).await?;
+        let mine: Vec<_> = open.iter().filter(|u| u.session.sha1 == sha1).collect();
+        if mine.is_empty() {
+            return Err(chunkvault_engine::Error::NotFound { what: "upload" }.into());
+        }
+        for u in mine {
+            state.engine.abort_upload(&user, &u.session.id).await?;
+        }
+        Ok(resp_ok(accept, serde_json::Value::Null))
+    };
+    reply(accept, result.await)
 }
 
 #[derive(Serialize)]
@@ -254,16 +322,23 @@ struct MpStatus {
     chunk_missing: Vec<u32>,
 }
 
-async fn status(state: State, auth: Option<String>, params: Params_) -> Result<Response, ApiError> {
-    let params = params?;
-    let user = authenticate(&state, auth.as_deref(), &params).await?;
-    let id = UploadId::parse(params.require("uploadid")?)?;
-    let status = state.engine.upload_status(&user, &id).await?;
-    let missing = (1..=status.session.chunk_count)
-        .filter(|n| !status.received.contains(n))
-        .collect();
-    Ok(ok(MpStatus {
-        info: MpInfo::from(&status),
-        chunk_missing: missing,
-    }))
+/// Not in the original (only a stub there): the parts received and missing.
+async fn status(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
+    let result = async {
+        let params = params?;
+        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let id = UploadId::parse(params.require("uploadid")?)?;
+        let status = state.engine.upload_status(&user, &id).await?;
+        let missing = (1..=status.session.chunk_count)
+            .filter(|n| !status.received.contains(n))
+            .collect();
+        Ok::<_, ApiError>(resp_ok(
+            accept,
+            MpStatus {
+                info: MpInfo::from(&status),
+                chunk_missing: missing,
+            },
+        ))
+    };
+    reply(accept, result.await)
 }

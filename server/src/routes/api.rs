@@ -1,0 +1,310 @@
+//! ChunkVault's own JSON resources, used by its web page and CLI: the account
+//! (`/api/account`), sign-in tokens (`/api/sessions`), files (`/api/files`, by id) and their
+//! share links. HTTP statuses say what happened; bodies are the `{code, msg, data}` envelope
+//! with the stable error codes. Uploads are `/uploads` (REST parts) and `/files/` (tus).
+
+use chunkvault_engine::{FileId, User, UserFile};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderMap, StatusCode};
+use warp::reply::Response;
+use warp::Filter;
+
+use super::params::{read_limited, MAX_FORM_BYTES};
+use super::uploads::FileView;
+use super::{timestamp, authenticate, authorization, download, token, with_state, Params, State};
+use crate::error::{ok, ok_with_status, reply, ApiError};
+use crate::ops::ClientAddr;
+
+/// Default and largest page of `GET /api/files`.
+const DEFAULT_LIMIT: u64 = 50;
+pub const MAX_LIMIT: u64 = 1000;
+
+pub fn routes(state: State) -> BoxedFilter<(Response,)> {
+    let auth = || with_state(state.clone()).and(authorization()).and(query());
+    let json = || {
+        warp::body::stream().then(|b| async move { read_limited(b, MAX_FORM_BYTES).await })
+    };
+    let client = || {
+        warp::ext::optional::<ClientAddr>().map(|c: Option<ClientAddr>| {
+            c.map_or_else(|| "unknown".to_owned(), |c| c.0.to_string())
+        })
+    };
+    let signup = warp::path!("api" / "account")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(json())
+        .and(client())
+        .then(signup);
+    let account = warp::path!("api" / "account")
+        .and(warp::get())
+        .and(auth())
+        .then(account);
+    let signin = warp::path!("api" / "sessions")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(json())
+        .and(client())
+        .then(signin);
+    let signout = warp::path!("api" / "sessions" / "current")
+        .and(warp::delete())
+        .and(auth())
+        .then(signout);
+    let list = warp::path!("api" / "files")
+        .and(warp::get())
+        .and(auth())
+        .then(list);
+    let show = warp::path!("api" / "files" / String)
+        .and(warp::get())
+        .and(auth())
+        .then(show);
+    let rename = warp::path!("api" / "files" / String)
+        .and(warp::patch())
+        .and(auth())
+        .and(json())
+        .then(rename);
+    let delete = warp::path!("api" / "files" / String)
+        .and(warp::delete())
+        .and(auth())
+        .then(delete);
+    let content = warp::path!("api" / "files" / String / "content")
+        .and(
+            warp::head()
+                .map(|| true)
+                .or(warp::get().map(|| false))
+                .unify(),
+        )
+        .and(warp::header::headers_cloned())
+        .and(auth())
+        .then(content);
+    let link = warp::path!("api" / "files" / String / "links")
+        .and(warp::post())
+        .and(
+            warp::header::optional::<String>("host")
+                .or(warp::any().map(|| None))
+                .unify(),
+        )
+        .and(auth())
+        .then(link);
+    signup
+        .or(account)
+        .unify()
+        .or(signin)
+        .unify()
+        .or(signout)
+        .unify()
+        .or(list)
+        .unify()
+        .or(show)
+        .unify()
+        .or(rename)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(content)
+        .unify()
+        .or(link)
+        .unify()
+        .map(reply)
+        .boxed()
+}
+
+/// Query parameters only: bodies here are JSON.
+fn query() -> impl Filter<Extract = (Params,), Error = std::convert::Infallible> + Clone {
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .map(|q: String| Params::from_query(&q))
+}
+
+/// A JSON body of type `T`, with what was expected in the error.
+fn parse_json<T: DeserializeOwned>(
+    body: Result<Vec<u8>, ApiError>,
+    expected: &str,
+) -> Result<T, ApiError> {
+    serde_json::from_slice(&body?)
+        .map_err(|e| ApiError::bad("body", format!("expected JSON {expected}: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+const CREDENTIALS: &str = "{username, password}";
+
+#[derive(Serialize)]
+struct AccountView {
+    username: String,
+    created_at: String,
+    last_active_at: String,
+}
+
+impl From<&User> for AccountView {
+    fn from(u: &User) -> Self {
+        AccountView {
+            username: u.username.clone(),
+            created_at: timestamp(u.created_at),
+            last_active_at: timestamp(u.last_active_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SessionView {
+    username: String,
+    token: String,
+    expires_at: String,
+}
+
+async fn signup(
+    state: State,
+    body: Result<Vec<u8>, ApiError>,
+    client: String,
+) -> Result<Response, ApiError> {
+    let c: Credentials = parse_json(body, CREDENTIALS)?;
+    state
+        .engine
+        .signup(&c.username, &c.password, &client)
+        .await?;
+    Ok(ok_with_status(
+        StatusCode::CREATED,
+        serde_json::json!({ "username": c.username }),
+    ))
+}
+
+async fn account(state: State, auth: Option<String>, query: Params) -> Result<Response, ApiError> {
+    let user = authenticate(&state, auth.as_deref(), &query).await?;
+    Ok(ok(AccountView::from(&user)))
+}
+
+async fn signin(
+    state: State,
+    body: Result<Vec<u8>, ApiError>,
+    client: String,
+) -> Result<Response, ApiError> {
+    let c: Credentials = parse_json(body, CREDENTIALS)?;
+    let session = state
+        .engine
+        .signin(&c.username, &c.password, &client)
+        .await?;
+    Ok(ok_with_status(
+        StatusCode::CREATED,
+        SessionView {
+            username: session.user.username,
+            token: session.token,
+            expires_at: timestamp(session.expires_at),
+        },
+    ))
+}
+
+async fn signout(state: State, auth: Option<String>, query: Params) -> Result<Response, ApiError> {
+    // Only a live token can be revoked; anything else is a 401 like every other route.
+    authenticate(&state, auth.as_deref(), &query).await?;
+    state.engine.signout(token(auth.as_deref(), &query)?).await?;
+    Ok(ok(serde_json::Value::Null))
+}
+
+async fn list(state: State, auth: Option<String>, query: Params) -> Result<Response, ApiError> {
+    let user = authenticate(&state, auth.as_deref(), &query).await?;
+    let limit = query.uint("limit")?.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 {
+        return Err(ApiError::bad("limit", "must be at least 1"));
+    }
+    let limit = limit.min(MAX_LIMIT) as u32;
+    let offset = query.uint("offset")?.unwrap_or(0);
+    let files = state.engine.list_files(&user, limit, offset).await?;
+    Ok(ok(files.iter().map(FileView::from).collect::<Vec<_>>()))
+}
+
+/// The caller and their file `id`.
+async fn own_file(
+    state: &State,
+    auth: Option<&str>,
+    query: &Params,
+    id: &str,
+) -> Result<(User, UserFile), ApiError> {
+    let user = authenticate(state, auth, query).await?;
+    let id = FileId::parse(id)?;
+    let file = state.engine.file_by_id(&user, &id).await?;
+    Ok((user, file))
+}
+
+async fn show(
+    id: String,
+    state: State,
+    auth: Option<String>,
+    query: Params,
+) -> Result<Response, ApiError> {
+    let (_, file) = own_file(&state, auth.as_deref(), &query, &id).await?;
+    Ok(ok(FileView::from(&file)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rename {
+    name: String,
+}
+
+async fn rename(
+    id: String,
+    state: State,
+    auth: Option<String>,
+    query: Params,
+    body: Result<Vec<u8>, ApiError>,
+) -> Result<Response, ApiError> {
+    let (user, file) = own_file(&state, auth.as_deref(), &query, &id).await?;
+    let r: Rename = parse_json(body, "{name}")?;
+    let renamed = state.engine.rename(&user, &file, &r.name).await?;
+    Ok(ok(FileView::from(&renamed)))
+}
+
+async fn delete(
+    id: String,
+    state: State,
+    auth: Option<String>,
+    query: Params,
+) -> Result<Response, ApiError> {
+    let (user, file) = own_file(&state, auth.as_deref(), &query, &id).await?;
+    state.engine.delete(&user, &file).await?;
+    Ok(ok(serde_json::Value::Null))
+}
+
+async fn content(
+    id: String,
+    head: bool,
+    headers: HeaderMap,
+    state: State,
+    auth: Option<String>,
+    query: Params,
+) -> Result<Response, ApiError> {
+    let (_, file) = own_file(&state, auth.as_deref(), &query, &id).await?;
+    download::respond(&state, file, &headers, head).await
+}
+
+#[derive(Serialize)]
+struct LinkView {
+    url: String,
+    expires_at: String,
+}
+
+async fn link(
+    id: String,
+    host: Option<String>,
+    state: State,
+    auth: Option<String>,
+    query: Params,
+) -> Result<Response, ApiError> {
+    let (_, file) = own_file(&state, auth.as_deref(), &query, &id).await?;
+    let link = download::share_link(&state, &file, host.as_deref()).await?;
+    Ok(ok_with_status(
+        StatusCode::CREATED,
+        LinkView {
+            url: link.url,
+            expires_at: timestamp(link.expires_at),
+        },
+    ))
+}
