@@ -5,6 +5,8 @@ mod authz;
 mod bad_input;
 mod cli;
 mod collision;
+#[path = "../compat/mod.rs"]
+mod compat;
 mod config;
 mod dedup;
 mod faults;

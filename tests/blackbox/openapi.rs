@@ -9,22 +9,30 @@ use crate::support::Server;
 
 /// Every route of the server (README "API", `server/src/routes/`, `ops.rs`, the web page).
 const ROUTES: &[&str] = &[
+    "GET /user/signup",
     "POST /user/signup",
+    "GET /user/signin",
     "POST /user/signin",
     "GET /user/info",
     "POST /user/info",
     "POST /user/signout",
     "GET /file/upload",
     "POST /file/upload",
+    "GET /file/upload/suc",
     "GET /file/meta",
     "POST /file/meta",
     "GET /file/query",
     "POST /file/query",
     "GET /file/download",
     "HEAD /file/download",
+    "POST /file/download",
+    "GET /file/download/range",
+    "HEAD /file/download/range",
+    "POST /file/download/range",
     "GET /file/download/signed",
     "HEAD /file/download/signed",
     "POST /file/update",
+    "GET /file/delete",
     "POST /file/delete",
     "GET /file/downloadurl",
     "POST /file/downloadurl",
@@ -36,6 +44,17 @@ const ROUTES: &[&str] = &[
     "POST /file/mpupload/cancel",
     "GET /file/mpupload/status",
     "POST /file/mpupload/status",
+    "POST /api/account",
+    "GET /api/account",
+    "POST /api/sessions",
+    "DELETE /api/sessions/current",
+    "GET /api/files",
+    "GET /api/files/{file_id}",
+    "PATCH /api/files/{file_id}",
+    "DELETE /api/files/{file_id}",
+    "GET /api/files/{file_id}/content",
+    "HEAD /api/files/{file_id}/content",
+    "POST /api/files/{file_id}/links",
     "POST /uploads",
     "GET /uploads",
     "POST /uploads/proof",
@@ -83,6 +102,7 @@ const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 fn concrete(template: &str) -> String {
     template
         .replace("{id}", &"0".repeat(32))
+        .replace("{file_id}", &"0".repeat(20))
         .replace("{n}", "1")
 }
 
