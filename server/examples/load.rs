@@ -179,7 +179,19 @@ impl Client {
         )
         .await?;
         ensure!(v["data"]["FileSha1"] == sha1.as_str(), "upload: {v}");
-        self.uploaded(totals, data, sha1, &v["data"]["FileID"], name)
+        // The classic answer has no id: find the file among the newest (names are unique).
+        let newest = self.list_page(20).await?;
+        let id = match newest.iter().find(|f| f["name"] == name.as_str()) {
+            Some(f) => f["id"].clone(),
+            None => self
+                .list()
+                .await?
+                .into_iter()
+                .find(|f| f["name"] == name.as_str())
+                .map(|f| f["id"].clone())
+                .ok_or_else(|| anyhow!("{name} is not listed after its upload"))?,
+        };
+        self.uploaded(totals, data, sha1, &id, name)
     }
 
     /// The last file again under a new name: instant, after proving ownership.
@@ -233,7 +245,7 @@ impl Client {
 
     /// Downloads a whole file, hashing the stream; returns the bytes' SHA1 and length.
     async fn download(&self, f: &Stored, totals: &Totals) -> Result<()> {
-        let path = format!("/file/download?filehash={}&fileid={}", f.sha1, f.id);
+        let path = format!("/api/files/{}/content", f.id);
         let resp = self.req(reqwest::Method::GET, &path).send().await?;
         ensure!(
             resp.status() == reqwest::StatusCode::OK,
@@ -265,7 +277,7 @@ impl Client {
         };
         let a = self.rng.gen_range(0..data.len());
         let b = self.rng.gen_range(a..data.len());
-        let path = format!("/file/download?filehash={}&fileid={}", f.sha1, f.id);
+        let path = format!("/api/files/{}/content", f.id);
         let resp = self
             .req(reqwest::Method::GET, &path)
             .header("range", format!("bytes={a}-{b}"))
@@ -289,10 +301,8 @@ impl Client {
     }
 
     async fn delete(&self, f: &Stored) -> Result<()> {
-        let form = [("filehash", f.sha1.as_str()), ("fileid", f.id.as_str())];
         body(
-            self.req(reqwest::Method::POST, "/file/delete")
-                .form(&form)
+            self.req(reqwest::Method::DELETE, &format!("/api/files/{}", f.id))
                 .send()
                 .await?,
             reqwest::StatusCode::OK,
@@ -302,8 +312,13 @@ impl Client {
     }
 
     async fn list(&self) -> Result<Vec<Value>> {
+        self.list_page(1000).await
+    }
+
+    /// The newest `limit` files.
+    async fn list_page(&self, limit: u32) -> Result<Vec<Value>> {
         let v = body(
-            self.req(reqwest::Method::GET, "/file/query?limit=1000")
+            self.req(reqwest::Method::GET, &format!("/api/files?limit={limit}"))
                 .send()
                 .await?,
             reqwest::StatusCode::OK,
@@ -463,24 +478,24 @@ async fn drive(
     let run = rand::random::<u32>();
     for u in 0..users {
         let name = format!("load{run:x}u{u}");
-        let form = [("username", name.as_str()), ("password", PASSWORD)];
+        let credentials = json!({ "username": name, "password": PASSWORD });
         body(
-            http.post(format!("{base}/user/signup"))
-                .form(&form)
+            http.post(format!("{base}/api/account"))
+                .json(&credentials)
                 .send()
                 .await?,
-            reqwest::StatusCode::OK,
+            reqwest::StatusCode::CREATED,
         )
         .await?;
         let v = body(
-            http.post(format!("{base}/user/signin"))
-                .form(&form)
+            http.post(format!("{base}/api/sessions"))
+                .json(&credentials)
                 .send()
                 .await?,
-            reqwest::StatusCode::OK,
+            reqwest::StatusCode::CREATED,
         )
         .await?;
-        tokens.push(v["data"]["Token"].as_str().context("token")?.to_owned());
+        tokens.push(v["data"]["token"].as_str().context("token")?.to_owned());
     }
 
     let totals = Arc::new(Totals::default());
@@ -550,8 +565,8 @@ async fn drive(
                 .iter()
                 .map(|f| {
                     (
-                        f["FileName"].as_str().unwrap_or_default().to_owned(),
-                        f["FileSha1"].as_str().unwrap_or_default().to_owned(),
+                        f["name"].as_str().unwrap_or_default().to_owned(),
+                        f["sha1"].as_str().unwrap_or_default().to_owned(),
                     )
                 })
                 .collect();

@@ -49,6 +49,7 @@ const ROUTES: &[&str] = &[
     "POST /api/sessions",
     "DELETE /api/sessions/current",
     "GET /api/files",
+    "POST /api/files",
     "GET /api/files/{file_id}",
     "PATCH /api/files/{file_id}",
     "DELETE /api/files/{file_id}",

@@ -106,7 +106,9 @@ impl Original {
 
     /// home.html's list: `POST /file/query?…` with `limit` in the form; `JSON.parse(body)`.
     async fn query(&self) -> Vec<Value> {
-        let resp = self.post_authed("/file/query", "", &[("limit", "15")]).await;
+        let resp = self
+            .post_authed("/file/query", "", &[("limit", "15")])
+            .await;
         assert_eq!(resp.status(), StatusCode::OK);
         parsed_text(resp).await.as_array().unwrap().clone()
     }
@@ -127,7 +129,10 @@ async fn assert_refused(resp: Response, status: StatusCode, code: u64) {
     assert_eq!(resp.headers()[CONTENT_TYPE], "application/json");
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["code"], code, "{body}");
-    assert!(body["msg"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["msg"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
 }
 
 /// The original's `2006-01-02 15:04:05`.
@@ -175,9 +180,18 @@ async fn sign_up_and_sign_in_as_the_pages_do() {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{page}.html");
     }
-    let auth_js = c.http.get(c.url("/static/js/auth.js")).send().await.unwrap();
+    let auth_js = c
+        .http
+        .get(c.url("/static/js/auth.js"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(auth_js.status(), StatusCode::OK);
-    assert!(auth_js.text().await.unwrap().contains("function queryParams"));
+    assert!(auth_js
+        .text()
+        .await
+        .unwrap()
+        .contains("function queryParams"));
 
     // signin.html: `JSON.parse(body)`, then `data.Token`, `data.Username`, `data.Location`.
     let signed_in = c.sign_up_and_in("tutorial").await;
@@ -225,7 +239,10 @@ async fn sign_up_and_sign_in_as_the_pages_do() {
         .await;
     assert_refused(resp, StatusCode::CONFLICT, 10901).await;
     let resp = c
-        .post_form("/user/signup", &[("username", "shorty"), ("password", "1234567")])
+        .post_form(
+            "/user/signup",
+            &[("username", "shorty"), ("password", "1234567")],
+        )
         .await;
     assert_refused(resp, StatusCode::BAD_REQUEST, 10001).await;
     let resp = c
@@ -273,7 +290,10 @@ async fn home_page_upload_list_rename_download_delete() {
     // home.html's table: `data[i].FileHash`, `FileName`, `FileSize`, `UploadAt`, `LastUpdated`.
     let rows = c.query().await;
     assert_eq!(rows.len(), 2);
-    let row = rows.iter().find(|r| r["FileHash"] == sha1.as_str()).unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r["FileHash"] == sha1.as_str())
+        .unwrap();
     assert_eq!(row["FileName"], "报告 v1.pdf");
     assert_eq!(row["FileSize"], 70_000);
     assert!(is_go_time(&row["UploadAt"]), "{row}");
@@ -303,11 +323,17 @@ async fn home_page_upload_list_rename_download_delete() {
     assert_eq!(resp.headers()[CONTENT_TYPE], "text/plain; charset=utf-8");
     let url = resp.text().await.unwrap();
     assert!(url.starts_with(&s.base), "{url}");
-    assert!(!url.contains(&c.token), "the link must not carry the token: {url}");
+    assert!(
+        !url.contains(&c.token),
+        "the link must not carry the token: {url}"
+    );
     let resp = c.http.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     // download.html: `name.match(/attachment; filename="(.*)"/)`.
-    let disposition = resp.headers()["content-disposition"].to_str().unwrap().to_owned();
+    let disposition = resp.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let name = page_file_name(&disposition).unwrap();
     assert_eq!(name, "__ v1.pdf", "{disposition}");
     assert_eq!(resp.bytes().await.unwrap().as_ref(), &data[..]);
@@ -471,7 +497,10 @@ async fn go_mpupload_client() {
     };
     // Part 2 first; then init again: the same upload, resumed, with part 2 in ChunkExists.
     let answer = part(&c, 2).await;
-    assert_eq!(answer, serde_json::json!({"code": 0, "msg": "OK", "data": null}));
+    assert_eq!(
+        answer,
+        serde_json::json!({"code": 0, "msg": "OK", "data": null})
+    );
     let again = init(&c).await;
     assert_eq!(again["data"]["UploadID"], upload_id.as_str());
     assert_eq!(again["data"]["ChunkExists"], serde_json::json!([2]));
@@ -495,18 +524,31 @@ async fn go_mpupload_client() {
         .await
         .unwrap();
     let done = parsed_text(resp).await;
-    assert_eq!(done, serde_json::json!({"code": 0, "msg": "OK", "data": null}));
+    assert_eq!(
+        done,
+        serde_json::json!({"code": 0, "msg": "OK", "data": null})
+    );
     let rows = c.query().await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["FileName"], "big.iso");
     assert_eq!(rows[0]["FileHash"], sha1.as_str());
     let resp = c
         .http
-        .get(c.url(&format!("/file/download?filehash={sha1}&{}", c.query_params())))
+        .get(c.url(&format!(
+            "/file/download?filehash={sha1}&{}",
+            c.query_params()
+        )))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.bytes().await.unwrap().as_ref(), &data[..]);
+
+    // mpupload.html and the 2020 client stop on code 10006: the user holds this file already.
+    let held = init(&c).await;
+    assert_eq!(
+        held,
+        serde_json::json!({"code": 10006, "msg": "file already exists", "data": null})
+    );
 
     // test_mpupload_cancel.go: cancel by `filehash`.
     let small = random_bytes(300_000);
@@ -552,7 +594,10 @@ async fn mpupload_init_of_content_linked_at_once() {
     let sha1 = sha1_hex(&data);
     let resp = alice.upload_form("a.bin", &data, JQUERY_ACCEPT).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let resp = alice
+    // Another user, with trusted instant upload: linked at once, so "already exists" too.
+    let mut bob = Original::new(&s);
+    bob.sign_up_and_in("bobmp").await;
+    let resp = bob
         .post_authed(
             "/file/mpupload/init",
             &format!("filehash={sha1}&filesize=50000&filename=again.bin"),
@@ -562,6 +607,9 @@ async fn mpupload_init_of_content_linked_at_once() {
     let body = parsed_text(resp).await;
     assert_eq!(body["code"], 10006, "{body}");
     assert!(body["data"].is_null());
+    let rows = bob.query().await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["FileName"], "again.bin");
 }
 
 /// test_fastupload.go and the pages' instant upload: code 0 means the file is the caller's;
@@ -639,7 +687,10 @@ async fn go_fastupload_client_falls_back_and_never_loses_a_file() {
         vec![
             (
                 "challenge",
-                answer["data"]["Challenge"]["id"].as_str().unwrap().to_owned(),
+                answer["data"]["Challenge"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
             ),
             ("digests", "00".repeat(32)),
         ],

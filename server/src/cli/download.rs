@@ -59,10 +59,7 @@ async fn fetch(api: &Api, sha1: &str, id: &str, size: u64, part: &PathBuf) -> an
     if have == size {
         return Ok(());
     }
-    let mut req = api.request(
-        reqwest::Method::GET,
-        &format!("/api/files/{id}/content"),
-    );
+    let mut req = api.request(reqwest::Method::GET, &format!("/api/files/{id}/content"));
     if have > 0 {
         req = req
             .header("range", format!("bytes={have}-"))

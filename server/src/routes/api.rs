@@ -3,7 +3,7 @@
 //! share links. HTTP statuses say what happened; bodies are the `{code, msg, data}` envelope
 //! with the stable error codes. Uploads are `/uploads` (REST parts) and `/files/` (tus).
 
-use chunkvault_engine::{FileId, User, UserFile};
+use chunkvault_engine::{ByteStream, FileId, User, UserFile};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use warp::filters::BoxedFilter;
@@ -13,7 +13,10 @@ use warp::Filter;
 
 use super::params::{read_limited, MAX_FORM_BYTES};
 use super::uploads::FileView;
-use super::{timestamp, authenticate, authorization, download, token, with_state, Params, State};
+use super::{
+    authenticate, authorization, body_stream, download, timestamp, token, with_drained_body,
+    with_state, Params, State,
+};
 use crate::error::{ok, ok_with_status, reply, ApiError};
 use crate::ops::ClientAddr;
 
@@ -23,9 +26,8 @@ pub const MAX_LIMIT: u64 = 1000;
 
 pub fn routes(state: State) -> BoxedFilter<(Response,)> {
     let auth = || with_state(state.clone()).and(authorization()).and(query());
-    let json = || {
-        warp::body::stream().then(|b| async move { read_limited(b, MAX_FORM_BYTES).await })
-    };
+    let json =
+        || warp::body::stream().then(|b| async move { read_limited(b, MAX_FORM_BYTES).await });
     let client = || {
         warp::ext::optional::<ClientAddr>().map(|c: Option<ClientAddr>| {
             c.map_or_else(|| "unknown".to_owned(), |c| c.0.to_string())
@@ -55,6 +57,11 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(auth())
         .then(list);
+    let upload = warp::path!("api" / "files")
+        .and(warp::post())
+        .and(auth())
+        .and(body_stream())
+        .then(upload);
     let show = warp::path!("api" / "files" / String)
         .and(warp::get())
         .and(auth())
@@ -95,6 +102,8 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
         .or(signout)
         .unify()
         .or(list)
+        .unify()
+        .or(upload)
         .unify()
         .or(show)
         .unify()
@@ -204,7 +213,10 @@ async fn signin(
 async fn signout(state: State, auth: Option<String>, query: Params) -> Result<Response, ApiError> {
     // Only a live token can be revoked; anything else is a 401 like every other route.
     authenticate(&state, auth.as_deref(), &query).await?;
-    state.engine.signout(token(auth.as_deref(), &query)?).await?;
+    state
+        .engine
+        .signout(token(auth.as_deref(), &query)?)
+        .await?;
     Ok(ok(serde_json::Value::Null))
 }
 
@@ -218,6 +230,26 @@ async fn list(state: State, auth: Option<String>, query: Params) -> Result<Respo
     let offset = query.uint("offset")?.unwrap_or(0);
     let files = state.engine.list_files(&user, limit, offset).await?;
     Ok(ok(files.iter().map(FileView::from).collect::<Vec<_>>()))
+}
+
+/// Refused whole-file uploads are read and discarded up to this much, so small clients get the
+/// answer; beyond it the connection is closed instead.
+const UPLOAD_DRAIN_LIMIT: u64 = 16 << 20;
+
+/// `POST /api/files?name=…`: the body is the file (streamed, hashed on the way in).
+async fn upload(
+    state: State,
+    auth: Option<String>,
+    query: Params,
+    body: ByteStream,
+) -> Result<Response, ApiError> {
+    with_drained_body(body, UPLOAD_DRAIN_LIMIT, |body| async move {
+        let user = authenticate(&state, auth.as_deref(), &query).await?;
+        let name = query.require("name")?;
+        let file = state.engine.upload(&user, name, body).await?;
+        Ok(ok_with_status(StatusCode::CREATED, FileView::from(&file)))
+    })
+    .await
 }
 
 /// The caller and their file `id`.

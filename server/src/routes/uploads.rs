@@ -13,7 +13,8 @@ use warp::Filter;
 
 use super::params::{read_limited, MAX_FORM_BYTES};
 use super::{
-    authenticate, timestamp, authorization, body_stream, with_drained_body, with_state, Params, State,
+    authenticate, authorization, body_stream, timestamp, with_drained_body, with_state, Params,
+    State,
 };
 use crate::error::{ok, ok_with_status, reply, ApiError};
 

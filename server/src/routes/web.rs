@@ -32,10 +32,11 @@ macro_rules! asset {
 }
 
 const JS: &str = "text/javascript; charset=utf-8";
+const HTML: &str = "text/html; charset=utf-8";
 
 /// Every file the page needs. `tests::every_web_file_is_served` keeps this in step with `web/`.
 const ASSETS: &[Asset] = &[
-    asset!("/index.html", "text/html; charset=utf-8"),
+    asset!("/index.html", HTML),
     asset!("/style.css", "text/css; charset=utf-8"),
     asset!("/app.js", JS),
     asset!("/uploader.js", JS),
@@ -43,6 +44,21 @@ const ASSETS: &[Asset] = &[
     asset!("/vendor/hash-wasm/sha1.umd.min.js", JS),
     asset!("/vendor/hash-wasm/md5.umd.min.js", JS),
     asset!("/vendor/hash-wasm/LICENSE", "text/plain; charset=utf-8"),
+    // The classic pages, at the tutorial's paths (they use the classic routes).
+    asset!("/static/view/index.html", HTML),
+    asset!("/static/view/signup.html", HTML),
+    asset!("/static/view/signin.html", HTML),
+    asset!("/static/view/home.html", HTML),
+    asset!("/static/view/upload.html", HTML),
+    asset!("/static/view/mpupload.html", HTML),
+    asset!("/static/view/download.html", HTML),
+    asset!("/static/js/auth.js", JS),
+    asset!("/static/js/signup.js", JS),
+    asset!("/static/js/signin.js", JS),
+    asset!("/static/js/home.js", JS),
+    asset!("/static/js/upload.js", JS),
+    asset!("/static/js/mpupload.js", JS),
+    asset!("/static/js/download.js", JS),
 ];
 
 fn find(path: &str) -> Option<&'static Asset> {

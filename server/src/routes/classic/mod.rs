@@ -132,9 +132,7 @@ pub fn resp_ok<T: Serialize>(accept: Accept, data: T) -> Response {
 pub fn reply(accept: Accept, result: Result<Response, ApiError>) -> Response {
     match result {
         Ok(resp) => resp,
-        Err(ApiError::Engine(EngineError::Unauthenticated)) if accept.html => {
-            redirect(SIGNIN_PAGE)
-        }
+        Err(ApiError::Engine(EngineError::Unauthenticated)) if accept.html => redirect(SIGNIN_PAGE),
         Err(e) => e.into_response(),
     }
 }
@@ -189,7 +187,10 @@ impl UserFileMeta {
 }
 
 /// The original's `FileMeta` of `file`, with the store it is in.
-pub async fn file_meta(state: &crate::routes::AppState, file: &UserFile) -> Result<FileMeta, ApiError> {
+pub async fn file_meta(
+    state: &crate::routes::AppState,
+    file: &UserFile,
+) -> Result<FileMeta, ApiError> {
     let store = state.engine.store_of(file).await?;
     Ok(FileMeta::new(file, store))
 }

@@ -2,7 +2,8 @@
 //! `/file/mpupload/{init,uppart,complete,cancel,status}` — the same engine calls as `/uploads`.
 
 use chunkvault_engine::{
-    ByteStream, FileName, InitOutcome, InitRequest, PartDigest, Sha1Hex, UploadId, UploadStatus,
+    ByteStream, Error as EngineError, FileName, InitOutcome, InitRequest, PartDigest, Sha1Hex,
+    UploadId, UploadStatus,
 };
 use serde::Serialize;
 use warp::filters::BoxedFilter;
@@ -119,7 +120,12 @@ async fn fast_linked(
 /// Instant upload: code 0 only when the file is linked to the caller. Content the store does
 /// not hold, a claim that needs a proof of ownership, and a wrong proof all answer the
 /// original's fallback code, so a client that cannot answer the challenge uploads normally.
-async fn fastupload(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
+async fn fastupload(
+    accept: Accept,
+    state: State,
+    auth: Option<String>,
+    params: Params_,
+) -> Response {
     let result = async {
         let params = params?;
         let user = authenticate(&state, auth.as_deref(), &params).await?;
@@ -139,9 +145,13 @@ async fn fastupload(accept: Accept, state: State, auth: Option<String>, params: 
                 .split(',')
                 .map(str::to_owned)
                 .collect();
-            return match state.engine.prove(&user, challenge, &digests).await? {
-                Proof::Linked(file) => fast_linked(accept, &state, &file).await,
-                Proof::Refused(_) => Ok(fast_fallback(accept, None)),
+            return match state.engine.prove(&user, challenge, &digests).await {
+                Ok(Proof::Linked(file)) => fast_linked(accept, &state, &file).await,
+                // A wrong answer, or a challenge unknown, used or expired: upload normally.
+                Ok(Proof::Refused(_)) | Err(EngineError::NotFound { .. }) => {
+                    Ok(fast_fallback(accept, None))
+                }
+                Err(e) => Err(e.into()),
             };
         }
         match state
@@ -191,6 +201,17 @@ impl From<&UploadStatus> for MpInfo {
 /// The original's `FileAlreadExists`: the caller holds this content already.
 const FILE_ALREADY_EXISTS: i32 = 10006;
 
+fn already_exists(accept: Accept) -> Response {
+    json(
+        accept,
+        &RespMsg {
+            code: FILE_ALREADY_EXISTS,
+            msg: "file already exists",
+            data: serde_json::Value::Null,
+        },
+    )
+}
+
 /// Starts (or resumes: the same caller, content and name) a chunked upload.
 async fn init(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
     let result = async {
@@ -205,6 +226,12 @@ async fn init(accept: Accept, state: State, auth: Option<String>, params: Params
             .unwrap_or(sha1.as_str())
             .to_owned();
         let chunk = params.uint("chunksize")?;
+        // The original's 2020 edition: a file the caller holds already is not uploaded again.
+        match state.engine.file(&user, &sha1, None).await {
+            Ok(_) => return Ok(already_exists(accept)),
+            Err(EngineError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
         let req = InitRequest::new(name, size, sha1.clone(), chunk);
         let outcome = match state.engine.init_upload(&user, req.clone()).await? {
             // The seed's clients cannot answer a challenge: they upload the bytes (stored once).
@@ -215,14 +242,7 @@ async fn init(accept: Accept, state: State, auth: Option<String>, params: Params
             InitOutcome::Session { status, .. } => resp_ok(accept, MpInfo::from(&status)),
             // Linked without sending a byte (trusted instant upload): the original's answer for
             // a file the user holds already, on which its clients stop.
-            InitOutcome::Instant(_) | InitOutcome::Challenge(_) => json(
-                accept,
-                &RespMsg {
-                    code: FILE_ALREADY_EXISTS,
-                    msg: "file already exists",
-                    data: serde_json::Value::Null,
-                },
-            ),
+            InitOutcome::Instant(_) | InitOutcome::Challenge(_) => already_exists(accept),
         })
     };
     reply(accept, result.await)
