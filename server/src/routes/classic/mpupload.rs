@@ -135,6 +135,10 @@ async fn fastupload(
         let Some(size) = params.uint("filesize")? else {
             return Ok(fast_fallback(accept, None));
         };
+        let limit = state.engine.config().max_file_size;
+        if size > limit {
+            return Err(EngineError::TooLarge { limit }.into());
+        }
         // The answer to a challenge: `challenge` and `digests` (comma-separated, hex SHA-256).
         // An empty `challenge` is no challenge, as with every optional parameter; no `digests`
         // is a wrong answer.
