@@ -551,6 +551,12 @@ mod tests {
         assert_eq!(group_of("/file/download/signed"), Role::Download);
         assert_eq!(group_of("/file/query"), Role::Download);
         assert_eq!(group_of("/user/signin"), Role::Account);
+        assert_eq!(group_of("/api/files"), Role::Download);
+        assert_eq!(group_of("/api/files/0123456789abcdef0123/content"), Role::Download);
+        assert_eq!(group_of("/api/account"), Role::Account);
+        assert_eq!(group_of("/api/sessions/current"), Role::Account);
+        assert_eq!(group_of("/static/view/home.html"), Role::Account);
+        assert_eq!(group_of("/file/upload/suc"), Role::Upload);
         assert_eq!(group_of("/"), Role::Account);
         assert!(allows(Role::All, "/uploads"));
         assert!(!allows(Role::Download, "/uploads"));
@@ -562,6 +568,11 @@ mod tests {
         assert_eq!(route_label("/files/x"), "/files/{id}");
         assert_eq!(route_label("/file/download"), "/file/download");
         assert_eq!(route_label("/app.js"), "/app.js");
+        assert_eq!(
+            route_label("/api/files/0123456789abcdef0123/links"),
+            "/api/files/{id}/links"
+        );
+        assert_eq!(route_label("/static/view/home.html"), "/static/view/home.html");
         assert_eq!(route_label("/"), "/");
         assert_eq!(route_label("/file/zz9"), "unmatched");
         assert_eq!(route_label("/user/abcdef"), "unmatched");
