@@ -45,9 +45,11 @@ impl Role {
     }
 }
 
-/// The group a path belongs to.
-pub fn group_of(path: &str) -> Role {
+/// The group a request belongs to, by its path (and method: `POST /api/files` is a whole-file
+/// upload, the rest of `/api/files` serves what is stored).
+pub fn group_of(method: &str, path: &str) -> Role {
     let upload = path == "/uploads"
+        || (method == "POST" && path == "/api/files")
         || path.starts_with("/uploads/")
         || path == "/files"
         || path.starts_with("/files/")
@@ -76,8 +78,8 @@ pub fn group_of(path: &str) -> Role {
     }
 }
 
-fn allows(role: Role, path: &str) -> bool {
-    role == Role::All || group_of(path) == role
+fn allows(role: Role, method: &str, path: &str) -> bool {
+    role == Role::All || group_of(method, path) == role
 }
 
 /// A bounded label for a path: its template in the route table (the OpenAPI document), with
@@ -422,7 +424,7 @@ where
                     );
                     r
                 }
-                _ if !allows(role, &path) => {
+                _ if !allows(role, &method, &path) => {
                     tracing::debug!(role = role.as_str(), path, "route not served by this role");
                     json_response(
                         StatusCode::NOT_FOUND,
@@ -545,21 +547,25 @@ mod tests {
 
     #[test]
     fn groups_and_labels() {
-        assert_eq!(group_of("/uploads/abc/parts/3"), Role::Upload);
-        assert_eq!(group_of("/files/abc"), Role::Upload);
-        assert_eq!(group_of("/file/mpupload/init"), Role::Upload);
-        assert_eq!(group_of("/file/download/signed"), Role::Download);
-        assert_eq!(group_of("/file/query"), Role::Download);
-        assert_eq!(group_of("/user/signin"), Role::Account);
-        assert_eq!(group_of("/api/files"), Role::Download);
-        assert_eq!(group_of("/api/files/0123456789abcdef0123/content"), Role::Download);
-        assert_eq!(group_of("/api/account"), Role::Account);
-        assert_eq!(group_of("/api/sessions/current"), Role::Account);
-        assert_eq!(group_of("/static/view/home.html"), Role::Account);
-        assert_eq!(group_of("/file/upload/suc"), Role::Upload);
-        assert_eq!(group_of("/"), Role::Account);
-        assert!(allows(Role::All, "/uploads"));
-        assert!(!allows(Role::Download, "/uploads"));
+        assert_eq!(group_of("GET", "/uploads/abc/parts/3"), Role::Upload);
+        assert_eq!(group_of("GET", "/files/abc"), Role::Upload);
+        assert_eq!(group_of("GET", "/file/mpupload/init"), Role::Upload);
+        assert_eq!(group_of("GET", "/file/download/signed"), Role::Download);
+        assert_eq!(group_of("GET", "/file/query"), Role::Download);
+        assert_eq!(group_of("GET", "/user/signin"), Role::Account);
+        assert_eq!(group_of("GET", "/api/files"), Role::Download);
+        assert_eq!(group_of("POST", "/api/files"), Role::Upload);
+        assert_eq!(
+            group_of("GET", "/api/files/0123456789abcdef0123/content"),
+            Role::Download
+        );
+        assert_eq!(group_of("GET", "/api/account"), Role::Account);
+        assert_eq!(group_of("GET", "/api/sessions/current"), Role::Account);
+        assert_eq!(group_of("GET", "/static/view/home.html"), Role::Account);
+        assert_eq!(group_of("GET", "/file/upload/suc"), Role::Upload);
+        assert_eq!(group_of("GET", "/"), Role::Account);
+        assert!(allows(Role::All, "POST", "/uploads"));
+        assert!(!allows(Role::Download, "POST", "/uploads"));
         assert_eq!(
             route_label("/uploads/0123456789abcdef0123456789abcdef/parts/12"),
             "/uploads/{id}/parts/{id}"
@@ -572,7 +578,10 @@ mod tests {
             route_label("/api/files/0123456789abcdef0123/links"),
             "/api/files/{id}/links"
         );
-        assert_eq!(route_label("/static/view/home.html"), "/static/view/home.html");
+        assert_eq!(
+            route_label("/static/view/home.html"),
+            "/static/view/home.html"
+        );
         assert_eq!(route_label("/"), "/");
         assert_eq!(route_label("/file/zz9"), "unmatched");
         assert_eq!(route_label("/user/abcdef"), "unmatched");

@@ -57,29 +57,22 @@ async fn every_route_refuses_strangers() {
     let owner = s.user("matrix-owner").await;
     s.user("matrix-other").await;
     // A token that will expire, and one that is revoked.
-    let (_, b) = s
-        .form(
-            "/user/signin",
-            &[("username", "matrix-other"), ("password", "password-123")],
-        )
-        .await;
-    let expiring = b["data"]["Token"].as_str().unwrap().to_owned();
-    let (_, b) = s
-        .form(
-            "/user/signin",
-            &[("username", "matrix-other"), ("password", "password-123")],
-        )
-        .await;
-    let revoked = b["data"]["Token"].as_str().unwrap().to_owned();
+    let expiring = s.signin("matrix-other").await;
+    let revoked = s.signin("matrix-other").await;
     assert_eq!(
-        s.post(&revoked, "/user/signout", &[]).await.0,
+        s.api("DELETE", Some(&revoked), "/api/sessions/current", None)
+            .await
+            .0,
         StatusCode::OK
     );
 
     // The owner's things: a file, an open REST session with one part, an open tus upload.
     let data = random_bytes(300_000);
     let hash = sha1_hex(&data);
-    s.upload(&owner, "secret.bin", data.clone()).await;
+    assert_eq!(
+        s.upload(&owner, "secret.bin", data.clone()).await.0,
+        StatusCode::OK
+    );
     let other_content = random_bytes(600_000);
     let (_, created) = s
         .create_upload(&owner, "open.bin", &other_content, Some(256 * 1024))
@@ -98,24 +91,28 @@ async fn every_route_refuses_strangers() {
         .unwrap();
     let tus_url = resp.headers()["location"].to_str().unwrap().to_owned();
     let tus_path = tus_url.trim_start_matches(&s.base).to_owned();
-    let (_, link) = s
-        .post(&owner, "/file/downloadurl", &[("filehash", &hash)])
+    let file_id = s.file_id(&owner, &hash).await;
+    let (st, link) = s
+        .api(
+            "POST",
+            Some(&owner),
+            &format!("/api/files/{file_id}/links"),
+            None,
+        )
         .await;
-    let link = link["data"]
+    assert_eq!(st, StatusCode::CREATED, "{link}");
+    let link = link["data"]["url"]
         .as_str()
         .unwrap()
         .trim_start_matches(&s.base)
         .to_owned();
-    let file_id = {
-        let (_, m) = s.get(&owner, &format!("/file/meta?filehash={hash}")).await;
-        m["data"]["FileID"].as_str().unwrap().to_owned()
-    };
     let before = state(&s, &owner, &upload, &tus_url).await;
     let expired_owner = owner.clone();
 
     let init_body =
         serde_json::to_vec(&serde_json::json!({"filename": "x", "size": 300_000, "sha1": hash}))
             .unwrap();
+    let rename_body = serde_json::to_vec(&serde_json::json!({"name": "stolen"})).unwrap();
     let mut calls = vec![
         Call { body: init_body, content_type: Some("application/json"), ..call("POST", "/uploads".into(), false) },
         call("GET", "/uploads".into(), false),
@@ -124,15 +121,19 @@ async fn every_route_refuses_strangers() {
         call("POST", format!("/uploads/{upload}/complete"), true),
         call("DELETE", format!("/uploads/{upload}"), true),
         call("GET", "/user/info".into(), false),
+        call("POST", "/user/info".into(), false),
         call("POST", "/user/signout".into(), false),
         Call { body: b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\nx\r\n--B--\r\n".to_vec(),
                content_type: Some("multipart/form-data; boundary=B"), ..call("POST", "/file/upload".into(), false) },
         call("GET", format!("/file/meta?filehash={hash}&fileid={file_id}"), true),
         call("GET", "/file/query".into(), false),
         call("GET", format!("/file/download?filehash={hash}"), true),
+        call("POST", format!("/file/download?filehash={hash}"), true),
+        call("GET", format!("/file/download/range?filehash={hash}"), true),
         call("HEAD", format!("/file/download?filehash={hash}"), true),
         call("POST", format!("/file/update?op=0&filehash={hash}&filename=stolen"), true),
         call("POST", format!("/file/delete?filehash={hash}"), true),
+        call("GET", format!("/file/delete?filehash={hash}"), true),
         call("POST", format!("/file/downloadurl?filehash={hash}"), true),
         call("POST", format!("/file/fastupload?filehash={hash}&filename=mine&filesize=300000"), false),
         call("POST", format!("/file/mpupload/init?filehash={}&filesize=600000", sha1_hex(&other_content)), false),
@@ -144,17 +145,27 @@ async fn every_route_refuses_strangers() {
         Call { tus: true, ..call("HEAD", tus_path.clone(), true) },
         Call { tus: true, body: vec![1; 10], content_type: Some("application/offset+octet-stream"), ..call("PATCH", tus_path.clone(), true) },
         Call { tus: true, ..call("DELETE", tus_path.clone(), true) },
+        call("GET", "/api/account".into(), false),
+        call("DELETE", "/api/sessions/current".into(), false),
+        call("GET", "/api/files".into(), false),
+        Call { body: b"stranger's".to_vec(), ..call("POST", "/api/files?name=mine.bin".into(), false) },
+        call("GET", format!("/api/files/{file_id}"), true),
+        Call { body: rename_body, content_type: Some("application/json"), ..call("PATCH", format!("/api/files/{file_id}"), true) },
+        call("DELETE", format!("/api/files/{file_id}"), true),
+        call("GET", format!("/api/files/{file_id}/content"), true),
+        call("HEAD", format!("/api/files/{file_id}/content"), true),
+        call("POST", format!("/api/files/{file_id}/links"), true),
     ];
 
     // The expiring token must have expired: wait for the server to say so.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while s.get(&expiring, "/user/info").await.0 != StatusCode::UNAUTHORIZED {
+    while s.api("GET", Some(&expiring), "/api/account", None).await.0 != StatusCode::UNAUTHORIZED {
         assert!(std::time::Instant::now() < deadline, "token never expired");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     // Every token issued so far has expired with it; the owner and the other user sign in again.
-    let owner = signin(&s, "matrix-owner").await;
-    let other = signin(&s, "matrix-other").await;
+    let owner = s.signin("matrix-owner").await;
+    let other = s.signin("matrix-other").await;
     let bearer = |t: &str| format!("Bearer {t}");
     let strangers: Vec<(&str, Option<String>)> = vec![
         ("no token", None),
@@ -201,8 +212,10 @@ async fn every_route_refuses_strangers() {
         StatusCode::OK
     );
     let other_file = {
-        let (_, f) = s.upload(&other, "theirs.bin", random_bytes(10)).await;
-        f["data"]["FileID"].as_str().unwrap().to_owned()
+        let theirs = random_bytes(10);
+        let (st, f) = s.upload(&other, "theirs.bin", theirs.clone()).await;
+        assert_eq!(st, StatusCode::OK, "{f}");
+        s.file_id(&other, &sha1_hex(&theirs)).await
     };
     let swapped = link.replace(&file_id, &other_file);
     assert_eq!(
@@ -212,12 +225,17 @@ async fn every_route_refuses_strangers() {
     // Lists show strangers nothing of the owner's.
     let (_, list) = s.get(&other, "/uploads").await;
     assert!(list["data"].as_array().unwrap().is_empty());
+    assert!(s
+        .files(&other)
+        .await
+        .iter()
+        .all(|f| f["sha1"] != hash.as_str()));
     let (_, files) = s.get(&other, "/file/query").await;
-    assert!(files["data"]
+    assert!(files
         .as_array()
         .unwrap()
         .iter()
-        .all(|f| f["FileSha1"] != hash.as_str()));
+        .all(|f| f["FileHash"] != hash.as_str()));
 
     calls.clear();
     assert_eq!(
@@ -229,7 +247,7 @@ async fn every_route_refuses_strangers() {
 
 /// What the owner has: files, the REST session's parts, the tus upload's offset.
 async fn state(s: &Server, owner: &str, upload: &str, tus_url: &str) -> (Value, Value, String) {
-    let (_, files) = s.get(owner, "/file/query").await;
+    let files = s.files(owner).await;
     let (_, session) = s.get(owner, &format!("/uploads/{upload}")).await;
     let head = s
         .client
@@ -245,18 +263,8 @@ async fn state(s: &Server, owner: &str, upload: &str, tus_url: &str) -> (Value, 
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
     (
-        files["data"].clone(),
+        Value::Array(files),
         session["data"]["received"].clone(),
         offset,
     )
-}
-
-async fn signin(s: &Server, name: &str) -> String {
-    let (_, b) = s
-        .form(
-            "/user/signin",
-            &[("username", name), ("password", "password-123")],
-        )
-        .await;
-    b["data"]["Token"].as_str().unwrap().to_owned()
 }

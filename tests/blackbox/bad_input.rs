@@ -36,7 +36,10 @@ async fn upload_raw_name(
 async fn bad_file_names_on_upload() {
     let s = Server::start();
     let token = s.user("names").await;
-    s.upload(&token, "keep.txt", b"keep".to_vec()).await;
+    assert_eq!(
+        s.upload(&token, "keep.txt", b"keep".to_vec()).await.0,
+        StatusCode::OK
+    );
     let before = s.snapshot(&token).await;
 
     let long = "n".repeat(256);
@@ -68,13 +71,18 @@ async fn bad_file_names_on_upload() {
     assert_eq!(s.upload(&token, &ok, b"x".to_vec()).await.0, StatusCode::OK);
 }
 
+/// On both renames: the classic `/file/update` and `PATCH /api/files/{id}`.
 #[tokio::test]
 async fn bad_file_names_on_rename() {
     let s = Server::start();
     let token = s.user("renamer").await;
     let data = b"rename me".to_vec();
     let hash = sha1_hex(&data);
-    s.upload(&token, "original.txt", data).await;
+    assert_eq!(
+        s.upload(&token, "original.txt", data).await.0,
+        StatusCode::OK
+    );
+    let id = s.file_id(&token, &hash).await;
     let before = s.snapshot(&token).await;
     let long = "n".repeat(256);
     for name in [
@@ -96,8 +104,65 @@ async fn bad_file_names_on_rename() {
             )
             .await;
         assert_error(&got, StatusCode::BAD_REQUEST, 10002);
+        let got = s
+            .api(
+                "PATCH",
+                Some(&token),
+                &format!("/api/files/{id}"),
+                Some(serde_json::json!({ "name": name })),
+            )
+            .await;
+        assert_error(&got, StatusCode::BAD_REQUEST, 10002);
     }
     assert_eq!(s.snapshot(&token).await, before, "nothing stored changed");
+}
+
+/// File ids in ChunkVault's own API: anything but 20 lower-case hex digits is a 400; a
+/// well-formed id of no file is a 404.
+#[tokio::test]
+async fn bad_file_ids() {
+    let s = Server::start();
+    let token = s.user("ider").await;
+    let data = b"id me".to_vec();
+    assert_eq!(
+        s.upload(&token, "i.txt", data.clone()).await.0,
+        StatusCode::OK
+    );
+    let id = s.file_id(&token, &sha1_hex(&data)).await;
+    let before = s.snapshot(&token).await;
+    let bad = [
+        "abc".to_owned(),
+        id[..19].to_owned(),
+        format!("{id}0"),
+        id.to_uppercase(),
+        "g".repeat(20),
+        "..%2F..%2F..%2Fetc%2Fpasswd".to_owned(),
+        format!("{}%00", &id[..17]),
+    ];
+    let unknown = "0".repeat(20);
+    for (ids, status, code) in [
+        (bad.to_vec(), StatusCode::BAD_REQUEST, 10001),
+        (vec![unknown], StatusCode::NOT_FOUND, 10401),
+    ] {
+        for i in ids {
+            for (method, path, body) in [
+                ("GET", format!("/api/files/{i}"), None),
+                (
+                    "PATCH",
+                    format!("/api/files/{i}"),
+                    Some(serde_json::json!({"name": "x"})),
+                ),
+                ("DELETE", format!("/api/files/{i}"), None),
+                ("GET", format!("/api/files/{i}/content"), None),
+                ("POST", format!("/api/files/{i}/links"), None),
+            ] {
+                let got = s.api(method, Some(&token), &path, body).await;
+                assert_eq!(got.0, status, "{method} {path}: {}", got.1);
+                assert_error(&got, status, code);
+            }
+        }
+    }
+    assert_eq!(s.snapshot(&token).await, before);
 }
 
 #[tokio::test]
@@ -106,7 +171,7 @@ async fn bad_file_hashes() {
     let token = s.user("hasher").await;
     let data = b"hash me".to_vec();
     let hash = sha1_hex(&data);
-    s.upload(&token, "h.txt", data).await;
+    assert_eq!(s.upload(&token, "h.txt", data).await.0, StatusCode::OK);
     let before = s.snapshot(&token).await;
     let bad = [
         "",
@@ -150,8 +215,34 @@ async fn another_users_file_is_not_found() {
     let thief = s.user("thief").await;
     let data = random_bytes(1000);
     let hash = sha1_hex(&data);
-    s.upload(&owner, "secret.bin", data.clone()).await;
+    assert_eq!(
+        s.upload(&owner, "secret.bin", data.clone()).await.0,
+        StatusCode::OK
+    );
     let before = s.snapshot(&owner).await;
+    let id = before.0[0]["id"].as_str().unwrap().to_owned();
+    // By the file's id in ChunkVault's own API.
+    for (method, path, body) in [
+        ("GET", format!("/api/files/{id}"), None),
+        (
+            "PATCH",
+            format!("/api/files/{id}"),
+            Some(serde_json::json!({"name": "stolen"})),
+        ),
+        ("DELETE", format!("/api/files/{id}"), None),
+        ("GET", format!("/api/files/{id}/content"), None),
+        ("POST", format!("/api/files/{id}/links"), None),
+    ] {
+        let got = s.api(method, Some(&thief), &path, body).await;
+        assert_error(&got, StatusCode::NOT_FOUND, 10401);
+    }
+    let resp = s
+        .req("HEAD", &thief, &format!("/api/files/{id}/content"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // By its hash in the classic routes.
     for (method, path) in [
         ("GET", format!("/file/meta?filehash={hash}")),
         ("GET", format!("/file/download?filehash={hash}")),
@@ -172,7 +263,6 @@ async fn another_users_file_is_not_found() {
         assert_error(&json(resp).await, StatusCode::NOT_FOUND, 10401);
     }
     // The owner's file id does not help either.
-    let id = before.0[0]["FileID"].as_str().unwrap();
     assert_error(
         &s.get(&thief, &format!("/file/meta?filehash={hash}&fileid={id}"))
             .await,
@@ -197,6 +287,10 @@ async fn missing_parameters_and_bodies() {
         ("/file/delete", "filehash"),
         ("/file/update", "op"),
         ("/file/downloadurl", "filehash"),
+        ("/file/fastupload", "filehash"),
+        ("/file/mpupload/init", "filehash"),
+        ("/file/mpupload/complete", "uploadid"),
+        ("/file/mpupload/cancel", "uploadid"),
     ] {
         let got = s.post(&token, path, &[]).await;
         assert_error(&got, StatusCode::BAD_REQUEST, 10001);
@@ -246,13 +340,40 @@ async fn missing_parameters_and_bodies() {
         .await
         .unwrap();
     assert_error(&json(resp).await, StatusCode::METHOD_NOT_ALLOWED, 10501);
+    // ChunkVault's own API takes JSON bodies: anything else is a 400 saying what it expects.
+    for (path, expected) in [("/api/account", "username"), ("/api/sessions", "username")] {
+        for body in ["username=a&password=b", "", "{\"username\": 1}", "[]"] {
+            let resp = s.client.post(s.url(path)).body(body).send().await.unwrap();
+            let got = json(resp).await;
+            assert_error(&got, StatusCode::BAD_REQUEST, 10001);
+            assert!(
+                got.1["msg"].as_str().unwrap().contains(expected),
+                "{path} {body:?}: {}",
+                got.1
+            );
+        }
+    }
+    assert_error(
+        &s.api("GET", Some(&token), "/api/nothing", None).await,
+        StatusCode::NOT_FOUND,
+        10402,
+    );
+    assert_error(
+        &s.api("PUT", Some(&token), "/api/files", None).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        10501,
+    );
 }
 
 #[tokio::test]
 async fn too_large_is_413_and_leaves_nothing() {
     let s = Server::start_with(&["--max-file-size", "1MiB"]);
     let token = s.user("big").await;
-    s.upload(&token, "small.bin", random_bytes(1 << 20)).await; // exactly the limit is fine
+    // Exactly the limit is fine.
+    assert_eq!(
+        s.upload(&token, "small.bin", random_bytes(1 << 20)).await.0,
+        StatusCode::OK
+    );
     let before = s.snapshot(&token).await;
     assert_eq!(before.0.as_array().unwrap().len(), 1);
     let got = s

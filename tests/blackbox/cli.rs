@@ -148,15 +148,7 @@ async fn upload_resumes_after_kill_without_resending() {
             "--signup",
         ],
     ));
-    let token = {
-        let (_, body) = s
-            .form(
-                "/user/signin",
-                &[("username", "killed"), ("password", "password-123")],
-            )
-            .await;
-        body["data"]["Token"].as_str().unwrap().to_owned()
-    };
+    let token = s.signin("killed").await;
     let path = dir.path().join("big.bin");
     let data = random_bytes(48 * 256 * 1024);
     std::fs::write(&path, &data).unwrap();

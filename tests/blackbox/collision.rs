@@ -20,13 +20,10 @@ fn colliding_pair() -> (Vec<u8>, Vec<u8>) {
 }
 
 async fn names(s: &Server, t: &str) -> Vec<String> {
-    let (st, list) = s.get(t, "/file/query").await;
-    assert_eq!(st, StatusCode::OK, "{list}");
-    list["data"]
-        .as_array()
-        .unwrap()
+    s.files(t)
+        .await
         .iter()
-        .map(|f| f["FileName"].as_str().unwrap().to_owned())
+        .map(|f| f["name"].as_str().unwrap().to_owned())
         .collect()
 }
 

@@ -17,29 +17,36 @@ async fn two_users_one_blob(s: &Server) {
         StatusCode::OK
     );
     assert_eq!(s.blob_files().len(), 1, "one blob on disk");
-    let (_, a) = s.get(&alice, "/file/query").await;
-    let (_, b) = s.get(&bob, "/file/query").await;
-    assert_eq!(a["data"].as_array().unwrap().len(), 1);
-    assert_eq!(b["data"][0]["FileName"], "也是我的.bin");
+    let a = s.files(&alice).await;
+    let b = s.files(&bob).await;
+    assert_eq!(a.len(), 1);
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0]["name"], "也是我的.bin");
+    let a_file = format!("/api/files/{}", a[0]["id"].as_str().unwrap());
+    let b_id = b[0]["id"].as_str().unwrap();
 
     assert_eq!(
-        s.post(&alice, "/file/delete", &[("filehash", &hash)])
-            .await
-            .0,
+        s.api("DELETE", Some(&alice), &a_file, None).await.0,
         StatusCode::OK
     );
     assert_error(
-        &s.get(&alice, &format!("/file/meta?filehash={hash}")).await,
+        &s.api("GET", Some(&alice), &a_file, None).await,
         StatusCode::NOT_FOUND,
         10401,
     );
-    let resp = s.download(&bob, &hash).await;
+    assert_eq!(
+        s.download(&alice, &hash).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let resp = s.content(&bob, b_id).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(sha1_hex(&resp.bytes().await.unwrap()), hash);
     assert_eq!(s.blob_files().len(), 1);
 
     assert_eq!(
-        s.post(&bob, "/file/delete", &[("filehash", &hash)]).await.0,
+        s.api("DELETE", Some(&bob), &format!("/api/files/{b_id}"), None)
+            .await
+            .0,
         StatusCode::OK
     );
     assert!(

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::support::{assert_error, json, random_bytes, sha1_hex, Server};
+use crate::support::{assert_error, json, random_bytes, sha1_hex, Server, PASSWORD};
 
 const UNAVAILABLE: u64 = 15031;
 const INSUFFICIENT_STORAGE: u64 = 15071;
@@ -66,13 +66,10 @@ async fn readyz(s: &Server) -> (StatusCode, Value) {
 
 /// The names in the caller's file list.
 async fn file_names(s: &Server, token: &str) -> Vec<String> {
-    let (status, body) = s.get(token, "/file/query?limit=1000").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["data"]
-        .as_array()
-        .unwrap()
+    s.files(token)
+        .await
         .iter()
-        .map(|f| f["FileName"].as_str().unwrap().to_owned())
+        .map(|f| f["name"].as_str().unwrap().to_owned())
         .collect()
 }
 
@@ -410,6 +407,7 @@ async fn database_unreachable(env: &str, default_port: u16) {
     let small_sha1 = sha1_hex(&small);
     let (status, body) = s.upload(&t, "small.bin", small.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    let small_id = s.file_id(&t, &small_sha1).await;
     const CH: u64 = 256 * 1024;
     let data = random_bytes((2 * CH + 5) as usize);
     let (status, created) = s.create_upload(&t, "big.bin", &data, Some(CH)).await;
@@ -421,21 +419,29 @@ async fn database_unreachable(env: &str, default_port: u16) {
 
     let signin = || {
         s.client
-            .post(s.url("/user/signin"))
-            .form(&[("username", "dbfault"), ("password", "password-123")])
+            .post(s.url("/api/sessions"))
+            .json(&serde_json::json!({"username": "dbfault", "password": PASSWORD}))
     };
+    let classic_signin = s
+        .client
+        .post(s.url("/user/signin"))
+        .form(&[("username", "dbfault"), ("password", PASSWORD)]);
     let init = serde_json::json!({"filename": "x.bin", "size": 1000, "sha1": sha1_hex(&[1; 1000])});
     let download = format!("/file/download?filehash={small_sha1}");
+    let content = format!("/api/files/{small_id}/content");
     assert_unavailable("signin", timed(signin()).await);
+    assert_unavailable("classic signin", timed(classic_signin).await);
+    assert_unavailable("list", timed(s.req("GET", &t, "/api/files?limit=10")).await);
     assert_unavailable(
-        "list",
+        "classic list",
         timed(s.req("GET", &t, "/file/query?limit=10")).await,
     );
     assert_unavailable(
         "upload init",
         timed(s.req("POST", &t, "/uploads").json(&init)).await,
     );
-    assert_unavailable("download", timed(s.req("GET", &t, &download)).await);
+    assert_unavailable("download", timed(s.req("GET", &t, &content)).await);
+    assert_unavailable("classic download", timed(s.req("GET", &t, &download)).await);
     let part2 = data[CH as usize..(2 * CH) as usize].to_vec();
     assert_unavailable(
         "part",
@@ -462,7 +468,7 @@ async fn database_unreachable(env: &str, default_port: u16) {
     )
     .await;
     let (status, body) = json(signin().send().await.unwrap()).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(file_names(&s, &t).await, ["small.bin"]);
     let (status, body) = json(
         s.req("POST", &t, "/uploads")

@@ -5,41 +5,71 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
+use serde_json::json as j;
 
-use crate::support::{assert_error, json, random_bytes, sha1_hex, Server};
+use crate::support::{assert_error, json, random_bytes, sha1_hex, Server, PASSWORD};
 
+/// `POST /api/sessions` from `c` (JSON credentials).
+fn api_signin(c: &reqwest::Client, s: &Server, user: &str, pw: &str) -> reqwest::RequestBuilder {
+    c.post(s.url("/api/sessions"))
+        .json(&j!({ "username": user, "password": pw }))
+}
+
+/// `POST /user/signin` from `c` (form credentials).
+fn classic_signin(
+    c: &reqwest::Client,
+    s: &Server,
+    user: &str,
+    pw: &str,
+) -> reqwest::RequestBuilder {
+    c.post(s.url("/user/signin"))
+        .form(&[("username", user), ("password", pw)])
+}
+
+/// Sign-in guessing, through either sign-in route, counts against the same limit.
 #[tokio::test]
 async fn signin_guessing_is_rate_limited() {
     let s = Server::start();
     s.user("target").await;
     s.user("bystander").await;
-    let signin = |user: &'static str, pw: &'static str| {
-        let s = &s;
-        async move {
-            s.form("/user/signin", &[("username", user), ("password", pw)])
-                .await
-        }
-    };
-    for _ in 0..10 {
+    for i in 0..10 {
+        let req = if i % 2 == 0 {
+            api_signin(&s.client, &s, "target", "wrong-password")
+        } else {
+            classic_signin(&s.client, &s, "target", "wrong-password")
+        };
         assert_error(
-            &signin("target", "wrong-password").await,
+            &json(req.send().await.unwrap()).await,
             StatusCode::UNAUTHORIZED,
             10102,
         );
     }
-    // Now even the right password waits; another account is not affected.
-    let resp = s
-        .client
-        .post(s.url("/user/signin"))
-        .form(&[("username", "target"), ("password", "password-123")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(resp.headers().contains_key("retry-after"));
-    assert_eq!(json(resp).await.1["code"], 14291);
-    let (st, _) = signin("bystander", "password-123").await;
-    assert_eq!(st, StatusCode::OK);
+    // Now even the right password waits, on both routes; another account is not affected.
+    for req in [
+        api_signin(&s.client, &s, "target", PASSWORD),
+        classic_signin(&s.client, &s, "target", PASSWORD),
+    ] {
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(resp.headers().contains_key("retry-after"));
+        assert_error(&json(resp).await, StatusCode::TOO_MANY_REQUESTS, 14291);
+    }
+    let (st, body) = json(
+        api_signin(&s.client, &s, "bystander", PASSWORD)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let (st, body) = json(
+        classic_signin(&s.client, &s, "bystander", PASSWORD)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
 }
 
 #[tokio::test]
@@ -110,11 +140,32 @@ async fn storage_quota_is_enforced_on_every_upload_path() {
         StatusCode::PAYLOAD_TOO_LARGE,
         11302,
     );
+    // ChunkVault's own whole-file upload.
+    let resp = s
+        .req("POST", &t, "/api/files?name=b.bin")
+        .body(second.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_error(&json(resp).await, StatusCode::PAYLOAD_TOO_LARGE, 11302);
+    // The classic chunked upload and instant upload.
+    let sha2 = sha1_hex(&second);
+    let size2 = second.len().to_string();
+    assert_error(
+        &s.post(
+            &t,
+            "/file/mpupload/init",
+            &[("filehash", sha2.as_str()), ("filesize", size2.as_str())],
+        )
+        .await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        11302,
+    );
     assert_eq!(s.snapshot(&t).await, (files_before, blobs_before));
     // Deleting makes room.
-    let sha = sha1_hex(&first);
+    let id = s.file_id(&t, &sha1_hex(&first)).await;
     assert_eq!(
-        s.post(&t, "/file/delete", &[("filehash", sha.as_str())])
+        s.api("DELETE", Some(&t), &format!("/api/files/{id}"), None)
             .await
             .0,
         StatusCode::OK
@@ -246,9 +297,7 @@ async fn signin_from(
     pw: &str,
     forwarded: Option<&str>,
 ) -> (StatusCode, serde_json::Value) {
-    let mut req = c
-        .post(s.url("/user/signin"))
-        .form(&[("username", user), ("password", pw)]);
+    let mut req = api_signin(c, s, user, pw);
     if let Some(f) = forwarded {
         req = req.header("x-forwarded-for", f);
     }
@@ -270,13 +319,13 @@ async fn signin_throttling_hits_the_attacker_not_the_account() {
         let got = signin_from(&s, &attacker, "owner", "wrong-password", Some(&spoof)).await;
         assert_error(&got, StatusCode::UNAUTHORIZED, 10102);
     }
-    let got = signin_from(&s, &attacker, "owner", "password-123", Some("10.0.0.99")).await;
+    let got = signin_from(&s, &attacker, "owner", PASSWORD, Some("10.0.0.99")).await;
     assert_error(&got, StatusCode::TOO_MANY_REQUESTS, 14291);
     // The owner, from another address, is not locked out; a typo there is an ordinary 401.
     let got = signin_from(&s, &owner, "owner", "wrong-password", None).await;
     assert_error(&got, StatusCode::UNAUTHORIZED, 10102);
-    let (st, body) = signin_from(&s, &owner, "owner", "password-123", None).await;
-    assert_eq!(st, StatusCode::OK, "{body}");
+    let (st, body) = signin_from(&s, &owner, "owner", PASSWORD, None).await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
     // The attacker's address is throttled overall too: 50 failures over any usernames.
     for i in 0..40 {
         let got = signin_from(&s, &attacker, &format!("guess{i}"), "wrong-password", None).await;
@@ -284,8 +333,8 @@ async fn signin_throttling_hits_the_attacker_not_the_account() {
     }
     let got = signin_from(&s, &attacker, "someone-else", "whatever-1", None).await;
     assert_error(&got, StatusCode::TOO_MANY_REQUESTS, 14291);
-    let (st, _) = signin_from(&s, &owner, "owner", "password-123", None).await;
-    assert_eq!(st, StatusCode::OK);
+    let (st, _) = signin_from(&s, &owner, "owner", PASSWORD, None).await;
+    assert_eq!(st, StatusCode::CREATED);
 }
 
 /// Behind a trusted proxy the client is the address it forwards; other peers' forwarded
@@ -299,46 +348,62 @@ async fn trusted_proxies_name_the_client() {
         let got = signin_from(&s, &proxy, "proxied", "wrong-password", Some("203.0.113.7")).await;
         assert_error(&got, StatusCode::UNAUTHORIZED, 10102);
     }
-    let got = signin_from(&s, &proxy, "proxied", "password-123", Some("203.0.113.7")).await;
+    let got = signin_from(&s, &proxy, "proxied", PASSWORD, Some("203.0.113.7")).await;
     assert_error(&got, StatusCode::TOO_MANY_REQUESTS, 14291);
     // Another client behind the same proxy; and the proxy's own hop list read from the right.
-    let (st, _) = signin_from(&s, &proxy, "proxied", "password-123", Some("198.51.100.1")).await;
-    assert_eq!(st, StatusCode::OK);
+    let (st, _) = signin_from(&s, &proxy, "proxied", PASSWORD, Some("198.51.100.1")).await;
+    assert_eq!(st, StatusCode::CREATED);
     let (st, _) = signin_from(
         &s,
         &proxy,
         "proxied",
-        "password-123",
+        PASSWORD,
         Some("203.0.113.7, 198.51.100.2"),
     )
     .await;
     assert_eq!(
         st,
-        StatusCode::OK,
+        StatusCode::CREATED,
         "the rightmost untrusted hop is the client"
     );
 }
 
-/// Sign-ups are limited per client address (`--signup-rate`).
+/// Sign-ups are limited per client address (`--signup-rate`), across both sign-up routes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signups_are_rate_limited_per_address() {
     let s = Server::start_with(&["--signup-rate", "3/hour"]);
     let spammer = client_from("127.0.0.5");
-    let signup = |c: &reqwest::Client, name: String| {
-        let req = c
-            .post(s.url("/user/signup"))
-            .form(&[("username", name.as_str()), ("password", "password-123")]);
-        async move { req.send().await.unwrap() }
+    let api = |c: &reqwest::Client, name: &str| {
+        c.post(s.url("/api/account"))
+            .json(&j!({ "username": name, "password": PASSWORD }))
     };
-    for i in 0..3 {
-        let resp = signup(&spammer, format!("spam{i}")).await;
-        assert_eq!(resp.status(), StatusCode::OK);
+    let classic = |c: &reqwest::Client, name: &str| {
+        c.post(s.url("/user/signup"))
+            .form(&[("username", name), ("password", PASSWORD)])
+    };
+    for i in 0..2 {
+        let resp = api(&spammer, &format!("spam{i}")).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
     }
-    let resp = signup(&spammer, "spam3".into()).await;
-    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(resp.headers().contains_key("retry-after"));
-    assert_eq!(json(resp).await.1["code"], 14291);
-    let resp = signup(&client_from("127.0.0.6"), "honest".into()).await;
+    let resp = classic(&spammer, "spam2").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.text().await.unwrap(), "SUCCESS");
+    for resp in [
+        api(&spammer, "spam3").send().await.unwrap(),
+        classic(&spammer, "spam4").send().await.unwrap(),
+    ] {
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(resp.headers().contains_key("retry-after"));
+        assert_error(&json(resp).await, StatusCode::TOO_MANY_REQUESTS, 14291);
+    }
+    let honest = client_from("127.0.0.6");
+    let resp = api(&honest, "honest").send().await.unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::CREATED,
+        "another address signs up"
+    );
+    let resp = classic(&honest, "honest2").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK, "another address signs up");
 }
 

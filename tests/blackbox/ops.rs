@@ -258,6 +258,33 @@ async fn roles_split_user_journey() {
         10402,
     );
     assert_error(
+        &upload.api("GET", Some(&t), "/api/files", None).await,
+        StatusCode::NOT_FOUND,
+        10402,
+    );
+    // `POST /api/files` (a whole-file upload) belongs to the upload role, the rest of
+    // `/api/files` to the download role.
+    assert_error(
+        &download
+            .api("POST", Some(&t), "/api/files?name=whole.bin", None)
+            .await,
+        StatusCode::NOT_FOUND,
+        10402,
+    );
+    let (st, whole) = upload
+        .api("POST", Some(&t), "/api/files?name=whole.bin", None)
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{whole}");
+    let (st, _) = download
+        .api(
+            "DELETE",
+            Some(&t),
+            &format!("/api/files/{}", whole["data"]["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_error(
         &download
             .form(
                 "/user/signin",
@@ -267,10 +294,24 @@ async fn roles_split_user_journey() {
         StatusCode::NOT_FOUND,
         10402,
     );
+    assert_error(
+        &download
+            .api(
+                "POST",
+                None,
+                "/api/sessions",
+                Some(serde_json::json!({"username": "journey", "password": "x"})),
+            )
+            .await,
+        StatusCode::NOT_FOUND,
+        10402,
+    );
     // Download role: list, download, range, share link, rename, delete.
     let (st, list) = download.get(&t, "/file/query").await;
     assert_eq!(st, StatusCode::OK);
-    assert_eq!(list["data"].as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    let files = download.files(&t).await;
+    assert_eq!(files.len(), 2, "{files:?}");
     let got = download
         .download(&t, &sha1_hex(&data))
         .await
@@ -298,6 +339,15 @@ async fn roles_split_user_journey() {
         .post(&t, "/file/downloadurl", &[("filehash", sha.as_str())])
         .await;
     assert_eq!(st, StatusCode::OK, "{url}");
+    assert!(url.as_str().unwrap().starts_with("http"), "{url}");
+    let (older, newer) = (
+        format!("/api/files/{}", files[1]["id"].as_str().unwrap()),
+        format!("/api/files/{}", files[0]["id"].as_str().unwrap()),
+    );
+    let (st, link) = download
+        .api("POST", Some(&t), &format!("{older}/links"), None)
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{link}");
     let (st, renamed) = download
         .post(
             &t,
@@ -310,18 +360,44 @@ async fn roles_split_user_journey() {
         )
         .await;
     assert_eq!(st, StatusCode::OK, "{renamed}");
-    for _ in 0..2 {
-        let (st, del) = download
-            .post(&t, "/file/delete", &[("filehash", sha.as_str())])
-            .await;
-        assert_eq!(st, StatusCode::OK, "{del}");
-    }
+    assert_eq!(renamed["FileName"], "改名.bin");
+    let (st, renamed) = download
+        .api(
+            "PATCH",
+            Some(&t),
+            &older,
+            Some(serde_json::json!({"name": "改名-2.bin"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{renamed}");
+    let (st, del) = download
+        .post(&t, "/file/delete", &[("filehash", sha.as_str())])
+        .await;
+    assert_eq!(st, StatusCode::OK, "{del}");
+    assert_error(
+        &download.api("GET", Some(&t), &newer, None).await,
+        StatusCode::NOT_FOUND,
+        10401,
+    );
+    let (st, del) = download.api("DELETE", Some(&t), &older, None).await;
+    assert_eq!(st, StatusCode::OK, "{del}");
+    assert!(download.files(&t).await.is_empty());
     eventually_async("the deleted blob is collected", 30, || async {
         cold.list_keys().await.unwrap().is_empty()
     })
     .await;
-    // Account: sign out.
+    // Account: sign out (classic), and a second session through the API.
     let (st, _) = account.post(&t, "/user/signout", &[]).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_error(
+        &account.api("GET", Some(&t), "/api/account", None).await,
+        StatusCode::UNAUTHORIZED,
+        10101,
+    );
+    let t2 = account.signin("journey").await;
+    let (st, _) = account
+        .api("DELETE", Some(&t2), "/api/sessions/current", None)
+        .await;
     assert_eq!(st, StatusCode::OK);
 
     // Each role counted its own part of the journey.

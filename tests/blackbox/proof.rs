@@ -3,11 +3,13 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::support::{answer_challenge, assert_error, json, random_bytes, sha1_hex, Server};
+use crate::support::{
+    answer_challenge, assert_error, envelope, json, random_bytes, sha1_hex, Server,
+};
 
 async fn claim(s: &Server, t: &str, name: &str, data: &[u8]) -> (StatusCode, Value) {
     let body = json!({ "filename": name, "size": data.len(), "sha1": sha1_hex(data) });
-    json(
+    envelope(
         s.req("POST", t, "/uploads")
             .json(&body)
             .send()
@@ -19,7 +21,7 @@ async fn claim(s: &Server, t: &str, name: &str, data: &[u8]) -> (StatusCode, Val
 
 async fn answer(s: &Server, t: &str, id: &Value, digests: Vec<String>) -> (StatusCode, Value) {
     let body = json!({ "challenge": id, "digests": digests });
-    json(
+    envelope(
         s.req("POST", t, "/uploads/proof")
             .json(&body)
             .send()
@@ -30,10 +32,16 @@ async fn answer(s: &Server, t: &str, id: &Value, digests: Vec<String>) -> (Statu
 }
 
 async fn file_count(s: &Server, t: &str) -> usize {
-    s.get(t, "/file/query").await.1["data"]
-        .as_array()
-        .unwrap()
-        .len()
+    s.files(t).await.len()
+}
+
+/// The original's answer to "upload it normally" (`/file/fastupload`), with `data`.
+#[track_caller]
+fn assert_fallback(got: &(StatusCode, Value), data: &Value) {
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    assert_eq!(got.1["code"], -1, "{}", got.1);
+    assert_eq!(got.1["msg"], "秒传失败，请访问普通上传接口", "{}", got.1);
+    assert_eq!(&got.1["data"], data, "{}", got.1);
 }
 
 #[tokio::test]
@@ -129,6 +137,8 @@ async fn wrong_answers_are_rate_limited() {
     assert_eq!(body["code"], 14291);
 }
 
+/// `/file/fastupload` asks for the same proof: the original's fallback answer carries the
+/// challenge; a wrong answer is the fallback without one; the right one links the file.
 #[tokio::test]
 async fn classic_fastupload_is_challenged_too() {
     let s = Server::start();
@@ -146,22 +156,68 @@ async fn classic_fastupload_is_challenged_too() {
         ("filename", "f2.bin"),
         ("filesize", size.as_str()),
     ];
-    let (st, c) = s.post(&other, "/file/fastupload", &fields).await;
-    assert_eq!(st, StatusCode::OK, "{c}");
-    assert_eq!(c["data"]["Instant"], false);
-    let ch = c["data"]["Challenge"].clone();
+    let challenged = s.post(&other, "/file/fastupload", &fields).await;
+    let ch = challenged.1["data"]["Challenge"].clone();
+    assert_eq!(ch["algorithm"], "sha256", "{}", challenged.1);
+    assert_eq!(ch["ranges"].as_array().unwrap().len(), 3);
+    assert!(ch["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert_fallback(&challenged, &json!({ "Challenge": ch }));
     assert_eq!(file_count(&s, &other).await, 0);
+
+    // A wrong answer: the fallback, without a challenge; nothing linked.
+    let mut with = fields.to_vec();
+    let wrong = vec!["00".repeat(32); 3].join(",");
+    let id = ch["id"].as_str().unwrap().to_owned();
+    with.extend([("challenge", id.as_str()), ("digests", wrong.as_str())]);
+    let refused = s.post(&other, "/file/fastupload", &with).await;
+    assert_fallback(&refused, &Value::Null);
+    assert_eq!(file_count(&s, &other).await, 0);
+    // No digests at all is a wrong answer too.
+    let (_, again) = s.post(&other, "/file/fastupload", &fields).await;
+    let id = again["data"]["Challenge"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut with = fields.to_vec();
+    with.push(("challenge", id.as_str()));
+    assert_fallback(
+        &s.post(&other, "/file/fastupload", &with).await,
+        &Value::Null,
+    );
+    assert_eq!(file_count(&s, &other).await, 0);
+
+    // The right answer: linked, the original's success with the FileMeta.
+    let (_, again) = s.post(&other, "/file/fastupload", &fields).await;
+    let ch = again["data"]["Challenge"].clone();
     let digests = answer_challenge(&data, &ch["ranges"]).join(",");
     let id = ch["id"].as_str().unwrap().to_owned();
     let mut with = fields.to_vec();
     with.extend([("challenge", id.as_str()), ("digests", digests.as_str())]);
     let (st, file) = s.post(&other, "/file/fastupload", &with).await;
     assert_eq!(st, StatusCode::OK, "{file}");
+    assert_eq!(file["code"], 0, "{file}");
+    assert_eq!(file["msg"], "秒传成功");
     assert_eq!(file["data"]["FileSha1"], sha);
+    assert_eq!(file["data"]["FileName"], "f2.bin");
+    assert_eq!(file["data"]["FileSize"], 200_000);
+    assert_eq!(file["data"]["Location"], "local");
+    let files = s.files(&other).await;
+    assert_eq!(files.len(), 1);
+    assert_eq!(
+        (&files[0]["name"], &files[0]["sha1"]),
+        (&json!("f2.bin"), &json!(sha))
+    );
+    // The answer was single use.
+    assert_fallback(
+        &s.post(&other, "/file/fastupload", &with).await,
+        &Value::Null,
+    );
+
     // mpupload init never links without the bytes: it starts a session.
+    let third = s.user("fast-third").await;
     let (st, init) = s
         .post(
-            &other,
+            &third,
             "/file/mpupload/init",
             &[
                 ("filehash", sha.as_str()),
@@ -171,18 +227,42 @@ async fn classic_fastupload_is_challenged_too() {
         )
         .await;
     assert_eq!(st, StatusCode::OK, "{init}");
-    assert_eq!(init["data"]["Instant"], false);
+    assert_eq!(init["code"], 0, "{init}");
+    assert!(init["data"]["UploadID"].is_string(), "{init}");
+    assert_eq!(init["data"]["ChunkExists"], json!([]), "{init}");
+    assert_eq!(file_count(&s, &third).await, 0);
 }
 
 #[tokio::test]
 async fn trusted_and_off_modes() {
     let data = random_bytes(100_000);
+    let sha = sha1_hex(&data);
+    let size = data.len().to_string();
+    let fast = |name: &'static str| {
+        [
+            ("filehash", sha.clone()),
+            ("filename", name.to_owned()),
+            ("filesize", size.clone()),
+        ]
+    };
     let s = Server::start_with(&["--instant-upload", "trusted"]);
     let t = s.user("trusting").await;
     assert_eq!(s.upload(&t, "x.bin", data.clone()).await.0, StatusCode::OK);
     let (st, c) = claim(&s, &t, "y.bin", &data).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(c["data"]["instant"], true, "{c}");
+    // The classic instant upload links at once too.
+    let u = s.user("trusting-too").await;
+    let f = fast("z.bin");
+    let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (st, linked) = s.post(&u, "/file/fastupload", &f).await;
+    assert_eq!(st, StatusCode::OK, "{linked}");
+    assert_eq!(
+        (&linked["code"], &linked["msg"]),
+        (&json!(0), &json!("秒传成功"))
+    );
+    assert_eq!(linked["data"]["FileName"], "z.bin");
+    assert_eq!(file_count(&s, &u).await, 1);
     drop(s);
     let s = Server::start_with(&["--instant-upload", "off"]);
     let t = s.user("sending").await;
@@ -190,4 +270,10 @@ async fn trusted_and_off_modes() {
     let (st, c) = claim(&s, &t, "y.bin", &data).await;
     assert_eq!(st, StatusCode::CREATED, "{c}");
     assert!(c["data"]["upload_id"].is_string());
+    // The classic one: upload it normally, and no challenge.
+    let u = s.user("sending-too").await;
+    let f = fast("z.bin");
+    let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_fallback(&s.post(&u, "/file/fastupload", &f).await, &Value::Null);
+    assert_eq!(file_count(&s, &u).await, 0);
 }

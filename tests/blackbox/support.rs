@@ -9,12 +9,17 @@ use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use serde_json::Value;
 
+/// The password of every test user made by [`Server::user`].
+pub const PASSWORD: &str = "password-123";
+
 pub struct Server {
     child: Child,
     pub base: String,
     pub data: PathBuf,
     /// The server's log (stderr).
     pub log: PathBuf,
+    /// Follows no redirects: tests see the server's own answers (the classic routes send
+    /// browsers on with a 302).
     pub client: reqwest::Client,
     _dir: Option<tempfile::TempDir>,
 }
@@ -63,7 +68,10 @@ impl Server {
             base,
             data,
             log: log_path,
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
             _dir: owned,
         }
     }
@@ -120,7 +128,7 @@ impl Server {
         if let Some(c) = chunk {
             body["chunk_size"] = c.into();
         }
-        let created = json(
+        let created = envelope(
             self.req("POST", token, "/uploads")
                 .json(&body)
                 .send()
@@ -137,7 +145,7 @@ impl Server {
             "challenge": challenge["id"],
             "digests": answer_challenge(data, &challenge["ranges"]),
         });
-        json(
+        envelope(
             self.req("POST", token, "/uploads/proof")
                 .json(&answer)
                 .send()
@@ -159,7 +167,7 @@ impl Server {
         let start = ((n - 1) * chunk) as usize;
         let end = (start + chunk as usize).min(data.len());
         let body = data[start..end].to_vec();
-        json(
+        envelope(
             self.req("PUT", token, &format!("/uploads/{id}/parts/{n}"))
                 .body(body)
                 .send()
@@ -170,7 +178,7 @@ impl Server {
     }
 
     pub async fn complete(&self, token: &str, id: &str) -> (StatusCode, Value) {
-        json(
+        envelope(
             self.req("POST", token, &format!("/uploads/{id}/complete"))
                 .send()
                 .await
@@ -188,23 +196,82 @@ impl Server {
         format!("{}{}", self.base, path)
     }
 
-    /// Signs up and signs in; returns the token.
+    /// Signs up and signs in through ChunkVault's own API (`POST /api/account`,
+    /// `POST /api/sessions`); returns the token.
     pub async fn user(&self, name: &str) -> String {
         let (s, body) = self
-            .form(
-                "/user/signup",
-                &[("username", name), ("password", "password-123")],
+            .api(
+                "POST",
+                None,
+                "/api/account",
+                Some(serde_json::json!({ "username": name, "password": PASSWORD })),
             )
             .await;
-        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+        assert_eq!(body["data"]["username"], name, "{body}");
+        self.signin(name).await
+    }
+
+    /// A new session for `name` (password [`PASSWORD`]) through `POST /api/sessions`.
+    pub async fn signin(&self, name: &str) -> String {
         let (s, body) = self
-            .form(
-                "/user/signin",
-                &[("username", name), ("password", "password-123")],
+            .api(
+                "POST",
+                None,
+                "/api/sessions",
+                Some(serde_json::json!({ "username": name, "password": PASSWORD })),
             )
             .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+        body["data"]["token"].as_str().unwrap().to_owned()
+    }
+
+    /// A request to ChunkVault's own API (`/api/*`), with a JSON body when given; its answer
+    /// is always the `{code, msg, data}` envelope as `application/json`.
+    pub async fn api(
+        &self,
+        method: &str,
+        token: Option<&str>,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method.parse().unwrap(), self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        envelope(req.send().await.unwrap()).await
+    }
+
+    /// The caller's files as `GET /api/files?limit=1000` lists them (newest first).
+    pub async fn files(&self, token: &str) -> Vec<Value> {
+        let (s, body) = self
+            .api("GET", Some(token), "/api/files?limit=1000", None)
+            .await;
         assert_eq!(s, StatusCode::OK, "{body}");
-        body["data"]["Token"].as_str().unwrap().to_owned()
+        body["data"].as_array().unwrap().clone()
+    }
+
+    /// The id of the caller's newest file with content `sha1` (from `GET /api/files`).
+    pub async fn file_id(&self, token: &str, sha1: &str) -> String {
+        let files = self.files(token).await;
+        files
+            .iter()
+            .find(|f| f["sha1"] == sha1)
+            .unwrap_or_else(|| panic!("no file with SHA1 {sha1} in {files:?}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// `GET /api/files/{id}/content`.
+    pub async fn content(&self, token: &str, id: &str) -> reqwest::Response {
+        self.req("GET", token, &format!("/api/files/{id}/content"))
+            .send()
+            .await
+            .unwrap()
     }
 
     /// POSTs an urlencoded form.
@@ -252,7 +319,8 @@ impl Server {
         .await
     }
 
-    /// Uploads through `/file/upload` as a browser would (raw UTF-8 file name).
+    /// Uploads through `/file/upload` as a browser's script would (raw UTF-8 file name, no
+    /// `Accept: text/html`): the answer is `{code: 0, msg: "OK", data: FileMeta}`.
     pub async fn upload(&self, token: &str, name: &str, data: Vec<u8>) -> (StatusCode, Value) {
         let part = Part::bytes(data).file_name(name.to_owned());
         let form = Form::new().percent_encode_noop().part("file", part);
@@ -267,6 +335,7 @@ impl Server {
         json(resp).await
     }
 
+    /// `GET /file/download?filehash=…`: the caller's newest file with that content.
     pub async fn download(&self, token: &str, sha1: &str) -> reqwest::Response {
         self.client
             .get(self.url(&format!("/file/download?filehash={sha1}")))
@@ -291,13 +360,13 @@ impl Server {
         files_under(&self.data.join("tmp"))
     }
 
-    /// What is stored, as seen from outside: a user's file list and the blobs on disk.
+    /// What is stored, as seen from outside: a user's file list (`GET /api/files`) and the
+    /// blobs on disk.
     pub async fn snapshot(&self, token: &str) -> (Value, Vec<PathBuf>) {
-        let (s, body) = self.get(token, "/file/query?limit=1000").await;
-        assert_eq!(s, StatusCode::OK, "{body}");
+        let files = self.files(token).await;
         let mut blobs = self.blob_files();
         blobs.sort();
-        (body["data"].clone(), blobs)
+        (Value::Array(files), blobs)
     }
 }
 
@@ -309,21 +378,68 @@ impl Drop for Server {
     }
 }
 
+/// Status and body of any answer. Errors (4xx/5xx) must be the JSON error envelope
+/// (`application/json`, with `code`, `msg` and the `request_id`). Successes are whatever the
+/// route sends: JSON as `application/json` or, from the classic routes, as `text/plain`
+/// (parsed all the same); other text (`SUCCESS`, a URL) is a `Value::String`, an empty body
+/// `Value::Null`.
 pub async fn json(resp: reqwest::Response) -> (StatusCode, Value) {
     let status = resp.status();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned());
+    let ct = content_type(&resp);
     let text = resp.text().await.unwrap();
-    assert_eq!(ct.as_deref(), Some("application/json"), "{status} {text}");
-    let value: Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    if status.is_client_error() || status.is_server_error() {
+        assert_eq!(ct.as_deref(), Some("application/json"), "{status} {text}");
+        let value: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+        assert!(
+            value.get("code").is_some() && value.get("msg").is_some(),
+            "not an error envelope: {text}"
+        );
+        assert!(
+            value["request_id"].is_string(),
+            "an error without its request_id: {text}"
+        );
+        return (status, value);
+    }
+    let value = if ct.as_deref() == Some("application/json") {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    } else if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, value)
+}
+
+/// An answer of ChunkVault's own API: always the `{code, msg, data}` envelope, as
+/// `application/json`.
+pub async fn envelope(resp: reqwest::Response) -> (StatusCode, Value) {
+    let ct = content_type(&resp);
+    let (status, value) = json(resp).await;
+    assert_eq!(ct.as_deref(), Some("application/json"), "{status} {value}");
     assert!(
-        value.get("code").is_some() && value.get("msg").is_some(),
-        "not an envelope: {text}"
+        value.get("code").is_some() && value.get("msg").is_some() && value.get("data").is_some(),
+        "not an envelope: {value}"
     );
     (status, value)
+}
+
+/// The answer's `Content-Type`, if any.
+pub fn content_type(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// The original's time format, `2006-01-02 15:04:05`.
+#[track_caller]
+pub fn assert_go_time(v: &Value) {
+    let s = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
+    let shape: String = s
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '0' } else { c })
+        .collect();
+    assert_eq!(shape, "0000-00-00 00:00:00", "{s}");
 }
 
 /// Asserts an error envelope: status and stable code.

@@ -135,7 +135,7 @@ async fn local_to_ceph_through_the_database_queue() {
         )
         .await;
     assert_eq!(st, StatusCode::OK);
-    let url = url["data"].as_str().unwrap();
+    let url = url.as_str().unwrap();
     assert!(url.contains("X-Amz-Signature"), "{url}");
     let body = reqwest::get(url).await.unwrap().bytes().await.unwrap();
     assert_eq!(sha1_hex(&body), sha1_hex(&data));

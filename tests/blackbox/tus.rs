@@ -50,15 +50,13 @@ async fn patch(
 }
 
 async fn file_sha1s(s: &Server, token: &str) -> Vec<(String, String)> {
-    let (_, list) = s.get(token, "/file/query?limit=1000").await;
-    list["data"]
-        .as_array()
-        .unwrap()
+    s.files(token)
+        .await
         .iter()
         .map(|f| {
             (
-                f["FileName"].as_str().unwrap().to_owned(),
-                f["FileSha1"].as_str().unwrap().to_owned(),
+                f["name"].as_str().unwrap().to_owned(),
+                f["sha1"].as_str().unwrap().to_owned(),
             )
         })
         .collect()

@@ -3,9 +3,9 @@
 use base64::Engine as _;
 use crc32c::crc32c;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::support::{assert_error, eventually, json, random_bytes, sha1_hex, Server};
+use crate::support::{assert_error, envelope, eventually, json, random_bytes, sha1_hex, Server};
 
 const CH: u64 = 256 * 1024;
 
@@ -300,7 +300,7 @@ async fn init_validation_abort_and_other_users() {
 
     // Abort: session and staged bytes gone.
     assert_eq!(
-        json(
+        envelope(
             s.req("DELETE", &t, &format!("/uploads/{id}"))
                 .send()
                 .await
@@ -328,7 +328,7 @@ async fn hash_poisoning_is_refused() {
     let b = random_bytes(5000);
     let a_hash = sha1_hex(&a);
     let body = serde_json::json!({"filename": "a.bin", "size": 5000, "sha1": a_hash});
-    let (status, created) = json(
+    let (status, created) = envelope(
         s.req("POST", &mallory, "/uploads")
             .json(&body)
             .send()
@@ -352,8 +352,9 @@ async fn hash_poisoning_is_refused() {
         10401,
     );
 
-    // Instant upload of A is not satisfied by B.
-    assert_error(
+    // Instant upload of A is not satisfied by B: the classic one says "upload it normally",
+    // with no challenge (nothing is stored under A's SHA1).
+    assert_fast_fallback(
         &s.post(
             &victim,
             "/file/fastupload",
@@ -364,10 +365,10 @@ async fn hash_poisoning_is_refused() {
             ],
         )
         .await,
-        StatusCode::NOT_FOUND,
-        10403,
+        false,
     );
-    let (status, fresh) = json(
+    assert!(s.files(&victim).await.is_empty());
+    let (status, fresh) = envelope(
         s.req("POST", &victim, "/uploads")
             .json(&body)
             .send()
@@ -389,6 +390,27 @@ async fn hash_poisoning_is_refused() {
     );
 }
 
+/// `/file/fastupload`'s answer when it did not link: 200, the original's code -1 and message,
+/// and the proof-of-ownership challenge when the content is stored (`challenged`) or null.
+#[track_caller]
+fn assert_fast_fallback(got: &(StatusCode, Value), challenged: bool) {
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    assert_eq!(got.1["code"], -1, "{}", got.1);
+    assert_eq!(got.1["msg"], "秒传失败，请访问普通上传接口", "{}", got.1);
+    if challenged {
+        assert!(got.1["data"]["Challenge"]["id"].is_string(), "{}", got.1);
+    } else {
+        assert!(got.1["data"].is_null(), "{}", got.1);
+    }
+}
+
+/// The original's `{"code": 0, "msg": "OK", "data": null}`.
+#[track_caller]
+fn assert_resp_ok_null(got: &(StatusCode, Value)) {
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    assert_eq!(got.1, json!({"code": 0, "msg": "OK", "data": null}));
+}
+
 /// The seed's routes and parameter names, end to end.
 #[tokio::test]
 async fn classic_mpupload_and_fastupload() {
@@ -397,7 +419,7 @@ async fn classic_mpupload_and_fastupload() {
     let data = random_bytes((5 << 20) + 12345); // default 5 MiB chunks: 2 parts
     let hash = sha1_hex(&data);
     let size = data.len().to_string();
-    assert_error(
+    assert_fast_fallback(
         &s.post(
             &t,
             "/file/fastupload",
@@ -408,8 +430,17 @@ async fn classic_mpupload_and_fastupload() {
             ],
         )
         .await,
-        StatusCode::NOT_FOUND,
-        10403,
+        false,
+    );
+    // The original's test client sends no size: nothing can be claimed without one.
+    assert_fast_fallback(
+        &s.post(
+            &t,
+            "/file/fastupload",
+            &[("filehash", &hash), ("filename", "seed.bin")],
+        )
+        .await,
+        false,
     );
     let (status, init) = s
         .post(
@@ -423,12 +454,26 @@ async fn classic_mpupload_and_fastupload() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{init}");
+    assert_eq!((&init["code"], &init["msg"]), (&json!(0), &json!("OK")));
     let d = &init["data"];
+    let mut keys: Vec<&String> = d.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "ChunkCount",
+            "ChunkExists",
+            "ChunkSize",
+            "FileHash",
+            "FileSize",
+            "UploadID"
+        ]
+    );
     assert_eq!(d["ChunkSize"], 5 << 20);
     assert_eq!(d["ChunkCount"], 2);
     assert_eq!(d["FileHash"], hash.as_str());
     assert_eq!(d["FileSize"], data.len());
-    assert_eq!(d["ChunkExists"], serde_json::json!([]));
+    assert_eq!(d["ChunkExists"], json!([]));
     let upid = d["UploadID"].as_str().unwrap().to_owned();
 
     let chunk = 5usize << 20;
@@ -460,17 +505,38 @@ async fn classic_mpupload_and_fastupload() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    assert_resp_ok_null(&json(resp).await);
     let (_, st) = s
         .get(&t, &format!("/file/mpupload/status?uploadid={upid}"))
         .await;
-    assert_eq!(st["data"]["ChunkExists"], serde_json::json!([2]));
-    assert_eq!(st["data"]["ChunkMissing"], serde_json::json!([1]));
+    assert_eq!(st["code"], 0, "{st}");
+    assert_eq!(st["data"]["UploadID"], upid.as_str());
+    assert_eq!(st["data"]["ChunkExists"], json!([2]));
+    assert_eq!(st["data"]["ChunkMissing"], json!([1]));
+    // A client restart: init again resumes the same upload with its parts.
+    let (_, resumed) = s
+        .post(
+            &t,
+            "/file/mpupload/init",
+            &[
+                ("filehash", &hash),
+                ("filesize", &size),
+                ("filename", "seed.bin"),
+            ],
+        )
+        .await;
+    assert_eq!(resumed["data"]["UploadID"], upid.as_str(), "{resumed}");
+    assert_eq!(resumed["data"]["ChunkExists"], json!([2]));
     let got = s
         .post(&t, "/file/mpupload/complete", &[("uploadid", &upid)])
         .await;
     assert_eq!(got.0, StatusCode::CONFLICT);
-    assert_eq!(got.1["data"]["missing"], serde_json::json!([1]));
+    assert_eq!(got.1["code"], 10903);
+    assert_eq!(got.1["data"]["missing"], json!([1]));
+    assert!(
+        s.files(&t).await.is_empty(),
+        "nothing visible before complete"
+    );
     // The token as a query parameter, as the seed's client sends it.
     let resp = s
         .client
@@ -481,23 +547,36 @@ async fn classic_mpupload_and_fastupload() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let (status, done) = s
+    assert_resp_ok_null(&json(resp).await);
+    let done = s
         .post(
             &t,
             "/file/mpupload/complete",
             &[("uploadid", &upid), ("filename", "最终.bin")],
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{done}");
-    assert_eq!(done["data"]["FileSha1"], hash.as_str());
-    assert_eq!(done["data"]["FileName"], "最终.bin");
-    let (_, meta) = s.get(&t, &format!("/file/meta?filehash={hash}")).await;
-    assert_eq!(meta["data"]["FileSize"], data.len());
+    assert_resp_ok_null(&done);
+    let (status, meta) = s.get(&t, &format!("/file/meta?filehash={hash}")).await;
+    assert_eq!(status, StatusCode::OK, "{meta}");
+    assert_eq!(meta["FileSha1"], hash.as_str());
+    assert_eq!(meta["FileName"], "最终.bin");
+    assert_eq!(meta["FileSize"], data.len());
+    let files = s.files(&t).await;
+    assert_eq!(files.len(), 1, "one file: {files:?}");
+    assert_eq!(
+        sha1_hex(&s.download(&t, &hash).await.bytes().await.unwrap()),
+        hash
+    );
+    assert_error(
+        &s.get(&t, &format!("/file/mpupload/status?uploadid={upid}"))
+            .await,
+        StatusCode::NOT_FOUND,
+        10401,
+    );
 
-    // Now another user gets it instantly.
+    // Now another user gets it instantly, after proving ownership.
     let u2 = s.user("classic-2").await;
-    let (status, fast) = s
+    let fast = s
         .post(
             &u2,
             "/file/fastupload",
@@ -508,10 +587,9 @@ async fn classic_mpupload_and_fastupload() {
             ],
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(fast["code"], 0);
+    assert_fast_fallback(&fast, true);
     // Proof of ownership: the digests of the challenged ranges, then the file.
-    let ch = &fast["data"]["Challenge"];
+    let ch = &fast.1["data"]["Challenge"];
     let digests = crate::support::answer_challenge(&data, &ch["ranges"]).join(",");
     let (status, fast) = s
         .post(
@@ -527,27 +605,39 @@ async fn classic_mpupload_and_fastupload() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{fast}");
+    assert_eq!(
+        (&fast["code"], &fast["msg"]),
+        (&json!(0), &json!("秒传成功"))
+    );
     assert_eq!(fast["data"]["FileName"], "mine.bin");
+    assert_eq!(fast["data"]["FileSha1"], hash.as_str());
+    assert_eq!(s.files(&u2).await.len(), 1);
     // A wrong size is not the same content.
-    assert_error(
+    let u3 = s.user("classic-3").await;
+    assert_fast_fallback(
         &s.post(
-            &u2,
+            &u3,
             "/file/fastupload",
             &[("filehash", &hash), ("filename", "x"), ("filesize", "1")],
         )
         .await,
-        StatusCode::NOT_FOUND,
-        10403,
+        false,
     );
     let (_, init) = s
         .post(
-            &u2,
+            &u3,
             "/file/mpupload/init",
             &[("filehash", &hash), ("filesize", &size)],
         )
         .await;
     // The seed's multipart init cannot answer a challenge: a session, the bytes must come.
-    assert_eq!(init["data"]["Instant"], false, "{init}");
+    assert_eq!(init["code"], 0, "{init}");
+    assert!(init["data"]["UploadID"].is_string(), "{init}");
+    assert!(s.files(&u3).await.is_empty());
+    assert_resp_ok_null(
+        &s.post(&u3, "/file/mpupload/cancel", &[("filehash", &hash)])
+            .await,
+    );
 
     // Cancel drops a session.
     let other = random_bytes(1000);
@@ -559,15 +649,46 @@ async fn classic_mpupload_and_fastupload() {
         )
         .await;
     let upid = init["data"]["UploadID"].as_str().unwrap().to_owned();
-    assert_eq!(
-        s.post(&t, "/file/mpupload/cancel", &[("uploadid", &upid)])
-            .await
-            .0,
-        StatusCode::OK
+    assert_resp_ok_null(
+        &s.post(&t, "/file/mpupload/cancel", &[("uploadid", &upid)])
+            .await,
     );
     assert_error(
         &s.get(&t, &format!("/file/mpupload/status?uploadid={upid}"))
             .await,
+        StatusCode::NOT_FOUND,
+        10401,
+    );
+    // Or by content (the original's 2020 edition), every open upload of it.
+    let (_, init) = s
+        .post(
+            &t,
+            "/file/mpupload/init",
+            &[("filehash", &sha1_hex(&other)), ("filesize", "1000")],
+        )
+        .await;
+    let upid = init["data"]["UploadID"].as_str().unwrap().to_owned();
+    assert_resp_ok_null(
+        &s.post(
+            &t,
+            "/file/mpupload/cancel",
+            &[("filehash", &sha1_hex(&other))],
+        )
+        .await,
+    );
+    assert_error(
+        &s.get(&t, &format!("/file/mpupload/status?uploadid={upid}"))
+            .await,
+        StatusCode::NOT_FOUND,
+        10401,
+    );
+    assert_error(
+        &s.post(
+            &t,
+            "/file/mpupload/cancel",
+            &[("filehash", &sha1_hex(&other))],
+        )
+        .await,
         StatusCode::NOT_FOUND,
         10401,
     );
@@ -577,6 +698,49 @@ async fn classic_mpupload_and_fastupload() {
         StatusCode::BAD_REQUEST,
         10001,
     );
+    eventually("staging is removed", || s.staging_files().is_empty()).await;
+}
+
+/// `/file/mpupload/init` for content the caller holds already: the original's
+/// `{"code": 10006, "msg": "file already exists", "data": null}`, nothing started. Linked at
+/// once (trusted instant upload) counts as held.
+#[tokio::test]
+async fn classic_init_of_content_already_held() {
+    let data = random_bytes(300_000);
+    let hash = sha1_hex(&data);
+    let size = data.len().to_string();
+    let init = [("filehash", hash.as_str()), ("filesize", size.as_str())];
+    let exists = json!({"code": 10006, "msg": "file already exists", "data": null});
+    for mode in ["trusted", "proof"] {
+        let s = Server::start_with(&["--instant-upload", mode]);
+        let t = s.user("holder").await;
+        assert_eq!(
+            s.upload(&t, "held.bin", data.clone()).await.0,
+            StatusCode::OK
+        );
+        // Linked instantly in trusted mode: the user holds it from now on.
+        let u = s.user("linker").await;
+        let (st, linked) = s.post(&u, "/file/mpupload/init", &init).await;
+        if mode == "trusted" {
+            assert_eq!((st, &linked), (StatusCode::OK, &exists), "{mode}");
+            assert_eq!(s.files(&u).await.len(), 1, "{mode}");
+        } else {
+            assert_eq!(linked["code"], 0, "{mode}: {linked}");
+            assert!(linked["data"]["UploadID"].is_string(), "{mode}: {linked}");
+        }
+        // The holder asks to upload it again.
+        let (st, again) = s.post(&t, "/file/mpupload/init", &init).await;
+        assert_eq!(st, StatusCode::OK, "{mode}: {again}");
+        assert_eq!(again, exists, "{mode}: the holder's init");
+        assert!(
+            s.get(&t, "/uploads").await.1["data"]
+                .as_array()
+                .unwrap()
+                .is_empty(),
+            "{mode}: no session opened"
+        );
+        assert_eq!(s.files(&t).await.len(), 1, "{mode}");
+    }
 }
 
 #[tokio::test]
@@ -600,8 +764,7 @@ async fn concurrent_parts_completes_and_uploaders() {
         assert_eq!(*status, StatusCode::CREATED, "{body}");
         assert_eq!(body["data"]["id"], first);
     }
-    let (_, list) = s.get(&t, "/file/query").await;
-    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    assert_eq!(s.files(&t).await.len(), 1);
 
     // Two users upload the same new content at the same time: one blob, two files.
     let a = s.user("same-a").await;

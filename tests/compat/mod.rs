@@ -10,7 +10,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::Value;
 
-use crate::support::{answer_challenge, random_bytes, sha1_hex, Server};
+use crate::support::{answer_challenge, assert_go_time, random_bytes, sha1_hex, Server};
 
 /// What a browser sends when it navigates or posts a form.
 const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
@@ -135,18 +135,6 @@ async fn assert_refused(resp: Response, status: StatusCode, code: u64) {
     );
 }
 
-/// The original's `2006-01-02 15:04:05`.
-fn is_go_time(v: &Value) -> bool {
-    let Some(s) = v.as_str() else { return false };
-    s.len() == 19
-        && s.bytes().enumerate().all(|(i, b)| match i {
-            4 | 7 => b == b'-',
-            10 => b == b' ',
-            13 | 16 => b == b':',
-            _ => b.is_ascii_digit(),
-        })
-}
-
 /// What download.html reads: `name.match(/attachment; filename="(.*)"/)[1]` (greedy).
 fn page_file_name(disposition: &str) -> Option<&str> {
     let rest = &disposition[disposition.find("attachment; filename=\"")? + 22..];
@@ -209,8 +197,8 @@ async fn sign_up_and_sign_in_as_the_pages_do() {
     assert_eq!(info["code"], 0);
     let user = &info["data"];
     assert_eq!(user["Username"], "tutorial");
-    assert!(is_go_time(&user["SignupAt"]), "{user}");
-    assert!(is_go_time(&user["LastActiveAt"]), "{user}");
+    assert_go_time(&user["SignupAt"]);
+    assert_go_time(&user["LastActiveAt"]);
     assert_eq!(user["Email"], "");
     assert_eq!(user["Phone"], "");
     assert_eq!(user["Status"], 0);
@@ -296,8 +284,8 @@ async fn home_page_upload_list_rename_download_delete() {
         .unwrap();
     assert_eq!(row["FileName"], "报告 v1.pdf");
     assert_eq!(row["FileSize"], 70_000);
-    assert!(is_go_time(&row["UploadAt"]), "{row}");
-    assert!(is_go_time(&row["LastUpdated"]), "{row}");
+    assert_go_time(&row["UploadAt"]);
+    assert_go_time(&row["LastUpdated"]);
     assert_eq!(row["UserName"], "homeuser");
     let keys: Vec<&String> = row.as_object().unwrap().keys().collect();
     assert_eq!(keys.len(), 6, "{row}");
@@ -311,7 +299,7 @@ async fn home_page_upload_list_rename_download_delete() {
     assert_eq!(meta["FileName"], "报告 v1.pdf");
     assert_eq!(meta["FileSize"], 70_000);
     assert_eq!(meta["Location"], "local");
-    assert!(is_go_time(&meta["UploadAt"]), "{meta}");
+    assert_go_time(&meta["UploadAt"]);
     assert_eq!(meta.as_object().unwrap().len(), 5, "{meta}");
 
     // downloadFile(): `POST /file/downloadurl?filehash=…&…`; the body is the URL the page opens
@@ -348,10 +336,7 @@ async fn home_page_upload_list_rename_download_delete() {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT, "{path}");
-        assert_eq!(
-            resp.headers()["content-range"],
-            format!("bytes 100-69999/70000").as_str()
-        );
+        assert_eq!(resp.headers()["content-range"], "bytes 100-69999/70000");
         assert_eq!(resp.bytes().await.unwrap().as_ref(), &data[100..]);
     }
     // The original took any method on its download route; a POST downloads too.
