@@ -4,46 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "chunkvault",
-    version,
-    about = "Resumable chunked-upload engine and file store"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the HTTP server (the default when no command is given).
-    Serve(Box<ServeArgs>),
-    /// Run only the transfer worker (jobs from RabbitMQ with --amqp-url, else from the
-    /// database), with the same store and database flags as `serve`.
-    Worker(Box<ServeArgs>),
-    /// Move every blob of one store to another (e.g. Ceph → OSS); resumable, verified.
-    Migrate(Box<MigrateArgs>),
-    /// Check a store: re-hash every blob (or a sample), quarantine mismatches, find orphans.
-    Fsck(Box<FsckArgs>),
-    /// Configuration tools.
-    #[command(subcommand)]
-    Config(ConfigCommand),
-    /// Sign in to a server and remember the token.
-    Login(crate::cli::LoginArgs),
-    /// Upload files: hash, try instant upload, send missing parts in parallel; resumable.
-    Upload(crate::cli::UploadArgs),
-    /// Download a file by SHA1 or name; resumes a partial download, verifies the SHA1.
-    Download(crate::cli::DownloadArgs),
-    /// List your files.
-    Ls(crate::cli::LsArgs),
-    /// Rename a file.
-    Mv(crate::cli::MvArgs),
-    /// Delete a file.
-    Rm(crate::cli::RmArgs),
-}
+use clap::{Args, Subcommand};
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -400,7 +361,7 @@ impl ServeArgs {
 /// environment variable unless the environment sets it already, so flags > environment >
 /// file > defaults. An unknown key or a malformed file is an error.
 pub fn apply_config_file(args: &[String]) -> Result<(), String> {
-    use clap::CommandFactory;
+    use clap::Args as _;
     let mut path = std::env::var("CHUNKVAULT_CONFIG").ok();
     for (i, a) in args.iter().enumerate() {
         if a == "--config" {
@@ -416,8 +377,7 @@ pub fn apply_config_file(args: &[String]) -> Result<(), String> {
     let table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| format!("--config {path}: {}", e.message()))?;
-    let cmd = Cli::command();
-    let serve = cmd.find_subcommand("serve").expect("serve command");
+    let serve = ServeArgs::augment_args(clap::Command::new("serve"));
     for (key, value) in table {
         let long = key.replace('_', "-");
         let long = if long == "stores" {
@@ -510,33 +470,7 @@ impl ServeArgs {
 }
 
 /// Sizes like `1048576`, `512KiB`, `5MiB`, `64GiB`, `1TiB` (also KB/MB/GB as powers of 1000).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size like 500MiB"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "t" | "tib" => 1 << 40,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "tb" => 1_000_000_000_000,
-        other => return Err(format!("unknown size unit {other:?}")),
-    };
-    let v = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))?;
-    if v == 0 {
-        return Err("must be greater than zero".into());
-    }
-    Ok(v)
-}
+pub use chunkvault_api::parse_size;
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;

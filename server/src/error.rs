@@ -125,50 +125,9 @@ fn describe_backend(backend: &str) -> &'static str {
 /// Seconds a client is asked to wait before retrying after a 503.
 const RETRY_AFTER_UNAVAILABLE: u64 = 5;
 
-/// Stable error codes (documented in the README). Never renumber.
-pub mod codes {
-    pub const OK: u32 = 0;
-    pub const INVALID_PARAM: u32 = 10001;
-    pub const INVALID_FILENAME: u32 = 10002;
-    pub const INVALID_FILEHASH: u32 = 10003;
-    pub const INCOMPLETE_BODY: u32 = 10004;
-    pub const DIGEST_MISMATCH: u32 = 10005;
-    pub const UNAUTHENTICATED: u32 = 10101;
-    pub const BAD_CREDENTIALS: u32 = 10102;
-    pub const BAD_SIGNATURE: u32 = 10301;
-    pub const NOT_FOUND: u32 = 10401;
-    pub const NO_ROUTE: u32 = 10402;
-    pub const NOT_STORED: u32 = 10403;
-    pub const METHOD_NOT_ALLOWED: u32 = 10501;
-    pub const USERNAME_TAKEN: u32 = 10901;
-    pub const NAME_TAKEN: u32 = 10902;
-    pub const MISSING_PARTS: u32 = 10903;
-    pub const BUSY: u32 = 10904;
-    pub const OFFSET_MISMATCH: u32 = 10905;
-    pub const LOCKED: u32 = 10906;
-    pub const TUS_VERSION: u32 = 11201;
-    pub const TOO_LARGE: u32 = 11301;
-    pub const UNSUPPORTED_MEDIA_TYPE: u32 = 11501;
-    pub const RANGE_NOT_SATISFIABLE: u32 = 11601;
-    pub const SHA1_MISMATCH: u32 = 12201;
-    pub const SHA1_COLLISION: u32 = 12202;
-    pub const TOO_MANY_REQUESTS: u32 = 14291;
-    pub const LIMIT_REACHED: u32 = 14292;
-    pub const QUOTA_EXCEEDED: u32 = 11302;
-    pub const INTERNAL: u32 = 15001;
-    pub const UNAVAILABLE: u32 = 15031;
-    pub const INSUFFICIENT_STORAGE: u32 = 15071;
-}
+pub use chunkvault_api::codes;
 
-#[derive(Serialize)]
-struct Envelope<T: Serialize> {
-    code: u32,
-    msg: String,
-    data: T,
-    /// On errors: the request's id, as in the server's log lines and `X-Request-Id`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request_id: Option<String>,
-}
+use chunkvault_api::Envelope;
 
 /// A success envelope.
 pub fn ok<T: Serialize>(data: T) -> Response {
@@ -177,7 +136,7 @@ pub fn ok<T: Serialize>(data: T) -> Response {
 
 pub fn ok_with_status<T: Serialize>(status: StatusCode, data: T) -> Response {
     let body = Envelope {
-        code: codes::OK,
+        code: codes::OK.into(),
         msg: "OK".to_owned(),
         data,
         request_id: None,
@@ -208,7 +167,7 @@ impl Reply for ApiError {
             _ => serde_json::Value::Null,
         };
         let body = Envelope {
-            code,
+            code: code.into(),
             msg: self.public_message(),
             data,
             request_id: crate::ops::REQUEST_ID.try_with(Clone::clone).ok(),

@@ -1,11 +1,9 @@
 //! The ChunkVault HTTP server: translates HTTP into engine calls and back.
 #![forbid(unsafe_code)]
 
-pub mod cli;
 pub mod config;
 pub mod error;
 pub mod fsck;
-pub mod migrate;
 pub mod openapi;
 pub mod ops;
 pub mod routes;

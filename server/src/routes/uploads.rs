@@ -299,8 +299,7 @@ pub fn content_md5(header: Option<String>) -> Result<Option<PartDigest>, ApiErro
     Ok(Some(PartDigest::Md5(md5)))
 }
 
-/// S3's name for a part's CRC32C (base64 of its 4 big-endian bytes).
-pub const CRC32C_HEADER: &str = "x-amz-checksum-crc32c";
+pub use chunkvault_api::CRC32C_HEADER;
 
 /// The digest a part comes with: `Content-MD5` or `x-amz-checksum-crc32c`, not both.
 pub fn part_digest(

@@ -22,7 +22,7 @@ export function binaryPath() {
     const p = join(target, profile, 'chunkvault');
     if (existsSync(p)) return p;
   }
-  throw new Error(`no chunkvault binary under ${target}; build it (cargo build -p chunkvault-server) or set CHUNKVAULT_BIN`);
+  throw new Error(`no chunkvault binary under ${target}; build it (cargo build -p chunkvault-cli) or set CHUNKVAULT_BIN`);
 }
 
 /** Starts `chunkvault serve` on 127.0.0.1:0 with a temporary data directory. */

@@ -10,8 +10,8 @@ use chunkvault_engine::transfer::Transferred;
 use chunkvault_engine::Sha1Hex;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::build_state;
-use crate::config::MigrateArgs;
+use chunkvault_server::build_state;
+use chunkvault_server::config::MigrateArgs;
 
 pub async fn run(args: Box<MigrateArgs>) -> anyhow::Result<()> {
     let state = build_state(&args.serve).await?;

@@ -28,7 +28,7 @@ impl ServerError {
     /// Worth retrying: the server or a proxy had a moment, or another request held the upload.
     pub fn retryable(&self) -> bool {
         self.status.is_server_error()
-            || self.status == 409 && self.code != 10903
+            || self.status == 409 && self.code != u64::from(chunkvault_api::codes::MISSING_PARTS)
             || self.status == 429
     }
 }

@@ -2,10 +2,50 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
-use chunkvault_server::config::{Cli, Command, ConfigCommand, ServeArgs};
-use chunkvault_server::{build_state, cli, routes, spawn_sweeper};
+use chunkvault_cli as cli;
+use chunkvault_server::config::{ConfigCommand, FsckArgs, MigrateArgs, ServeArgs};
+use chunkvault_server::{build_state, routes, spawn_sweeper};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "chunkvault",
+    version,
+    about = "Resumable chunked-upload engine and file store"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default when no command is given).
+    Serve(Box<ServeArgs>),
+    /// Run only the transfer worker (jobs from RabbitMQ with --amqp-url, else from the
+    /// database), with the same store and database flags as `serve`.
+    Worker(Box<ServeArgs>),
+    /// Move every blob of one store to another (e.g. Ceph → OSS); resumable, verified.
+    Migrate(Box<MigrateArgs>),
+    /// Check a store: re-hash every blob (or a sample), quarantine mismatches, find orphans.
+    Fsck(Box<FsckArgs>),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Sign in to a server and remember the token.
+    Login(chunkvault_cli::LoginArgs),
+    /// Upload files: hash, try instant upload, send missing parts in parallel; resumable.
+    Upload(chunkvault_cli::UploadArgs),
+    /// Download a file by SHA1 or name; resumes a partial download, verifies the SHA1.
+    Download(chunkvault_cli::DownloadArgs),
+    /// List your files.
+    Ls(chunkvault_cli::LsArgs),
+    /// Rename a file.
+    Mv(chunkvault_cli::MvArgs),
+    /// Delete a file.
+    Rm(chunkvault_cli::RmArgs),
+}
 
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().collect();
@@ -41,7 +81,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Migrate(args)) => {
             let log = (args.serve.log.clone(), args.serve.log_format.clone());
-            return run_admin(log, chunkvault_server::migrate::run(args));
+            return run_admin(log, cli::migrate::run(args));
         }
         Some(Command::Fsck(args)) => {
             let log = (args.serve.log.clone(), args.serve.log_format.clone());

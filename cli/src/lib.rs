@@ -1,8 +1,11 @@
-//! The `chunkvault` client commands: login, upload, download, ls, mv, rm. They speak the
-//! server's REST and classic routes over HTTP, like any other client.
+//! The `chunkvault` program's client: login, upload, download, ls, mv, rm. They speak the
+//! server's own API (`/api/*`, `/uploads`) over HTTP, like any other client; the server library
+//! knows nothing of them. Also `migrate`, the admin command with a progress bar.
+#![forbid(unsafe_code)]
 
 mod client;
 mod download;
+pub mod migrate;
 mod upload;
 
 use std::path::PathBuf;
@@ -49,10 +52,10 @@ pub struct UploadArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub parallel: u32,
     /// Part size to ask for (256KiB–64MiB) [default: the server's, 5 MiB]
-    #[arg(long, value_parser = crate::config::parse_size)]
+    #[arg(long, value_parser = chunkvault_api::parse_size)]
     pub chunk_size: Option<u64>,
     /// Limit the upload rate (bytes per second, e.g. 10MiB), like curl --limit-rate.
-    #[arg(long, value_parser = crate::config::parse_size)]
+    #[arg(long, value_parser = chunkvault_api::parse_size)]
     pub limit_rate: Option<u64>,
     /// Tries per part before giving up (network errors, 5xx, 409, 429).
     #[arg(long, default_value_t = 8)]

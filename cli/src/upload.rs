@@ -15,7 +15,7 @@ use sha1::Sha1;
 
 use super::client::ServerError;
 use super::{backoff, Api, PartCheck, UploadArgs};
-use crate::routes::uploads::CRC32C_HEADER;
+use chunkvault_api::CRC32C_HEADER;
 
 fn bar(mp: &MultiProgress, len: u64, prefix: String) -> ProgressBar {
     let bar = mp.add(ProgressBar::new(len));
