@@ -242,11 +242,10 @@ async fn serve(args: Box<ServeArgs>) -> anyhow::Result<()> {
     if args.transfer_to.is_some() && !args.no_transfer_worker {
         chunkvault_server::spawn_transfer_worker(state.clone());
     }
-    let api = routes::api(state.clone());
+    let api = routes::api(state.clone(), args.routes);
     // hyper directly rather than `warp::serve`, to bound the read buffer of each connection:
     // memory per part upload in flight stays small however many run at once.
     let routes_service = warp::service(api);
-    let role = args.routes;
     let limits = std::sync::Arc::new(chunkvault_server::ops::RequestLimits {
         body_timeout: args.body_timeout,
         min_body_rate: args.min_body_rate,
@@ -263,7 +262,6 @@ async fn serve(args: Box<ServeArgs>) -> anyhow::Result<()> {
                 Ok::<_, std::convert::Infallible>(warp::hyper::service::service_fn(move |req| {
                     chunkvault_server::ops::handle(
                         state.clone(),
-                        role,
                         limits.clone(),
                         peer,
                         routes_service.clone(),

@@ -209,9 +209,19 @@ pub fn reply(result: Result<Response, ApiError>) -> Response {
 
 /// Turns warp's own rejections (no route, wrong method, …) into the same envelope.
 pub async fn recover(rejection: Rejection) -> Result<Response, std::convert::Infallible> {
-    let err = if rejection.is_not_found() {
+    recover_on(rejection, true).await
+}
+
+/// `recover` on a node that serves `every_route` or only its role's groups: there, a method
+/// the node does not serve on a path is "no route" too (another role's node may serve it).
+pub async fn recover_on(
+    rejection: Rejection,
+    every_route: bool,
+) -> Result<Response, std::convert::Infallible> {
+    let method_not_allowed = rejection.find::<warp::reject::MethodNotAllowed>().is_some();
+    let err = if rejection.is_not_found() || (method_not_allowed && !every_route) {
         ApiError::NoRoute
-    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+    } else if method_not_allowed {
         ApiError::MethodNotAllowed
     } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
         ApiError::bad("query", e.to_string())

@@ -1,6 +1,6 @@
-//! Operations around every request: roles (`--routes`), request ids, `/healthz`, `/readyz`,
-//! `/metrics` (Prometheus text), request and byte counters. This sits between hyper and the
-//! warp routes, so every route is counted and every log line of a request carries its id.
+//! Operations around every request: request ids, `/healthz`, `/readyz`, `/metrics` (Prometheus
+//! text), request and byte counters, body limits, client addresses. This sits between hyper and
+//! the warp routes, so every route is counted and every log line of a request carries its id.
 
 use std::convert::Infallible;
 use std::sync::LazyLock;
@@ -43,43 +43,6 @@ impl Role {
             Role::Account => "account",
         }
     }
-}
-
-/// The group a request belongs to, by its path (and method: `POST /api/files` is a whole-file
-/// upload, the rest of `/api/files` serves what is stored).
-pub fn group_of(method: &str, path: &str) -> Role {
-    let upload = path == "/uploads"
-        || (method == "POST" && path == "/api/files")
-        || path.starts_with("/uploads/")
-        || path == "/files"
-        || path.starts_with("/files/")
-        || path == "/file/upload"
-        || path == "/file/upload/suc"
-        || path == "/file/fastupload"
-        || path.starts_with("/file/mpupload/");
-    let download = [
-        "/file/download",
-        "/file/downloadurl",
-        "/file/meta",
-        "/file/query",
-        "/file/update",
-        "/file/delete",
-    ]
-    .contains(&path)
-        || path.starts_with("/file/download/")
-        || path == "/api/files"
-        || path.starts_with("/api/files/");
-    if upload {
-        Role::Upload
-    } else if download {
-        Role::Download
-    } else {
-        Role::Account
-    }
-}
-
-fn allows(role: Role, method: &str, path: &str) -> bool {
-    role == Role::All || group_of(method, path) == role
 }
 
 /// A bounded label for a path: its template in the route table (the OpenAPI document), with
@@ -361,7 +324,6 @@ impl ClientAddr {
 /// when this node's role serves it; counts and labels it.
 pub async fn handle<S>(
     state: State,
-    role: Role,
     limits: std::sync::Arc<RequestLimits>,
     peer: std::net::SocketAddr,
     mut routes: S,
@@ -423,18 +385,6 @@ where
                         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
                     );
                     r
-                }
-                _ if !allows(role, &method, &path) => {
-                    tracing::debug!(role = role.as_str(), path, "route not served by this role");
-                    json_response(
-                        StatusCode::NOT_FOUND,
-                        serde_json::json!({
-                            "code": crate::error::codes::NO_ROUTE,
-                            "msg": format!("not served by this node (role {})", role.as_str()),
-                            "data": null,
-                            "request_id": id,
-                        }),
-                    )
                 }
                 _ => {
                     let body = std::mem::take(req.body_mut());
@@ -546,26 +496,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn groups_and_labels() {
-        assert_eq!(group_of("GET", "/uploads/abc/parts/3"), Role::Upload);
-        assert_eq!(group_of("GET", "/files/abc"), Role::Upload);
-        assert_eq!(group_of("GET", "/file/mpupload/init"), Role::Upload);
-        assert_eq!(group_of("GET", "/file/download/signed"), Role::Download);
-        assert_eq!(group_of("GET", "/file/query"), Role::Download);
-        assert_eq!(group_of("GET", "/user/signin"), Role::Account);
-        assert_eq!(group_of("GET", "/api/files"), Role::Download);
-        assert_eq!(group_of("POST", "/api/files"), Role::Upload);
-        assert_eq!(
-            group_of("GET", "/api/files/0123456789abcdef0123/content"),
-            Role::Download
-        );
-        assert_eq!(group_of("GET", "/api/account"), Role::Account);
-        assert_eq!(group_of("GET", "/api/sessions/current"), Role::Account);
-        assert_eq!(group_of("GET", "/static/view/home.html"), Role::Account);
-        assert_eq!(group_of("GET", "/file/upload/suc"), Role::Upload);
-        assert_eq!(group_of("GET", "/"), Role::Account);
-        assert!(allows(Role::All, "POST", "/uploads"));
-        assert!(!allows(Role::Download, "POST", "/uploads"));
+    fn labels() {
         assert_eq!(
             route_label("/uploads/0123456789abcdef0123456789abcdef/parts/12"),
             "/uploads/{id}/parts/{id}"

@@ -222,3 +222,51 @@ async fn every_role_serves_the_document() {
         assert!(doc["paths"]["/uploads"].is_object(), "{role}");
     }
 }
+
+/// Each role mounts its own route groups only: a route of another group is "no route" (404,
+/// code 10402) there — also where only the method differs (`POST /api/files` uploads, `GET`
+/// lists) — and a route of its own answers (here 401 without a token, or the page).
+#[tokio::test]
+async fn roles_mount_their_route_groups() {
+    let routes = [
+        ("upload", "POST", "/uploads"),
+        ("upload", "POST", "/files/"),
+        ("upload", "POST", "/api/files"),
+        ("upload", "POST", "/file/upload"),
+        ("upload", "GET", "/file/upload/suc"),
+        ("upload", "POST", "/file/fastupload"),
+        ("upload", "POST", "/file/mpupload/init"),
+        ("download", "GET", "/api/files"),
+        ("download", "PATCH", "/api/files/00000000000000000000"),
+        ("download", "GET", "/api/files/00000000000000000000/content"),
+        ("download", "GET", "/file/query"),
+        ("download", "GET", "/file/download"),
+        ("download", "GET", "/file/download/signed"),
+        ("download", "POST", "/file/delete"),
+        ("account", "POST", "/api/sessions"),
+        ("account", "GET", "/api/account"),
+        ("account", "POST", "/user/signin"),
+        ("account", "GET", "/static/view/home.html"),
+        ("account", "GET", "/"),
+    ];
+    for role in ["upload", "download", "account"] {
+        let s = Server::start_with(&["--routes", role]);
+        for (group, method, path) in routes {
+            let resp = s
+                .client
+                .request(Method::from_bytes(method.as_bytes()).unwrap(), s.url(path))
+                .header("Tus-Resumable", "1.0.0")
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            let body = resp.text().await.unwrap();
+            let no_route = status == StatusCode::NOT_FOUND && body.contains("10402");
+            assert_eq!(
+                no_route,
+                group != role,
+                "{role} node, {method} {path}: {status} {body}"
+            );
+        }
+    }
+}

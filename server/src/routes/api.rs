@@ -24,19 +24,13 @@ use crate::ops::ClientAddr;
 const DEFAULT_LIMIT: u64 = 50;
 pub const MAX_LIMIT: u64 = 1000;
 
-pub fn routes(state: State) -> BoxedFilter<(Response,)> {
+/// The account and sign-in tokens (the account role).
+pub fn account_routes(state: State) -> BoxedFilter<(Response,)> {
     let auth = || with_state(state.clone()).and(authorization()).and(query());
-    let json =
-        || warp::body::stream().then(|b| async move { read_limited(b, MAX_FORM_BYTES).await });
-    let client = || {
-        warp::ext::optional::<ClientAddr>().map(|c: Option<ClientAddr>| {
-            c.map_or_else(|| "unknown".to_owned(), |c| c.0.to_string())
-        })
-    };
     let signup = warp::path!("api" / "account")
         .and(warp::post())
         .and(with_state(state.clone()))
-        .and(json())
+        .and(json_body())
         .and(client())
         .then(signup);
     let account = warp::path!("api" / "account")
@@ -46,22 +40,44 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
     let signin = warp::path!("api" / "sessions")
         .and(warp::post())
         .and(with_state(state.clone()))
-        .and(json())
+        .and(json_body())
         .and(client())
         .then(signin);
     let signout = warp::path!("api" / "sessions" / "current")
         .and(warp::delete())
         .and(auth())
         .then(signout);
+    signup
+        .or(account)
+        .unify()
+        .or(signin)
+        .unify()
+        .or(signout)
+        .unify()
+        .map(reply)
+        .boxed()
+}
+
+/// `POST /api/files`, a whole-file upload (the upload role).
+pub fn upload_routes(state: State) -> BoxedFilter<(Response,)> {
+    warp::path!("api" / "files")
+        .and(warp::post())
+        .and(with_state(state))
+        .and(authorization())
+        .and(query())
+        .and(body_stream())
+        .then(upload)
+        .map(reply)
+        .boxed()
+}
+
+/// What is stored: list, one file, rename, delete, content, links (the download role).
+pub fn file_routes(state: State) -> BoxedFilter<(Response,)> {
+    let auth = || with_state(state.clone()).and(authorization()).and(query());
     let list = warp::path!("api" / "files")
         .and(warp::get())
         .and(auth())
         .then(list);
-    let upload = warp::path!("api" / "files")
-        .and(warp::post())
-        .and(auth())
-        .and(body_stream())
-        .then(upload);
     let show = warp::path!("api" / "files" / String)
         .and(warp::get())
         .and(auth())
@@ -69,7 +85,7 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
     let rename = warp::path!("api" / "files" / String)
         .and(warp::patch())
         .and(auth())
-        .and(json())
+        .and(json_body())
         .then(rename);
     let delete = warp::path!("api" / "files" / String)
         .and(warp::delete())
@@ -94,18 +110,7 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
         )
         .and(auth())
         .then(link);
-    signup
-        .or(account)
-        .unify()
-        .or(signin)
-        .unify()
-        .or(signout)
-        .unify()
-        .or(list)
-        .unify()
-        .or(upload)
-        .unify()
-        .or(show)
+    list.or(show)
         .unify()
         .or(rename)
         .unify()
@@ -117,6 +122,18 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
         .unify()
         .map(reply)
         .boxed()
+}
+
+/// A JSON body, read up to the form limit.
+fn json_body(
+) -> impl Filter<Extract = (Result<Vec<u8>, ApiError>,), Error = warp::Rejection> + Clone {
+    warp::body::stream().then(|b| async move { read_limited(b, MAX_FORM_BYTES).await })
+}
+
+/// The client's address, for sign-up and sign-in limits.
+fn client() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    warp::ext::optional::<ClientAddr>()
+        .map(|c: Option<ClientAddr>| c.map_or_else(|| "unknown".to_owned(), |c| c.0.to_string()))
 }
 
 /// Query parameters only: bodies here are JSON.

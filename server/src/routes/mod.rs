@@ -17,6 +17,7 @@ use std::io;
 use bytes::Buf;
 use chunkvault_engine::ByteStream;
 use futures::StreamExt;
+use warp::filters::BoxedFilter;
 use warp::Filter;
 
 pub use params::Params;
@@ -28,6 +29,7 @@ pub fn timestamp(ms: chunkvault_engine::Millis) -> String {
 }
 
 use crate::error::{self, ApiError};
+use crate::ops::Role;
 
 /// Shared by every handler.
 #[derive(Debug)]
@@ -62,24 +64,47 @@ pub(crate) fn is_plain_host(h: &str) -> bool {
 
 pub type State = Arc<AppState>;
 
-/// Every route of the server, with the single error recovery.
+/// Every route a node of `role` serves, with the single error recovery. The routes are
+/// declared in groups (upload, download, account); a node mounts the groups of its role, so a
+/// path of another group is simply not there (404, code 10402).
 pub fn api(
     state: State,
+    role: Role,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
-    classic::user::routes(state.clone())
-        .or(classic::file::routes(state.clone()))
-        .unify()
-        .or(classic::mpupload::routes(state.clone()))
-        .unify()
-        .or(api::routes(state.clone()))
-        .unify()
-        .or(uploads::routes(state.clone()))
-        .unify()
-        .or(tus::routes(state))
-        .unify()
-        .or(web::routes())
-        .unify()
-        .recover(error::recover)
+    let groups: [(Role, Vec<BoxedFilter<(warp::reply::Response,)>>); 3] = [
+        (
+            Role::Upload,
+            vec![
+                uploads::routes(state.clone()),
+                tus::routes(state.clone()),
+                classic::mpupload::routes(state.clone()),
+                classic::file::upload_routes(state.clone()),
+                api::upload_routes(state.clone()),
+            ],
+        ),
+        (
+            Role::Download,
+            vec![
+                classic::file::routes(state.clone()),
+                api::file_routes(state.clone()),
+            ],
+        ),
+        (
+            Role::Account,
+            vec![
+                classic::user::routes(state.clone()),
+                api::account_routes(state),
+                web::routes(),
+            ],
+        ),
+    ];
+    groups
+        .into_iter()
+        .filter(|(group, _)| role == Role::All || role == *group)
+        .flat_map(|(_, routes)| routes)
+        .reduce(|a, b| a.or(b).unify().boxed())
+        .expect("every role serves some routes")
+        .recover(move |rejection| error::recover_on(rejection, role == Role::All))
         .unify()
         .with(warp::log::custom(log_request))
 }

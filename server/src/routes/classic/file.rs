@@ -28,6 +28,36 @@ const MAX_LIMIT: u64 = 1000;
 
 type Params_ = Result<Params, ApiError>;
 
+/// The upload page, the form upload and its answer page (the upload role).
+pub fn upload_routes(state: State) -> BoxedFilter<(Response,)> {
+    let upload_page = warp::path!("file" / "upload")
+        .and(warp::get())
+        .map(|| web::page("/static/view/upload.html"));
+    let upload_suc = warp::path!("file" / "upload" / "suc")
+        .and(warp::get())
+        .map(|| text("Upload finished!"));
+    let upload = warp::path!("file" / "upload")
+        .and(warp::post())
+        .and(accept())
+        .and(with_state(state))
+        .and(authorization())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(
+            warp::header::optional::<String>("content-type")
+                .or(warp::any().map(|| None))
+                .unify(),
+        )
+        .and(body_stream())
+        .then(upload);
+    upload_page
+        .or(upload_suc)
+        .unify()
+        .or(upload)
+        .unify()
+        .boxed()
+}
+
+/// Meta, listing, downloads, signed links, rename, delete (the download role).
 pub fn routes(state: State) -> BoxedFilter<(Response,)> {
     let get_or_post = || warp::get().or(warp::post()).unify();
     let common = || {
@@ -42,25 +72,6 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
             .unify()
     };
 
-    let upload_page = warp::path!("file" / "upload")
-        .and(warp::get())
-        .map(|| web::page("/static/view/upload.html"));
-    let upload_suc = warp::path!("file" / "upload" / "suc")
-        .and(warp::get())
-        .map(|| text("Upload finished!"));
-    let upload = warp::path!("file" / "upload")
-        .and(warp::post())
-        .and(accept())
-        .and(with_state(state.clone()))
-        .and(authorization())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(
-            warp::header::optional::<String>("content-type")
-                .or(warp::any().map(|| None))
-                .unify(),
-        )
-        .and(body_stream())
-        .then(upload);
     let meta = warp::path!("file" / "meta")
         .and(get_or_post())
         .and(common())
@@ -109,14 +120,7 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
         .and(common())
         .then(download_url);
 
-    upload_page
-        .or(upload_suc)
-        .unify()
-        .or(upload)
-        .unify()
-        .or(meta)
-        .unify()
-        .or(query)
+    meta.or(query)
         .unify()
         .or(download)
         .unify()
