@@ -88,7 +88,7 @@ pub struct User {
 
 /// A token handed out at sign-in.
 #[derive(Clone, Debug)]
-pub struct Session {
+pub struct SignIn {
     pub user: User,
     pub token: String,
     pub expires_at: Millis,
@@ -356,7 +356,7 @@ impl Engine {
     /// Signs in. Failures throttle the client address that makes them (per username, and
     /// overall), never the account: the right password from another address is accepted
     /// while an attacker keeps failing.
-    pub async fn signin(&self, username: &str, password: &str, client: &str) -> Result<Session> {
+    pub async fn signin(&self, username: &str, password: &str, client: &str) -> Result<SignIn> {
         let per_name = format!("{client} {}", username.chars().take(64).collect::<String>());
         let now = now_millis();
         let since = now - SIGNIN_WINDOW.as_millis() as i64;
@@ -396,7 +396,7 @@ impl Engine {
             .insert_token(&auth::token_hash(&token)?, record.id, now, expires_at)
             .await?;
         self.meta.touch_user(record.id, now).await?;
-        Ok(Session {
+        Ok(SignIn {
             user: User {
                 id: record.id,
                 username: record.username,
