@@ -61,16 +61,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            // One clear line, not a page of usage.
-            let text = e.render().to_string();
-            eprintln!(
-                "chunkvault: {}",
-                text.lines()
-                    .next()
-                    .unwrap_or("invalid arguments")
-                    .trim_start_matches("error: ")
-            );
-            return ExitCode::from(2);
+            return usage_error(&e);
         }
     };
     let args = match cli.command {
@@ -95,15 +86,7 @@ fn main() -> ExitCode {
             }) => args,
             Ok(_) => unreachable!("serve parses to serve"),
             Err(e) => {
-                let text = e.render().to_string();
-                eprintln!(
-                    "chunkvault: {}",
-                    text.lines()
-                        .next()
-                        .unwrap_or("invalid arguments")
-                        .trim_start_matches("error: ")
-                );
-                return ExitCode::from(2);
+                return usage_error(&e);
             }
         },
     };
@@ -125,6 +108,19 @@ fn main() -> ExitCode {
 }
 
 /// The client commands (`login`, `upload`, …).
+/// An argument error as one clear line, not a page of usage; exit status 2.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    let text = e.render().to_string();
+    eprintln!(
+        "chunkvault: {}",
+        text.lines()
+            .next()
+            .unwrap_or("invalid arguments")
+            .trim_start_matches("error: ")
+    );
+    ExitCode::from(2)
+}
+
 fn run_client(command: Command) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

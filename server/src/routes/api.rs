@@ -239,19 +239,10 @@ async fn signout(state: State, auth: Option<String>, query: Params) -> Result<Re
 
 async fn list(state: State, auth: Option<String>, query: Params) -> Result<Response, ApiError> {
     let user = authenticate(&state, auth.as_deref(), &query).await?;
-    let limit = query.uint("limit")?.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 {
-        return Err(ApiError::bad("limit", "must be at least 1"));
-    }
-    let limit = limit.min(MAX_LIMIT) as u32;
-    let offset = query.uint("offset")?.unwrap_or(0);
+    let (limit, offset) = query.page(DEFAULT_LIMIT, MAX_LIMIT)?;
     let files = state.engine.list_files(&user, limit, offset).await?;
     Ok(ok(files.iter().map(FileView::from).collect::<Vec<_>>()))
 }
-
-/// Refused whole-file uploads are read and discarded up to this much, so small clients get the
-/// answer; beyond it the connection is closed instead.
-const UPLOAD_DRAIN_LIMIT: u64 = 16 << 20;
 
 /// `POST /api/files?name=…`: the body is the file (streamed, hashed on the way in).
 async fn upload(
@@ -260,7 +251,7 @@ async fn upload(
     query: Params,
     body: ByteStream,
 ) -> Result<Response, ApiError> {
-    with_drained_body(body, UPLOAD_DRAIN_LIMIT, |body| async move {
+    with_drained_body(body, super::UPLOAD_DRAIN_LIMIT, |body| async move {
         let user = authenticate(&state, auth.as_deref(), &query).await?;
         let name = query.require("name")?;
         let file = state.engine.upload(&user, name, body).await?;

@@ -167,6 +167,10 @@ pub(crate) async fn authenticate(
     }
 }
 
+/// A refused whole-file upload's body is read and discarded up to this much, so small clients
+/// get the answer; beyond it the connection is closed instead.
+pub(crate) const UPLOAD_DRAIN_LIMIT: u64 = 16 << 20;
+
 /// The request body as a stream of `Bytes`, never collected.
 pub(crate) fn body_stream() -> impl Filter<Extract = (ByteStream,), Error = warp::Rejection> + Clone
 {

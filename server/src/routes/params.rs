@@ -42,6 +42,16 @@ impl Params {
         }
     }
 
+    /// A page of a listing: `limit` (at least 1, `default` when absent, capped at `max`) and
+    /// `offset` (0 when absent).
+    pub fn page(&self, default: u64, max: u64) -> Result<(u32, u64), ApiError> {
+        let limit = self.uint("limit")?.unwrap_or(default);
+        if limit == 0 {
+            return Err(ApiError::bad("limit", "must be at least 1"));
+        }
+        Ok((limit.min(max) as u32, self.uint("offset")?.unwrap_or(0)))
+    }
+
     /// An optional non-negative integer: decimal digits only (no sign, no empty value).
     pub fn uint(&self, name: &'static str) -> Result<Option<u64>, ApiError> {
         match self.get(name) {

@@ -138,10 +138,6 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
 /// The field that may carry the token in a multipart upload; nothing else is read into memory.
 const MAX_TOKEN_FIELD: u64 = 4096;
 
-/// A refused upload's body is read and discarded up to this much, so small clients get our
-/// answer; beyond it the connection is closed instead.
-const UPLOAD_DRAIN_LIMIT: u64 = 16 << 20;
-
 /// A browser's form post is sent on to the home page, as the original did; API clients get
 /// the stored file.
 async fn upload(
@@ -152,7 +148,7 @@ async fn upload(
     content_type: Option<String>,
     body: ByteStream,
 ) -> Response {
-    let result = with_drained_body(body, UPLOAD_DRAIN_LIMIT, |body| async {
+    let result = with_drained_body(body, crate::routes::UPLOAD_DRAIN_LIMIT, |body| async {
         let (state, file) = upload_form(state, auth, query, content_type, body).await?;
         if accept.html {
             return Ok(redirect(HOME_PAGE));
@@ -242,12 +238,7 @@ async fn query(accept: Accept, state: State, auth: Option<String>, params: Param
     let result = async {
         let params = params?;
         let user = authenticate(&state, auth.as_deref(), &params).await?;
-        let limit = params.uint("limit")?.unwrap_or(DEFAULT_LIMIT);
-        if limit == 0 {
-            return Err(ApiError::bad("limit", "must be at least 1"));
-        }
-        let limit = limit.min(MAX_LIMIT) as u32;
-        let offset = params.uint("offset")?.unwrap_or(0);
+        let (limit, offset) = params.page(DEFAULT_LIMIT, MAX_LIMIT)?;
         let files = state.engine.list_files(&user, limit, offset).await?;
         let rows: Vec<_> = files
             .iter()
