@@ -1,6 +1,6 @@
 //! `chunkvault migrate --from A --to B`: moves every blob of store A to store B (the Ceph →
 //! OSS migration). Each blob is copied, verified at B and switched in the metadata database
-//! before A's copy is deleted (`Engine::transfer_blob`), so an interrupted run simply runs
+//! before A's copy is deleted (`Transfers::transfer_blob`), so an interrupted run simply runs
 //! again: moved blobs are no longer in A and are not listed. Progress goes to a bar on a
 //! terminal, and to one line per blob otherwise (for logs and scripts).
 
@@ -17,9 +17,9 @@ pub async fn run(args: Box<MigrateArgs>) -> anyhow::Result<()> {
     let state = build_state(&args.serve).await?;
     let engine = &state.engine;
     for name in [&args.from, &args.to] {
-        engine
-            .store(name)
-            .map_err(|_| anyhow::anyhow!("store {name} is not defined (--store NAME=URL)"))?;
+        if !engine.files().has_store(name) {
+            anyhow::bail!("store {name} is not defined (--store NAME=URL)");
+        }
     }
     if args.from == args.to {
         anyhow::bail!("--from and --to name the same store");
@@ -29,7 +29,7 @@ pub async fn run(args: Box<MigrateArgs>) -> anyhow::Result<()> {
     let mut after: Option<Sha1Hex> = None;
     loop {
         let page = engine
-            .meta()
+            .files()
             .blobs_in_store(&args.from, after.as_ref(), 1000)
             .await?;
         let Some(last) = page.last() else { break };
@@ -62,14 +62,14 @@ pub async fn run(args: Box<MigrateArgs>) -> anyhow::Result<()> {
     let mut after: Option<Sha1Hex> = None;
     loop {
         let page = engine
-            .meta()
+            .files()
             .blobs_in_store(&args.from, after.as_ref(), 100)
             .await?;
         let Some(last) = page.last() else { break };
         after = Some(last.sha1.clone());
         for blob in page {
             bar.set_message(blob.sha1.to_string());
-            match engine.transfer_blob(&blob.sha1, &args.to).await {
+            match engine.transfers().transfer_blob(&blob.sha1, &args.to).await {
                 Ok(Transferred::Moved { bytes }) => {
                     moved += 1;
                     moved_bytes += bytes;

@@ -1,6 +1,6 @@
 //! `fsck`: checks a blob store against the metadata database. Every blob (or a random sample)
 //! is read back and hashed; one whose bytes do not hash to its SHA1 is quarantined at once
-//! (`Engine::quarantine`), so the next genuine upload replaces it. Objects that no blob row
+//! (`Files::quarantine`), so the next genuine upload replaces it. Objects that no blob row
 //! refers to, and staged uploads that no session refers to, are orphans: counted, and removed
 //! with `repair`. Anything written within `grace` is left alone (an upload or a transfer may
 //! be about to record it).
@@ -83,13 +83,13 @@ impl Engine {
         if !(opts.sample > 0.0 && opts.sample <= 1.0) {
             return Err(Error::invalid("sample", "must be a fraction in (0, 1]"));
         }
-        let store = self.store(&opts.store)?.clone();
+        let store = self.files.store(&opts.store)?.clone();
         let mut report = FsckReport::default();
         let mut known = HashSet::new();
         let mut after: Option<Sha1Hex> = None;
         loop {
             let page = self
-                .meta
+                .files
                 .blobs_in_store(&opts.store, after.as_ref(), 500)
                 .await?;
             let Some(last) = page.last() else { break };
@@ -124,7 +124,7 @@ impl Engine {
                 report.bytes_checked += len;
                 let got = Sha1Hex::from_digest(&hasher.finalize().into());
                 if got != blob.sha1 || len != blob.size {
-                    self.quarantine(&blob, "fsck").await?;
+                    self.files.quarantine(&blob, "fsck").await?;
                     report.quarantined += 1;
                 }
             }
@@ -136,7 +136,7 @@ impl Engine {
             }
             // Rows may have been added since the listing above: look again before calling
             // the object an orphan.
-            if self.meta.blob_by_key(&opts.store, &key).await? {
+            if self.files.blob_at(&opts.store, &key).await? {
                 continue;
             }
             report.orphan_blobs += 1;
@@ -152,8 +152,8 @@ impl Engine {
             let Ok(id) = UploadId::parse(staging.as_str()) else {
                 continue;
             };
-            if self.sessions.get(&id).await?.is_some()
-                || self.sessions.tus_get(&id).await?.is_some()
+            if self.wiring.sessions.get(&id).await?.is_some()
+                || self.wiring.sessions.tus_get(&id).await?.is_some()
             {
                 continue;
             }

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use chunkvault_engine::blobs::collect;
 use chunkvault_engine::uploads::MIN_CHUNK_SIZE;
 use chunkvault_engine::{
-    ByteStream, Engine, EngineConfig, Error, InitOutcome, InitRequest, LocalBlobStore, Sha1Hex,
-    SqlMetaStore, SqlSessionStore, User,
+    ByteStream, Engine, EngineConfig, Error, InitOutcome, InitRequest, LocalBlobStore, MetaStore,
+    SessionStore, Sha1Hex, SqlMetaStore, SqlSessionStore, User,
 };
 use futures::StreamExt;
 use proptest::prelude::*;
@@ -21,6 +21,8 @@ const CH: u64 = MIN_CHUNK_SIZE;
 struct Fixture {
     rt: tokio::runtime::Runtime,
     engine: Engine,
+    meta: Arc<dyn MetaStore>,
+    sessions: Arc<dyn SessionStore>,
     user: User,
     dir: tempfile::TempDir,
 }
@@ -32,35 +34,40 @@ fn fixture() -> Fixture {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (engine, user) = rt.block_on(async {
+    let (engine, meta, sessions, user) = rt.block_on(async {
         let meta = SqlMetaStore::connect(&format!("sqlite://{}/m.db", dir.path().display()))
             .await
             .unwrap();
-        let sessions = SqlSessionStore::new(meta.db().clone());
+        let sessions: Arc<dyn SessionStore> = Arc::new(SqlSessionStore::new(meta.db().clone()));
+        let meta: Arc<dyn MetaStore> = Arc::new(meta);
         let blobs = LocalBlobStore::open("local", dir.path().join("data"))
             .await
             .unwrap();
         let engine = Engine::new(
-            Arc::new(meta),
+            meta.clone(),
             Arc::new(blobs),
-            Arc::new(sessions),
+            sessions.clone(),
             EngineConfig::default(),
         )
         .await
         .unwrap();
         engine
+            .accounts()
             .signup("prop-user", "password-123", "test")
             .await
             .unwrap();
         let session = engine
+            .accounts()
             .signin("prop-user", "password-123", "test")
             .await
             .unwrap();
-        (engine, session.user)
+        (engine, meta, sessions, session.user)
     });
     Fixture {
         rt,
         engine,
+        meta,
+        sessions,
         user,
         dir,
     }
@@ -124,7 +131,7 @@ proptest! {
             let data = content(seed, size as usize);
             let sha1 = Sha1Hex::from_digest(&Sha1::digest(&data).into());
             let req = InitRequest::new("prop.bin", size, sha1.clone(), Some(CH));
-            let status = match fx.engine.init_upload(&fx.user, req).await.unwrap() {
+            let status = match fx.engine.uploads().init_upload(&fx.user, req).await.unwrap() {
                 InitOutcome::Session { status, .. } => status,
                 InitOutcome::Instant(_) | InitOutcome::Challenge(_) => {
                     panic!("fresh content cannot be instant")
@@ -152,31 +159,31 @@ proptest! {
                 match op {
                     Op::Send(i) => {
                         let i = i % count;
-                        fx.engine.put_part(&fx.user, &id, i as u32 + 1, stream(part(i)), None).await.unwrap();
+                        fx.engine.uploads().put_part(&fx.user, &id, i as u32 + 1, stream(part(i)), None).await.unwrap();
                     }
                     Op::Cut(i) => {
                         let i = i % count;
                         let p = part(i);
                         if p.is_empty() { continue; }
-                        let err = fx.engine.put_part(&fx.user, &id, i as u32 + 1, stream(&p[..p.len() - 1]), None).await.unwrap_err();
+                        let err = fx.engine.uploads().put_part(&fx.user, &id, i as u32 + 1, stream(&p[..p.len() - 1]), None).await.unwrap_err();
                         assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
                     }
                 }
             }
             // Whatever a cut re-send left missing is reported, then sent again.
-            match fx.engine.complete_upload(&fx.user, &id).await {
+            match fx.engine.uploads().complete_upload(&fx.user, &id).await {
                 Ok(_) => {}
                 Err(Error::MissingParts { missing }) => {
                     for n in missing {
-                        fx.engine.put_part(&fx.user, &id, n, stream(part(n as usize - 1)), None).await.unwrap();
+                        fx.engine.uploads().put_part(&fx.user, &id, n, stream(part(n as usize - 1)), None).await.unwrap();
                     }
                 }
                 Err(e) => panic!("{e:?}"),
             }
-            let file = fx.engine.complete_upload(&fx.user, &id).await.unwrap();
+            let file = fx.engine.uploads().complete_upload(&fx.user, &id).await.unwrap();
             assert_eq!(file.sha1, sha1);
             assert_eq!(file.size, size);
-            let got = collect(fx.engine.read(file, None).await.unwrap().body).await.unwrap();
+            let got = collect(fx.engine.files().read(file, None).await.unwrap().body).await.unwrap();
             assert!(got == data, "assembled bytes differ");
         });
     }
@@ -190,6 +197,7 @@ fn in_order_upload_is_hashed_before_complete() {
         let sha1 = Sha1Hex::from_digest(&Sha1::digest(&data).into());
         let InitOutcome::Session { status, .. } = fx
             .engine
+            .uploads()
             .init_upload(
                 &fx.user,
                 InitRequest::new("seq.bin", data.len() as u64, sha1, Some(CH)),
@@ -202,16 +210,21 @@ fn in_order_upload_is_hashed_before_complete() {
         let id = status.session.id;
         for (i, chunk) in data.chunks(CH as usize).enumerate() {
             fx.engine
+                .uploads()
                 .put_part(&fx.user, &id, i as u32 + 1, stream(chunk), None)
                 .await
                 .unwrap();
         }
-        let session = fx.engine.sessions().get(&id).await.unwrap().unwrap();
+        let session = fx.sessions.get(&id).await.unwrap().unwrap();
         assert_eq!(
             session.hash.parts, session.chunk_count,
             "complete will not need to re-read anything"
         );
-        fx.engine.complete_upload(&fx.user, &id).await.unwrap();
+        fx.engine
+            .uploads()
+            .complete_upload(&fx.user, &id)
+            .await
+            .unwrap();
     });
 }
 
@@ -224,6 +237,7 @@ fn wrong_content_is_refused_and_discarded() {
         let sha1 = Sha1Hex::from_digest(&Sha1::digest(&claimed).into());
         let InitOutcome::Session { status, .. } = fx
             .engine
+            .uploads()
             .init_upload(
                 &fx.user,
                 InitRequest::new("p.bin", 1000, sha1.clone(), None),
@@ -234,26 +248,22 @@ fn wrong_content_is_refused_and_discarded() {
             panic!()
         };
         fx.engine
+            .uploads()
             .put_part(&fx.user, &status.session.id, 1, stream(&sent), None)
             .await
             .unwrap();
         let err = fx
             .engine
+            .uploads()
             .complete_upload(&fx.user, &status.session.id)
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Sha1Mismatch), "{err:?}");
         assert!(
-            fx.engine.meta().blob(&sha1).await.unwrap().is_none(),
+            fx.meta.blob(&sha1).await.unwrap().is_none(),
             "nothing entered the index"
         );
-        assert!(fx
-            .engine
-            .sessions()
-            .get(&status.session.id)
-            .await
-            .unwrap()
-            .is_none());
+        assert!(fx.sessions.get(&status.session.id).await.unwrap().is_none());
     });
 }
 
@@ -270,6 +280,7 @@ fn refused_tus_bytes_never_reach_the_file() {
             let name = format!("t{cut_off}.bin");
             let t = fx
                 .engine
+                .uploads()
                 .tus_create(&fx.user, TusCreate::new(None, String::new(), name))
                 .await
                 .unwrap();
@@ -285,6 +296,7 @@ fn refused_tus_bytes_never_reach_the_file() {
             let wrong = TusChecksum::Sha1(Sha1::digest(b"something else").into());
             let err = fx
                 .engine
+                .uploads()
                 .tus_append(&fx.user, &t.id, 0, None, body, (!cut_off).then_some(wrong))
                 .await
                 .unwrap_err();
@@ -302,17 +314,19 @@ fn refused_tus_bytes_never_reach_the_file() {
             let sent = content(4, 100);
             let done = fx
                 .engine
+                .uploads()
                 .tus_append(&fx.user, &t.id, 0, Some(100), stream(&sent), None)
                 .await
                 .unwrap();
             let sha1 = Sha1Hex::from_digest(&Sha1::digest(&sent).into());
             let file = fx
                 .engine
+                .files()
                 .file(&fx.user, &sha1, done.file_id.as_ref())
                 .await
                 .unwrap();
             assert_eq!(file.size, 100);
-            let got = collect(fx.engine.read(file, None).await.unwrap().body)
+            let got = collect(fx.engine.files().read(file, None).await.unwrap().body)
                 .await
                 .unwrap();
             assert_eq!(got.len(), 100, "the refused bytes stayed in the file");

@@ -193,7 +193,7 @@ fn typed(e: &Error) {
 }
 
 async fn read_all(file: &UserFile, range: Option<RangeRequest>) -> Result<Vec<u8>, Error> {
-    let d = WORLD.engine.read(file.clone(), range).await?;
+    let d = WORLD.engine.files().read(file.clone(), range).await?;
     Ok(collect(d.body).await.expect("stored bytes read back"))
 }
 
@@ -272,7 +272,7 @@ impl Model {
             ChunkChoice::Any(n) => Some(u64::from(*n)),
         };
         let req = InitRequest::new(name.clone(), size, sha1.clone(), chunk_size);
-        let res = WORLD.engine.init_upload(&self.users[owner], req).await;
+        let res = WORLD.engine.uploads().init_upload(&self.users[owner], req).await;
         let valid_name = FileName::parse(&name).is_ok();
         let plan = plan_chunks(size, chunk_size);
         if !valid_name || plan.is_err() {
@@ -325,7 +325,7 @@ impl Model {
                     (s.clone(), right, false)
                 }
             };
-            let res = WORLD.engine.prove(&self.users[owner], &id, &digests).await;
+            let res = WORLD.engine.uploads().prove(&self.users[owner], &id, &digests).await;
             if self.proof_failures[owner] >= proof::MAX_FAILURES {
                 trace("prove: too many failures");
                 let e = res.expect_err("proof after too many failures");
@@ -350,6 +350,7 @@ impl Model {
                     // Falls back to a normal upload of the bytes.
                     let res = WORLD
                         .engine
+                        .uploads()
                         .init_upload_bytes(&self.users[owner], req)
                         .await;
                     self.session_opened(owner, source, size, sha1, name, chunk_size, res);
@@ -420,7 +421,7 @@ impl Model {
         };
         let who = self.user_index(user);
         let s = &self.sessions[si];
-        let res = WORLD.engine.upload_status(&self.users[who], &s.id).await;
+        let res = WORLD.engine.uploads().upload_status(&self.users[who], &s.id).await;
         if s.state != State::Open || who != s.owner {
             let e = res.expect_err("status of a session that is not the caller's open one");
             assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
@@ -441,6 +442,7 @@ impl Model {
         let who = self.user_index(user);
         let res = WORLD
             .engine
+            .uploads()
             .complete_upload(&self.users[who], &self.sessions[si].id)
             .await;
         if let Err(e) = &res {
@@ -519,7 +521,7 @@ impl Model {
     async fn abort_at(&mut self, user: u8, si: usize) {
         let who = self.user_index(user);
         let s = &mut self.sessions[si];
-        let res = WORLD.engine.abort_upload(&self.users[who], &s.id).await;
+        let res = WORLD.engine.uploads().abort_upload(&self.users[who], &s.id).await;
         if s.state != State::Open || who != s.owner {
             let e = res.expect_err("abort of a session that is not the caller's open one");
             assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
@@ -542,7 +544,7 @@ impl Model {
             .await
             .unwrap();
         tx.commit().await.unwrap();
-        let n = WORLD.engine.expire_uploads().await.expect("sweep");
+        let n = WORLD.engine.uploads().expire_uploads().await.expect("sweep");
         if s.state == State::Open {
             trace("expire: swept");
             assert_eq!(n, 1);
@@ -562,6 +564,7 @@ impl Model {
         // Only the owner finds it.
         let found = WORLD
             .engine
+            .files()
             .file(&self.users[who], &f.file.sha1, Some(&f.file.id))
             .await;
         if who == f.owner {
@@ -610,6 +613,7 @@ impl Model {
         let f = self.files.remove(usize::from(file) % self.files.len());
         WORLD
             .engine
+            .files()
             .delete(&self.users[f.owner], &f.file)
             .await
             .expect("delete");
@@ -640,6 +644,7 @@ impl Model {
             if t.state != State::Gone {
                 WORLD
                     .engine
+                    .uploads()
                     .tus_terminate(&self.users[t.owner], &t.id)
                     .await
                     .expect("terminate");
@@ -649,6 +654,7 @@ impl Model {
             if s.state == State::Open {
                 WORLD
                     .engine
+                    .uploads()
                     .abort_upload(&self.users[s.owner], &s.id)
                     .await
                     .expect("abort");

@@ -13,10 +13,9 @@ pub async fn run(args: Box<FsckArgs>) -> anyhow::Result<()> {
         .check_store
         .clone()
         .unwrap_or_else(|| args.serve.upload_store.clone());
-    state
-        .engine
-        .store(&store)
-        .map_err(|_| anyhow::anyhow!("store {store} is not defined (--store NAME=URL)"))?;
+    if !state.engine.files().has_store(&store) {
+        anyhow::bail!("store {store} is not defined (--store NAME=URL)");
+    }
     let opts = FsckOptions::new(store.clone())
         .sample(args.sample)
         .repair(args.repair)

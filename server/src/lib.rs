@@ -136,7 +136,7 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
             .with_transfers(runner.queue(), to, args.transfer_after)
             .map_err(|e| anyhow::anyhow!("--transfer-to {to}: {e}"))?;
     }
-    engine.collect_garbage().await?;
+    engine.files().collect_garbage().await?;
     let cors_origins = args
         .cors_origins
         .split(',')
@@ -181,11 +181,16 @@ impl TransferRunner {
     pub async fn run(&self, engine: &Engine, stop: impl std::future::Future<Output = ()>) {
         match self {
             TransferRunner::Sql(q, policy) => {
-                q.run_worker(engine, *policy, Duration::from_millis(500), stop)
-                    .await
+                q.run_worker(
+                    engine.transfers(),
+                    *policy,
+                    Duration::from_millis(500),
+                    stop,
+                )
+                .await
             }
             #[cfg(feature = "amqp")]
-            TransferRunner::Amqp(q) => q.run_worker(engine, stop).await,
+            TransferRunner::Amqp(q) => q.run_worker(engine.transfers(), stop).await,
         }
     }
 }
@@ -227,21 +232,20 @@ pub fn spawn_sweeper(state: State, every: Duration) {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            match state.engine.expire_uploads().await {
+            match state.engine.uploads().expire_uploads().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(sessions = n, "expired upload sessions removed"),
                 Err(e) => tracing::warn!(error = %e, "upload sweep failed"),
             }
-            match state.engine.sweep_orphaned_staging().await {
+            match state.engine.uploads().sweep_orphaned_staging().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(uploads = n, "orphaned staged uploads removed"),
                 Err(e) => tracing::warn!(error = %e, "staging sweep failed"),
             }
-            let now = chunkvault_engine::types::now_millis();
-            if let Err(e) = state.engine.meta().purge_expired_tokens(now).await {
+            if let Err(e) = state.engine.accounts().purge_expired_tokens().await {
                 tracing::warn!(error = %e, "token sweep failed");
             }
-            if let Err(e) = state.engine.collect_garbage().await {
+            if let Err(e) = state.engine.files().collect_garbage().await {
                 tracing::warn!(error = %e, "blob sweep failed");
             }
         }

@@ -30,10 +30,10 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
+use super::Transfers;
 use super::{RetryPolicy, TransferJob, TransferQueue, Transferred};
 use crate::error::{Error, Result};
 use crate::types::Sha1Hex;
-use crate::Engine;
 
 const BACKEND: &str = "amqp";
 
@@ -278,7 +278,11 @@ impl AmqpTransferQueue {
     }
 
     /// Consumes jobs until `stop` resolves, reconnecting after any broker failure.
-    pub async fn run_worker(&self, engine: &Engine, stop: impl std::future::Future<Output = ()>) {
+    pub async fn run_worker(
+        &self,
+        transfers: &Transfers,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
         tokio::pin!(stop);
         let mut pause = Duration::from_millis(200);
         loop {
@@ -299,7 +303,7 @@ impl AmqpTransferQueue {
                 tracing::info!(queue = self.jobs_queue(), "transfer worker consuming");
                 while let Some(delivery) = consumer.next().await {
                     let delivery = delivery.map_err(amqp_err)?;
-                    self.handle(engine, &ch, delivery).await?;
+                    self.handle(transfers, &ch, delivery).await?;
                 }
                 drop(conn);
                 Err::<(), _>(Error::backend(BACKEND, "consumer cancelled"))
@@ -322,7 +326,7 @@ impl AmqpTransferQueue {
 
     async fn handle(
         &self,
-        engine: &Engine,
+        transfers: &Transfers,
         ch: &Channel,
         delivery: lapin::message::Delivery,
     ) -> Result<()> {
@@ -353,7 +357,7 @@ impl AmqpTransferQueue {
                 .map_err(amqp_err)?;
             return Ok(());
         };
-        match engine.run_transfer(&job).await {
+        match transfers.run_transfer(&job).await {
             Ok(t) => {
                 if !matches!(t, Transferred::Moved { .. }) {
                     tracing::info!(sha1 = %job.sha1, to = job.to, outcome = ?t, "transfer job had nothing to do");

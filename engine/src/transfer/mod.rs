@@ -6,7 +6,7 @@
 //! deletes the source. Repeating a move is harmless: a blob already at the destination, or
 //! deleted meanwhile, is a no-op. Downloads keep working throughout: a reader that looked the
 //! blob up just before the switch finds the source gone and follows the new location
-//! (`Engine::read`).
+//! (`Files::read`).
 //!
 //! Jobs go through a [`TransferQueue`]: RabbitMQ (`amqp`, feature `amqp`) or a table in the
 //! metadata database ([`SqlTransferQueue`]).
@@ -27,9 +27,11 @@ pub use sql::SqlTransferQueue;
 
 use crate::blobs::ByteStream;
 use crate::error::{Error, Result};
+use crate::files::Files;
 use crate::meta::GcEntry;
+use crate::meta::MetaStore;
+use crate::stats::Stats;
 use crate::types::Sha1Hex;
-use crate::Engine;
 
 /// Move the blob with this SHA1 to store `to`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,10 +116,23 @@ fn digest(state: &Arc<Mutex<(Sha1, u64)>>) -> (Sha1Hex, u64) {
     (Sha1Hex::from_digest(&s.0.clone().finalize().into()), s.1)
 }
 
-impl Engine {
+/// Moves blobs between the configured stores (the worker side of the transfer queue, and
+/// `chunkvault migrate`).
+#[derive(Debug)]
+pub struct Transfers {
+    files: Arc<Files>,
+    meta: Arc<dyn MetaStore>,
+    stats: Arc<Stats>,
+}
+
+impl Transfers {
+    pub(crate) fn new(files: Arc<Files>, meta: Arc<dyn MetaStore>, stats: Arc<Stats>) -> Self {
+        Transfers { files, meta, stats }
+    }
+
     /// Moves one blob to store `to` (see the module documentation). Safe to repeat.
     pub async fn transfer_blob(&self, sha1: &Sha1Hex, to: &str) -> Result<Transferred> {
-        let dest = self.store(to)?.clone();
+        let dest = self.files.store(to)?.clone();
         let Some(blob) = self.meta.blob(sha1).await? else {
             return Ok(Transferred::Gone);
         };
@@ -127,7 +142,7 @@ impl Engine {
         if blob.quarantined {
             return Ok(Transferred::Quarantined);
         }
-        let source = self.store(&blob.store)?.clone();
+        let source = self.files.store(&blob.store)?.clone();
         let body = match source.get(&blob.key, None).await {
             Ok(b) => b,
             // Moved or deleted since the lookup: look again next time.
@@ -148,7 +163,7 @@ impl Engine {
             // The source's bytes are wrong: nothing worth moving; set them aside.
             drop(pending);
             tracing::warn!(sha1 = %sha1, "transfer source read back as {copied} ({size} bytes)");
-            self.quarantine(&blob, "transfer").await?;
+            self.files.quarantine(&blob, "transfer").await?;
             return Ok(Transferred::Quarantined);
         }
         let key = pending.commit(sha1).await?;

@@ -7,11 +7,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::Row;
 
+use super::Transfers;
 use super::{RetryPolicy, TransferJob, TransferQueue, Transferred};
 use crate::db::{text, Db};
 use crate::error::{Error, Result};
 use crate::types::{now_millis, Sha1Hex};
-use crate::Engine;
 
 /// How long a worker holds a job before another may take it (a crashed worker's jobs return).
 const LEASE: Duration = Duration::from_secs(600);
@@ -127,7 +127,7 @@ impl SqlTransferQueue {
     /// Runs due jobs until `stop` resolves, polling every `poll` when idle.
     pub async fn run_worker(
         &self,
-        engine: &Engine,
+        transfers: &Transfers,
         policy: RetryPolicy,
         poll: Duration,
         stop: impl std::future::Future<Output = ()>,
@@ -143,7 +143,7 @@ impl SqlTransferQueue {
             };
             let idle = jobs.is_empty();
             for job in jobs {
-                self.run_one(engine, &job, policy).await;
+                self.run_one(transfers, &job, policy).await;
             }
             if idle {
                 tokio::select! {
@@ -154,8 +154,8 @@ impl SqlTransferQueue {
         }
     }
 
-    async fn run_one(&self, engine: &Engine, job: &TransferJob, policy: RetryPolicy) {
-        let outcome = match engine.run_transfer(job).await {
+    async fn run_one(&self, transfers: &Transfers, job: &TransferJob, policy: RetryPolicy) {
+        let outcome = match transfers.run_transfer(job).await {
             Ok(t) => {
                 if matches!(t, Transferred::Gone | Transferred::AlreadyThere) {
                     tracing::info!(sha1 = %job.sha1, to = job.to, outcome = ?t, "transfer job had nothing to do");

@@ -4,8 +4,9 @@
 pub mod proof;
 mod sha1_state;
 pub mod tus;
+mod whole;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,13 +17,32 @@ use sha1::{Digest, Sha1};
 
 pub use sha1_state::Sha1State;
 
-use crate::blobs::{ByteStream, PartReceipt, PartSpec, StagingId};
+use crate::blobs::{BlobStore, ByteStream, PartReceipt, PartSpec, StagingId};
 use crate::error::{Error, Result};
-use crate::meta::{NewUserFile, UserFile};
-use crate::sessions::{HashProgress, PartCommit, PartRecord, SessionRecord};
+use crate::files::Files;
+use crate::meta::{MetaStore, NewUserFile, UserFile};
+use crate::sessions::{HashProgress, PartCommit, PartRecord, SessionRecord, SessionStore};
 use crate::stats::Stats;
-use crate::types::{now_millis, ByteRange, FileName, Sha1Hex, UploadId};
-use crate::{Engine, User};
+use crate::types::{now_millis, ByteRange, FileName, Sha1Hex, UploadId, UserId};
+use crate::{EngineConfig, User};
+
+/// Uploads by every protocol: sessions of numbered parts (REST, `/file/mpupload`), tus
+/// appends, whole-file bodies, instant upload with its proofs; they end by publishing
+/// through [`Files`].
+#[derive(Debug)]
+pub struct Uploads {
+    files: Arc<Files>,
+    meta: Arc<dyn MetaStore>,
+    sessions: Arc<dyn SessionStore>,
+    /// The upload store (the one `files` publishes into).
+    blobs: Arc<dyn BlobStore>,
+    config: EngineConfig,
+    stats: Arc<Stats>,
+    /// Sessions whose hash this process is advancing right now.
+    advancing: Mutex<HashSet<UploadId>>,
+    /// Upload bodies being received on this node, per user.
+    in_flight: Arc<Mutex<HashMap<UserId, u64>>>,
+}
 
 pub const DEFAULT_CHUNK_SIZE: u64 = 5 << 20;
 pub const MIN_CHUNK_SIZE: u64 = 256 << 10;
@@ -106,7 +126,7 @@ pub enum InitOutcome {
     /// Upload the missing parts of this session; `created` is false when an open session of
     /// the same file was resumed.
     Session { status: UploadStatus, created: bool },
-    /// The content is stored: prove you hold it (`Engine::prove`), or upload it.
+    /// The content is stored: prove you hold it (`Uploads::prove`), or upload it.
     Challenge(proof::Challenge),
 }
 
@@ -132,7 +152,26 @@ impl SessionRecord {
     }
 }
 
-impl Engine {
+impl Uploads {
+    pub(crate) fn new(
+        files: Arc<Files>,
+        meta: Arc<dyn MetaStore>,
+        sessions: Arc<dyn SessionStore>,
+        config: EngineConfig,
+        stats: Arc<Stats>,
+    ) -> Self {
+        Uploads {
+            blobs: files.upload_store().clone(),
+            files,
+            meta,
+            sessions,
+            config,
+            stats,
+            advancing: Mutex::default(),
+            in_flight: Arc::default(),
+        }
+    }
+
     fn upload_expiry(&self) -> i64 {
         now_millis() + self.config.upload_ttl.as_millis() as i64
     }
@@ -201,7 +240,7 @@ impl Engine {
     /// A new or resumed upload session (no instant upload).
     async fn init_session(&self, user: &User, req: InitRequest) -> Result<InitOutcome> {
         self.check_init(&req)?;
-        self.check_quota(user.id, req.size).await?;
+        self.files.check_quota(user.id, req.size).await?;
         let open = self.sessions.list(user.id).await?;
         let resuming = open
             .iter()
@@ -263,7 +302,7 @@ impl Engine {
     ) -> Result<Option<UserFile>> {
         match self.meta.blob(sha1).await? {
             Some(blob) if blob.size == size => {
-                if !self.ensure_shareable(&blob).await? {
+                if !self.files.ensure_shareable(&blob).await? {
                     return Ok(None);
                 }
                 let file =
@@ -609,7 +648,7 @@ impl Engine {
             session.size,
             now_millis(),
         );
-        let file = self.publish(key, &file).await?;
+        let file = self.files.publish(key, &file).await?;
         let keep = now_millis() + RESULT_KEPT.as_millis() as i64;
         self.sessions
             .put_result(&session.id, user.id, &file.id, keep)

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::Uploads;
 use super::{InitOutcome, InitRequest};
 use crate::error::{Error, Result};
 use crate::meta::{ChallengeRecord, NewUserFile};
 use crate::stats::Stats;
 use crate::types::{now_millis, ByteRange, FileName, Millis, Sha1Hex};
-use crate::{Engine, User, UserFile};
+use crate::{User, UserFile};
 
 /// How instant upload treats a claim of stored content.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,7 +113,7 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-impl Engine {
+impl Uploads {
     /// A claim that the caller holds stored content with this SHA1 and size: `None` when the
     /// store does not hold it (or instant upload is off); else linked at once or challenged.
     pub async fn claim_instant(
@@ -131,10 +132,10 @@ impl Engine {
             Some(b) if b.size == size => b,
             _ => return Ok(None),
         };
-        if !self.ensure_shareable(&blob).await? {
+        if !self.files.ensure_shareable(&blob).await? {
             return Ok(None); // quarantined: the bytes must be uploaded again
         }
-        self.check_quota(user.id, size).await?;
+        self.files.check_quota(user.id, size).await?;
         if mode == InstantMode::Trusted || size == 0 {
             return Ok(self
                 .instant(user, sha1, size, name)
@@ -142,7 +143,7 @@ impl Engine {
                 .map(Claim::Linked));
         }
         let ranges = pick_ranges(size);
-        let store = self.store(&blob.store)?;
+        let store = self.files.store(&blob.store)?;
         let mut expected = Vec::new();
         for r in &ranges {
             let mut h = Sha256::new();

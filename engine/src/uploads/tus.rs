@@ -12,12 +12,13 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 use super::Sha1State;
+use super::Uploads;
 use crate::blobs::{ByteStream, StagingId};
 use crate::error::{Error, Result};
 use crate::meta::NewUserFile;
 use crate::sessions::{TusProgress, TusRecord};
 use crate::types::{now_millis, FileName, Sha1Hex, UploadId};
-use crate::{Engine, User};
+use crate::User;
 
 /// Most partial uploads one final upload may name.
 pub const MAX_CONCAT_PARTS: usize = 1000;
@@ -187,7 +188,7 @@ impl HashedBody {
     }
 }
 
-impl Engine {
+impl Uploads {
     fn tus_expiry(&self) -> i64 {
         now_millis() + self.config.upload_ttl.as_millis() as i64
     }
@@ -199,7 +200,7 @@ impl Engine {
             return Err(Error::invalid("Upload-Metadata", "longer than 4096 bytes"));
         }
         if let Some(length) = req.length {
-            self.check_quota(user.id, length).await?;
+            self.files.check_quota(user.id, length).await?;
         }
         let concat = match req.concat {
             TusConcat::Final { parts, header } => {
@@ -460,7 +461,7 @@ impl Engine {
         }
         let name = FileName::parse(&record.file_name)?;
         let file = NewUserFile::new(user.id, sha1, name, record.offset, now_millis());
-        let file = self.publish(key, &file).await?;
+        let file = self.files.publish(key, &file).await?;
         let progress = TusProgress {
             offset: record.offset,
             length: record.length,
@@ -533,7 +534,7 @@ impl Engine {
                 limit: self.config.max_file_size,
             });
         }
-        self.check_quota(user.id, total).await?;
+        self.files.check_quota(user.id, total).await?;
         // Each partial is assembled into an object (exactly its committed appends), which is
         // then read back in order and removed.
         let mut assembled: Vec<String> = Vec::new();

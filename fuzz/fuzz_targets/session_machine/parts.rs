@@ -62,6 +62,7 @@ impl Model {
         };
         let res = WORLD
             .engine
+            .uploads()
             .put_part(
                 &self.users[who],
                 &s.id,
@@ -160,7 +161,7 @@ impl Model {
         let user = self.users[owner].clone();
         let a_id = id.clone();
         let writer_a =
-            tokio::spawn(async move { WORLD.engine.put_part(&user, &a_id, n, a_body, None).await });
+            tokio::spawn(async move { WORLD.engine.uploads().put_part(&user, &a_id, n, a_body, None).await });
         tx.unbounded_send(Ok(Bytes::copy_from_slice(&a[..held])))
             .unwrap();
         // Let A get as far as reading its body (it holds its attempt then).
@@ -177,6 +178,7 @@ impl Model {
         // Writer B: the whole part.
         let res = WORLD
             .engine
+            .uploads()
             .put_part(
                 &self.users[owner],
                 &id,

@@ -194,6 +194,7 @@ async fn signup(
     let c: Credentials = parse_json(body, CREDENTIALS)?;
     state
         .engine
+        .accounts()
         .signup(&c.username, &c.password, &client)
         .await?;
     Ok(ok_with_status(
@@ -215,6 +216,7 @@ async fn signin(
     let c: Credentials = parse_json(body, CREDENTIALS)?;
     let session = state
         .engine
+        .accounts()
         .signin(&c.username, &c.password, &client)
         .await?;
     Ok(ok_with_status(
@@ -232,6 +234,7 @@ async fn signout(state: State, auth: Option<String>, query: Params) -> Result<Re
     authenticate(&state, auth.as_deref(), &query).await?;
     state
         .engine
+        .accounts()
         .signout(token(auth.as_deref(), &query)?)
         .await?;
     Ok(ok(serde_json::Value::Null))
@@ -240,7 +243,11 @@ async fn signout(state: State, auth: Option<String>, query: Params) -> Result<Re
 async fn list(state: State, auth: Option<String>, query: Params) -> Result<Response, ApiError> {
     let user = authenticate(&state, auth.as_deref(), &query).await?;
     let (limit, offset) = query.page(DEFAULT_LIMIT, MAX_LIMIT)?;
-    let files = state.engine.list_files(&user, limit, offset).await?;
+    let files = state
+        .engine
+        .files()
+        .list_files(&user, limit, offset)
+        .await?;
     Ok(ok(files.iter().map(FileView::from).collect::<Vec<_>>()))
 }
 
@@ -254,7 +261,7 @@ async fn upload(
     with_drained_body(body, super::UPLOAD_DRAIN_LIMIT, |body| async move {
         let user = authenticate(&state, auth.as_deref(), &query).await?;
         let name = query.require("name")?;
-        let file = state.engine.upload(&user, name, body).await?;
+        let file = state.engine.uploads().upload(&user, name, body).await?;
         Ok(ok_with_status(StatusCode::CREATED, FileView::from(&file)))
     })
     .await
@@ -269,7 +276,7 @@ async fn own_file(
 ) -> Result<(User, UserFile), ApiError> {
     let user = authenticate(state, auth, query).await?;
     let id = FileId::parse(id)?;
-    let file = state.engine.file_by_id(&user, &id).await?;
+    let file = state.engine.files().file_by_id(&user, &id).await?;
     Ok((user, file))
 }
 
@@ -298,7 +305,7 @@ async fn rename(
 ) -> Result<Response, ApiError> {
     let (user, file) = own_file(&state, auth.as_deref(), &query, &id).await?;
     let r: Rename = parse_json(body, "{name}")?;
-    let renamed = state.engine.rename(&user, &file, &r.name).await?;
+    let renamed = state.engine.files().rename(&user, &file, &r.name).await?;
     Ok(ok(FileView::from(&renamed)))
 }
 
@@ -309,7 +316,7 @@ async fn delete(
     query: Params,
 ) -> Result<Response, ApiError> {
     let (user, file) = own_file(&state, auth.as_deref(), &query, &id).await?;
-    state.engine.delete(&user, &file).await?;
+    state.engine.files().delete(&user, &file).await?;
     Ok(ok(serde_json::Value::Null))
 }
 

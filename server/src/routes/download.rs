@@ -112,7 +112,7 @@ pub async fn respond(
 
     let size = file.size;
     let disposition = content_disposition(&file.name);
-    let download = state.engine.read(file, range).await?;
+    let download = state.engine.files().read(file, range).await?;
     let (status, len) = match download.range {
         Some(r) => (StatusCode::PARTIAL_CONTENT, r.len()),
         None => (StatusCode::OK, size),
@@ -161,13 +161,18 @@ pub async fn share_link(
 ) -> Result<ShareLink, ApiError> {
     let ttl = state.engine.config().download_url_ttl;
     let disposition = content_disposition(&file.name);
-    if let Some(url) = state.engine.presigned_url(file, &disposition).await? {
+    if let Some(url) = state
+        .engine
+        .files()
+        .presigned_url(file, &disposition)
+        .await?
+    {
         return Ok(ShareLink {
             url,
             expires_at: chunkvault_engine::types::now_millis() + ttl.as_millis() as i64,
         });
     }
-    let link = state.engine.sign_link(file);
+    let link = state.engine.files().sign_link(file);
     let base = state.base_url(host);
     Ok(ShareLink {
         url: format!(

@@ -157,7 +157,7 @@ pub(crate) async fn authenticate(
     params: &Params,
 ) -> Result<User, ApiError> {
     let token = token(header, params)?;
-    let user = state.engine.authenticate(token).await?;
+    let user = state.engine.accounts().authenticate(token).await?;
     // The seed's clients name the user beside the token; a token of someone else is refused.
     match params.get("username") {
         Some(name) if !name.is_empty() && name != user.username => {

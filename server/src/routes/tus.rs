@@ -341,13 +341,14 @@ async fn create(
     let metadata = h(headers, "upload-metadata").unwrap_or_default().to_owned();
     let name = metadata_file_name(&metadata)?.unwrap_or_else(|| "tus-upload".to_owned());
     let req = TusCreate::new(length, metadata, name).with_concat(concat);
-    let mut record = state.engine.tus_create(&user, req).await?;
+    let mut record = state.engine.uploads().tus_create(&user, req).await?;
     let location = format!("{}/files/{}", state.base_url(h(headers, "host")), record.id);
     if has_body(headers) && !is_final {
         // creation-with-upload: the first bytes came with the POST.
         let checksum = checksum_of(headers)?;
         record = state
             .engine
+            .uploads()
             .tus_append(&user, &record.id, 0, None, body, checksum)
             .await?;
     }
@@ -363,7 +364,11 @@ fn upload_id(id: &str) -> Result<UploadId, ApiError> {
 
 async fn status(id: &str, headers: &HeaderMap, state: &State) -> Result<Response, ApiError> {
     let user = user_of(state, headers).await?;
-    let record = state.engine.tus_status(&user, &upload_id(id)?).await?;
+    let record = state
+        .engine
+        .uploads()
+        .tus_status(&user, &upload_id(id)?)
+        .await?;
     let mut resp = empty(StatusCode::OK);
     upload_headers(&mut resp, &record);
     let hs = resp.headers_mut();
@@ -395,6 +400,7 @@ async fn patch(
     let checksum = checksum_of(headers)?;
     let record = state
         .engine
+        .uploads()
         .tus_append(&user, &upload_id(id)?, offset, length, body, checksum)
         .await?;
     let mut resp = empty(StatusCode::NO_CONTENT);
@@ -404,7 +410,11 @@ async fn patch(
 
 async fn terminate(id: &str, headers: &HeaderMap, state: &State) -> Result<Response, ApiError> {
     let user = user_of(state, headers).await?;
-    state.engine.tus_terminate(&user, &upload_id(id)?).await?;
+    state
+        .engine
+        .uploads()
+        .tus_terminate(&user, &upload_id(id)?)
+        .await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 

@@ -209,11 +209,14 @@ async fn prove(
     })?;
     match state
         .engine
+        .uploads()
         .prove(&user, &body.challenge, &body.digests)
         .await?
     {
         Proof::Linked(file) => session_reply(InitOutcome::Instant(file)),
-        Proof::Refused(req) => session_reply(state.engine.init_upload_bytes(&user, req).await?),
+        Proof::Refused(req) => {
+            session_reply(state.engine.uploads().init_upload_bytes(&user, req).await?)
+        }
     }
 }
 
@@ -254,12 +257,12 @@ async fn create(
     let sha1 = Sha1Hex::parse(&body.sha1)
         .map_err(|_| ApiError::bad("sha1", "must be 40 hex characters"))?;
     let req = InitRequest::new(body.filename, body.size, sha1, body.chunk_size);
-    session_reply(state.engine.init_upload(&user, req).await?)
+    session_reply(state.engine.uploads().init_upload(&user, req).await?)
 }
 
 async fn list(state: State, auth: Option<String>, query: Params) -> Result<Response, ApiError> {
     let user = authenticate(&state, auth.as_deref(), &query).await?;
-    let all = state.engine.list_uploads(&user).await?;
+    let all = state.engine.uploads().list_uploads(&user).await?;
     Ok(ok(all.iter().map(SessionView::from).collect::<Vec<_>>()))
 }
 
@@ -273,6 +276,7 @@ async fn status(
     let user = authenticate(&state, auth.as_deref(), &query).await?;
     let status = state
         .engine
+        .uploads()
         .upload_status(&user, &UploadId::parse(&id)?)
         .await?;
     Ok(ok(SessionView::from(&status)))
@@ -351,7 +355,11 @@ async fn put_part(
         let id = UploadId::parse(&id)?;
         let n = part_number(&n, "part")?;
         let digest = part_digest(md5, crc32c)?;
-        let status = state.engine.put_part(&user, &id, n, body, digest).await?;
+        let status = state
+            .engine
+            .uploads()
+            .put_part(&user, &id, n, body, digest)
+            .await?;
         Ok(ok(SessionView::from(&status)))
     })
     .await
@@ -366,6 +374,7 @@ async fn complete(
     let user = authenticate(&state, auth.as_deref(), &query).await?;
     let file = state
         .engine
+        .uploads()
         .complete_upload(&user, &UploadId::parse(&id)?)
         .await?;
     Ok(ok_with_status(StatusCode::CREATED, FileView::from(&file)))
@@ -381,6 +390,7 @@ async fn abort(
     let user = authenticate(&state, auth.as_deref(), &query).await?;
     state
         .engine
+        .uploads()
         .abort_upload(&user, &UploadId::parse(&id)?)
         .await?;
     Ok(ok(serde_json::Value::Null))

@@ -191,7 +191,7 @@ async fn upload_form(
             // The seed's page posts the token as a form field before the file.
             Some("token") if user.is_none() => {
                 let t = field.text().await.map_err(multipart_err)?;
-                user = Some(state.engine.authenticate(t.trim()).await?);
+                user = Some(state.engine.accounts().authenticate(t.trim()).await?);
             }
             Some("file") => {
                 let user = user.ok_or(EngineError::Unauthenticated)?;
@@ -200,7 +200,7 @@ async fn upload_form(
                     .map(str::to_owned)
                     .ok_or_else(|| ApiError::bad("file", "the part has no filename"))?;
                 let bytes = field.map(|r| r.map_err(io::Error::other)).boxed();
-                let file = state.engine.upload(&user, &name, bytes).await?;
+                let file = state.engine.uploads().upload(&user, &name, bytes).await?;
                 return Ok((state, file));
             }
             // Other fields are skipped: streamed past, not stored.
@@ -220,7 +220,7 @@ async fn caller_file(state: &AppState, user: &User, params: &Params) -> Result<U
         None | Some("") => None,
         Some(id) => Some(FileId::parse(id)?),
     };
-    Ok(state.engine.file(user, &sha1, id.as_ref()).await?)
+    Ok(state.engine.files().file(user, &sha1, id.as_ref()).await?)
 }
 
 async fn meta(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
@@ -239,7 +239,11 @@ async fn query(accept: Accept, state: State, auth: Option<String>, params: Param
         let params = params?;
         let user = authenticate(&state, auth.as_deref(), &params).await?;
         let (limit, offset) = params.page(DEFAULT_LIMIT, MAX_LIMIT)?;
-        let files = state.engine.list_files(&user, limit, offset).await?;
+        let files = state
+            .engine
+            .files()
+            .list_files(&user, limit, offset)
+            .await?;
         let rows: Vec<_> = files
             .iter()
             .map(|f| UserFileMeta::new(f, &user.username))
@@ -286,7 +290,7 @@ async fn signed_download(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let file = state.engine.open_link(&link, now).await?;
+    let file = state.engine.files().open_link(&link, now).await?;
     download::respond(&state, file, &headers, head).await
 }
 
@@ -300,7 +304,7 @@ async fn update(accept: Accept, state: State, auth: Option<String>, params: Para
         }
         let new_name = params.require("filename")?;
         let file = caller_file(&state, &user, &params).await?;
-        let renamed = state.engine.rename(&user, &file, new_name).await?;
+        let renamed = state.engine.files().rename(&user, &file, new_name).await?;
         Ok(json(accept, &UserFileMeta::new(&renamed, &user.username)))
     };
     reply(accept, result.await)
@@ -312,7 +316,7 @@ async fn delete(accept: Accept, state: State, auth: Option<String>, params: Para
         let params = params?;
         let user = authenticate(&state, auth.as_deref(), &params).await?;
         let file = caller_file(&state, &user, &params).await?;
-        state.engine.delete(&user, &file).await?;
+        state.engine.files().delete(&user, &file).await?;
         Ok::<_, ApiError>(text(""))
     };
     reply(accept, result.await)

@@ -191,7 +191,7 @@ pub async fn file_meta(
     state: &crate::routes::AppState,
     file: &UserFile,
 ) -> Result<FileMeta, ApiError> {
-    let store = state.engine.store_of(file).await?;
+    let store = state.engine.files().store_of(file).await?;
     Ok(FileMeta::new(file, store))
 }
 

@@ -149,7 +149,12 @@ async fn fastupload(
                 .split(',')
                 .map(str::to_owned)
                 .collect();
-            return match state.engine.prove(&user, challenge, &digests).await {
+            return match state
+                .engine
+                .uploads()
+                .prove(&user, challenge, &digests)
+                .await
+            {
                 Ok(Proof::Linked(file)) => fast_linked(accept, &state, &file).await,
                 // A wrong answer, or a challenge unknown, used or expired: upload normally.
                 Ok(Proof::Refused(_)) | Err(EngineError::NotFound { .. }) => {
@@ -160,6 +165,7 @@ async fn fastupload(
         }
         match state
             .engine
+            .uploads()
             .claim_instant(&user, &sha1, size, &name, None)
             .await?
         {
@@ -231,15 +237,22 @@ async fn init(accept: Accept, state: State, auth: Option<String>, params: Params
             .to_owned();
         let chunk = params.uint("chunksize")?;
         // The original's 2020 edition: a file the caller holds already is not uploaded again.
-        match state.engine.file(&user, &sha1, None).await {
+        match state.engine.files().file(&user, &sha1, None).await {
             Ok(_) => return Ok(already_exists(accept)),
             Err(EngineError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
         let req = InitRequest::new(name, size, sha1.clone(), chunk);
-        let outcome = match state.engine.init_upload(&user, req.clone()).await? {
+        let outcome = match state
+            .engine
+            .uploads()
+            .init_upload(&user, req.clone())
+            .await?
+        {
             // The seed's clients cannot answer a challenge: they upload the bytes (stored once).
-            InitOutcome::Challenge(_) => state.engine.init_upload_bytes(&user, req).await?,
+            InitOutcome::Challenge(_) => {
+                state.engine.uploads().init_upload_bytes(&user, req).await?
+            }
             other => other,
         };
         Ok::<_, ApiError>(match outcome {
@@ -283,7 +296,11 @@ async fn uppart(
             let id = UploadId::parse(params.require("uploadid")?)?;
             let n = part_number(params.require("index")?, "index")?;
             let digest = chkhash(&params)?;
-            state.engine.put_part(&user, &id, n, body, digest).await?;
+            state
+                .engine
+                .uploads()
+                .put_part(&user, &id, n, body, digest)
+                .await?;
             Ok(resp_ok(accept, serde_json::Value::Null))
         },
     )
@@ -296,12 +313,12 @@ async fn complete(accept: Accept, state: State, auth: Option<String>, params: Pa
         let params = params?;
         let user = authenticate(&state, auth.as_deref(), &params).await?;
         let id = UploadId::parse(params.require("uploadid")?)?;
-        let file = state.engine.complete_upload(&user, &id).await?;
+        let file = state.engine.uploads().complete_upload(&user, &id).await?;
         if let Some(name) = params
             .get("filename")
             .filter(|n| !n.is_empty() && *n != file.name)
         {
-            state.engine.rename(&user, &file, name).await?;
+            state.engine.files().rename(&user, &file, name).await?;
         }
         Ok::<_, ApiError>(resp_ok(accept, serde_json::Value::Null))
     };
@@ -317,6 +334,7 @@ async fn cancel(accept: Accept, state: State, auth: Option<String>, params: Para
         if let Some(id) = params.get("uploadid").filter(|i| !i.is_empty()) {
             state
                 .engine
+                .uploads()
                 .abort_upload(&user, &UploadId::parse(id)?)
                 .await?;
             return Ok(resp_ok(accept, serde_json::Value::Null));
@@ -325,13 +343,17 @@ async fn cancel(accept: Accept, state: State, auth: Option<String>, params: Para
             Some(h) => Sha1Hex::parse(h)?,
             None => return Err(ApiError::MissingParam("uploadid")),
         };
-        let open = state.engine.list_uploads(&user).await?;
+        let open = state.engine.uploads().list_uploads(&user).await?;
         let mine: Vec<_> = open.iter().filter(|u| u.session.sha1 == sha1).collect();
         if mine.is_empty() {
             return Err(chunkvault_engine::Error::NotFound { what: "upload" }.into());
         }
         for u in mine {
-            state.engine.abort_upload(&user, &u.session.id).await?;
+            state
+                .engine
+                .uploads()
+                .abort_upload(&user, &u.session.id)
+                .await?;
         }
         Ok(resp_ok(accept, serde_json::Value::Null))
     };
@@ -352,7 +374,7 @@ async fn status(accept: Accept, state: State, auth: Option<String>, params: Para
         let params = params?;
         let user = authenticate(&state, auth.as_deref(), &params).await?;
         let id = UploadId::parse(params.require("uploadid")?)?;
-        let status = state.engine.upload_status(&user, &id).await?;
+        let status = state.engine.uploads().upload_status(&user, &id).await?;
         let missing = (1..=status.session.chunk_count)
             .filter(|n| !status.received.contains(n))
             .collect();

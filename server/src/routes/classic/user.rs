@@ -82,7 +82,11 @@ async fn signup(
         let params = params?;
         let username = params.require("username")?;
         let password = params.require("password")?;
-        state.engine.signup(username, password, &client).await?;
+        state
+            .engine
+            .accounts()
+            .signup(username, password, &client)
+            .await?;
         Ok::<_, ApiError>(text("SUCCESS"))
     };
     reply(accept, result.await)
@@ -109,7 +113,11 @@ async fn signin(
         let params = params?;
         let username = params.require("username")?;
         let password = params.require("password")?;
-        let session = state.engine.signin(username, password, &client).await?;
+        let session = state
+            .engine
+            .accounts()
+            .signin(username, password, &client)
+            .await?;
         Ok::<_, ApiError>(resp_ok(
             accept,
             SignedIn {
@@ -167,6 +175,7 @@ async fn signout(accept: Accept, state: State, auth: Option<String>, params: Par
         let user = authenticate(&state, auth.as_deref(), &params).await?;
         state
             .engine
+            .accounts()
             .signout(token(auth.as_deref(), &params)?)
             .await?;
         Ok::<_, ApiError>(resp_ok(

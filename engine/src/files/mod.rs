@@ -1,0 +1,219 @@
+//! Files: the users' files over the dedup index — lookups, listing, rename, delete and the
+//! blob GC, publishing verified content (`publish.rs`), downloads and signed links
+//! (`download.rs`). Over the metadata store's file index, blobs and verdicts, and every
+//! configured blob store by name.
+
+mod download;
+mod publish;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use download::Download;
+pub(crate) use publish::TransferPlan;
+
+use crate::auth;
+use crate::blobs::BlobStore;
+use crate::error::{Error, Result};
+use crate::meta::{self, MetaStore, UserFile};
+use crate::stats::Stats;
+use crate::types::{now_millis, FileId, FileName, Sha1Hex};
+use crate::{EngineConfig, User};
+
+/// Query string of a signed download link (`auth::SIGNED_DOWNLOAD_PATH`).
+#[derive(Clone, Debug)]
+pub struct SignedLink {
+    pub file: FileId,
+    /// Unix seconds.
+    pub expires: i64,
+    pub signature: String,
+}
+
+#[derive(Debug)]
+pub struct Files {
+    meta: Arc<dyn MetaStore>,
+    /// Where new uploads land.
+    upload_store: Arc<dyn BlobStore>,
+    /// Every configured store by name (the upload store included): blobs record theirs.
+    stores: BTreeMap<String, Arc<dyn BlobStore>>,
+    url_key: Vec<u8>,
+    download_url_ttl: Duration,
+    user_quota: Option<u64>,
+    transfers: Option<TransferPlan>,
+    stats: Arc<Stats>,
+    /// Collision scans, striped by SHA1: claims of one unchecked blob wait for the first
+    /// scan's verdict instead of each reading the blob; other blobs are scanned meanwhile.
+    scanning: [tokio::sync::Mutex<()>; 16],
+}
+
+impl Files {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        meta: Arc<dyn MetaStore>,
+        upload_store: Arc<dyn BlobStore>,
+        stores: BTreeMap<String, Arc<dyn BlobStore>>,
+        url_key: Vec<u8>,
+        config: &EngineConfig,
+        transfers: Option<TransferPlan>,
+        stats: Arc<Stats>,
+    ) -> Self {
+        Files {
+            meta,
+            upload_store,
+            stores,
+            url_key,
+            download_url_ttl: config.download_url_ttl,
+            user_quota: config.user_quota,
+            transfers,
+            stats,
+            scanning: Default::default(),
+        }
+    }
+
+    /// A configured store by name.
+    pub(crate) fn store(&self, name: &str) -> Result<&Arc<dyn BlobStore>> {
+        self.stores
+            .get(name)
+            .ok_or_else(|| Error::backend("blob", format!("blob is in unconfigured store {name}")))
+    }
+
+    /// Whether a store of this name is configured.
+    pub fn has_store(&self, name: &str) -> bool {
+        self.stores.contains_key(name)
+    }
+
+    /// Where new uploads land.
+    pub(crate) fn upload_store(&self) -> &Arc<dyn BlobStore> {
+        &self.upload_store
+    }
+
+    /// The caller's file with this content (`id` picks one when the caller holds the content
+    /// under several names; otherwise the newest). Another user's file is `NotFound`.
+    pub async fn file(&self, user: &User, sha1: &Sha1Hex, id: Option<&FileId>) -> Result<UserFile> {
+        self.meta
+            .user_file(user.id, sha1, id)
+            .await?
+            .ok_or(Error::NotFound { what: "file" })
+    }
+
+    /// The caller's file with this id; another user's file is `NotFound` (ids reveal nothing).
+    pub async fn file_by_id(&self, user: &User, id: &FileId) -> Result<UserFile> {
+        match self.meta.user_file_by_id(id).await? {
+            Some(f) if f.user_id == user.id => Ok(f),
+            _ => Err(Error::NotFound { what: "file" }),
+        }
+    }
+
+    /// The name of the store holding `file`'s bytes.
+    pub async fn store_of(&self, file: &UserFile) -> Result<String> {
+        Ok(self.blob_of(file).await?.store)
+    }
+
+    pub async fn list_files(&self, user: &User, limit: u32, offset: u64) -> Result<Vec<UserFile>> {
+        self.meta.list_user_files(user.id, limit, offset).await
+    }
+
+    pub async fn rename(&self, user: &User, file: &UserFile, new_name: &str) -> Result<UserFile> {
+        let name = FileName::parse(new_name)?;
+        self.meta
+            .rename_user_file(user.id, &file.id, &name, now_millis())
+            .await
+    }
+
+    /// Deletes the user's file; the blob goes when no user file references it any more.
+    pub async fn delete(&self, user: &User, file: &UserFile) -> Result<()> {
+        if let Some(entry) = self.meta.delete_user_file(user.id, &file.id).await? {
+            self.collect(entry).await;
+        }
+        Ok(())
+    }
+
+    /// Deletes a queued blob from its store; on failure it stays queued for the next sweep.
+    async fn collect(&self, entry: meta::GcEntry) {
+        let Ok(store) = self.store(&entry.store) else {
+            tracing::warn!(
+                store = entry.store,
+                "blob queued for deletion in an unconfigured store"
+            );
+            return;
+        };
+        let res = match store.delete(&entry.key).await {
+            Ok(()) => self.meta.gc_done(&entry).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = res {
+            tracing::warn!(error = %e, key = entry.key, "blob deletion deferred");
+        }
+    }
+
+    /// Deletes every blob still queued for deletion (after a crash, or a failed delete).
+    pub async fn collect_garbage(&self) -> Result<()> {
+        for entry in self.meta.gc_pending(1000).await? {
+            self.collect(entry).await;
+        }
+        Ok(())
+    }
+
+    /// Blobs held in store `store`, by SHA1 after `after`, at most `limit` (for migrations
+    /// and checks that walk a store).
+    pub async fn blobs_in_store(
+        &self,
+        store: &str,
+        after: Option<&Sha1Hex>,
+        limit: u32,
+    ) -> Result<Vec<meta::BlobRecord>> {
+        self.meta.blobs_in_store(store, after, limit).await
+    }
+
+    /// Whether a blob row names `key` in `store`.
+    pub(crate) async fn blob_at(&self, store: &str, key: &str) -> Result<bool> {
+        self.meta.blob_by_key(store, key).await
+    }
+
+    pub(crate) async fn blob_of(&self, file: &UserFile) -> Result<meta::BlobRecord> {
+        let blob = self
+            .meta
+            .blob(&file.sha1)
+            .await?
+            .ok_or_else(|| Error::backend("sql", "user file without a blob"))?;
+        if blob.quarantined {
+            // Its bytes were wrong and are set aside until someone uploads the content again.
+            return Err(Error::NotFound { what: "blob" });
+        }
+        Ok(blob)
+    }
+
+    /// A link that downloads `file` without a token until it expires.
+    pub fn sign_link(&self, file: &UserFile) -> SignedLink {
+        let expires = now_millis() / 1000 + self.download_url_ttl.as_secs() as i64;
+        SignedLink {
+            file: file.id.clone(),
+            expires,
+            signature: auth::sign_download(&self.url_key, &file.id, file.user_id, expires),
+        }
+    }
+
+    /// The file a signed link names; `BadSignature` if tampered with or expired at `now_secs`.
+    pub async fn open_link(&self, link: &SignedLink, now_secs: i64) -> Result<UserFile> {
+        if link.expires <= now_secs {
+            return Err(Error::BadSignature);
+        }
+        let file = self.meta.user_file_by_id(&link.file).await?;
+        match file {
+            Some(f)
+                if auth::verify_download(
+                    &self.url_key,
+                    &f.id,
+                    f.user_id,
+                    link.expires,
+                    &link.signature,
+                ) =>
+            {
+                Ok(f)
+            }
+            // Unknown id and a bad signature look the same: the link reveals nothing.
+            _ => Err(Error::BadSignature),
+        }
+    }
+}

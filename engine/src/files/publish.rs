@@ -1,0 +1,182 @@
+//! Publishing verified content: the blob row and the user's file in one step, deduplicated;
+//! the collision gate before content is shared; quarantine of bytes that do not hash to their
+//! SHA1; the quota; scheduling the transfer of new blobs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Files;
+use crate::blobs::BlobStore;
+use crate::collision;
+use crate::error::{Error, Result};
+use crate::meta::{self, MetaStore, NewBlob, NewUserFile, Published, UserFile};
+use crate::stats::Stats;
+use crate::transfer::{TransferJob, TransferQueue};
+use crate::types::{now_millis, Sha1Hex, UserId};
+
+/// Where new blobs move after upload.
+#[derive(Clone, Debug)]
+pub(crate) struct TransferPlan {
+    pub queue: Arc<dyn TransferQueue>,
+    pub to: String,
+    pub after: Duration,
+}
+
+/// Sets aside a blob whose stored bytes do not hash to its SHA1 (`Files::quarantine`).
+pub(super) async fn quarantine(
+    meta: &dyn MetaStore,
+    store: &dyn BlobStore,
+    stats: &Stats,
+    blob: &meta::BlobRecord,
+    found_by: &str,
+) -> Result<()> {
+    if !meta.quarantine_blob(&blob.sha1, &blob.key).await? {
+        return Ok(()); // moved on meanwhile (replaced, or quarantined by someone else)
+    }
+    Stats::inc(&stats.quarantined);
+    match store.quarantine(&blob.key).await {
+        Ok(place) => tracing::error!(
+            sha1 = %blob.sha1, store = %blob.store, key = %blob.key, place, found_by,
+            "stored content does not hash to its SHA1: quarantined"
+        ),
+        Err(e) => tracing::error!(
+            sha1 = %blob.sha1, store = %blob.store, key = %blob.key, found_by, error = %e,
+            "stored content does not hash to its SHA1: out of dedup, but its bytes could not be moved aside"
+        ),
+    }
+    Ok(())
+}
+
+impl Files {
+    /// Refuses content that would take the user's files past their quota.
+    pub(crate) async fn check_quota(&self, user: UserId, adding: u64) -> Result<()> {
+        if let Some(quota) = self.user_quota {
+            let used = self.meta.user_usage(user).await?;
+            if used.saturating_add(adding) > quota {
+                return Err(Error::QuotaExceeded { quota });
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes verified content that was just written to the upload store under `key`, with
+    /// the user's file. When someone published the same content first, theirs is kept and
+    /// this copy removed; on failure the copy is removed too.
+    pub(crate) async fn publish(&self, key: String, file: &NewUserFile) -> Result<UserFile> {
+        let blobs = &self.upload_store;
+        let blob = NewBlob::new(blobs.name(), key.clone());
+        let mut healed = false;
+        let published = async {
+            if let Some(existing) = self.meta.blob(&file.sha1).await? {
+                if !self.ensure_shareable(&existing).await? {
+                    // The stored copy was quarantined: these verified bytes replace it, for
+                    // every file that refers to the SHA1.
+                    healed = self
+                        .meta
+                        .replace_quarantined(&file.sha1, blobs.name(), &key)
+                        .await?;
+                    if healed {
+                        tracing::warn!(sha1 = %file.sha1, key, "quarantined content replaced by a verified upload");
+                    }
+                }
+            }
+            self.meta.publish(&blob, file).await
+        };
+        match published.await {
+            Ok(Published::Created(f)) => {
+                self.blob_created(&f.sha1).await;
+                Ok(f)
+            }
+            Ok(Published::Deduplicated(f)) if healed => Ok(f),
+            Ok(Published::Deduplicated(f)) => {
+                blobs.delete(&key).await?;
+                // Someone published the same SHA1 between the check above and ours.
+                if let Some(existing) = self.meta.blob(&f.sha1).await? {
+                    if let Err(e) = self.ensure_shareable(&existing).await.and_then(|ok| {
+                        ok.then_some(()).ok_or(Error::Busy) // quarantined meanwhile: try again
+                    }) {
+                        if f.uploaded_at >= file.now {
+                            self.meta.delete_user_file(f.user_id, &f.id).await?;
+                        }
+                        return Err(e);
+                    }
+                }
+                Ok(f)
+            }
+            Err(e) => {
+                if let Err(cleanup) = blobs.delete(&key).await {
+                    tracing::warn!(error = %cleanup, key, "could not remove unpublished blob");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Content with this SHA1 is about to be shared (an instant upload, or an upload of content
+    /// the store already holds): refused when its stored bytes carry a SHA1 collision attack.
+    /// The stored blob is read once per SHA1; the verdict (about collision attacks only) is
+    /// kept in the metadata store. `false` when the blob is quarantined (now, because its bytes
+    /// turned out not to hash to its SHA1, or before): it is shared with nobody, and the caller
+    /// goes on as if the content were not stored.
+    pub(crate) async fn ensure_shareable(&self, blob: &meta::BlobRecord) -> Result<bool> {
+        if blob.quarantined {
+            return Ok(false);
+        }
+        let collision = match self.meta.blob_check(&blob.sha1).await? {
+            Some(verdict) => verdict,
+            None => {
+                let stripe = usize::from(blob.sha1.as_str().as_bytes()[0]) % 16;
+                let _one = self.scanning[stripe].lock().await;
+                match self.meta.blob_check(&blob.sha1).await? {
+                    Some(verdict) => verdict,
+                    None => {
+                        let store = self.store(&blob.store)?;
+                        match collision::scan(store.as_ref(), &blob.key, &blob.sha1).await? {
+                            collision::Scan::Mismatch => {
+                                self.quarantine(blob, "collision check").await?;
+                                return Ok(false);
+                            }
+                            scan => {
+                                let verdict = scan == collision::Scan::Collision;
+                                self.meta
+                                    .record_blob_check(&blob.sha1, verdict, now_millis())
+                                    .await?;
+                                verdict
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        if collision {
+            tracing::warn!(
+                sha1 = %blob.sha1,
+                "content carries a SHA1 collision attack: not shared"
+            );
+            return Err(Error::Sha1Collision);
+        }
+        Ok(true)
+    }
+
+    /// Sets aside a blob whose stored bytes do not hash to its SHA1 (`found_by` says which
+    /// check saw it): out of dedup at once, its bytes moved to the store's quarantine for
+    /// inspection, logged. The next genuine upload of the SHA1 stores fresh bytes.
+    pub async fn quarantine(&self, blob: &meta::BlobRecord, found_by: &str) -> Result<()> {
+        let store = self.store(&blob.store)?.clone();
+        quarantine(&*self.meta, &*store, &self.stats, blob, found_by).await
+    }
+
+    /// New content was published in the upload store: schedule its transfer, if configured.
+    async fn blob_created(&self, sha1: &Sha1Hex) {
+        let Some(t) = &self.transfers else { return };
+        let job = TransferJob {
+            sha1: sha1.clone(),
+            to: t.to.clone(),
+            attempt: 0,
+        };
+        if let Err(e) = t.queue.enqueue(&job, t.after).await {
+            // The content is safe where it is; only its move is missed.
+            tracing::error!(error = %e, sha1 = %sha1, "could not queue the blob's transfer");
+        }
+    }
+}
