@@ -180,13 +180,12 @@ fn run_admin(
 /// Runs transfer jobs until SIGTERM or Ctrl-C.
 async fn worker(args: Box<ServeArgs>) -> anyhow::Result<()> {
     let state = build_state(&args).await?;
-    let runner = state
-        .transfers
-        .clone()
-        .expect("build_state always sets up the transfer queue");
     println!("transfer worker running");
     tracing::info!("transfer worker running");
-    runner.run(&state.engine, shutdown_signal()).await;
+    state
+        .transfers
+        .consume(state.engine.transfers(), Box::pin(shutdown_signal()))
+        .await;
     tracing::info!("stopped");
     Ok(())
 }

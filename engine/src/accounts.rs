@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::auth;
 use crate::error::{Error, Result};
-use crate::meta::MetaStore;
+use crate::meta::AccountStore;
 use crate::types::{now_millis, Millis, UserId, Username};
 use crate::EngineConfig;
 
@@ -40,15 +40,15 @@ const DUMMY_HASH: &str =
 /// Users and their sign-in tokens.
 #[derive(Debug)]
 pub struct Accounts {
-    meta: Arc<dyn MetaStore>,
+    store: Arc<dyn AccountStore>,
     token_ttl: Duration,
     signup_rate: Option<(u64, Duration)>,
 }
 
 impl Accounts {
-    pub(crate) fn new(meta: Arc<dyn MetaStore>, config: &EngineConfig) -> Self {
+    pub(crate) fn new(store: Arc<dyn AccountStore>, config: &EngineConfig) -> Self {
         Accounts {
-            meta,
+            store,
             token_ttl: config.token_ttl,
             signup_rate: config.signup_rate,
         }
@@ -62,15 +62,15 @@ impl Accounts {
         let now = now_millis();
         if let Some((max, per)) = self.signup_rate {
             let since = now - per.as_millis() as i64;
-            if self.meta.events_since("signup", client, since).await? >= max {
+            if self.store.events_since("signup", client, since).await? >= max {
                 return Err(Error::TooManyRequests {
                     retry_after: per.as_secs().max(1),
                 });
             }
         }
         let hash = auth::hash_password(password.to_owned()).await?;
-        let id = self.meta.create_user(&username, &hash, now).await?;
-        self.meta.record_event("signup", client, now).await?;
+        let id = self.store.create_user(&username, &hash, now).await?;
+        self.store.record_event("signup", client, now).await?;
         Ok(id)
     }
 
@@ -82,11 +82,14 @@ impl Accounts {
         let now = now_millis();
         let since = now - SIGNIN_WINDOW.as_millis() as i64;
         if self
-            .meta
+            .store
             .events_since("signin-fail", &per_name, since)
             .await?
             >= SIGNIN_MAX_FAILURES
-            || self.meta.events_since("signin-fail", client, since).await?
+            || self
+                .store
+                .events_since("signin-fail", client, since)
+                .await?
                 >= SIGNIN_MAX_ADDRESS_FAILURES
         {
             return Err(Error::TooManyRequests {
@@ -94,7 +97,7 @@ impl Accounts {
             });
         }
         // Same answer for an unknown user and a wrong password; hash anyway so both take as long.
-        let record = self.meta.user_by_name(username).await?;
+        let record = self.store.user_by_name(username).await?;
         let (hash, record) = match record {
             Some(r) => (r.password_hash.clone(), Some(r)),
             None => (DUMMY_HASH.to_owned(), None),
@@ -103,20 +106,20 @@ impl Accounts {
         let record = match (ok, record) {
             (true, Some(r)) => r,
             _ => {
-                self.meta
+                self.store
                     .record_event("signin-fail", &per_name, now)
                     .await?;
-                self.meta.record_event("signin-fail", client, now).await?;
+                self.store.record_event("signin-fail", client, now).await?;
                 return Err(Error::BadCredentials);
             }
         };
         let now = now_millis();
         let token = auth::new_token();
         let expires_at = now.saturating_add(self.token_ttl.as_millis() as i64);
-        self.meta
+        self.store
             .insert_token(&auth::token_hash(&token)?, record.id, now, expires_at)
             .await?;
-        self.meta.touch_user(record.id, now).await?;
+        self.store.touch_user(record.id, now).await?;
         Ok(SignIn {
             user: User {
                 id: record.id,
@@ -133,12 +136,12 @@ impl Accounts {
     pub async fn authenticate(&self, token: &str) -> Result<User> {
         let hash = auth::token_hash(token)?;
         let id = self
-            .meta
+            .store
             .token_user(&hash, now_millis())
             .await?
             .ok_or(Error::Unauthenticated)?;
         let record = self
-            .meta
+            .store
             .user_by_id(id)
             .await?
             .ok_or(Error::Unauthenticated)?;
@@ -153,12 +156,12 @@ impl Accounts {
     /// Revokes a token (idempotent for a token that was valid a moment ago).
     pub async fn signout(&self, token: &str) -> Result<()> {
         let hash = auth::token_hash(token)?;
-        self.meta.delete_token(&hash).await?;
+        self.store.delete_token(&hash).await?;
         Ok(())
     }
 
     /// Removes tokens that expired before now; how many.
     pub async fn purge_expired_tokens(&self) -> Result<u64> {
-        self.meta.purge_expired_tokens(now_millis()).await
+        self.store.purge_expired_tokens(now_millis()).await
     }
 }

@@ -31,7 +31,9 @@ pub use blobs::{BlobStore, ByteStream, LocalBlobStore};
 pub use error::{Error, Result};
 pub use files::{Download, Files, SignedLink};
 pub use meta::{MetaStore, SqlMetaStore, UserFile};
-pub use sessions::{RedisSessionStore, SessionStore, SqlSessionStore};
+#[cfg(feature = "redis")]
+pub use sessions::RedisSessionStore;
+pub use sessions::{SessionStore, SqlSessionStore};
 pub use transfer::Transfers;
 pub use types::{
     ByteRange, FileId, FileName, Millis, RangeRequest, Sha1Hex, UploadId, UserId, Username,
@@ -136,6 +138,7 @@ impl Engine {
         let stats = Arc::<stats::Stats>::default();
         let files = Arc::new(Files::new(
             w.meta.clone(),
+            w.meta.clone(),
             w.blobs.clone(),
             w.stores.clone(),
             w.url_key.clone(),
@@ -147,6 +150,7 @@ impl Engine {
             accounts: Accounts::new(w.meta.clone(), &w.config),
             uploads: Uploads::new(
                 files.clone(),
+                w.meta.clone(),
                 w.meta.clone(),
                 w.sessions.clone(),
                 w.config.clone(),

@@ -8,8 +8,9 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 use chunkvault_engine::blobs::{collect, BlobStore, ByteStream, PartSpec, StagingId};
+#[cfg(feature = "s3")]
 use chunkvault_engine::blobs::{S3BlobStore, S3Config};
-use chunkvault_engine::{ByteRange, Error, LocalBlobStore, Sha1Hex, UploadId};
+use chunkvault_engine::{ByteRange, Error, LocalBlobStore, Sha1Hex};
 use futures::StreamExt;
 
 fn stream_of(data: &[u8], piece: usize) -> ByteStream {
@@ -335,6 +336,7 @@ async fn local() {
 /// The S3 store against a real endpoint (Ceph RGW in `.ci/run`), in a key prefix of its own
 /// that is removed afterwards. (OSS's 100 KB parts cannot be tried here: RGW, like AWS,
 /// refuses parts under 5 MiB.)
+#[cfg(feature = "s3")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3() {
     use chunkvault_engine::blobs::s3::S3_MIN_PART;
@@ -343,7 +345,7 @@ async fn s3() {
         return;
     };
     let config = S3Config {
-        prefix: format!("conformance-{}", UploadId::generate()),
+        prefix: format!("conformance-{}", chunkvault_engine::UploadId::generate()),
         min_part_size: S3_MIN_PART,
         buffer_part_size: S3_MIN_PART,
         ..config
@@ -358,6 +360,7 @@ async fn s3() {
     store.remove_everything().await.unwrap();
 }
 
+#[cfg(feature = "s3")]
 fn s3_config() -> Option<S3Config> {
     let endpoint = std::env::var("CHUNKVAULT_TEST_S3_ENDPOINT").ok()?;
     let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());

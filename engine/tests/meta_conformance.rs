@@ -1,4 +1,5 @@
-//! One conformance suite for `MetaStore`, run against SQLite always and against MariaDB and
+//! One conformance suite for `MetaStore`, run against the in-memory store and SQLite always, and
+//! against MariaDB and
 //! PostgreSQL when `CHUNKVAULT_TEST_MYSQL_URL` / `CHUNKVAULT_TEST_POSTGRES_URL` are set
 //! (`.ci/run` sets both). Each run works in a database of its own and drops it afterwards.
 #![allow(clippy::disallowed_methods)] // tests may block; the engine may not
@@ -7,7 +8,10 @@ mod common;
 
 use std::sync::Arc;
 
-use chunkvault_engine::meta::{GcEntry, MetaStore, NewBlob, NewUserFile, Published};
+use chunkvault_engine::meta::{
+    AccountStore, ChallengeRecord, GcEntry, MemoryMetaStore, MetaStore, NewBlob, NewUserFile,
+    Published,
+};
 use chunkvault_engine::{Error, FileName, Sha1Hex, SqlMetaStore, UserId, Username};
 
 fn sha(n: u8) -> Sha1Hex {
@@ -32,6 +36,7 @@ async fn suite(store: Arc<dyn MetaStore>) {
     concurrent_publish_and_delete(store.clone()).await;
     settings(&*store).await;
     blob_checks(&*store).await;
+    challenges(&*store).await;
     quarantine(&*store).await;
     rate_events(&*store).await;
 }
@@ -423,6 +428,39 @@ async fn blob_checks(store: &dyn MetaStore) {
     store.record_blob_check(&clean, true, 6).await.unwrap();
     assert_eq!(store.blob_check(&clean).await.unwrap(), Some(false));
     assert_eq!(store.blob_check(&attack).await.unwrap(), Some(true));
+}
+
+async fn challenges(store: &dyn MetaStore) {
+    let (owner, other) = (user(store, "prover").await, user(store, "stranger").await);
+    let now = 10 * 24 * 3600 * 1000;
+    let c = ChallengeRecord {
+        id: "ch-1".into(),
+        user_id: owner,
+        sha1: sha(210),
+        size: 42,
+        file_name: "claimed.bin".into(),
+        chunk_size: 0,
+        ranges: "0-9".into(),
+        expected: "abc".into(),
+        expires_at: now + 60_000,
+    };
+    store.put_challenge(&c).await.unwrap();
+    // Another user's challenge is unknown to them, and stays for its owner.
+    assert_eq!(store.take_challenge("ch-1", other).await.unwrap(), None);
+    assert_eq!(store.take_challenge("ch-1", owner).await.unwrap(), Some(c));
+    // Single use.
+    assert_eq!(store.take_challenge("ch-1", owner).await.unwrap(), None);
+
+    store.record_proof_failure(owner, now).await.unwrap();
+    store.record_proof_failure(owner, now + 10).await.unwrap();
+    assert_eq!(store.proof_failures_since(owner, now).await.unwrap(), 2);
+    assert_eq!(store.proof_failures_since(owner, now + 5).await.unwrap(), 1);
+    assert_eq!(store.proof_failures_since(other, 0).await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory() {
+    suite(Arc::new(MemoryMetaStore::new())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

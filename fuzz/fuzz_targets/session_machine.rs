@@ -22,13 +22,14 @@ use std::sync::{Arc, LazyLock};
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
 use chunkvault_engine::blobs::collect;
+use chunkvault_engine::meta::{AccountStore, FileIndex};
 use chunkvault_engine::uploads::proof::{self, InstantMode, Proof};
 use chunkvault_engine::uploads::tus::{TusChecksum, TusConcat, TusCreate};
 use chunkvault_engine::uploads::{plan_chunks, MIN_CHUNK_SIZE};
 use chunkvault_engine::{
     ByteStream, Engine, EngineConfig, Error, FileId, FileName, InitOutcome, InitRequest,
-    LocalBlobStore, MetaStore, PartDigest, RangeRequest, Sha1Hex, SqlMetaStore, SqlSessionStore,
-    UploadId, User, UserFile, Username,
+    LocalBlobStore, PartDigest, RangeRequest, Sha1Hex, SqlMetaStore, SqlSessionStore, UploadId,
+    User, UserFile, Username,
 };
 use futures::StreamExt;
 use libfuzzer_sys::fuzz_target;
@@ -272,7 +273,11 @@ impl Model {
             ChunkChoice::Any(n) => Some(u64::from(*n)),
         };
         let req = InitRequest::new(name.clone(), size, sha1.clone(), chunk_size);
-        let res = WORLD.engine.uploads().init_upload(&self.users[owner], req).await;
+        let res = WORLD
+            .engine
+            .uploads()
+            .init_upload(&self.users[owner], req)
+            .await;
         let valid_name = FileName::parse(&name).is_ok();
         let plan = plan_chunks(size, chunk_size);
         if !valid_name || plan.is_err() {
@@ -325,7 +330,11 @@ impl Model {
                     (s.clone(), right, false)
                 }
             };
-            let res = WORLD.engine.uploads().prove(&self.users[owner], &id, &digests).await;
+            let res = WORLD
+                .engine
+                .uploads()
+                .prove(&self.users[owner], &id, &digests)
+                .await;
             if self.proof_failures[owner] >= proof::MAX_FAILURES {
                 trace("prove: too many failures");
                 let e = res.expect_err("proof after too many failures");
@@ -421,7 +430,11 @@ impl Model {
         };
         let who = self.user_index(user);
         let s = &self.sessions[si];
-        let res = WORLD.engine.uploads().upload_status(&self.users[who], &s.id).await;
+        let res = WORLD
+            .engine
+            .uploads()
+            .upload_status(&self.users[who], &s.id)
+            .await;
         if s.state != State::Open || who != s.owner {
             let e = res.expect_err("status of a session that is not the caller's open one");
             assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
@@ -521,7 +534,11 @@ impl Model {
     async fn abort_at(&mut self, user: u8, si: usize) {
         let who = self.user_index(user);
         let s = &mut self.sessions[si];
-        let res = WORLD.engine.uploads().abort_upload(&self.users[who], &s.id).await;
+        let res = WORLD
+            .engine
+            .uploads()
+            .abort_upload(&self.users[who], &s.id)
+            .await;
         if s.state != State::Open || who != s.owner {
             let e = res.expect_err("abort of a session that is not the caller's open one");
             assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
@@ -544,7 +561,12 @@ impl Model {
             .await
             .unwrap();
         tx.commit().await.unwrap();
-        let n = WORLD.engine.uploads().expire_uploads().await.expect("sweep");
+        let n = WORLD
+            .engine
+            .uploads()
+            .expire_uploads()
+            .await
+            .expect("sweep");
         if s.state == State::Open {
             trace("expire: swept");
             assert_eq!(n, 1);

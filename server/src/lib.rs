@@ -12,9 +12,7 @@ pub mod stores;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chunkvault_engine::{
-    Engine, EngineConfig, RedisSessionStore, SessionStore, SqlMetaStore, SqlSessionStore,
-};
+use chunkvault_engine::{Engine, EngineConfig, SessionStore, SqlMetaStore, SqlSessionStore};
 
 use chunkvault_engine::transfer::{RetryPolicy, SqlTransferQueue, TransferQueue};
 use chunkvault_engine::uploads::proof::InstantMode;
@@ -97,11 +95,7 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
     }
     let blobs = blobs.expect("upload store checked above");
     let sessions: Arc<dyn SessionStore> = match &args.redis_url {
-        Some(url) => Arc::new(
-            RedisSessionStore::connect(url, &args.redis_prefix)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot reach --redis-url: {e}"))?,
-        ),
+        Some(url) => redis_sessions(url, &args.redis_prefix).await?,
         None => Arc::new(SqlSessionStore::new(meta.db().clone())),
     };
     let mut config = EngineConfig::default();
@@ -127,13 +121,13 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
         base: args.transfer_backoff,
         max_attempts: args.transfer_attempts.max(1),
     };
-    let runner = match &args.amqp_url {
-        None => TransferRunner::Sql(SqlTransferQueue::new(db), policy),
-        Some(url) => amqp_runner(url, &args.amqp_prefix, policy).await?,
+    let queue: Arc<dyn TransferQueue> = match &args.amqp_url {
+        None => Arc::new(SqlTransferQueue::new(db, policy)),
+        Some(url) => amqp_queue(url, &args.amqp_prefix, policy).await?,
     };
     if let Some(to) = &args.transfer_to {
         engine = engine
-            .with_transfers(runner.queue(), to, args.transfer_after)
+            .with_transfers(queue.clone(), to, args.transfer_after)
             .map_err(|e| anyhow::anyhow!("--transfer-to {to}: {e}"))?;
     }
     engine.files().collect_garbage().await?;
@@ -147,81 +141,52 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
         engine,
         public_url: args.public_url.clone(),
         cors_origins,
-        transfers: Some(runner),
+        transfers: queue,
     }))
 }
 
-/// The transfer queue of this deployment and how its worker runs.
-#[derive(Clone, Debug)]
-pub enum TransferRunner {
-    Sql(SqlTransferQueue, RetryPolicy),
-    #[cfg(feature = "amqp")]
-    Amqp(chunkvault_engine::transfer::amqp::AmqpTransferQueue),
+#[cfg(feature = "redis")]
+async fn redis_sessions(url: &str, prefix: &str) -> anyhow::Result<Arc<dyn SessionStore>> {
+    let store = chunkvault_engine::RedisSessionStore::connect(url, prefix)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach --redis-url: {e}"))?;
+    Ok(Arc::new(store))
 }
 
-impl TransferRunner {
-    fn queue(&self) -> Arc<dyn TransferQueue> {
-        match self {
-            TransferRunner::Sql(q, _) => Arc::new(q.clone()),
-            #[cfg(feature = "amqp")]
-            TransferRunner::Amqp(q) => Arc::new(q.clone()),
-        }
-    }
-
-    /// Whether the queue answers (readiness): the database, or the broker.
-    pub async fn ping(&self) -> chunkvault_engine::Result<()> {
-        match self {
-            TransferRunner::Sql(..) => Ok(()), // the metadata database is checked already
-            #[cfg(feature = "amqp")]
-            TransferRunner::Amqp(q) => q.ping().await,
-        }
-    }
-
-    /// Runs jobs until `stop` resolves.
-    pub async fn run(&self, engine: &Engine, stop: impl std::future::Future<Output = ()>) {
-        match self {
-            TransferRunner::Sql(q, policy) => {
-                q.run_worker(
-                    engine.transfers(),
-                    *policy,
-                    Duration::from_millis(500),
-                    stop,
-                )
-                .await
-            }
-            #[cfg(feature = "amqp")]
-            TransferRunner::Amqp(q) => q.run_worker(engine.transfers(), stop).await,
-        }
-    }
+#[cfg(not(feature = "redis"))]
+async fn redis_sessions(_url: &str, _prefix: &str) -> anyhow::Result<Arc<dyn SessionStore>> {
+    anyhow::bail!("--redis-url: this binary was built without the redis feature")
 }
 
 #[cfg(feature = "amqp")]
-async fn amqp_runner(
+async fn amqp_queue(
     url: &str,
     prefix: &str,
     policy: RetryPolicy,
-) -> anyhow::Result<TransferRunner> {
+) -> anyhow::Result<Arc<dyn TransferQueue>> {
     let q = chunkvault_engine::transfer::amqp::AmqpTransferQueue::connect(url, prefix, policy)
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach --amqp-url: {e}"))?;
-    Ok(TransferRunner::Amqp(q))
+    Ok(Arc::new(q))
 }
 
 #[cfg(not(feature = "amqp"))]
-async fn amqp_runner(
+async fn amqp_queue(
     _url: &str,
     _prefix: &str,
     _policy: RetryPolicy,
-) -> anyhow::Result<TransferRunner> {
+) -> anyhow::Result<Arc<dyn TransferQueue>> {
     anyhow::bail!("--amqp-url: this binary was built without the amqp feature")
 }
 
 /// Runs transfer jobs in this process, for as long as it lives.
 pub fn spawn_transfer_worker(state: State) {
     tokio::spawn(async move {
-        if let Some(runner) = state.transfers.clone() {
-            runner.run(&state.engine, std::future::pending()).await;
-        }
+        let transfers = state.engine.transfers();
+        state
+            .transfers
+            .consume(transfers, Box::pin(std::future::pending()))
+            .await;
     });
 }
 

@@ -175,9 +175,7 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Body> 
 
 async fn readyz(state: &State) -> Response<Body> {
     let mut checks = state.engine.readiness().await;
-    if let Some(runner) = &state.transfers {
-        checks.push(("broker".to_owned(), runner.ping().await));
-    }
+    checks.push(("broker".to_owned(), state.transfers.ping().await));
     let failing: Vec<String> = checks
         .iter()
         .filter_map(|(name, r)| r.as_ref().err().map(|e| format!("{name}: {e}")))

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use chunkvault_engine::blobs::BlobStore;
-use chunkvault_engine::meta::{GcEntry, MetaStore};
+use chunkvault_engine::meta::{FileIndex, GcEntry};
 use chunkvault_engine::{Sha1Hex, SqlMetaStore};
 use reqwest::StatusCode;
 

@@ -9,7 +9,7 @@ use sha1::{Digest, Sha1};
 use super::{publish::quarantine, Files};
 use crate::blobs::{BlobStore, ByteStream};
 use crate::error::{Error, Result};
-use crate::meta::{self, MetaStore, UserFile};
+use crate::meta::{self, FileIndex, UserFile};
 use crate::stats::Stats;
 use crate::types::{ByteRange, RangeRequest, Sha1Hex};
 
@@ -35,7 +35,7 @@ impl Files {
                     break verified(
                         body,
                         blob.clone(),
-                        self.meta.clone(),
+                        self.index.clone(),
                         store.clone(),
                         self.stats.clone(),
                     )
@@ -79,7 +79,7 @@ impl Files {
 fn verified(
     body: ByteStream,
     blob: meta::BlobRecord,
-    meta: Arc<dyn MetaStore>,
+    index: Arc<dyn FileIndex>,
     store: Arc<dyn BlobStore>,
     stats: Arc<Stats>,
 ) -> ByteStream {
@@ -98,8 +98,8 @@ fn verified(
         done: false,
     };
     futures::stream::unfold(
-        (st, blob, meta, store, stats),
-        |(mut st, blob, meta, store, stats)| async move {
+        (st, blob, index, store, stats),
+        |(mut st, blob, index, store, stats)| async move {
             if st.done {
                 return None;
             }
@@ -112,26 +112,27 @@ fn verified(
                         st.hasher.update(&chunk);
                         st.len += chunk.len() as u64;
                         if let Some(prev) = st.held.replace(chunk) {
-                            return Some((Ok(prev), (st, blob, meta, store, stats)));
+                            return Some((Ok(prev), (st, blob, index, store, stats)));
                         }
                     }
                     Some(Err(e)) => {
                         st.done = true;
-                        return Some((Err(e), (st, blob, meta, store, stats)));
+                        return Some((Err(e), (st, blob, index, store, stats)));
                     }
                     None => {
                         st.done = true;
                         let got = Sha1Hex::from_digest(&st.hasher.clone().finalize().into());
                         if got == blob.sha1 && st.len == blob.size {
                             let last = st.held.take()?;
-                            return Some((Ok(last), (st, blob, meta, store, stats)));
+                            return Some((Ok(last), (st, blob, index, store, stats)));
                         }
-                        if let Err(e) = quarantine(&*meta, &*store, &stats, &blob, "download").await
+                        if let Err(e) =
+                            quarantine(&*index, &*store, &stats, &blob, "download").await
                         {
                             tracing::error!(sha1 = %blob.sha1, error = %e, "could not quarantine");
                         }
                         let err = io::Error::other("stored content does not hash to its SHA1");
-                        return Some((Err(err), (st, blob, meta, store, stats)));
+                        return Some((Err(err), (st, blob, index, store, stats)));
                     }
                 }
             }

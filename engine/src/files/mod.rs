@@ -16,7 +16,7 @@ pub(crate) use publish::TransferPlan;
 use crate::auth;
 use crate::blobs::BlobStore;
 use crate::error::{Error, Result};
-use crate::meta::{self, MetaStore, UserFile};
+use crate::meta::{self, FileIndex, ProofStore, UserFile};
 use crate::stats::Stats;
 use crate::types::{now_millis, FileId, FileName, Sha1Hex};
 use crate::{EngineConfig, User};
@@ -32,7 +32,9 @@ pub struct SignedLink {
 
 #[derive(Debug)]
 pub struct Files {
-    meta: Arc<dyn MetaStore>,
+    index: Arc<dyn FileIndex>,
+    /// Collision verdicts per SHA1.
+    proofs: Arc<dyn ProofStore>,
     /// Where new uploads land.
     upload_store: Arc<dyn BlobStore>,
     /// Every configured store by name (the upload store included): blobs record theirs.
@@ -50,7 +52,8 @@ pub struct Files {
 impl Files {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        meta: Arc<dyn MetaStore>,
+        index: Arc<dyn FileIndex>,
+        proofs: Arc<dyn ProofStore>,
         upload_store: Arc<dyn BlobStore>,
         stores: BTreeMap<String, Arc<dyn BlobStore>>,
         url_key: Vec<u8>,
@@ -59,7 +62,8 @@ impl Files {
         stats: Arc<Stats>,
     ) -> Self {
         Files {
-            meta,
+            index,
+            proofs,
             upload_store,
             stores,
             url_key,
@@ -91,7 +95,7 @@ impl Files {
     /// The caller's file with this content (`id` picks one when the caller holds the content
     /// under several names; otherwise the newest). Another user's file is `NotFound`.
     pub async fn file(&self, user: &User, sha1: &Sha1Hex, id: Option<&FileId>) -> Result<UserFile> {
-        self.meta
+        self.index
             .user_file(user.id, sha1, id)
             .await?
             .ok_or(Error::NotFound { what: "file" })
@@ -99,7 +103,7 @@ impl Files {
 
     /// The caller's file with this id; another user's file is `NotFound` (ids reveal nothing).
     pub async fn file_by_id(&self, user: &User, id: &FileId) -> Result<UserFile> {
-        match self.meta.user_file_by_id(id).await? {
+        match self.index.user_file_by_id(id).await? {
             Some(f) if f.user_id == user.id => Ok(f),
             _ => Err(Error::NotFound { what: "file" }),
         }
@@ -111,19 +115,19 @@ impl Files {
     }
 
     pub async fn list_files(&self, user: &User, limit: u32, offset: u64) -> Result<Vec<UserFile>> {
-        self.meta.list_user_files(user.id, limit, offset).await
+        self.index.list_user_files(user.id, limit, offset).await
     }
 
     pub async fn rename(&self, user: &User, file: &UserFile, new_name: &str) -> Result<UserFile> {
         let name = FileName::parse(new_name)?;
-        self.meta
+        self.index
             .rename_user_file(user.id, &file.id, &name, now_millis())
             .await
     }
 
     /// Deletes the user's file; the blob goes when no user file references it any more.
     pub async fn delete(&self, user: &User, file: &UserFile) -> Result<()> {
-        if let Some(entry) = self.meta.delete_user_file(user.id, &file.id).await? {
+        if let Some(entry) = self.index.delete_user_file(user.id, &file.id).await? {
             self.collect(entry).await;
         }
         Ok(())
@@ -139,7 +143,7 @@ impl Files {
             return;
         };
         let res = match store.delete(&entry.key).await {
-            Ok(()) => self.meta.gc_done(&entry).await,
+            Ok(()) => self.index.gc_done(&entry).await,
             Err(e) => Err(e),
         };
         if let Err(e) = res {
@@ -149,7 +153,7 @@ impl Files {
 
     /// Deletes every blob still queued for deletion (after a crash, or a failed delete).
     pub async fn collect_garbage(&self) -> Result<()> {
-        for entry in self.meta.gc_pending(1000).await? {
+        for entry in self.index.gc_pending(1000).await? {
             self.collect(entry).await;
         }
         Ok(())
@@ -163,17 +167,17 @@ impl Files {
         after: Option<&Sha1Hex>,
         limit: u32,
     ) -> Result<Vec<meta::BlobRecord>> {
-        self.meta.blobs_in_store(store, after, limit).await
+        self.index.blobs_in_store(store, after, limit).await
     }
 
     /// Whether a blob row names `key` in `store`.
     pub(crate) async fn blob_at(&self, store: &str, key: &str) -> Result<bool> {
-        self.meta.blob_by_key(store, key).await
+        self.index.blob_by_key(store, key).await
     }
 
     pub(crate) async fn blob_of(&self, file: &UserFile) -> Result<meta::BlobRecord> {
         let blob = self
-            .meta
+            .index
             .blob(&file.sha1)
             .await?
             .ok_or_else(|| Error::backend("sql", "user file without a blob"))?;
@@ -199,7 +203,7 @@ impl Files {
         if link.expires <= now_secs {
             return Err(Error::BadSignature);
         }
-        let file = self.meta.user_file_by_id(&link.file).await?;
+        let file = self.index.user_file_by_id(&link.file).await?;
         match file {
             Some(f)
                 if auth::verify_download(

@@ -9,7 +9,7 @@ use super::Files;
 use crate::blobs::BlobStore;
 use crate::collision;
 use crate::error::{Error, Result};
-use crate::meta::{self, MetaStore, NewBlob, NewUserFile, Published, UserFile};
+use crate::meta::{self, FileIndex, NewBlob, NewUserFile, Published, UserFile};
 use crate::stats::Stats;
 use crate::transfer::{TransferJob, TransferQueue};
 use crate::types::{now_millis, Sha1Hex, UserId};
@@ -24,13 +24,13 @@ pub(crate) struct TransferPlan {
 
 /// Sets aside a blob whose stored bytes do not hash to its SHA1 (`Files::quarantine`).
 pub(super) async fn quarantine(
-    meta: &dyn MetaStore,
+    index: &dyn FileIndex,
     store: &dyn BlobStore,
     stats: &Stats,
     blob: &meta::BlobRecord,
     found_by: &str,
 ) -> Result<()> {
-    if !meta.quarantine_blob(&blob.sha1, &blob.key).await? {
+    if !index.quarantine_blob(&blob.sha1, &blob.key).await? {
         return Ok(()); // moved on meanwhile (replaced, or quarantined by someone else)
     }
     Stats::inc(&stats.quarantined);
@@ -51,7 +51,7 @@ impl Files {
     /// Refuses content that would take the user's files past their quota.
     pub(crate) async fn check_quota(&self, user: UserId, adding: u64) -> Result<()> {
         if let Some(quota) = self.user_quota {
-            let used = self.meta.user_usage(user).await?;
+            let used = self.index.user_usage(user).await?;
             if used.saturating_add(adding) > quota {
                 return Err(Error::QuotaExceeded { quota });
             }
@@ -67,12 +67,12 @@ impl Files {
         let blob = NewBlob::new(blobs.name(), key.clone());
         let mut healed = false;
         let published = async {
-            if let Some(existing) = self.meta.blob(&file.sha1).await? {
+            if let Some(existing) = self.index.blob(&file.sha1).await? {
                 if !self.ensure_shareable(&existing).await? {
                     // The stored copy was quarantined: these verified bytes replace it, for
                     // every file that refers to the SHA1.
                     healed = self
-                        .meta
+                        .index
                         .replace_quarantined(&file.sha1, blobs.name(), &key)
                         .await?;
                     if healed {
@@ -80,7 +80,7 @@ impl Files {
                     }
                 }
             }
-            self.meta.publish(&blob, file).await
+            self.index.publish(&blob, file).await
         };
         match published.await {
             Ok(Published::Created(f)) => {
@@ -91,12 +91,12 @@ impl Files {
             Ok(Published::Deduplicated(f)) => {
                 blobs.delete(&key).await?;
                 // Someone published the same SHA1 between the check above and ours.
-                if let Some(existing) = self.meta.blob(&f.sha1).await? {
+                if let Some(existing) = self.index.blob(&f.sha1).await? {
                     if let Err(e) = self.ensure_shareable(&existing).await.and_then(|ok| {
                         ok.then_some(()).ok_or(Error::Busy) // quarantined meanwhile: try again
                     }) {
                         if f.uploaded_at >= file.now {
-                            self.meta.delete_user_file(f.user_id, &f.id).await?;
+                            self.index.delete_user_file(f.user_id, &f.id).await?;
                         }
                         return Err(e);
                     }
@@ -122,12 +122,12 @@ impl Files {
         if blob.quarantined {
             return Ok(false);
         }
-        let collision = match self.meta.blob_check(&blob.sha1).await? {
+        let collision = match self.proofs.blob_check(&blob.sha1).await? {
             Some(verdict) => verdict,
             None => {
                 let stripe = usize::from(blob.sha1.as_str().as_bytes()[0]) % 16;
                 let _one = self.scanning[stripe].lock().await;
-                match self.meta.blob_check(&blob.sha1).await? {
+                match self.proofs.blob_check(&blob.sha1).await? {
                     Some(verdict) => verdict,
                     None => {
                         let store = self.store(&blob.store)?;
@@ -138,7 +138,7 @@ impl Files {
                             }
                             scan => {
                                 let verdict = scan == collision::Scan::Collision;
-                                self.meta
+                                self.proofs
                                     .record_blob_check(&blob.sha1, verdict, now_millis())
                                     .await?;
                                 verdict
@@ -163,7 +163,7 @@ impl Files {
     /// inspection, logged. The next genuine upload of the SHA1 stores fresh bytes.
     pub async fn quarantine(&self, blob: &meta::BlobRecord, found_by: &str) -> Result<()> {
         let store = self.store(&blob.store)?.clone();
-        quarantine(&*self.meta, &*store, &self.stats, blob, found_by).await
+        quarantine(&*self.index, &*store, &self.stats, blob, found_by).await
     }
 
     /// New content was published in the upload store: schedule its transfer, if configured.

@@ -1,11 +1,13 @@
 //! The metadata store: users, tokens, blobs (the dedup index) and user files.
 
+mod memory;
 mod sql;
 
 use std::fmt;
 
 use async_trait::async_trait;
 
+pub use memory::MemoryMetaStore;
 pub use sql::{Dialect, SqlMetaStore};
 
 use crate::error::Result;
@@ -126,10 +128,9 @@ pub struct GcEntry {
     pub key: String,
 }
 
-/// Metadata persistence. Every method is atomic; methods that change several rows do so in one
-/// transaction. Implementations must pass the conformance suite in `engine/tests`.
+/// Users, sign-in tokens and the events rate limits count (`Accounts`).
 #[async_trait]
-pub trait MetaStore: Send + Sync + fmt::Debug {
+pub trait AccountStore: Send + Sync + fmt::Debug {
     /// Creates a user; `UsernameTaken` if the name exists.
     async fn create_user(
         &self,
@@ -137,8 +138,11 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
         password_hash: &str,
         now: Millis,
     ) -> Result<UserId>;
+
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>>;
+
     async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>>;
+
     async fn touch_user(&self, id: UserId, now: Millis) -> Result<()>;
 
     /// Stores a token (by its hash, never the token itself).
@@ -149,13 +153,28 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
         now: Millis,
         expires_at: Millis,
     ) -> Result<()>;
+
     /// The user a live (unexpired, unrevoked) token belongs to.
     async fn token_user(&self, token_hash: &str, now: Millis) -> Result<Option<UserId>>;
+
     /// Revokes a token; `false` if it did not exist.
     async fn delete_token(&self, token_hash: &str) -> Result<bool>;
+
     /// Removes expired tokens; returns how many.
     async fn purge_expired_tokens(&self, now: Millis) -> Result<u64>;
 
+    /// Records an event counted by a rate limit (`kind`: `signin-fail`, `signup`; `key`: what
+    /// it is counted per), dropping day-old records.
+    async fn record_event(&self, kind: &str, key: &str, now: Millis) -> Result<()>;
+
+    /// Events of `kind` for `key` since `since`.
+    async fn events_since(&self, kind: &str, key: &str, since: Millis) -> Result<u64>;
+}
+
+/// The dedup index: blobs, the users' files that reference them, the deletion queue (`Files`,
+/// `Uploads`, `Transfers`).
+#[async_trait]
+pub trait FileIndex: Send + Sync + fmt::Debug {
     async fn blob(&self, sha1: &Sha1Hex) -> Result<Option<BlobRecord>>;
 
     /// Instant upload: if `file.sha1` is in the index, gives the user a file referencing it
@@ -174,11 +193,14 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
         sha1: &Sha1Hex,
         id: Option<&FileId>,
     ) -> Result<Option<UserFile>>;
+
     /// A file by id, whoever owns it (signed download links).
     async fn user_file_by_id(&self, id: &FileId) -> Result<Option<UserFile>>;
+
     /// The user's files, newest first.
     async fn list_user_files(&self, user: UserId, limit: u32, offset: u64)
         -> Result<Vec<UserFile>>;
+
     /// Renames; `NotFound` if the user has no such file, `NameTaken` if the user already has
     /// this content under `name`.
     async fn rename_user_file(
@@ -188,6 +210,7 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
         name: &FileName,
         now: Millis,
     ) -> Result<UserFile>;
+
     /// Deletes the user's file. When it was the blob's last reference, the blob leaves the index
     /// in the same transaction and is queued for deletion: the returned entry. `NotFound` if the
     /// user has no such file.
@@ -195,6 +218,7 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
 
     /// Blobs queued for deletion (oldest first).
     async fn gc_pending(&self, limit: u32) -> Result<Vec<GcEntry>>;
+
     /// Marks a queued blob as deleted from its store.
     async fn gc_done(&self, entry: &GcEntry) -> Result<()>;
 
@@ -214,36 +238,8 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
         limit: u32,
     ) -> Result<Vec<BlobRecord>>;
 
-    /// Whether the database answers.
-    async fn ping(&self) -> Result<()>;
-
-    /// Records an event counted by a rate limit (`kind`: `signin-fail`, `signup`; `key`: what
-    /// it is counted per), dropping day-old records.
-    async fn record_event(&self, kind: &str, key: &str, now: Millis) -> Result<()>;
-    /// Events of `kind` for `key` since `since`.
-    async fn events_since(&self, kind: &str, key: &str, since: Millis) -> Result<u64>;
     /// Bytes of the user's files (each name counts, as the user sees them).
     async fn user_usage(&self, user: UserId) -> Result<u64>;
-
-    /// Stores a proof-of-ownership challenge.
-    async fn put_challenge(&self, c: &ChallengeRecord) -> Result<()>;
-    /// Removes and returns the user's challenge (single use); `None` if unknown or another
-    /// user's.
-    async fn take_challenge(&self, id: &str, user: UserId) -> Result<Option<ChallengeRecord>>;
-    /// Records a wrong proof, and drops records and challenges too old to matter.
-    async fn record_proof_failure(&self, user: UserId, now: Millis) -> Result<()>;
-    /// Wrong proofs of the user since `since`.
-    async fn proof_failures_since(&self, user: UserId, since: Millis) -> Result<u64>;
-
-    /// Returns the stored value of a setting, storing `init` first if it has none
-    /// (first writer wins across nodes).
-    async fn setting_or_init(&self, name: &str, init: &str) -> Result<String>;
-
-    /// The recorded collision-attack verdict for content with this SHA1: `Some(true)` when its
-    /// bytes carry a SHA1 collision attack, `Some(false)` when checked clean, `None` if unchecked.
-    async fn blob_check(&self, sha1: &Sha1Hex) -> Result<Option<bool>>;
-    /// Records a verdict (the first one recorded stands).
-    async fn record_blob_check(&self, sha1: &Sha1Hex, collision: bool, now: Millis) -> Result<()>;
 
     /// Whether a blob row refers to `key` in `store` (fsck's second look at an orphan).
     async fn blob_by_key(&self, store: &str, key: &str) -> Result<bool>;
@@ -255,4 +251,45 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
     /// Gives a quarantined blob fresh, verified bytes at `key` in `store`; `false` if it was
     /// not quarantined (someone replaced it first).
     async fn replace_quarantined(&self, sha1: &Sha1Hex, store: &str, key: &str) -> Result<bool>;
+}
+
+/// Instant-upload proofs (challenges, wrong answers) and collision verdicts per SHA1.
+#[async_trait]
+pub trait ProofStore: Send + Sync + fmt::Debug {
+    /// Stores a proof-of-ownership challenge.
+    async fn put_challenge(&self, c: &ChallengeRecord) -> Result<()>;
+
+    /// Removes and returns the user's challenge (single use); `None` if unknown or another
+    /// user's.
+    async fn take_challenge(&self, id: &str, user: UserId) -> Result<Option<ChallengeRecord>>;
+
+    /// Records a wrong proof, and drops records and challenges too old to matter.
+    async fn record_proof_failure(&self, user: UserId, now: Millis) -> Result<()>;
+
+    /// Wrong proofs of the user since `since`.
+    async fn proof_failures_since(&self, user: UserId, since: Millis) -> Result<u64>;
+
+    /// The recorded collision-attack verdict for content with this SHA1: `Some(true)` when its
+    /// bytes carry a SHA1 collision attack, `Some(false)` when checked clean, `None` if unchecked.
+    async fn blob_check(&self, sha1: &Sha1Hex) -> Result<Option<bool>>;
+
+    /// Records a verdict (the first one recorded stands).
+    async fn record_blob_check(&self, sha1: &Sha1Hex, collision: bool, now: Millis) -> Result<()>;
+}
+
+/// Settings shared by every node (the signing key of download links).
+#[async_trait]
+pub trait Settings: Send + Sync + fmt::Debug {
+    /// Returns the stored value of a setting, storing `init` first if it has none
+    /// (first writer wins across nodes).
+    async fn setting_or_init(&self, name: &str, init: &str) -> Result<String>;
+}
+
+/// Metadata persistence: every part above, in one database. Every method is atomic; methods
+/// that change several rows do so in one transaction. Implementations must pass the conformance
+/// suite in `engine/tests`.
+#[async_trait]
+pub trait MetaStore: AccountStore + FileIndex + ProofStore + Settings {
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<()>;
 }

@@ -11,8 +11,8 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::{
-    BlobRecord, ChallengeRecord, GcEntry, MetaStore, NewBlob, NewUserFile, Published, UserFile,
-    UserRecord,
+    AccountStore, BlobRecord, ChallengeRecord, FileIndex, GcEntry, MetaStore, NewBlob, NewUserFile,
+    ProofStore, Published, Settings, UserFile, UserRecord,
 };
 use crate::error::{Error, Result};
 use crate::types::{FileId, FileName, Millis, Sha1Hex, UserId, Username};
@@ -345,7 +345,7 @@ impl SqlMetaStore {
 }
 
 #[async_trait]
-impl MetaStore for SqlMetaStore {
+impl AccountStore for SqlMetaStore {
     async fn create_user(
         &self,
         username: &Username,
@@ -451,6 +451,36 @@ impl MetaStore for SqlMetaStore {
         Ok(res.rows_affected())
     }
 
+    async fn record_event(&self, kind: &str, key: &str, now: Millis) -> Result<()> {
+        sqlx::query(&self.q("INSERT INTO rate_events (kind, rkey, at) VALUES (?, ?, ?)"))
+            .bind(kind)
+            .bind(key)
+            .bind(now)
+            .execute(&self.db.pool)
+            .await?;
+        sqlx::query(&self.q("DELETE FROM rate_events WHERE at < ?"))
+            .bind(now - 24 * 3600 * 1000)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn events_since(&self, kind: &str, key: &str, since: Millis) -> Result<u64> {
+        let row = sqlx::query(
+            &self
+                .q("SELECT COUNT(*) AS n FROM rate_events WHERE kind = ? AND rkey = ? AND at >= ?"),
+        )
+        .bind(kind)
+        .bind(key)
+        .bind(since)
+        .fetch_one(&self.db.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>("n")? as u64)
+    }
+}
+
+#[async_trait]
+impl FileIndex for SqlMetaStore {
     async fn blob(&self, sha1: &Sha1Hex) -> Result<Option<BlobRecord>> {
         let row = sqlx::query(&self.q(
             "SELECT sha1, size, store, location, refcount, created_at, quarantined FROM blobs WHERE sha1 = ?",
@@ -571,38 +601,6 @@ impl MetaStore for SqlMetaStore {
         Ok(())
     }
 
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.db.pool).await?;
-        Ok(())
-    }
-
-    async fn record_event(&self, kind: &str, key: &str, now: Millis) -> Result<()> {
-        sqlx::query(&self.q("INSERT INTO rate_events (kind, rkey, at) VALUES (?, ?, ?)"))
-            .bind(kind)
-            .bind(key)
-            .bind(now)
-            .execute(&self.db.pool)
-            .await?;
-        sqlx::query(&self.q("DELETE FROM rate_events WHERE at < ?"))
-            .bind(now - 24 * 3600 * 1000)
-            .execute(&self.db.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn events_since(&self, kind: &str, key: &str, since: Millis) -> Result<u64> {
-        let row = sqlx::query(
-            &self
-                .q("SELECT COUNT(*) AS n FROM rate_events WHERE kind = ? AND rkey = ? AND at >= ?"),
-        )
-        .bind(kind)
-        .bind(key)
-        .bind(since)
-        .fetch_one(&self.db.pool)
-        .await?;
-        Ok(row.try_get::<i64, _>("n")? as u64)
-    }
-
     async fn user_usage(&self, user: UserId) -> Result<u64> {
         // SUM is DECIMAL on MySQL and NUMERIC on PostgreSQL: back to a 64-bit integer.
         let int = match self.db.dialect() {
@@ -619,6 +617,87 @@ impl MetaStore for SqlMetaStore {
         Ok(row.try_get::<i64, _>("n")? as u64)
     }
 
+    async fn queue_gc(&self, entry: &GcEntry) -> Result<()> {
+        let insert = self.insert_or_ignore("blob_gc", "store, location, created_at");
+        sqlx::query(&self.q(&insert))
+            .bind(entry.store.as_str())
+            .bind(entry.key.as_str())
+            .bind(crate::types::now_millis())
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn move_blob(&self, sha1: &Sha1Hex, from: &GcEntry, to: &GcEntry) -> Result<bool> {
+        let done = sqlx::query(&self.q(
+            "UPDATE blobs SET store = ?, location = ? WHERE sha1 = ? AND store = ? AND location = ?",
+        ))
+        .bind(to.store.as_str())
+        .bind(to.key.as_str())
+        .bind(sha1.as_str())
+        .bind(from.store.as_str())
+        .bind(from.key.as_str())
+        .execute(&self.db.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn blobs_in_store(
+        &self,
+        store: &str,
+        after: Option<&Sha1Hex>,
+        limit: u32,
+    ) -> Result<Vec<BlobRecord>> {
+        let rows = sqlx::query(&self.q(
+            "SELECT sha1, size, store, location, refcount, created_at, quarantined FROM blobs \
+             WHERE store = ? AND sha1 > ? ORDER BY sha1 LIMIT ?",
+        ))
+        .bind(store)
+        .bind(after.map(Sha1Hex::as_str).unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.iter().map(blob_record).collect()
+    }
+
+    async fn blob_by_key(&self, store: &str, key: &str) -> Result<bool> {
+        let row = sqlx::query(
+            &self.q("SELECT COUNT(*) AS n FROM blobs WHERE store = ? AND location = ?"),
+        )
+        .bind(store)
+        .bind(key)
+        .fetch_one(&self.db.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    async fn quarantine_blob(&self, sha1: &Sha1Hex, key: &str) -> Result<bool> {
+        let res = sqlx::query(&self.q(
+            "UPDATE blobs SET quarantined = 1 WHERE sha1 = ? AND location = ? AND quarantined = 0",
+        ))
+        .bind(sha1.as_str())
+        .bind(key)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn replace_quarantined(&self, sha1: &Sha1Hex, store: &str, key: &str) -> Result<bool> {
+        let res = sqlx::query(
+            &self.q("UPDATE blobs SET store = ?, location = ?, quarantined = 0 \
+             WHERE sha1 = ? AND quarantined = 1"),
+        )
+        .bind(store)
+        .bind(key)
+        .bind(sha1.as_str())
+        .execute(&self.db.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+}
+
+#[async_trait]
+impl ProofStore for SqlMetaStore {
     async fn put_challenge(&self, c: &ChallengeRecord) -> Result<()> {
         sqlx::query(&self.q(
             "INSERT INTO proof_challenges (id, user_id, sha1, size, file_name, chunk_size, \
@@ -698,49 +777,31 @@ impl MetaStore for SqlMetaStore {
         Ok(row.try_get::<i64, _>("n")? as u64)
     }
 
-    async fn queue_gc(&self, entry: &GcEntry) -> Result<()> {
-        let insert = self.insert_or_ignore("blob_gc", "store, location, created_at");
+    async fn blob_check(&self, sha1: &Sha1Hex) -> Result<Option<bool>> {
+        let row = sqlx::query(&self.q("SELECT collision FROM blob_checks WHERE sha1 = ?"))
+            .bind(sha1.as_str())
+            .fetch_optional(&self.db.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get::<i64, _>("collision")? != 0),
+            None => None,
+        })
+    }
+
+    async fn record_blob_check(&self, sha1: &Sha1Hex, collision: bool, now: Millis) -> Result<()> {
+        let insert = self.insert_or_ignore("blob_checks", "sha1, collision, checked_at");
         sqlx::query(&self.q(&insert))
-            .bind(entry.store.as_str())
-            .bind(entry.key.as_str())
-            .bind(crate::types::now_millis())
+            .bind(sha1.as_str())
+            .bind(i64::from(collision))
+            .bind(now)
             .execute(&self.db.pool)
             .await?;
         Ok(())
     }
+}
 
-    async fn move_blob(&self, sha1: &Sha1Hex, from: &GcEntry, to: &GcEntry) -> Result<bool> {
-        let done = sqlx::query(&self.q(
-            "UPDATE blobs SET store = ?, location = ? WHERE sha1 = ? AND store = ? AND location = ?",
-        ))
-        .bind(to.store.as_str())
-        .bind(to.key.as_str())
-        .bind(sha1.as_str())
-        .bind(from.store.as_str())
-        .bind(from.key.as_str())
-        .execute(&self.db.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn blobs_in_store(
-        &self,
-        store: &str,
-        after: Option<&Sha1Hex>,
-        limit: u32,
-    ) -> Result<Vec<BlobRecord>> {
-        let rows = sqlx::query(&self.q(
-            "SELECT sha1, size, store, location, refcount, created_at, quarantined FROM blobs \
-             WHERE store = ? AND sha1 > ? ORDER BY sha1 LIMIT ?",
-        ))
-        .bind(store)
-        .bind(after.map(Sha1Hex::as_str).unwrap_or(""))
-        .bind(i64::from(limit))
-        .fetch_all(&self.db.pool)
-        .await?;
-        rows.iter().map(blob_record).collect()
-    }
-
+#[async_trait]
+impl Settings for SqlMetaStore {
     async fn setting_or_init(&self, name: &str, init: &str) -> Result<String> {
         let insert = self.insert_or_ignore("settings", "name, value");
         sqlx::query(&self.q(&insert))
@@ -754,61 +815,12 @@ impl MetaStore for SqlMetaStore {
             .await?;
         text(&row, "value")
     }
+}
 
-    async fn blob_check(&self, sha1: &Sha1Hex) -> Result<Option<bool>> {
-        let row = sqlx::query(&self.q("SELECT collision FROM blob_checks WHERE sha1 = ?"))
-            .bind(sha1.as_str())
-            .fetch_optional(&self.db.pool)
-            .await?;
-        Ok(match row {
-            Some(r) => Some(r.try_get::<i64, _>("collision")? != 0),
-            None => None,
-        })
-    }
-
-    async fn blob_by_key(&self, store: &str, key: &str) -> Result<bool> {
-        let row = sqlx::query(
-            &self.q("SELECT COUNT(*) AS n FROM blobs WHERE store = ? AND location = ?"),
-        )
-        .bind(store)
-        .bind(key)
-        .fetch_one(&self.db.pool)
-        .await?;
-        Ok(row.try_get::<i64, _>("n")? > 0)
-    }
-
-    async fn quarantine_blob(&self, sha1: &Sha1Hex, key: &str) -> Result<bool> {
-        let res = sqlx::query(&self.q(
-            "UPDATE blobs SET quarantined = 1 WHERE sha1 = ? AND location = ? AND quarantined = 0",
-        ))
-        .bind(sha1.as_str())
-        .bind(key)
-        .execute(&self.db.pool)
-        .await?;
-        Ok(res.rows_affected() == 1)
-    }
-
-    async fn replace_quarantined(&self, sha1: &Sha1Hex, store: &str, key: &str) -> Result<bool> {
-        let res = sqlx::query(
-            &self.q("UPDATE blobs SET store = ?, location = ?, quarantined = 0 \
-             WHERE sha1 = ? AND quarantined = 1"),
-        )
-        .bind(store)
-        .bind(key)
-        .bind(sha1.as_str())
-        .execute(&self.db.pool)
-        .await?;
-        Ok(res.rows_affected() == 1)
-    }
-
-    async fn record_blob_check(&self, sha1: &Sha1Hex, collision: bool, now: Millis) -> Result<()> {
-        let insert = self.insert_or_ignore("blob_checks", "sha1, collision, checked_at");
-        sqlx::query(&self.q(&insert))
-            .bind(sha1.as_str())
-            .bind(i64::from(collision))
-            .bind(now)
-            .execute(&self.db.pool)
-            .await?;
+#[async_trait]
+impl MetaStore for SqlMetaStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.db.pool).await?;
         Ok(())
     }
 }

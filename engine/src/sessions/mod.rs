@@ -2,6 +2,7 @@
 //! Two backends pass one conformance suite: SQL (SQLite by default, in the metadata database)
 //! and Redis (for many nodes).
 
+#[cfg(feature = "redis")]
 mod redis;
 mod sql;
 
@@ -9,6 +10,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
+#[cfg(feature = "redis")]
 pub use self::redis::RedisSessionStore;
 pub use sql::SqlSessionStore;
 

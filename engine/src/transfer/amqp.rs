@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
@@ -227,13 +228,6 @@ impl AmqpTransferQueue {
         Err(Error::backend(BACKEND, "broker unreachable"))
     }
 
-    /// Whether the broker answers.
-    pub async fn ping(&self) -> Result<()> {
-        let (conn, _) = self.open().await?;
-        let _ = conn.close(200, "ping".into()).await;
-        Ok(())
-    }
-
     /// Jobs waiting in the dead-letter queue.
     pub async fn dead_count(&self) -> Result<u32> {
         self.count(&self.dead_queue()).await
@@ -275,53 +269,6 @@ impl AmqpTransferQueue {
             .await
             .map_err(amqp_err)?;
         Ok(())
-    }
-
-    /// Consumes jobs until `stop` resolves, reconnecting after any broker failure.
-    pub async fn run_worker(
-        &self,
-        transfers: &Transfers,
-        stop: impl std::future::Future<Output = ()>,
-    ) {
-        tokio::pin!(stop);
-        let mut pause = Duration::from_millis(200);
-        loop {
-            let session = async {
-                let (conn, ch) = self.open().await?;
-                ch.basic_qos(4, BasicQosOptions::default())
-                    .await
-                    .map_err(amqp_err)?;
-                let mut consumer = ch
-                    .basic_consume(
-                        self.jobs_queue().as_str().into(),
-                        "chunkvault-worker".into(),
-                        BasicConsumeOptions::default(),
-                        FieldTable::default(),
-                    )
-                    .await
-                    .map_err(amqp_err)?;
-                tracing::info!(queue = self.jobs_queue(), "transfer worker consuming");
-                while let Some(delivery) = consumer.next().await {
-                    let delivery = delivery.map_err(amqp_err)?;
-                    self.handle(transfers, &ch, delivery).await?;
-                }
-                drop(conn);
-                Err::<(), _>(Error::backend(BACKEND, "consumer cancelled"))
-            };
-            tokio::select! {
-                _ = &mut stop => return,
-                res = session => {
-                    if let Err(e) = res {
-                        tracing::warn!(error = %e, "transfer worker lost the broker; reconnecting");
-                    }
-                }
-            }
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = tokio::time::sleep(pause) => {}
-            }
-            pause = (pause * 2).min(Duration::from_secs(5));
-        }
     }
 
     async fn handle(
@@ -398,6 +345,55 @@ impl AmqpTransferQueue {
 
 #[async_trait]
 impl TransferQueue for AmqpTransferQueue {
+    /// Consumes jobs until `stop` resolves, reconnecting after any broker failure.
+    async fn consume(&self, transfers: &Transfers, stop: BoxFuture<'static, ()>) {
+        tokio::pin!(stop);
+        let mut pause = Duration::from_millis(200);
+        loop {
+            let session = async {
+                let (conn, ch) = self.open().await?;
+                ch.basic_qos(4, BasicQosOptions::default())
+                    .await
+                    .map_err(amqp_err)?;
+                let mut consumer = ch
+                    .basic_consume(
+                        self.jobs_queue().as_str().into(),
+                        "chunkvault-worker".into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(amqp_err)?;
+                tracing::info!(queue = self.jobs_queue(), "transfer worker consuming");
+                while let Some(delivery) = consumer.next().await {
+                    let delivery = delivery.map_err(amqp_err)?;
+                    self.handle(transfers, &ch, delivery).await?;
+                }
+                drop(conn);
+                Err::<(), _>(Error::backend(BACKEND, "consumer cancelled"))
+            };
+            tokio::select! {
+                _ = &mut stop => return,
+                res = session => {
+                    if let Err(e) = res {
+                        tracing::warn!(error = %e, "transfer worker lost the broker; reconnecting");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let (conn, _) = self.open().await?;
+        let _ = conn.close(200, "ping".into()).await;
+        Ok(())
+    }
+
     async fn enqueue(&self, job: &TransferJob, delay: Duration) -> Result<()> {
         let wire = Wire {
             sha1: job.sha1.to_string(),

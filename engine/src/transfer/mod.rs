@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use futures::StreamExt;
 use sha1::{Digest, Sha1};
 
@@ -28,8 +29,8 @@ pub use sql::SqlTransferQueue;
 use crate::blobs::ByteStream;
 use crate::error::{Error, Result};
 use crate::files::Files;
+use crate::meta::FileIndex;
 use crate::meta::GcEntry;
-use crate::meta::MetaStore;
 use crate::stats::Stats;
 use crate::types::Sha1Hex;
 
@@ -54,11 +55,20 @@ pub enum Transferred {
     Quarantined,
 }
 
-/// Where transfer jobs wait.
+/// Where transfer jobs wait: the producer side (`enqueue`, when a blob is published) and the
+/// consumer side (`consume`, in `chunkvault worker` or a node's own worker).
 #[async_trait]
 pub trait TransferQueue: Send + Sync + std::fmt::Debug {
     /// Queues `job` to run after `delay`. Durable when it returns.
     async fn enqueue(&self, job: &TransferJob, delay: Duration) -> Result<()>;
+
+    /// Runs due jobs through `transfers` until `stop` resolves: a failed job is retried with
+    /// the queue's backoff and dead after its last attempt; a job interrupted by a crash
+    /// returns to the queue.
+    async fn consume(&self, transfers: &Transfers, stop: BoxFuture<'static, ()>);
+
+    /// Whether the queue answers (readiness).
+    async fn ping(&self) -> Result<()>;
 }
 
 /// Retry policy: delays double from `base`, capped at five minutes; after `max_attempts`
@@ -121,19 +131,23 @@ fn digest(state: &Arc<Mutex<(Sha1, u64)>>) -> (Sha1Hex, u64) {
 #[derive(Debug)]
 pub struct Transfers {
     files: Arc<Files>,
-    meta: Arc<dyn MetaStore>,
+    index: Arc<dyn FileIndex>,
     stats: Arc<Stats>,
 }
 
 impl Transfers {
-    pub(crate) fn new(files: Arc<Files>, meta: Arc<dyn MetaStore>, stats: Arc<Stats>) -> Self {
-        Transfers { files, meta, stats }
+    pub(crate) fn new(files: Arc<Files>, index: Arc<dyn FileIndex>, stats: Arc<Stats>) -> Self {
+        Transfers {
+            files,
+            index,
+            stats,
+        }
     }
 
     /// Moves one blob to store `to` (see the module documentation). Safe to repeat.
     pub async fn transfer_blob(&self, sha1: &Sha1Hex, to: &str) -> Result<Transferred> {
         let dest = self.files.store(to)?.clone();
-        let Some(blob) = self.meta.blob(sha1).await? else {
+        let Some(blob) = self.index.blob(sha1).await? else {
             return Ok(Transferred::Gone);
         };
         if blob.store == to {
@@ -147,7 +161,7 @@ impl Transfers {
             Ok(b) => b,
             // Moved or deleted since the lookup: look again next time.
             Err(Error::NotFound { .. }) => {
-                return match self.meta.blob(sha1).await? {
+                return match self.index.blob(sha1).await? {
                     Some(b) if b.store == to => Ok(Transferred::AlreadyThere),
                     Some(b) if b.key != blob.key => Ok(Transferred::Gone),
                     None => Ok(Transferred::Gone),
@@ -194,13 +208,13 @@ impl Transfers {
             store: to.to_owned(),
             key: key.clone(),
         };
-        if !self.meta.move_blob(sha1, &from, &to_entry).await? {
+        if !self.index.move_blob(sha1, &from, &to_entry).await? {
             dest.delete(&key).await?;
             return Ok(Transferred::Gone);
         }
         if let Err(e) = source.delete(&blob.key).await {
             tracing::warn!(error = %e, key = blob.key, "transfer source not deleted; queued");
-            self.meta.queue_gc(&from).await?;
+            self.index.queue_gc(&from).await?;
         }
         tracing::info!(sha1 = %sha1, from = blob.store, to, bytes = blob.size, "blob transferred");
         Ok(Transferred::Moved { bytes: blob.size })

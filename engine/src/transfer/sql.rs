@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use sqlx::Row;
 
 use super::Transfers;
@@ -16,14 +17,18 @@ use crate::types::{now_millis, Sha1Hex};
 /// How long a worker holds a job before another may take it (a crashed worker's jobs return).
 const LEASE: Duration = Duration::from_secs(600);
 
+/// How often an idle worker looks for due jobs.
+const POLL: Duration = Duration::from_millis(500);
+
 #[derive(Clone, Debug)]
 pub struct SqlTransferQueue {
     db: Db,
+    policy: RetryPolicy,
 }
 
 impl SqlTransferQueue {
-    pub fn new(db: Db) -> Self {
-        SqlTransferQueue { db }
+    pub fn new(db: Db, policy: RetryPolicy) -> Self {
+        SqlTransferQueue { db, policy }
     }
 
     /// Leases up to `limit` due jobs.
@@ -124,36 +129,6 @@ impl SqlTransferQueue {
             .collect()
     }
 
-    /// Runs due jobs until `stop` resolves, polling every `poll` when idle.
-    pub async fn run_worker(
-        &self,
-        transfers: &Transfers,
-        policy: RetryPolicy,
-        poll: Duration,
-        stop: impl std::future::Future<Output = ()>,
-    ) {
-        tokio::pin!(stop);
-        loop {
-            let jobs = match self.claim(16).await {
-                Ok(j) => j,
-                Err(e) => {
-                    tracing::warn!(error = %e, "transfer queue unreachable");
-                    Vec::new()
-                }
-            };
-            let idle = jobs.is_empty();
-            for job in jobs {
-                self.run_one(transfers, &job, policy).await;
-            }
-            if idle {
-                tokio::select! {
-                    _ = &mut stop => return,
-                    _ = tokio::time::sleep(poll) => {}
-                }
-            }
-        }
-    }
-
     async fn run_one(&self, transfers: &Transfers, job: &TransferJob, policy: RetryPolicy) {
         let outcome = match transfers.run_transfer(job).await {
             Ok(t) => {
@@ -182,6 +157,35 @@ impl SqlTransferQueue {
 
 #[async_trait]
 impl TransferQueue for SqlTransferQueue {
+    /// Polls for due jobs every half second when idle.
+    async fn consume(&self, transfers: &Transfers, stop: BoxFuture<'static, ()>) {
+        tokio::pin!(stop);
+        loop {
+            let jobs = match self.claim(16).await {
+                Ok(j) => j,
+                Err(e) => {
+                    tracing::warn!(error = %e, "transfer queue unreachable");
+                    Vec::new()
+                }
+            };
+            let idle = jobs.is_empty();
+            for job in jobs {
+                self.run_one(transfers, &job, self.policy).await;
+            }
+            if idle {
+                tokio::select! {
+                    _ = &mut stop => return,
+                    _ = tokio::time::sleep(POLL) => {}
+                }
+            }
+        }
+    }
+
+    /// The queue is a table of the metadata database, which readiness checks already.
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
     async fn enqueue(&self, job: &TransferJob, delay: Duration) -> Result<()> {
         let insert = self
             .db

@@ -20,7 +20,7 @@ pub use sha1_state::Sha1State;
 use crate::blobs::{BlobStore, ByteStream, PartReceipt, PartSpec, StagingId};
 use crate::error::{Error, Result};
 use crate::files::Files;
-use crate::meta::{MetaStore, NewUserFile, UserFile};
+use crate::meta::{FileIndex, NewUserFile, ProofStore, UserFile};
 use crate::sessions::{HashProgress, PartCommit, PartRecord, SessionRecord, SessionStore};
 use crate::stats::Stats;
 use crate::types::{now_millis, ByteRange, FileName, Sha1Hex, UploadId, UserId};
@@ -32,7 +32,9 @@ use crate::{EngineConfig, User};
 #[derive(Debug)]
 pub struct Uploads {
     files: Arc<Files>,
-    meta: Arc<dyn MetaStore>,
+    index: Arc<dyn FileIndex>,
+    /// Instant-upload challenges and wrong answers.
+    proofs: Arc<dyn ProofStore>,
     sessions: Arc<dyn SessionStore>,
     /// The upload store (the one `files` publishes into).
     blobs: Arc<dyn BlobStore>,
@@ -155,7 +157,8 @@ impl SessionRecord {
 impl Uploads {
     pub(crate) fn new(
         files: Arc<Files>,
-        meta: Arc<dyn MetaStore>,
+        index: Arc<dyn FileIndex>,
+        proofs: Arc<dyn ProofStore>,
         sessions: Arc<dyn SessionStore>,
         config: EngineConfig,
         stats: Arc<Stats>,
@@ -163,7 +166,8 @@ impl Uploads {
         Uploads {
             blobs: files.upload_store().clone(),
             files,
-            meta,
+            index,
+            proofs,
             sessions,
             config,
             stats,
@@ -300,14 +304,14 @@ impl Uploads {
         size: u64,
         name: &FileName,
     ) -> Result<Option<UserFile>> {
-        match self.meta.blob(sha1).await? {
+        match self.index.blob(sha1).await? {
             Some(blob) if blob.size == size => {
                 if !self.files.ensure_shareable(&blob).await? {
                     return Ok(None);
                 }
                 let file =
                     NewUserFile::new(user.id, sha1.clone(), name.clone(), size, now_millis());
-                let linked = self.meta.link_existing(&file).await?;
+                let linked = self.index.link_existing(&file).await?;
                 if linked.is_some() {
                     Stats::inc(&self.stats.instant_hits);
                 }
@@ -559,7 +563,7 @@ impl Uploads {
     async fn completed_file(&self, user: &User, id: &UploadId) -> Result<Option<UserFile>> {
         match self.sessions.result(id, now_millis()).await? {
             Some((owner, file)) if owner == user.id => Ok(self
-                .meta
+                .index
                 .user_file_by_id(&file)
                 .await?
                 .filter(|f| f.user_id == user.id)),

@@ -128,7 +128,7 @@ impl Uploads {
         if mode == InstantMode::Off {
             return Ok(None);
         }
-        let blob = match self.meta.blob(sha1).await? {
+        let blob = match self.index.blob(sha1).await? {
             Some(b) if b.size == size => b,
             _ => return Ok(None),
         };
@@ -159,7 +159,7 @@ impl Uploads {
             ranges,
             expires_at: now_millis() + CHALLENGE_TTL.as_millis() as i64,
         };
-        self.meta
+        self.proofs
             .put_challenge(&ChallengeRecord {
                 id: challenge.id.clone(),
                 user_id: user.id,
@@ -179,14 +179,14 @@ impl Uploads {
     pub async fn prove(&self, user: &User, challenge: &str, digests: &[String]) -> Result<Proof> {
         let now = now_millis();
         let since = now - FAILURE_WINDOW.as_millis() as i64;
-        if self.meta.proof_failures_since(user.id, since).await? >= MAX_FAILURES {
+        if self.proofs.proof_failures_since(user.id, since).await? >= MAX_FAILURES {
             return Err(Error::TooManyRequests {
                 retry_after: FAILURE_WINDOW.as_secs(),
             });
         }
         let valid_id = challenge.len() == 32 && challenge.bytes().all(|b| b.is_ascii_hexdigit());
         let record = if valid_id {
-            self.meta.take_challenge(challenge, user.id).await?
+            self.proofs.take_challenge(challenge, user.id).await?
         } else {
             None
         };
@@ -207,13 +207,13 @@ impl Uploads {
                 .zip(digests)
                 .all(|(e, d)| same(e, &d.to_ascii_lowercase()));
         if !right {
-            self.meta.record_proof_failure(user.id, now).await?;
+            self.proofs.record_proof_failure(user.id, now).await?;
             tracing::warn!(user = user.id.0, sha1 = %record.sha1, "wrong proof of ownership");
             return Ok(Proof::Refused(request));
         }
         let name = FileName::parse(&record.file_name)?;
         let file = NewUserFile::new(user.id, record.sha1.clone(), name, record.size, now);
-        match self.meta.link_existing(&file).await? {
+        match self.index.link_existing(&file).await? {
             Some(f) => {
                 Stats::inc(&self.stats.instant_hits);
                 Ok(Proof::Linked(f))

@@ -92,13 +92,13 @@ impl Uploads {
         debug_assert_eq!(size, pending.size());
         self.files.check_quota(user.id, size).await?;
         let file = NewUserFile::new(user.id, sha1.clone(), name, size, now_millis());
-        let shareable = match self.meta.blob(&sha1).await? {
+        let shareable = match self.index.blob(&sha1).await? {
             Some(blob) => self.files.ensure_shareable(&blob).await?,
             None => false,
         };
         // Content already indexed: link to it and drop our copy (the pending blob cleans up).
         if shareable {
-            if let Some(existing) = self.meta.link_existing(&file).await? {
+            if let Some(existing) = self.index.link_existing(&file).await? {
                 return Ok(existing);
             }
         }

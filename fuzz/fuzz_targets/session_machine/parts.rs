@@ -160,8 +160,13 @@ impl Model {
             .boxed();
         let user = self.users[owner].clone();
         let a_id = id.clone();
-        let writer_a =
-            tokio::spawn(async move { WORLD.engine.uploads().put_part(&user, &a_id, n, a_body, None).await });
+        let writer_a = tokio::spawn(async move {
+            WORLD
+                .engine
+                .uploads()
+                .put_part(&user, &a_id, n, a_body, None)
+                .await
+        });
         tx.unbounded_send(Ok(Bytes::copy_from_slice(&a[..held])))
             .unwrap();
         // Let A get as far as reading its body (it holds its attempt then).

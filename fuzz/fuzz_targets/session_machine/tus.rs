@@ -47,7 +47,11 @@ impl Model {
         if *partial {
             req = req.with_concat(TusConcat::Partial);
         }
-        let res = WORLD.engine.uploads().tus_create(&self.users[owner], req).await;
+        let res = WORLD
+            .engine
+            .uploads()
+            .tus_create(&self.users[owner], req)
+            .await;
         if FileName::parse(&name).is_err() {
             let e = res.expect_err("invalid name");
             assert!(matches!(e, Error::Invalid { .. }), "{e:?}");
@@ -266,7 +270,11 @@ impl Model {
             parts: ids,
             header: header.clone(),
         });
-        let res = WORLD.engine.uploads().tus_create(&self.users[who], req).await;
+        let res = WORLD
+            .engine
+            .uploads()
+            .tus_create(&self.users[who], req)
+            .await;
         let mut distinct = picked.clone();
         distinct.sort_unstable();
         distinct.dedup();
@@ -321,7 +329,11 @@ impl Model {
         };
         let who = self.user_index(user);
         let t = &mut self.tus[ti];
-        let res = WORLD.engine.uploads().tus_terminate(&self.users[who], &t.id).await;
+        let res = WORLD
+            .engine
+            .uploads()
+            .tus_terminate(&self.users[who], &t.id)
+            .await;
         if t.state == State::Gone || who != t.owner {
             let e = res.expect_err("terminate of an upload that is not the caller's");
             assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
@@ -344,7 +356,12 @@ impl Model {
             .await
             .unwrap();
         tx.commit().await.unwrap();
-        let n = WORLD.engine.uploads().expire_uploads().await.expect("sweep");
+        let n = WORLD
+            .engine
+            .uploads()
+            .expire_uploads()
+            .await
+            .expect("sweep");
         assert_eq!(n, usize::from(t.state != State::Gone));
         t.state = State::Gone;
         assert!(!staged(&t.id), "staged bytes outlive the expiry");

@@ -40,7 +40,7 @@ pub struct AppState {
     /// Origins allowed by CORS on the tus endpoint (`*` for any).
     pub cors_origins: Vec<String>,
     /// Where transfer jobs wait, for the worker.
-    pub transfers: Option<crate::TransferRunner>,
+    pub transfers: Arc<dyn chunkvault_engine::transfer::TransferQueue>,
 }
 
 impl AppState {
