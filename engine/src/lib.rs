@@ -27,13 +27,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use accounts::{Accounts, SignIn, User};
-pub use blobs::{BlobStore, ByteStream, LocalBlobStore};
+pub use blobs::{BlobStore, ByteStream, LocalBlobStore, MemoryBlobStore};
 pub use error::{Error, Result};
 pub use files::{Download, Files, SignedLink};
-pub use meta::{MetaStore, SqlMetaStore, UserFile};
+pub use meta::{MemoryMetaStore, MetaStore, SqlMetaStore, UserFile};
 #[cfg(feature = "redis")]
 pub use sessions::RedisSessionStore;
-pub use sessions::{SessionStore, SqlSessionStore};
+pub use sessions::{MemorySessionStore, SessionStore, SqlSessionStore};
 pub use transfer::Transfers;
 pub use types::{
     ByteRange, FileId, FileName, Millis, RangeRequest, Sha1Hex, UploadId, UserId, Username,

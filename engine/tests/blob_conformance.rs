@@ -1,5 +1,6 @@
-//! One conformance suite for `BlobStore`; every backend runs it: the local store always, the
-//! S3 store against the S3 endpoint in `CHUNKVAULT_TEST_S3_ENDPOINT` (Ceph RGW in `.ci/run`).
+//! One conformance suite for `BlobStore`; every backend runs it: in memory and the local store
+//! always, the S3 store against the S3 endpoint in `CHUNKVAULT_TEST_S3_ENDPOINT` (Ceph RGW in
+//! `.ci/run`).
 #![allow(clippy::disallowed_methods)] // tests may block; the engine may not
 
 use std::future::Future;
@@ -10,7 +11,7 @@ use bytes::Bytes;
 use chunkvault_engine::blobs::{collect, BlobStore, ByteStream, PartSpec, StagingId};
 #[cfg(feature = "s3")]
 use chunkvault_engine::blobs::{S3BlobStore, S3Config};
-use chunkvault_engine::{ByteRange, Error, LocalBlobStore, Sha1Hex};
+use chunkvault_engine::{ByteRange, Error, LocalBlobStore, MemoryBlobStore, Sha1Hex};
 use futures::StreamExt;
 
 fn stream_of(data: &[u8], piece: usize) -> ByteStream {
@@ -319,6 +320,17 @@ fn count_regular_files(dir: &std::path::Path) -> usize {
         }
     }
     n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory() {
+    let store = std::sync::Arc::new(MemoryBlobStore::new("memory"));
+    let counted = store.clone();
+    suite(&*store, &move || {
+        let n = counted.object_count();
+        Box::pin(async move { n })
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

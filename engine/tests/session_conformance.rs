@@ -1,5 +1,6 @@
-//! One conformance suite for `SessionStore`: SQL (SQLite always; MariaDB and PostgreSQL when
-//! their URLs are set) and Redis (when `CHUNKVAULT_TEST_REDIS_URL` is set; `.ci/run` sets it).
+//! One conformance suite for `SessionStore`: in memory and SQL (SQLite always; MariaDB and
+//! PostgreSQL when their URLs are set) and Redis (when `CHUNKVAULT_TEST_REDIS_URL` is set;
+//! `.ci/run` sets it).
 #![allow(clippy::disallowed_methods)] // tests may block; the engine may not
 
 mod common;
@@ -10,7 +11,9 @@ use chunkvault_engine::sessions::{
     HashProgress, PartCommit, PartRecord, SessionRecord, SessionStore, TusProgress, TusRecord,
 };
 use chunkvault_engine::uploads::Sha1State;
-use chunkvault_engine::{FileId, Sha1Hex, SqlMetaStore, SqlSessionStore, UploadId, UserId};
+use chunkvault_engine::{
+    FileId, MemorySessionStore, Sha1Hex, SqlMetaStore, SqlSessionStore, UploadId, UserId,
+};
 
 fn record(owner: i64, sha: u8, size: u64, expires_at: i64) -> SessionRecord {
     SessionRecord {
@@ -271,6 +274,11 @@ async fn suite(store: Arc<dyn SessionStore>) {
         store.result(&a.id, now).await.unwrap(),
         Some((UserId(1), file))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory() {
+    suite(Arc::new(MemorySessionStore::new())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

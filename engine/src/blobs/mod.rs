@@ -4,6 +4,7 @@
 mod file_reader;
 mod file_writer;
 mod local;
+mod memory;
 #[cfg(feature = "s3")]
 pub mod s3;
 
@@ -15,6 +16,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 pub use local::LocalBlobStore;
+pub use memory::MemoryBlobStore;
 #[cfg(feature = "s3")]
 pub use s3::{S3BlobStore, S3Config};
 

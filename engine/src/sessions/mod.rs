@@ -1,7 +1,8 @@
 //! Upload sessions: which parts of which upload have arrived, and how far its SHA1 has got.
-//! Two backends pass one conformance suite: SQL (SQLite by default, in the metadata database)
-//! and Redis (for many nodes).
+//! Three backends pass one conformance suite: SQL (SQLite by default, in the metadata
+//! database), Redis (for many nodes) and memory (tests and examples).
 
+mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 mod sql;
@@ -12,6 +13,7 @@ use async_trait::async_trait;
 
 #[cfg(feature = "redis")]
 pub use self::redis::RedisSessionStore;
+pub use memory::MemorySessionStore;
 pub use sql::SqlSessionStore;
 
 use crate::error::Result;

@@ -1,0 +1,265 @@
+//! Numbered parts: each write is an attempt in a place of its own until one compare-and-set
+//! makes it the part; parts at the hash frontier are hashed as they arrive, so completion
+//! rarely reads anything again.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use md5::Md5;
+use sha1::{Digest, Sha1};
+
+use super::{hash_stream, PartDigest, Sha1State, UploadStatus, Uploads};
+use crate::blobs::{ByteStream, PartReceipt};
+use crate::error::{Error, Result};
+use crate::sessions::{PartCommit, PartRecord, SessionRecord};
+use crate::types::{now_millis, UploadId};
+use crate::User;
+
+impl Uploads {
+    /// Stores part `n`. The bytes go to a place of their own (an attempt); only when they are
+    /// durable and any digest sent with them matched does one compare-and-set make the attempt
+    /// the part. A failed or refused write leaves the part as it was. Safe to repeat.
+    pub async fn put_part(
+        &self,
+        user: &User,
+        id: &UploadId,
+        n: u32,
+        body: ByteStream,
+        digest: Option<PartDigest>,
+    ) -> Result<UploadStatus> {
+        let _slot = self.upload_slot(user)?;
+        let session = self.own_session(user, id).await?;
+        let spec = session.part_spec(n)?;
+        let check = Arc::new(Mutex::new(PartCheck::new(digest, spec.len)));
+        let tap = check.clone();
+        let verdict = check.clone();
+        // A wrong digest fails the stream at its end, so the store keeps nothing of it (S3
+        // never sends it).
+        let body = body
+            .map(move |chunk| {
+                let chunk = chunk?;
+                tap.lock().expect("part check lock").update(&chunk);
+                Ok::<_, io::Error>(chunk)
+            })
+            .chain(
+                futures::stream::once(async move {
+                    // A body of the wrong length is the store's to refuse (as such).
+                    let mut check = verdict.lock().expect("part check lock");
+                    (check.whole() && !check.matches())
+                        .then(|| Err(io::Error::other("part digest mismatch")))
+                })
+                .filter_map(|end| async move { end }),
+            )
+            .boxed();
+        let staging = session.staging();
+        let receipt = match self.blobs.stage_put_part(&staging, spec, body).await {
+            Ok(r) => r,
+            Err(e) => {
+                let check = check.lock().expect("part check lock");
+                return Err(if check.ended && check.whole() && !check.check() {
+                    Error::DigestMismatch {
+                        what: match digest {
+                            Some(PartDigest::Md5(_)) => "Content-MD5",
+                            Some(PartDigest::Crc32c(_)) => "x-amz-checksum-crc32c",
+                            _ => "chkhash",
+                        },
+                    }
+                } else {
+                    e
+                });
+            }
+        };
+        let part = PartRecord {
+            number: receipt.number,
+            etag: receipt.etag.clone(),
+        };
+        let commit = self
+            .sessions
+            .commit_part(id, &part, now_millis(), self.upload_expiry())
+            .await?;
+        match commit {
+            PartCommit::Committed { replaced } => {
+                if let Some(old) = replaced {
+                    let old = PartReceipt {
+                        number: n,
+                        etag: old,
+                    };
+                    if let Err(e) = self.blobs.stage_drop_part(&staging, &old).await {
+                        tracing::warn!(error = %e, upload = %id, part = n, "could not drop a replaced part");
+                    }
+                }
+            }
+            PartCommit::Gone | PartCommit::Completing => {
+                if let Err(e) = self.blobs.stage_drop_part(&staging, &receipt).await {
+                    tracing::warn!(error = %e, upload = %id, part = n, "could not drop a refused part");
+                }
+                return Err(match commit {
+                    PartCommit::Gone => Error::NotFound { what: "upload" },
+                    _ => Error::Busy,
+                });
+            }
+        }
+        tracing::info!(upload = %id, part = n, bytes = spec.len, "part stored");
+        self.advance_hash(&session).await?;
+        self.upload_status(user, id).await
+    }
+
+    /// Extends the hashed prefix over parts that have arrived, reading their committed attempts
+    /// back from staging (page cache, for local disks). One advancer per session per process;
+    /// across nodes the compare-and-set on the progress keeps it right.
+    pub(super) async fn advance_hash(&self, session: &SessionRecord) -> Result<()> {
+        if !self
+            .advancing
+            .lock()
+            .expect("advancing lock")
+            .insert(session.id.clone())
+        {
+            return Ok(());
+        }
+        let res = self.advance_hash_inner(session).await;
+        self.advancing
+            .lock()
+            .expect("advancing lock")
+            .remove(&session.id);
+        res
+    }
+
+    async fn advance_hash_inner(&self, session: &SessionRecord) -> Result<()> {
+        loop {
+            // The progress first, then the parts: a part replaced after this read changes the
+            // epoch, so the compare-and-set below cannot land a hash of replaced bytes.
+            let Some(current) = self.sessions.get(&session.id).await? else {
+                return Ok(());
+            };
+            let received: BTreeMap<u32, PartRecord> = self
+                .sessions
+                .parts(&session.id)
+                .await?
+                .into_iter()
+                .map(|p| (p.number, p))
+                .collect();
+            let from = current.hash.clone();
+            if !received.contains_key(&(from.parts + 1)) {
+                return Ok(());
+            }
+            let mut state = Sha1State::restore(&from.state)?;
+            let hashed = self
+                .hash_parts(&current, &received, from.parts + 1, &mut state)
+                .await;
+            let upto = match hashed {
+                Ok(Some(upto)) => upto,
+                Ok(None) => return Ok(()), // this store hashes at completion instead
+                Err(e) => {
+                    // A part replaced meanwhile takes its old attempt away: start again.
+                    match self.sessions.get(&session.id).await? {
+                        Some(now) if now.hash.epoch != from.epoch => continue,
+                        _ => return Err(e),
+                    }
+                }
+            };
+            if !self
+                .sessions
+                .advance_hash(&session.id, &from, upto, &state.save())
+                .await?
+            {
+                return Ok(()); // someone else moved it, or a part was re-sent: their turn
+            }
+        }
+    }
+
+    /// Hashes the committed attempts of parts `first..` for as long as they are contiguous;
+    /// returns the last part hashed (`first - 1` for none), or `None` when the store cannot
+    /// read staged parts.
+    pub(super) async fn hash_parts(
+        &self,
+        session: &SessionRecord,
+        parts: &BTreeMap<u32, PartRecord>,
+        first: u32,
+        state: &mut Sha1State,
+    ) -> Result<Option<u32>> {
+        let mut upto = first - 1;
+        while let Some(p) = parts.get(&(upto + 1)) {
+            let spec = session.part_spec(upto + 1)?;
+            if spec.len > 0 {
+                let receipt = PartReceipt {
+                    number: p.number,
+                    etag: p.etag.clone(),
+                };
+                let Some(bytes) = self
+                    .blobs
+                    .stage_read_part(&session.staging(), &receipt, spec.len)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                hash_stream(state, bytes).await?;
+            }
+            upto += 1;
+        }
+        Ok(Some(upto))
+    }
+}
+
+struct PartCheck {
+    /// The body ended and its digest was compared.
+    ended: bool,
+    /// Bytes seen, and the part's length.
+    seen: u64,
+    len: u64,
+    want: Option<PartDigest>,
+    md5: Option<Md5>,
+    sha1: Option<Sha1>,
+    crc32c: u32,
+}
+
+impl PartCheck {
+    fn new(want: Option<PartDigest>, len: u64) -> Self {
+        PartCheck {
+            ended: false,
+            seen: 0,
+            len,
+            want,
+            md5: matches!(want, Some(PartDigest::Md5(_))).then(Md5::new),
+            sha1: matches!(want, Some(PartDigest::Sha1(_))).then(Sha1::new),
+            crc32c: 0,
+        }
+    }
+
+    /// Whether exactly the part's length arrived.
+    fn whole(&self) -> bool {
+        self.seen == self.len
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        self.seen += data.len() as u64;
+        match self.want {
+            Some(PartDigest::Md5(_)) => self.md5.iter_mut().for_each(|h| h.update(data)),
+            Some(PartDigest::Sha1(_)) => self.sha1.iter_mut().for_each(|h| h.update(data)),
+            Some(PartDigest::Crc32c(_)) => self.crc32c = crc32c::crc32c_append(self.crc32c, data),
+            None => {}
+        }
+    }
+
+    /// Whether the digest matches; called once the body has ended.
+    fn matches(&mut self) -> bool {
+        self.ended = true;
+        self.check()
+    }
+
+    fn check(&self) -> bool {
+        match self.want {
+            None => true,
+            Some(PartDigest::Md5(want)) => self
+                .md5
+                .clone()
+                .is_some_and(|h| h.finalize().as_slice() == want),
+            Some(PartDigest::Sha1(want)) => self
+                .sha1
+                .clone()
+                .is_some_and(|h| h.finalize().as_slice() == want),
+            Some(PartDigest::Crc32c(want)) => self.crc32c == want,
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The engine over the in-memory stores alone: what a test or an example needs to run the
+//! whole upload path without a database or a directory. Parts out of order, completion,
+//! a tus upload of the same content (deduplicated), downloads, deletes; at the end the blob
+//! store holds nothing.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chunkvault_engine::blobs::collect;
+use chunkvault_engine::uploads::tus::TusCreate;
+use chunkvault_engine::{
+    ByteStream, Engine, EngineConfig, InitOutcome, InitRequest, MemoryBlobStore, MemoryMetaStore,
+    MemorySessionStore, Sha1Hex,
+};
+use futures::StreamExt;
+use sha1::{Digest, Sha1};
+
+const CH: u64 = 256 << 10;
+
+fn stream(data: &[u8]) -> ByteStream {
+    let chunks: Vec<std::io::Result<Bytes>> = data
+        .chunks(50_000)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    futures::stream::iter(chunks).boxed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_upload_path_on_memory_stores() {
+    let blobs = Arc::new(MemoryBlobStore::new("memory"));
+    let engine = Engine::new(
+        Arc::new(MemoryMetaStore::new()),
+        blobs.clone(),
+        Arc::new(MemorySessionStore::new()),
+        EngineConfig::default(),
+    )
+    .await
+    .unwrap();
+    engine
+        .accounts()
+        .signup("mem-user", "password-123", "test")
+        .await
+        .unwrap();
+    let user = engine
+        .accounts()
+        .signin("mem-user", "password-123", "test")
+        .await
+        .unwrap()
+        .user;
+
+    let data: Vec<u8> = (0..(2 * CH + 1234) as u32)
+        .map(|i| (i * 31 % 253) as u8)
+        .collect();
+    let sha1 = Sha1Hex::from_digest(&Sha1::digest(&data).into());
+
+    // Numbered parts, out of order, one sent twice.
+    let req = InitRequest::new("parts.bin", data.len() as u64, sha1.clone(), Some(CH));
+    let InitOutcome::Session { status, .. } =
+        engine.uploads().init_upload(&user, req).await.unwrap()
+    else {
+        panic!("fresh content cannot be instant");
+    };
+    let id = status.session.id.clone();
+    for n in [3u32, 1, 2, 1] {
+        let start = (u64::from(n) - 1) * CH;
+        let end = (start + CH).min(data.len() as u64);
+        engine
+            .uploads()
+            .put_part(
+                &user,
+                &id,
+                n,
+                stream(&data[start as usize..end as usize]),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let file = engine.uploads().complete_upload(&user, &id).await.unwrap();
+    assert_eq!(file.sha1, sha1);
+    let got = engine.files().read(file.clone(), None).await.unwrap();
+    assert_eq!(collect(got.body).await.unwrap(), data);
+
+    // The same content through tus, in two appends: a second name for the same blob.
+    let tus = engine
+        .uploads()
+        .tus_create(
+            &user,
+            TusCreate::new(Some(data.len() as u64), String::new(), "tus.bin".into()),
+        )
+        .await
+        .unwrap();
+    let cut = 100_000;
+    engine
+        .uploads()
+        .tus_append(&user, &tus.id, 0, None, stream(&data[..cut]), None)
+        .await
+        .unwrap();
+    let done = engine
+        .uploads()
+        .tus_append(&user, &tus.id, cut as u64, None, stream(&data[cut..]), None)
+        .await
+        .unwrap();
+    let second = engine
+        .files()
+        .file_by_id(&user, &done.file_id.expect("complete"))
+        .await
+        .unwrap();
+    assert_eq!(second.sha1, sha1);
+    assert_eq!(blobs.object_count(), 1, "one blob for both names");
+    let got = engine.files().read(second.clone(), None).await.unwrap();
+    assert_eq!(collect(got.body).await.unwrap(), data);
+
+    // Deleting both names deletes the blob.
+    engine.files().delete(&user, &file).await.unwrap();
+    assert_eq!(blobs.object_count(), 1, "still referenced");
+    engine.files().delete(&user, &second).await.unwrap();
+    engine.files().collect_garbage().await.unwrap();
+    assert_eq!(blobs.object_count(), 0);
+    assert!(engine
+        .files()
+        .list_files(&user, 100, 0)
+        .await
+        .unwrap()
+        .is_empty());
+}
