@@ -43,16 +43,27 @@ fn staging(n: u8) -> StagingId {
 
 type Count<'a> = &'a dyn Fn() -> Pin<Box<dyn Future<Output = usize> + Send>>;
 
-/// `count_files` says how many objects the store holds (to prove nothing is left behind).
+/// Every check, in order, on one store; each check removes what it made, so at the end the
+/// store holds nothing (`count_files` says how many objects it holds).
 async fn suite(store: &dyn BlobStore, count_files: Count<'_>) {
     // Parts as small as the store allows (S3: 5 MiB), and a blob of two and a half parts.
     let part = store.min_part_size().max(100_000);
     let data: Vec<u8> = (0..(part * 5 / 2) as u32)
         .map(|i| (i * 7 % 251) as u8)
         .collect();
+    let before = count_files().await;
+    pending_blobs_and_ranges(store, &data).await;
+    dropped_writes_leave_nothing(store, count_files, before).await;
+    empty_blobs(store).await;
+    staged_parts(store, &data, part).await;
+    aborted_staging(store).await;
+    appends(store, &data, part).await;
+    wait_until(|| async { count_files().await == before }).await;
+}
 
+async fn pending_blobs_and_ranges(store: &dyn BlobStore, data: &[u8]) {
     // put_pending + commit, then whole and ranged reads.
-    let pending = store.put_pending(stream_of(&data, 7000)).await.unwrap();
+    let pending = store.put_pending(stream_of(data, 7000)).await.unwrap();
     assert_eq!(pending.size(), data.len() as u64);
     let key = pending.commit(&sha(1)).await.unwrap();
     assert!(store.exists(&key).await.unwrap());
@@ -73,7 +84,7 @@ async fn suite(store: &dyn BlobStore, count_files: Count<'_>) {
 
     // Same content committed twice: two distinct keys (see local.rs for why).
     let key2 = store
-        .put_pending(stream_of(&data, 65536))
+        .put_pending(stream_of(data, 65536))
         .await
         .unwrap()
         .commit(&sha(1))
@@ -84,8 +95,15 @@ async fn suite(store: &dyn BlobStore, count_files: Count<'_>) {
     store.delete(&key2).await.unwrap();
     assert!(!store.exists(&key2).await.unwrap());
 
+    store.delete(&key).await.unwrap();
+}
+
+async fn dropped_writes_leave_nothing(
+    store: &dyn BlobStore,
+    count_files: Count<'_>,
+    before: usize,
+) {
     // A dropped pending blob and a failed stream leave nothing behind.
-    let before = count_files().await;
     drop(store.put_pending(stream_of(b"abandoned", 3)).await.unwrap());
     let err = match store.put_pending(failing_after(b"partial")).await {
         Err(e) => e,
@@ -93,7 +111,9 @@ async fn suite(store: &dyn BlobStore, count_files: Count<'_>) {
     };
     assert!(matches!(err, Error::Incomplete(_)), "{err:?}");
     wait_until(|| async { count_files().await == before }).await;
+}
 
+async fn empty_blobs(store: &dyn BlobStore) {
     // Empty blobs are blobs.
     let empty = store
         .put_pending(stream_of(b"", 1))
@@ -107,6 +127,10 @@ async fn suite(store: &dyn BlobStore, count_files: Count<'_>) {
         .unwrap()
         .is_empty());
 
+    store.delete(&empty).await.unwrap();
+}
+
+async fn staged_parts(store: &dyn BlobStore, data: &[u8], part: u64) {
     // Staged upload: parts out of order, one repeated, one first sent with a wrong length.
     let id = staging(1);
     store.stage_begin(&id, data.len() as u64).await.unwrap();
@@ -172,6 +196,10 @@ async fn suite(store: &dyn BlobStore, count_files: Count<'_>) {
         Err(Error::NotFound { .. })
     ));
 
+    store.delete(&assembled).await.unwrap();
+}
+
+async fn aborted_staging(store: &dyn BlobStore) {
     // Abort drops staged bytes; parts for an unknown staging id are refused.
     let gone = staging(2);
     store.stage_begin(&gone, 10).await.unwrap();
@@ -182,7 +210,9 @@ async fn suite(store: &dyn BlobStore, count_files: Count<'_>) {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+}
 
+async fn appends(store: &dyn BlobStore, data: &[u8], part: u64) {
     // Appends (tus): any length at the current offset (the engine checks offsets under its
     // writer lock), across part boundaries; a body past the limit is refused; an empty
     // staged upload completes empty.
@@ -289,11 +319,7 @@ async fn suite(store: &dyn BlobStore, count_files: Count<'_>) {
         store.get(&appended, None).await,
         Err(Error::NotFound { .. })
     ));
-
-    for k in [key, empty, assembled, empty2] {
-        store.delete(&k).await.unwrap();
-    }
-    wait_until(|| async { count_files().await == 0 }).await;
+    store.delete(&empty2).await.unwrap();
 }
 
 /// Cleanup of dropped writes happens in the background; wait for it with a deadline.

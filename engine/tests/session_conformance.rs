@@ -41,10 +41,38 @@ fn part(n: u32, etag: &str) -> PartRecord {
     }
 }
 
+/// Every check, in order, on one store; each check works on sessions of its own.
 async fn suite(store: Arc<dyn SessionStore>) {
     let now = chunkvault_engine::types::now_millis();
     let far = now + 3_600_000;
+    create_and_resume(&store, now, far).await;
+    parts_are_committed_and_replaced(&store, now, far).await;
+    hash_progress_is_compare_and_set(&store, now, far).await;
+    claims_hold_off_part_changes(&store, now, far).await;
+    concurrent_parts_all_land(&store, now, far).await;
+    concurrent_creates_make_one_session(&store, now, far).await;
+    expiry_and_deletion(&store, now, far).await;
+    results_are_kept(&store, now, far).await;
+    tus(&*store, now).await;
+}
 
+fn committed(replaced: Option<&str>) -> PartCommit {
+    PartCommit::Committed {
+        replaced: replaced.map(str::to_owned),
+    }
+}
+
+async fn commit(
+    store: &Arc<dyn SessionStore>,
+    id: &UploadId,
+    p: PartRecord,
+    now: i64,
+    far: i64,
+) -> PartCommit {
+    store.commit_part(id, &p, now, far).await.unwrap()
+}
+
+async fn create_and_resume(store: &Arc<dyn SessionStore>, _now: i64, far: i64) {
     // Create, then resume the same (owner, sha1, size); another owner gets their own.
     let a = record(1, 1, 1_000_000, far);
     let (got, created) = store.create_or_resume(&a).await.unwrap();
@@ -70,23 +98,26 @@ async fn suite(store: Arc<dyn SessionStore>) {
     assert_eq!(listed.len(), 2);
     assert!(listed.contains(&a.id) && listed.contains(&other_size.id));
     assert!(store.get(&UploadId::generate()).await.unwrap().is_none());
+}
 
+async fn parts_are_committed_and_replaced(store: &Arc<dyn SessionStore>, now: i64, far: i64) {
+    let a = record(11, 1, 1_000_000, far);
+    store.create_or_resume(&a).await.unwrap();
     // Parts: committed, replaced (the replaced attempt is named), unknown sessions refused.
-    let committed = |replaced: Option<&str>| PartCommit::Committed {
-        replaced: replaced.map(str::to_owned),
-    };
-    let commit = |id: UploadId, p: PartRecord| {
-        let store = store.clone();
-        async move { store.commit_part(&id, &p, now, far).await.unwrap() }
-    };
-    assert_eq!(commit(a.id.clone(), part(3, "x")).await, committed(None));
-    assert_eq!(commit(a.id.clone(), part(1, "y")).await, committed(None));
     assert_eq!(
-        commit(a.id.clone(), part(3, "z")).await,
+        commit(store, &a.id, part(3, "x"), now, far).await,
+        committed(None)
+    );
+    assert_eq!(
+        commit(store, &a.id, part(1, "y"), now, far).await,
+        committed(None)
+    );
+    assert_eq!(
+        commit(store, &a.id, part(3, "z"), now, far).await,
         committed(Some("x"))
     );
     assert_eq!(
-        commit(a.id.clone(), part(3, "z")).await,
+        commit(store, &a.id, part(3, "z"), now, far).await,
         committed(None),
         "the same attempt again replaces nothing"
     );
@@ -95,10 +126,16 @@ async fn suite(store: Arc<dyn SessionStore>) {
         vec![part(1, "y"), part(3, "z")]
     );
     assert_eq!(
-        commit(UploadId::generate(), part(1, "q")).await,
+        commit(store, &UploadId::generate(), part(1, "q"), now, far).await,
         PartCommit::Gone
     );
+}
 
+async fn hash_progress_is_compare_and_set(store: &Arc<dyn SessionStore>, now: i64, far: i64) {
+    let a = record(12, 1, 1_000_000, far);
+    store.create_or_resume(&a).await.unwrap();
+    commit(store, &a.id, part(1, "y"), now, far).await;
+    commit(store, &a.id, part(3, "z"), now, far).await;
     // Hash progress: compare-and-set; a replaced part changes the epoch, and a replaced hashed
     // part takes the progress back to the start.
     let p0 = store.get(&a.id).await.unwrap().unwrap().hash;
@@ -110,7 +147,7 @@ async fn suite(store: Arc<dyn SessionStore>) {
     let p1 = store.get(&a.id).await.unwrap().unwrap().hash;
     assert_eq!((p1.parts, p1.state.as_str()), (1, "state-1"));
     assert_eq!(
-        commit(a.id.clone(), part(2, "first")).await,
+        commit(store, &a.id, part(2, "first"), now, far).await,
         committed(None)
     );
     assert_eq!(
@@ -119,7 +156,7 @@ async fn suite(store: Arc<dyn SessionStore>) {
         "a first attempt beyond the prefix keeps it"
     );
     assert_eq!(
-        commit(a.id.clone(), part(2, "second")).await,
+        commit(store, &a.id, part(2, "second"), now, far).await,
         committed(Some("first"))
     );
     let p2 = store.get(&a.id).await.unwrap().unwrap().hash;
@@ -133,7 +170,7 @@ async fn suite(store: Arc<dyn SessionStore>) {
         "progress read before a replacement cannot land"
     );
     assert_eq!(
-        commit(a.id.clone(), part(1, "y2")).await,
+        commit(store, &a.id, part(1, "y2"), now, far).await,
         committed(Some("y"))
     );
     let reset = store.get(&a.id).await.unwrap().unwrap().hash;
@@ -156,7 +193,12 @@ async fn suite(store: Arc<dyn SessionStore>) {
             .unwrap(),
         "old epoch refused"
     );
+}
 
+async fn claims_hold_off_part_changes(store: &Arc<dyn SessionStore>, now: i64, far: i64) {
+    let a = record(13, 1, 1_000_000, far);
+    store.create_or_resume(&a).await.unwrap();
+    commit(store, &a.id, part(1, "y2"), now, far).await;
     // Claims: one holder at a time until the lease runs out.
     assert!(store.claim(&a.id, "h1", now, now + 1000).await.unwrap());
     assert!(
@@ -191,7 +233,9 @@ async fn suite(store: Arc<dyn SessionStore>) {
             .unwrap(),
         committed(Some("y2"))
     );
+}
 
+async fn concurrent_parts_all_land(store: &Arc<dyn SessionStore>, now: i64, far: i64) {
     // Concurrent marks of different parts all land (no read-modify-write).
     let b = record(3, 2, 64 * 262_144, far);
     store.create_or_resume(&b).await.unwrap();
@@ -211,7 +255,9 @@ async fn suite(store: Arc<dyn SessionStore>) {
         assert_eq!(t.await.unwrap(), PartCommit::Committed { replaced: None });
     }
     assert_eq!(store.parts(&b.id).await.unwrap().len(), 64);
+}
 
+async fn concurrent_creates_make_one_session(store: &Arc<dyn SessionStore>, _now: i64, far: i64) {
     // Concurrent creates of one file: one session.
     let tasks: Vec<_> = (0..8)
         .map(|_| {
@@ -232,7 +278,9 @@ async fn suite(store: Arc<dyn SessionStore>) {
         created += c as usize;
     }
     assert_eq!((ids.len(), created), (1, 1));
+}
 
+async fn expiry_and_deletion(store: &Arc<dyn SessionStore>, now: i64, far: i64) {
     // Expiry, deletion, results.
     let old = record(5, 5, 10, now - 1);
     store.create_or_resume(&old).await.unwrap();
@@ -261,9 +309,10 @@ async fn suite(store: Arc<dyn SessionStore>) {
             .unwrap()
             .1
     );
+}
 
-    tus(&*store, now).await;
-
+async fn results_are_kept(store: &Arc<dyn SessionStore>, now: i64, far: i64) {
+    let a = record(14, 1, 1_000_000, far);
     let file = FileId::generate();
     assert_eq!(store.result(&a.id, now).await.unwrap(), None);
     store
