@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod blobs;
+pub mod checksum;
 pub mod collision;
 pub mod db;
 pub mod error;
@@ -28,6 +29,7 @@ use std::time::Duration;
 
 pub use accounts::{Accounts, SignIn, User};
 pub use blobs::{BlobStore, ByteStream, LocalBlobStore, MemoryBlobStore};
+pub use checksum::Checksum;
 pub use error::{Error, Result};
 pub use files::{Download, Files, SignedLink};
 pub use meta::{MemoryMetaStore, MetaStore, SqlMetaStore, UserFile};
@@ -38,7 +40,7 @@ pub use transfer::Transfers;
 pub use types::{
     ByteRange, FileId, FileName, Millis, RangeRequest, Sha1Hex, UploadId, UserId, Username,
 };
-pub use uploads::{InitOutcome, InitRequest, PartDigest, UploadStatus, Uploads};
+pub use uploads::{InitOutcome, InitRequest, UploadStatus, Uploads};
 
 use files::TransferPlan;
 

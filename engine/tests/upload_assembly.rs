@@ -273,7 +273,8 @@ fn wrong_content_is_refused_and_discarded() {
 /// the published blob kept that tail: longer than the file and not hashing to its SHA1.
 #[test]
 fn refused_tus_bytes_never_reach_the_file() {
-    use chunkvault_engine::uploads::tus::{TusChecksum, TusCreate};
+    use chunkvault_engine::uploads::tus::TusCreate;
+    use chunkvault_engine::Checksum;
     let fx = fixture();
     fx.rt.block_on(async {
         for cut_off in [false, true] {
@@ -293,7 +294,7 @@ fn refused_tus_bytes_never_reach_the_file() {
             } else {
                 stream(&refused)
             };
-            let wrong = TusChecksum::Sha1(Sha1::digest(b"something else").into());
+            let wrong = Checksum::Sha1(Sha1::digest(b"something else").into());
             let err = fx
                 .engine
                 .uploads()

@@ -24,12 +24,12 @@ use bytes::Bytes;
 use chunkvault_engine::blobs::collect;
 use chunkvault_engine::meta::{AccountStore, FileIndex};
 use chunkvault_engine::uploads::proof::{self, InstantMode, Proof};
-use chunkvault_engine::uploads::tus::{TusChecksum, TusConcat, TusCreate};
+use chunkvault_engine::uploads::tus::{TusConcat, TusCreate};
 use chunkvault_engine::uploads::{plan_chunks, MIN_CHUNK_SIZE};
 use chunkvault_engine::{
-    ByteStream, Engine, EngineConfig, Error, FileId, FileName, InitOutcome, InitRequest,
-    LocalBlobStore, PartDigest, RangeRequest, Sha1Hex, SqlMetaStore, SqlSessionStore, UploadId,
-    User, UserFile, Username,
+    ByteStream, Checksum, Engine, EngineConfig, Error, FileId, FileName, InitOutcome, InitRequest,
+    LocalBlobStore, RangeRequest, Sha1Hex, SqlMetaStore, SqlSessionStore, UploadId, User, UserFile,
+    Username,
 };
 use futures::StreamExt;
 use libfuzzer_sys::fuzz_target;

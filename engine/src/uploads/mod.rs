@@ -71,19 +71,6 @@ pub fn plan_chunks(size: u64, requested: Option<u64>) -> Result<(u64, u32)> {
     Ok((chunk, count as u32))
 }
 
-/// A digest a client sends with a part, checked while the part streams in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PartDigest {
-    /// `Content-MD5` (RFC 1864).
-    Md5([u8; 16]),
-    /// The seed's `chkhash`.
-    Sha1([u8; 20]),
-    /// `x-amz-checksum-crc32c` (as S3's multipart parts): a corruption check costing almost
-    /// no CPU, where MD5 would cost more than the rest of the part's handling together. The
-    /// whole file's SHA1 is still verified before anything is kept.
-    Crc32c(u32),
-}
-
 /// What `init` asks for.
 #[derive(Clone, Debug)]
 #[non_exhaustive]

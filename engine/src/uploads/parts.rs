@@ -7,11 +7,10 @@ use std::io;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
-use md5::Md5;
-use sha1::{Digest, Sha1};
 
-use super::{hash_stream, PartDigest, Sha1State, UploadStatus, Uploads};
+use super::{hash_stream, Sha1State, UploadStatus, Uploads};
 use crate::blobs::{ByteStream, PartReceipt};
+use crate::checksum::{Checksum, ChecksumCheck};
 use crate::error::{Error, Result};
 use crate::sessions::{PartCommit, PartRecord, SessionRecord};
 use crate::types::{now_millis, UploadId};
@@ -27,7 +26,7 @@ impl Uploads {
         id: &UploadId,
         n: u32,
         body: ByteStream,
-        digest: Option<PartDigest>,
+        digest: Option<Checksum>,
     ) -> Result<UploadStatus> {
         let _slot = self.upload_slot(user)?;
         let session = self.own_session(user, id).await?;
@@ -61,8 +60,8 @@ impl Uploads {
                 return Err(if check.ended && check.whole() && !check.check() {
                     Error::DigestMismatch {
                         what: match digest {
-                            Some(PartDigest::Md5(_)) => "Content-MD5",
-                            Some(PartDigest::Crc32c(_)) => "x-amz-checksum-crc32c",
+                            Some(Checksum::Md5(_)) => "Content-MD5",
+                            Some(Checksum::Crc32c(_)) => "x-amz-checksum-crc32c",
                             _ => "chkhash",
                         },
                     }
@@ -202,28 +201,23 @@ impl Uploads {
     }
 }
 
+/// One part's body as it passes: its length, and the client's checksum of it.
 struct PartCheck {
-    /// The body ended and its digest was compared.
+    /// The body ended and its checksum was compared.
     ended: bool,
     /// Bytes seen, and the part's length.
     seen: u64,
     len: u64,
-    want: Option<PartDigest>,
-    md5: Option<Md5>,
-    sha1: Option<Sha1>,
-    crc32c: u32,
+    checksum: ChecksumCheck,
 }
 
 impl PartCheck {
-    fn new(want: Option<PartDigest>, len: u64) -> Self {
+    fn new(want: Option<Checksum>, len: u64) -> Self {
         PartCheck {
             ended: false,
             seen: 0,
             len,
-            want,
-            md5: matches!(want, Some(PartDigest::Md5(_))).then(Md5::new),
-            sha1: matches!(want, Some(PartDigest::Sha1(_))).then(Sha1::new),
-            crc32c: 0,
+            checksum: ChecksumCheck::new(want),
         }
     }
 
@@ -234,32 +228,16 @@ impl PartCheck {
 
     fn update(&mut self, data: &[u8]) {
         self.seen += data.len() as u64;
-        match self.want {
-            Some(PartDigest::Md5(_)) => self.md5.iter_mut().for_each(|h| h.update(data)),
-            Some(PartDigest::Sha1(_)) => self.sha1.iter_mut().for_each(|h| h.update(data)),
-            Some(PartDigest::Crc32c(_)) => self.crc32c = crc32c::crc32c_append(self.crc32c, data),
-            None => {}
-        }
+        self.checksum.update(data);
     }
 
-    /// Whether the digest matches; called once the body has ended.
+    /// Whether the checksum matches; called once the body has ended.
     fn matches(&mut self) -> bool {
         self.ended = true;
-        self.check()
+        self.checksum.matches()
     }
 
     fn check(&self) -> bool {
-        match self.want {
-            None => true,
-            Some(PartDigest::Md5(want)) => self
-                .md5
-                .clone()
-                .is_some_and(|h| h.finalize().as_slice() == want),
-            Some(PartDigest::Sha1(want)) => self
-                .sha1
-                .clone()
-                .is_some_and(|h| h.finalize().as_slice() == want),
-            Some(PartDigest::Crc32c(want)) => self.crc32c == want,
-        }
+        self.checksum.matches()
     }
 }

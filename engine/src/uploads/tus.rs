@@ -7,13 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
-use md5::Md5;
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
 
 use super::Sha1State;
 use super::Uploads;
 use crate::blobs::{ByteStream, StagingId};
+use crate::checksum::{Checksum, ChecksumCheck};
 use crate::error::{Error, Result};
 use crate::meta::NewUserFile;
 use crate::sessions::{TusProgress, TusRecord};
@@ -42,14 +40,6 @@ impl TusState {
             format!("{}@{last}", sha.save())
         }
     }
-}
-
-/// `Upload-Checksum` of one PATCH body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TusChecksum {
-    Sha1([u8; 20]),
-    Md5([u8; 16]),
-    Sha256([u8; 32]),
 }
 
 #[derive(Clone, Debug)]
@@ -97,43 +87,6 @@ fn staging(id: &UploadId) -> StagingId {
     StagingId::parse(id.as_str()).expect("upload ids are valid staging ids")
 }
 
-enum Checker {
-    None,
-    Sha1(Sha1),
-    Md5(Md5),
-    Sha256(Sha256),
-}
-
-impl Checker {
-    fn new(want: Option<TusChecksum>) -> Self {
-        match want {
-            None => Checker::None,
-            Some(TusChecksum::Sha1(_)) => Checker::Sha1(Sha1::new()),
-            Some(TusChecksum::Md5(_)) => Checker::Md5(Md5::new()),
-            Some(TusChecksum::Sha256(_)) => Checker::Sha256(Sha256::new()),
-        }
-    }
-
-    fn update(&mut self, data: &[u8]) {
-        match self {
-            Checker::None => {}
-            Checker::Sha1(h) => h.update(data),
-            Checker::Md5(h) => h.update(data),
-            Checker::Sha256(h) => h.update(data),
-        }
-    }
-
-    fn matches(self, want: Option<TusChecksum>) -> bool {
-        match (self, want) {
-            (Checker::None, None) => true,
-            (Checker::Sha1(h), Some(TusChecksum::Sha1(w))) => h.finalize().as_slice() == w,
-            (Checker::Md5(h), Some(TusChecksum::Md5(w))) => h.finalize().as_slice() == w,
-            (Checker::Sha256(h), Some(TusChecksum::Sha256(w))) => h.finalize().as_slice() == w,
-            _ => false,
-        }
-    }
-}
-
 /// The body of one append as the store reads it, each chunk also hashed (the upload's SHA1 and
 /// the request's checksum) as it passes, on the task receiving it: a chunk is at most one read
 /// of the connection (256 KiB, ~0.15 ms of SHA1), and handing chunks to the blocking pool cost
@@ -144,8 +97,7 @@ impl Checker {
 struct HashedBody {
     body: ByteStream,
     sha1: Sha1State,
-    checker: Checker,
-    want: Option<TusChecksum>,
+    checksum: ChecksumCheck,
     seen: u64,
     limit: u64,
     done: bool,
@@ -166,15 +118,14 @@ impl HashedBody {
                     // Past the limit the store refuses the write: nothing more to hash.
                     if t.seen <= t.limit {
                         t.sha1.update(&chunk);
-                        t.checker.update(&chunk);
+                        t.checksum.update(&chunk);
                     }
                     Some((Ok(chunk), t))
                 }
                 Some(Err(e)) => Some((Err(e), t)),
                 None => {
                     t.done = true;
-                    let checker = std::mem::replace(&mut t.checker, Checker::None);
-                    if !checker.matches(t.want) {
+                    if !t.checksum.matches() {
                         t.mismatch.store(true, Ordering::SeqCst);
                         let e = io::Error::other("Upload-Checksum does not match the body");
                         return Some((Err(e), t));
@@ -277,7 +228,7 @@ impl Uploads {
         offset: u64,
         length: Option<u64>,
         body: ByteStream,
-        checksum: Option<TusChecksum>,
+        checksum: Option<Checksum>,
     ) -> Result<TusRecord> {
         let _slot = self.upload_slot(user)?;
         let record = self.tus_status(user, id).await?;
@@ -352,7 +303,7 @@ impl Uploads {
         holder: &str,
         length: Option<u64>,
         body: ByteStream,
-        checksum: Option<TusChecksum>,
+        checksum: Option<Checksum>,
     ) -> Result<TusRecord> {
         // Re-read under the lock: the offset may have moved since the caller looked.
         let record = self.tus_status(user, &record.id).await?;
@@ -367,8 +318,7 @@ impl Uploads {
         let body = HashedBody {
             body,
             sha1: sha_state,
-            checker: Checker::new(checksum),
-            want: checksum,
+            checksum: ChecksumCheck::new(checksum),
             seen: 0,
             limit,
             done: false,

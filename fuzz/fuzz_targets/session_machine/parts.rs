@@ -51,12 +51,12 @@ impl Model {
         };
         let part_digest = match digest {
             DigestChoice::None => None,
-            DigestChoice::Md5Right => Some(PartDigest::Md5(Md5::digest(&expected).into())),
-            DigestChoice::Md5Wrong => Some(PartDigest::Md5(
+            DigestChoice::Md5Right => Some(Checksum::Md5(Md5::digest(&expected).into())),
+            DigestChoice::Md5Wrong => Some(Checksum::Md5(
                 Md5::digest(wrong_digest_of(&expected)).into(),
             )),
-            DigestChoice::Sha1Right => Some(PartDigest::Sha1(Sha1::digest(&expected).into())),
-            DigestChoice::Sha1Wrong => Some(PartDigest::Sha1(
+            DigestChoice::Sha1Right => Some(Checksum::Sha1(Sha1::digest(&expected).into())),
+            DigestChoice::Sha1Wrong => Some(Checksum::Sha1(
                 Sha1::digest(wrong_digest_of(&expected)).into(),
             )),
         };

@@ -137,10 +137,10 @@ impl Model {
         };
         let sum = match checksum {
             TusSum::None => None,
-            TusSum::Sha1 => Some(TusChecksum::Sha1(Sha1::digest(&expected).into())),
-            TusSum::Md5 => Some(TusChecksum::Md5(Md5::digest(&expected).into())),
-            TusSum::Sha256 => Some(TusChecksum::Sha256(Sha256::digest(&expected).into())),
-            TusSum::Wrong => Some(TusChecksum::Sha1(Sha1::digest(b"not the body").into())),
+            TusSum::Sha1 => Some(Checksum::Sha1(Sha1::digest(&expected).into())),
+            TusSum::Md5 => Some(Checksum::Md5(Md5::digest(&expected).into())),
+            TusSum::Sha256 => Some(Checksum::Sha256(Sha256::digest(&expected).into())),
+            TusSum::Wrong => Some(Checksum::Sha1(Sha1::digest(b"not the body").into())),
         };
         let res = WORLD
             .engine

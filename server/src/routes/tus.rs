@@ -6,8 +6,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine as _;
 use chunkvault_engine::sessions::TusRecord;
-use chunkvault_engine::uploads::tus::{TusChecksum, TusConcat, TusCreate};
-use chunkvault_engine::{ByteStream, Error as EngineError, UploadId, User};
+use chunkvault_engine::uploads::tus::{TusConcat, TusCreate};
+use chunkvault_engine::{ByteStream, Checksum, Error as EngineError, UploadId, User};
 use warp::filters::BoxedFilter;
 use warp::http::{header, HeaderMap, HeaderValue, Method, Response as HttpResponse, StatusCode};
 use warp::hyper::Body;
@@ -248,7 +248,7 @@ pub fn metadata_file_name(metadata: &str) -> Result<Option<String>, ApiError> {
 }
 
 /// `Upload-Checksum: <algorithm> <base64 digest>`.
-pub fn parse_checksum(value: &str) -> Result<TusChecksum, ApiError> {
+pub fn parse_checksum(value: &str) -> Result<Checksum, ApiError> {
     let bad = || {
         ApiError::bad(
             "Upload-Checksum",
@@ -260,9 +260,9 @@ pub fn parse_checksum(value: &str) -> Result<TusChecksum, ApiError> {
         .decode(digest.trim())
         .map_err(|_| bad())?;
     match algo {
-        "sha1" => Ok(TusChecksum::Sha1(bytes.try_into().map_err(|_| bad())?)),
-        "md5" => Ok(TusChecksum::Md5(bytes.try_into().map_err(|_| bad())?)),
-        "sha256" => Ok(TusChecksum::Sha256(bytes.try_into().map_err(|_| bad())?)),
+        "sha1" => Ok(Checksum::Sha1(bytes.try_into().map_err(|_| bad())?)),
+        "md5" => Ok(Checksum::Md5(bytes.try_into().map_err(|_| bad())?)),
+        "sha256" => Ok(Checksum::Sha256(bytes.try_into().map_err(|_| bad())?)),
         _ => Err(bad()),
     }
 }
@@ -298,7 +298,7 @@ pub fn parse_concat(value: &str) -> Result<TusConcat, ApiError> {
     })
 }
 
-fn checksum_of(headers: &HeaderMap) -> Result<Option<TusChecksum>, ApiError> {
+fn checksum_of(headers: &HeaderMap) -> Result<Option<Checksum>, ApiError> {
     h(headers, "upload-checksum")
         .map(parse_checksum)
         .transpose()
@@ -443,11 +443,11 @@ mod tests {
     fn checksums() {
         assert!(matches!(
             parse_checksum("sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0="),
-            Ok(TusChecksum::Sha1(_))
+            Ok(Checksum::Sha1(_))
         ));
         assert!(matches!(
             parse_checksum("md5 XrY7u+Ae7tCTyyK7j1rNww=="),
-            Ok(TusChecksum::Md5(_))
+            Ok(Checksum::Md5(_))
         ));
         assert!(parse_checksum("crc32 AAAA").is_err());
         assert!(parse_checksum("sha1 AAAA").is_err());

@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use chunkvault_engine::{
-    ByteStream, InitOutcome, InitRequest, PartDigest, Sha1Hex, UploadId, UploadStatus, UserFile,
+    ByteStream, Checksum, InitOutcome, InitRequest, Sha1Hex, UploadId, UploadStatus, UserFile,
 };
 use serde::{Deserialize, Serialize};
 use warp::filters::BoxedFilter;
@@ -292,7 +292,7 @@ fn refuse_proof_path(id: &str) -> Result<(), ApiError> {
 }
 
 /// `Content-MD5`: base64 of the 16-byte MD5 (RFC 1864).
-pub fn content_md5(header: Option<String>) -> Result<Option<PartDigest>, ApiError> {
+pub fn content_md5(header: Option<String>) -> Result<Option<Checksum>, ApiError> {
     let Some(h) = header else { return Ok(None) };
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(h.trim())
@@ -300,7 +300,7 @@ pub fn content_md5(header: Option<String>) -> Result<Option<PartDigest>, ApiErro
     let md5: [u8; 16] = bytes
         .try_into()
         .map_err(|_| ApiError::bad("Content-MD5", "must be 16 bytes"))?;
-    Ok(Some(PartDigest::Md5(md5)))
+    Ok(Some(Checksum::Md5(md5)))
 }
 
 pub use chunkvault_api::CRC32C_HEADER;
@@ -309,7 +309,7 @@ pub use chunkvault_api::CRC32C_HEADER;
 pub fn part_digest(
     md5: Option<String>,
     crc32c: Option<String>,
-) -> Result<Option<PartDigest>, ApiError> {
+) -> Result<Option<Checksum>, ApiError> {
     let Some(c) = crc32c else {
         return content_md5(md5);
     };
@@ -325,7 +325,7 @@ pub fn part_digest(
     let crc: [u8; 4] = bytes
         .try_into()
         .map_err(|_| ApiError::bad(CRC32C_HEADER, "must be 4 bytes"))?;
-    Ok(Some(PartDigest::Crc32c(u32::from_be_bytes(crc))))
+    Ok(Some(Checksum::Crc32c(u32::from_be_bytes(crc))))
 }
 
 /// A 1-based part number.

@@ -2,7 +2,7 @@
 //! `/file/mpupload/{init,uppart,complete,cancel,status}` — the same engine calls as `/uploads`.
 
 use chunkvault_engine::{
-    ByteStream, Error as EngineError, FileName, InitOutcome, InitRequest, PartDigest, Sha1Hex,
+    ByteStream, Checksum, Error as EngineError, FileName, InitOutcome, InitRequest, Sha1Hex,
     UploadId, UploadStatus,
 };
 use serde::Serialize;
@@ -266,7 +266,7 @@ async fn init(accept: Accept, state: State, auth: Option<String>, params: Params
 }
 
 /// `chkhash`: hex SHA1 of the part.
-pub fn chkhash(params: &Params) -> Result<Option<PartDigest>, ApiError> {
+pub fn chkhash(params: &Params) -> Result<Option<Checksum>, ApiError> {
     match params.get("chkhash") {
         None | Some("") => Ok(None),
         Some(h) => {
@@ -275,7 +275,7 @@ pub fn chkhash(params: &Params) -> Result<Option<PartDigest>, ApiError> {
             let mut d = [0u8; 20];
             hex::decode_to_slice(hex.as_str(), &mut d)
                 .map_err(|_| ApiError::bad("chkhash", "must be hex"))?;
-            Ok(Some(PartDigest::Sha1(d)))
+            Ok(Some(Checksum::Sha1(d)))
         }
     }
 }
