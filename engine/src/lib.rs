@@ -16,6 +16,7 @@ pub mod db;
 pub mod error;
 pub mod files;
 pub mod fsck;
+mod hashing;
 pub mod meta;
 pub mod sessions;
 pub mod stats;

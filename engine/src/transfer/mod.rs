@@ -15,24 +15,24 @@
 pub mod amqp;
 mod sql;
 
-use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use futures::StreamExt;
-use sha1::{Digest, Sha1};
 
 pub use sql::SqlTransferQueue;
 
 use crate::blobs::ByteStream;
 use crate::error::{Error, Result};
 use crate::files::Files;
+use crate::hashing::{Hashed, Hashing};
 use crate::meta::FileIndex;
 use crate::meta::GcEntry;
 use crate::stats::Stats;
 use crate::types::Sha1Hex;
+use crate::uploads::Sha1State;
 
 /// Move the blob with this SHA1 to store `to`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,24 +106,17 @@ impl RetryPolicy {
     }
 }
 
-fn hashing(body: ByteStream) -> (ByteStream, Arc<Mutex<(Sha1, u64)>>) {
-    let state = Arc::new(Mutex::new((Sha1::new(), 0u64)));
-    let tap = state.clone();
-    let body = body
-        .map(move |chunk| {
-            let chunk = chunk?;
-            let mut s = tap.lock().expect("transfer hash lock");
-            s.0.update(&chunk);
-            s.1 += chunk.len() as u64;
-            Ok::<_, io::Error>(chunk)
-        })
-        .boxed();
-    (body, state)
+fn hashing(body: ByteStream) -> (ByteStream, Arc<Mutex<Hashed>>) {
+    Hashing::new().sha1(Sha1State::new()).stream(body)
 }
 
-fn digest(state: &Arc<Mutex<(Sha1, u64)>>) -> (Sha1Hex, u64) {
-    let s = state.lock().expect("transfer hash lock");
-    (Sha1Hex::from_digest(&s.0.clone().finalize().into()), s.1)
+/// SHA1 and length of a body read to its end.
+fn digest(state: &Arc<Mutex<Hashed>>) -> Result<(Sha1Hex, u64)> {
+    state
+        .lock()
+        .expect("hashing lock")
+        .digest()
+        .ok_or_else(|| Error::backend("transfer", "a body ended early"))
 }
 
 /// Moves blobs between the configured stores (the worker side of the transfer queue, and
@@ -172,7 +165,7 @@ impl Transfers {
         };
         let (body, state) = hashing(body);
         let pending = dest.put_pending(body).await?;
-        let (copied, size) = digest(&state);
+        let (copied, size) = digest(&state)?;
         if copied != *sha1 || size != blob.size {
             // The source's bytes are wrong: nothing worth moving; set them aside.
             drop(pending);
@@ -185,7 +178,7 @@ impl Transfers {
         let check = async {
             let (body, state) = hashing(dest.get(&key, None).await?);
             body.for_each(|_| async {}).await;
-            Ok::<_, Error>(digest(&state))
+            digest(&state)
         };
         match check.await {
             Ok((h, n)) if h == *sha1 && n == blob.size => {}

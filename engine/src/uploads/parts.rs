@@ -3,15 +3,12 @@
 //! rarely reads anything again.
 
 use std::collections::BTreeMap;
-use std::io;
-use std::sync::{Arc, Mutex};
-
-use futures::StreamExt;
 
 use super::{hash_stream, Sha1State, UploadStatus, Uploads};
 use crate::blobs::{ByteStream, PartReceipt};
-use crate::checksum::{Checksum, ChecksumCheck};
+use crate::checksum::Checksum;
 use crate::error::{Error, Result};
+use crate::hashing::Hashing;
 use crate::sessions::{PartCommit, PartRecord, SessionRecord};
 use crate::types::{now_millis, UploadId};
 use crate::User;
@@ -31,33 +28,14 @@ impl Uploads {
         let _slot = self.upload_slot(user)?;
         let session = self.own_session(user, id).await?;
         let spec = session.part_spec(n)?;
-        let check = Arc::new(Mutex::new(PartCheck::new(digest, spec.len)));
-        let tap = check.clone();
-        let verdict = check.clone();
-        // A wrong digest fails the stream at its end, so the store keeps nothing of it (S3
+        // A wrong checksum fails the body at its end, so the store keeps nothing of it (S3
         // never sends it).
-        let body = body
-            .map(move |chunk| {
-                let chunk = chunk?;
-                tap.lock().expect("part check lock").update(&chunk);
-                Ok::<_, io::Error>(chunk)
-            })
-            .chain(
-                futures::stream::once(async move {
-                    // A body of the wrong length is the store's to refuse (as such).
-                    let mut check = verdict.lock().expect("part check lock");
-                    (check.whole() && !check.matches())
-                        .then(|| Err(io::Error::other("part digest mismatch")))
-                })
-                .filter_map(|end| async move { end }),
-            )
-            .boxed();
+        let (body, hashed) = Hashing::new().checksum(digest).exact(spec.len).stream(body);
         let staging = session.staging();
         let receipt = match self.blobs.stage_put_part(&staging, spec, body).await {
             Ok(r) => r,
             Err(e) => {
-                let check = check.lock().expect("part check lock");
-                return Err(if check.ended && check.whole() && !check.check() {
+                return Err(if hashed.lock().expect("hashing lock").checksum_mismatch {
                     Error::DigestMismatch {
                         what: match digest {
                             Some(Checksum::Md5(_)) => "Content-MD5",
@@ -198,46 +176,5 @@ impl Uploads {
             upto += 1;
         }
         Ok(Some(upto))
-    }
-}
-
-/// One part's body as it passes: its length, and the client's checksum of it.
-struct PartCheck {
-    /// The body ended and its checksum was compared.
-    ended: bool,
-    /// Bytes seen, and the part's length.
-    seen: u64,
-    len: u64,
-    checksum: ChecksumCheck,
-}
-
-impl PartCheck {
-    fn new(want: Option<Checksum>, len: u64) -> Self {
-        PartCheck {
-            ended: false,
-            seen: 0,
-            len,
-            checksum: ChecksumCheck::new(want),
-        }
-    }
-
-    /// Whether exactly the part's length arrived.
-    fn whole(&self) -> bool {
-        self.seen == self.len
-    }
-
-    fn update(&mut self, data: &[u8]) {
-        self.seen += data.len() as u64;
-        self.checksum.update(data);
-    }
-
-    /// Whether the checksum matches; called once the body has ended.
-    fn matches(&mut self) -> bool {
-        self.ended = true;
-        self.checksum.matches()
-    }
-
-    fn check(&self) -> bool {
-        self.checksum.matches()
     }
 }

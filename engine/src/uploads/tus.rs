@@ -3,16 +3,15 @@
 //! nodes, by the session store's lock.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
 
 use super::Sha1State;
 use super::Uploads;
 use crate::blobs::{ByteStream, StagingId};
-use crate::checksum::{Checksum, ChecksumCheck};
+use crate::checksum::Checksum;
 use crate::error::{Error, Result};
+use crate::hashing::{Hashing, Over};
 use crate::meta::NewUserFile;
 use crate::sessions::{TusProgress, TusRecord};
 use crate::types::{now_millis, FileName, Sha1Hex, UploadId};
@@ -85,58 +84,6 @@ const PARTIAL: &str = "partial";
 
 fn staging(id: &UploadId) -> StagingId {
     StagingId::parse(id.as_str()).expect("upload ids are valid staging ids")
-}
-
-/// The body of one append as the store reads it, each chunk also hashed (the upload's SHA1 and
-/// the request's checksum) as it passes, on the task receiving it: a chunk is at most one read
-/// of the connection (256 KiB, ~0.15 ms of SHA1), and handing chunks to the blocking pool cost
-/// more in thread wake-ups than the hashing itself (measured: ~15% more server CPU, and a
-/// slower tus-js-client beside it on two cores). The store writes on the blocking pool, so
-/// hashing still runs beside writing. At the end of the body a checksum mismatch is the body's
-/// last item, an error, so the store's write fails and keeps nothing.
-struct HashedBody {
-    body: ByteStream,
-    sha1: Sha1State,
-    checksum: ChecksumCheck,
-    seen: u64,
-    limit: u64,
-    done: bool,
-    /// The SHA1 state after the body, once it has ended well.
-    result: Arc<Mutex<Option<Sha1State>>>,
-    mismatch: Arc<AtomicBool>,
-}
-
-impl HashedBody {
-    fn stream(self) -> ByteStream {
-        futures::stream::unfold(self, |mut t| async move {
-            if t.done {
-                return None;
-            }
-            match t.body.next().await {
-                Some(Ok(chunk)) => {
-                    t.seen += chunk.len() as u64;
-                    // Past the limit the store refuses the write: nothing more to hash.
-                    if t.seen <= t.limit {
-                        t.sha1.update(&chunk);
-                        t.checksum.update(&chunk);
-                    }
-                    Some((Ok(chunk), t))
-                }
-                Some(Err(e)) => Some((Err(e), t)),
-                None => {
-                    t.done = true;
-                    if !t.checksum.matches() {
-                        t.mismatch.store(true, Ordering::SeqCst);
-                        let e = io::Error::other("Upload-Checksum does not match the body");
-                        return Some((Err(e), t));
-                    }
-                    *t.result.lock().expect("tus hash lock") = Some(std::mem::take(&mut t.sha1));
-                    None
-                }
-            }
-        })
-        .boxed()
-    }
 }
 
 impl Uploads {
@@ -313,19 +260,11 @@ impl Uploads {
             Some(l) => l - offset,
             None => self.config.max_file_size - offset,
         };
-        let result = Arc::new(Mutex::new(None));
-        let mismatch = Arc::new(AtomicBool::new(false));
-        let body = HashedBody {
-            body,
-            sha1: sha_state,
-            checksum: ChecksumCheck::new(checksum),
-            seen: 0,
-            limit,
-            done: false,
-            result: result.clone(),
-            mismatch: mismatch.clone(),
-        }
-        .stream();
+        let (body, hashed) = Hashing::new()
+            .sha1(sha_state)
+            .checksum(checksum)
+            .limit(limit, Over::Pass)
+            .stream(body);
         let sid = staging(&record.id);
         // The append goes to a place of its own; only the compare-and-set below makes it part
         // of the upload, so a writer whose lock lapsed can never reach bytes another append
@@ -336,7 +275,7 @@ impl Uploads {
             .await
         {
             Ok(w) => w,
-            Err(_) if mismatch.load(Ordering::SeqCst) => {
+            Err(_) if hashed.lock().expect("hashing lock").checksum_mismatch => {
                 return Err(Error::DigestMismatch {
                     what: "Upload-Checksum",
                 })
@@ -348,11 +287,11 @@ impl Uploads {
             }
             Err(e) => return Err(e),
         };
-        let sha = result
-            .lock()
-            .expect("tus hash lock")
-            .take()
-            .ok_or_else(|| Error::backend("tus", "the store ended the body early"))?;
+        let sha = {
+            let mut hashed = hashed.lock().expect("hashing lock");
+            hashed.sha1.take().filter(|_| hashed.ended)
+        }
+        .ok_or_else(|| Error::backend("tus", "the store ended the body early"))?;
         let new_offset = offset + written;
         let progress = TusProgress {
             offset: new_offset,

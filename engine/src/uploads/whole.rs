@@ -2,18 +2,15 @@
 //! received at once, which every upload path takes a slot of.
 
 use std::collections::HashMap;
-use std::io;
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
-use sha1::{Digest, Sha1};
-
-use super::Uploads;
+use super::{Sha1State, Uploads};
 use crate::blobs::ByteStream;
 use crate::error::{Error, Result};
+use crate::hashing::{Hashing, Over};
 use crate::meta::{NewUserFile, UserFile};
 use crate::stats::Stats;
-use crate::types::{now_millis, FileName, Sha1Hex, UserId};
+use crate::types::{now_millis, FileName, UserId};
 use crate::User;
 
 /// A user's upload body being received; frees its slot when dropped.
@@ -39,12 +36,6 @@ impl Drop for UploadSlot {
     }
 }
 
-struct HashState {
-    hasher: Sha1,
-    len: u64,
-    too_large: bool,
-}
-
 impl Uploads {
     /// Stores `body` as the user's file `name`. The bytes are hashed on the way to the store
     /// and never held in memory whole; content the store already holds is not kept twice.
@@ -53,42 +44,25 @@ impl Uploads {
         let _slot = self.upload_slot(user)?;
         let name = FileName::parse(name)?;
         let limit = self.config.max_file_size;
-        let state = Arc::new(Mutex::new(HashState {
-            hasher: Sha1::new(),
-            len: 0,
-            too_large: false,
-        }));
-        let tap = state.clone();
-        let body = body
-            .map(move |chunk| {
-                let chunk = chunk?;
-                let mut s = tap.lock().expect("hash state lock");
-                s.len += chunk.len() as u64;
-                if s.len > limit {
-                    s.too_large = true;
-                    return Err(io::Error::other("file too large"));
-                }
-                s.hasher.update(&chunk);
-                Ok(chunk)
-            })
-            .boxed();
+        let (body, hashed) = Hashing::new()
+            .sha1(Sha1State::new())
+            .limit(limit, Over::Fail)
+            .stream(body);
         let pending = match self.blobs.put_pending(body).await {
             Ok(p) => p,
             Err(e) => {
-                return Err(if state.lock().expect("hash state lock").too_large {
+                return Err(if hashed.lock().expect("hashing lock").too_long {
                     Error::TooLarge { limit }
                 } else {
                     e
                 })
             }
         };
-        let (sha1, size) = {
-            let s = state.lock().expect("hash state lock");
-            (
-                Sha1Hex::from_digest(&s.hasher.clone().finalize().into()),
-                s.len,
-            )
-        };
+        let (sha1, size) = hashed
+            .lock()
+            .expect("hashing lock")
+            .digest()
+            .ok_or_else(|| Error::backend("blob", "the store finished before the body did"))?;
         debug_assert_eq!(size, pending.size());
         self.files.check_quota(user.id, size).await?;
         let file = NewUserFile::new(user.id, sha1.clone(), name, size, now_millis());
