@@ -148,7 +148,14 @@ impl Engine {
                 }
             }
         }
-        for staging in store.stage_list_idle(opts.grace).await? {
+        // Uploads are staged in the upload store only.
+        let upload_store = self.files.upload_store();
+        let idle = if upload_store.name() == opts.store {
+            upload_store.stage_list_idle(opts.grace).await?
+        } else {
+            Vec::new()
+        };
+        for staging in idle {
             let Ok(id) = UploadId::parse(staging.as_str()) else {
                 continue;
             };
@@ -160,7 +167,7 @@ impl Engine {
             report.orphan_staging += 1;
             tracing::warn!(store = %opts.store, upload = %id, "fsck: staged upload without a session");
             if opts.repair {
-                store.stage_abort(&staging).await?;
+                upload_store.stage_abort(&staging).await?;
                 report.removed += 1;
             }
         }

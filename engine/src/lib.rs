@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use accounts::{Accounts, SignIn, User};
-pub use blobs::{BlobStore, ByteStream, LocalBlobStore, MemoryBlobStore};
+pub use blobs::{BlobStaging, BlobStore, ByteStream, LocalBlobStore, MemoryBlobStore};
 pub use checksum::Checksum;
 pub use error::{Error, Result};
 pub use files::{Download, Files, SignedLink};
@@ -103,8 +103,8 @@ pub struct Engine {
 #[derive(Debug)]
 struct Wiring {
     meta: Arc<dyn MetaStore>,
-    /// Where new uploads land.
-    blobs: Arc<dyn BlobStore>,
+    /// Where new uploads land (and are staged).
+    blobs: Arc<dyn BlobStaging>,
     /// Every configured store by name (the upload store included): blobs record theirs.
     stores: BTreeMap<String, Arc<dyn BlobStore>>,
     sessions: Arc<dyn SessionStore>,
@@ -118,14 +118,15 @@ impl Engine {
     /// through the metadata store, so every node accepts every node's links.
     pub async fn new(
         meta: Arc<dyn MetaStore>,
-        blobs: Arc<dyn BlobStore>,
+        blobs: Arc<dyn BlobStaging>,
         sessions: Arc<dyn SessionStore>,
         config: EngineConfig,
     ) -> Result<Self> {
         let fresh = hex::encode(rand::random::<[u8; 32]>());
         let key = meta.setting_or_init("download_url_key", &fresh).await?;
         let url_key = hex::decode(key).map_err(|e| Error::backend("sql", e))?;
-        let stores = [(blobs.name().to_owned(), blobs.clone())].into();
+        let upload_store: Arc<dyn BlobStore> = blobs.clone();
+        let stores = [(blobs.name().to_owned(), upload_store)].into();
         Ok(Engine::wire(Wiring {
             meta,
             blobs,

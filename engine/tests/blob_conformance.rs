@@ -8,7 +8,7 @@ use std::io;
 use std::pin::Pin;
 
 use bytes::Bytes;
-use chunkvault_engine::blobs::{collect, BlobStore, ByteStream, PartSpec, StagingId};
+use chunkvault_engine::blobs::{collect, BlobStaging, BlobStore, ByteStream, PartSpec, StagingId};
 #[cfg(feature = "s3")]
 use chunkvault_engine::blobs::{S3BlobStore, S3Config};
 use chunkvault_engine::{ByteRange, Error, LocalBlobStore, MemoryBlobStore, Sha1Hex};
@@ -45,7 +45,7 @@ type Count<'a> = &'a dyn Fn() -> Pin<Box<dyn Future<Output = usize> + Send>>;
 
 /// Every check, in order, on one store; each check removes what it made, so at the end the
 /// store holds nothing (`count_files` says how many objects it holds).
-async fn suite(store: &dyn BlobStore, count_files: Count<'_>) {
+async fn suite(store: &dyn BlobStaging, count_files: Count<'_>) {
     // Parts as small as the store allows (S3: 5 MiB), and a blob of two and a half parts.
     let part = store.min_part_size().max(100_000);
     let data: Vec<u8> = (0..(part * 5 / 2) as u32)
@@ -130,7 +130,7 @@ async fn empty_blobs(store: &dyn BlobStore) {
     store.delete(&empty).await.unwrap();
 }
 
-async fn staged_parts(store: &dyn BlobStore, data: &[u8], part: u64) {
+async fn staged_parts(store: &dyn BlobStaging, data: &[u8], part: u64) {
     // Staged upload: parts out of order, one repeated, one first sent with a wrong length.
     let id = staging(1);
     store.stage_begin(&id, data.len() as u64).await.unwrap();
@@ -199,7 +199,7 @@ async fn staged_parts(store: &dyn BlobStore, data: &[u8], part: u64) {
     store.delete(&assembled).await.unwrap();
 }
 
-async fn aborted_staging(store: &dyn BlobStore) {
+async fn aborted_staging(store: &dyn BlobStaging) {
     // Abort drops staged bytes; parts for an unknown staging id are refused.
     let gone = staging(2);
     store.stage_begin(&gone, 10).await.unwrap();
@@ -212,7 +212,7 @@ async fn aborted_staging(store: &dyn BlobStore) {
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
 }
 
-async fn appends(store: &dyn BlobStore, data: &[u8], part: u64) {
+async fn appends(store: &dyn BlobStaging, data: &[u8], part: u64) {
     // Appends (tus): any length at the current offset (the engine checks offsets under its
     // writer lock), across part boundaries; a body past the limit is refused; an empty
     // staged upload completes empty.

@@ -90,6 +90,7 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
         if spec.name == args.upload_store {
             blobs = Some(store);
         } else {
+            let store: Arc<dyn chunkvault_engine::BlobStore> = store;
             others.push(store);
         }
     }

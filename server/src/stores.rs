@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use chunkvault_engine::{BlobStore, LocalBlobStore};
+use chunkvault_engine::{BlobStaging, LocalBlobStore};
 
 use crate::config::parse_size;
 
@@ -239,8 +239,8 @@ fn credentials(name: &str, spec: &S3Spec) -> anyhow::Result<(String, String)> {
     }
 }
 
-/// Opens one store.
-pub async fn open(spec: &StoreSpec) -> anyhow::Result<Arc<dyn BlobStore>> {
+/// Opens one store (every backend can stage uploads; the engine stages in its upload store).
+pub async fn open(spec: &StoreSpec) -> anyhow::Result<Arc<dyn BlobStaging>> {
     match &spec.kind {
         StoreKind::Local(dir) => {
             let store = LocalBlobStore::open(spec.name.clone(), dir.clone())
@@ -256,7 +256,7 @@ pub async fn open(spec: &StoreSpec) -> anyhow::Result<Arc<dyn BlobStore>> {
 }
 
 #[cfg(feature = "s3")]
-fn open_s3(name: &str, s: &S3Spec) -> anyhow::Result<Arc<dyn BlobStore>> {
+fn open_s3(name: &str, s: &S3Spec) -> anyhow::Result<Arc<dyn BlobStaging>> {
     use chunkvault_engine::blobs::{S3BlobStore, S3Config};
     let (access_key, secret_key) = credentials(name, s)?;
     let store = S3BlobStore::new(
@@ -278,7 +278,7 @@ fn open_s3(name: &str, s: &S3Spec) -> anyhow::Result<Arc<dyn BlobStore>> {
 }
 
 #[cfg(not(feature = "s3"))]
-fn open_s3(name: &str, s: &S3Spec) -> anyhow::Result<Arc<dyn BlobStore>> {
+fn open_s3(name: &str, s: &S3Spec) -> anyhow::Result<Arc<dyn BlobStaging>> {
     let _ = credentials(name, s)?;
     Err(anyhow::anyhow!(
         "store {name}: this binary was built without the s3 feature"

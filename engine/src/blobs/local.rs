@@ -24,7 +24,7 @@ use tokio_util::io::ReaderStream;
 
 use super::file_reader;
 use super::file_writer::{self, Mode};
-use super::{BlobStore, ByteStream, PartReceipt, PartSpec, PendingBlob, StagingId};
+use super::{BlobStaging, BlobStore, ByteStream, PartReceipt, PartSpec, PendingBlob, StagingId};
 use crate::error::{Error, Result};
 use crate::types::{ByteRange, Sha1Hex};
 
@@ -406,10 +406,6 @@ impl BlobStore for LocalBlobStore {
         &self.name
     }
 
-    fn isolates_writes(&self) -> bool {
-        true
-    }
-
     async fn ping(&self) -> Result<()> {
         if fs::try_exists(self.root.join("blobs"))
             .await
@@ -538,6 +534,13 @@ impl BlobStore for LocalBlobStore {
     async fn exists(&self, key: &str) -> Result<bool> {
         let path = self.blob_path(key)?;
         fs::try_exists(&path).await.map_err(io_err)
+    }
+}
+
+#[async_trait]
+impl BlobStaging for LocalBlobStore {
+    fn isolates_writes(&self) -> bool {
+        true
     }
 
     async fn stage_begin(&self, staging: &StagingId, _size: u64) -> Result<()> {

@@ -11,7 +11,8 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
 use super::{
-    quarantine_name, BlobStore, ByteStream, PartReceipt, PartSpec, PendingBlob, StagingId,
+    quarantine_name, BlobStaging, BlobStore, ByteStream, PartReceipt, PartSpec, PendingBlob,
+    StagingId,
 };
 use crate::error::{Error, Result};
 use crate::types::{now_millis, ByteRange, Sha1Hex};
@@ -129,10 +130,6 @@ impl BlobStore for MemoryBlobStore {
         Ok(())
     }
 
-    fn isolates_writes(&self) -> bool {
-        true
-    }
-
     async fn put_pending(&self, body: ByteStream) -> Result<Box<dyn PendingBlob>> {
         let bytes = read_body(body, u64::MAX).await?;
         Ok(Box::new(MemoryPending {
@@ -180,6 +177,13 @@ impl BlobStore for MemoryBlobStore {
 
     async fn exists(&self, key: &str) -> Result<bool> {
         Ok(lock(&self.state).blobs.contains_key(key))
+    }
+}
+
+#[async_trait]
+impl BlobStaging for MemoryBlobStore {
+    fn isolates_writes(&self) -> bool {
+        true
     }
 
     async fn stage_begin(&self, staging: &StagingId, _size: u64) -> Result<()> {

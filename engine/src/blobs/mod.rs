@@ -89,19 +89,6 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     /// Whether the store answers (readiness probes).
     async fn ping(&self) -> Result<()>;
 
-    /// Whether every write attempt lands in a place of its own, so that what completion
-    /// assembles is exactly what the engine hashed. Where it is not so (S3 parts and tus
-    /// appends share slots by number and offset), the engine hashes the assembled object
-    /// before publishing it.
-    fn isolates_writes(&self) -> bool {
-        false
-    }
-
-    /// The smallest part, other than the last, that `stage_put_part` accepts (S3: 5 MiB).
-    fn min_part_size(&self) -> u64 {
-        0
-    }
-
     /// A URL that fetches the blob straight from the store until `ttl` passes, answering with
     /// `disposition` as its `Content-Disposition`; `None` when the store cannot sign URLs
     /// (the server then signs a link to itself).
@@ -137,6 +124,26 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
 
     /// Whether `key` holds a blob.
     async fn exists(&self, key: &str) -> Result<bool>;
+}
+
+/// Staged (chunked) uploads in a blob store: numbered parts and tus appends, each written as an
+/// attempt of its own and assembled into a blob at completion. Kept apart from `BlobStore`
+/// (as object_store keeps `MultipartStore` apart from `ObjectStore`): the engine stages in its
+/// upload store only; other stores hold, serve and receive finished blobs.
+#[async_trait]
+pub trait BlobStaging: BlobStore {
+    /// Whether every write attempt lands in a place of its own, so that what completion
+    /// assembles is exactly what the engine hashed. Where it is not so (S3 parts and tus
+    /// appends share slots by number and offset), the engine hashes the assembled object
+    /// before publishing it.
+    fn isolates_writes(&self) -> bool {
+        false
+    }
+
+    /// The smallest part, other than the last, that `stage_put_part` accepts (S3: 5 MiB).
+    fn min_part_size(&self) -> u64 {
+        0
+    }
 
     /// Prepares a staged upload of exactly `size` bytes (local: a directory of its own;
     /// S3: CreateMultipartUpload). Repeating it for an existing staging id is a no-op.

@@ -33,7 +33,7 @@ use object_store::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{BlobStore, ByteStream, PartReceipt, PartSpec, PendingBlob, StagingId};
+use super::{BlobStaging, BlobStore, ByteStream, PartReceipt, PartSpec, PendingBlob, StagingId};
 use crate::error::{Error, Result};
 use crate::types::{ByteRange, Sha1Hex};
 
@@ -528,10 +528,6 @@ impl BlobStore for S3BlobStore {
         &self.inner.name
     }
 
-    fn min_part_size(&self) -> u64 {
-        self.inner.config.min_part_size
-    }
-
     async fn ping(&self) -> Result<()> {
         self.inner
             .s3
@@ -622,6 +618,22 @@ impl BlobStore for S3BlobStore {
             Err(e) if is_not_found(&e) => Ok(false),
             Err(e) => Err(os_err(e)),
         }
+    }
+
+    async fn presigned_get(
+        &self,
+        key: &str,
+        disposition: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>> {
+        self.presign(key, disposition, ttl).await.map(Some)
+    }
+}
+
+#[async_trait]
+impl BlobStaging for S3BlobStore {
+    fn min_part_size(&self) -> u64 {
+        self.inner.config.min_part_size
     }
 
     async fn stage_begin(&self, staging: &StagingId, _size: u64) -> Result<()> {
@@ -844,15 +856,6 @@ impl BlobStore for S3BlobStore {
             Err(e) => return Err(os_err(e)),
         }
         self.forget(staging, &m).await
-    }
-
-    async fn presigned_get(
-        &self,
-        key: &str,
-        disposition: &str,
-        ttl: Duration,
-    ) -> Result<Option<String>> {
-        self.presign(key, disposition, ttl).await.map(Some)
     }
 }
 

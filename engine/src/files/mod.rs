@@ -14,7 +14,7 @@ pub use download::Download;
 pub(crate) use publish::TransferPlan;
 
 use crate::auth;
-use crate::blobs::BlobStore;
+use crate::blobs::{BlobStaging, BlobStore};
 use crate::error::{Error, Result};
 use crate::meta::{self, FileIndex, ProofStore, UserFile};
 use crate::stats::Stats;
@@ -35,8 +35,8 @@ pub struct Files {
     index: Arc<dyn FileIndex>,
     /// Collision verdicts per SHA1.
     proofs: Arc<dyn ProofStore>,
-    /// Where new uploads land.
-    upload_store: Arc<dyn BlobStore>,
+    /// Where new uploads land (and are staged).
+    upload_store: Arc<dyn BlobStaging>,
     /// Every configured store by name (the upload store included): blobs record theirs.
     stores: BTreeMap<String, Arc<dyn BlobStore>>,
     url_key: Vec<u8>,
@@ -54,7 +54,7 @@ impl Files {
     pub(crate) fn new(
         index: Arc<dyn FileIndex>,
         proofs: Arc<dyn ProofStore>,
-        upload_store: Arc<dyn BlobStore>,
+        upload_store: Arc<dyn BlobStaging>,
         stores: BTreeMap<String, Arc<dyn BlobStore>>,
         url_key: Vec<u8>,
         config: &EngineConfig,
@@ -88,7 +88,7 @@ impl Files {
     }
 
     /// Where new uploads land.
-    pub(crate) fn upload_store(&self) -> &Arc<dyn BlobStore> {
+    pub(crate) fn upload_store(&self) -> &Arc<dyn BlobStaging> {
         &self.upload_store
     }
 

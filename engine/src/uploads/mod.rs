@@ -16,7 +16,7 @@ use futures::StreamExt;
 
 pub use sha1_state::Sha1State;
 
-use crate::blobs::{BlobStore, ByteStream, PartSpec, StagingId};
+use crate::blobs::{BlobStaging, ByteStream, PartSpec, StagingId};
 use crate::error::{Error, Result};
 use crate::files::Files;
 use crate::meta::{FileIndex, NewUserFile, ProofStore, UserFile};
@@ -36,7 +36,7 @@ pub struct Uploads {
     proofs: Arc<dyn ProofStore>,
     sessions: Arc<dyn SessionStore>,
     /// The upload store (the one `files` publishes into).
-    blobs: Arc<dyn BlobStore>,
+    blobs: Arc<dyn BlobStaging>,
     config: EngineConfig,
     stats: Arc<Stats>,
     /// Sessions whose hash this process is advancing right now.
