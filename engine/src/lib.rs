@@ -255,3 +255,9 @@ impl Engine {
         out
     }
 }
+
+/// Locks an in-memory backend's state. Each of their methods changes the state only after its
+/// checks, so a panic while the lock was held left it consistent: the poison is ignored.
+pub(crate) fn lock_unpoisoned<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -40,8 +40,7 @@ struct Staged {
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    // Every method changes the state only after its checks: a panic leaves it consistent.
-    state.lock().unwrap_or_else(|p| p.into_inner())
+    crate::lock_unpoisoned(state)
 }
 
 fn new_attempt() -> String {
@@ -101,6 +100,26 @@ impl MemoryBlobStore {
             .ok_or(Error::NotFound { what: "upload" })?;
         st.touched = Instant::now();
         f(st)
+    }
+
+    /// Assembles a staged upload with `assemble`, drops its staging and stores the blob.
+    fn complete(
+        &self,
+        staging: &StagingId,
+        sha1: &Sha1Hex,
+        assemble: impl FnOnce(&Staged) -> Result<Bytes>,
+    ) -> Result<String> {
+        let bytes = {
+            let mut s = lock(&self.state);
+            let st = s
+                .staged
+                .get(staging)
+                .ok_or(Error::NotFound { what: "upload" })?;
+            let bytes = assemble(st)?;
+            s.staged.remove(staging);
+            bytes
+        };
+        Ok(MemoryBlobStore::store_blob(&self.state, bytes, sha1))
     }
 }
 
@@ -295,12 +314,7 @@ impl BlobStaging for MemoryBlobStore {
         parts: &[PartReceipt],
         sha1: &Sha1Hex,
     ) -> Result<String> {
-        let bytes = {
-            let mut s = lock(&self.state);
-            let st = s
-                .staged
-                .get(staging)
-                .ok_or(Error::NotFound { what: "upload" })?;
+        self.complete(staging, sha1, |st| {
             let mut out = BytesMut::new();
             for r in parts {
                 match st.parts.get(&r.etag) {
@@ -308,10 +322,8 @@ impl BlobStaging for MemoryBlobStore {
                     _ => return Err(Error::backend("blob", "a committed part is missing")),
                 }
             }
-            s.staged.remove(staging);
-            out.freeze()
-        };
-        Ok(MemoryBlobStore::store_blob(&self.state, bytes, sha1))
+            Ok(out.freeze())
+        })
     }
 
     async fn stage_complete_appends(
@@ -321,12 +333,7 @@ impl BlobStaging for MemoryBlobStore {
         len: u64,
         sha1: &Sha1Hex,
     ) -> Result<String> {
-        let bytes = {
-            let mut s = lock(&self.state);
-            let st = s
-                .staged
-                .get(staging)
-                .ok_or(Error::NotFound { what: "upload" })?;
+        self.complete(staging, sha1, |st| {
             // Walk the chain back from the last committed append.
             let mut chain = Vec::new();
             let mut at = last;
@@ -352,10 +359,8 @@ impl BlobStaging for MemoryBlobStore {
                     "appends do not add up to the upload",
                 ));
             }
-            s.staged.remove(staging);
-            out.freeze()
-        };
-        Ok(MemoryBlobStore::store_blob(&self.state, bytes, sha1))
+            Ok(out.freeze())
+        })
     }
 
     async fn stage_abort(&self, staging: &StagingId) -> Result<()> {

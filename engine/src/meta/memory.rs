@@ -42,9 +42,7 @@ impl MemoryMetaStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock left no half-done change (each method changes state
-        // only after its checks), so the data is still consistent.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock_unpoisoned(&self.state)
     }
 }
 

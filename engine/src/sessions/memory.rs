@@ -64,8 +64,7 @@ impl MemorySessionStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // Every method changes the state only after its checks: a panic leaves it consistent.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock_unpoisoned(&self.state)
     }
 }
 
