@@ -159,9 +159,7 @@ impl Engine {
             let Ok(id) = UploadId::parse(staging.as_str()) else {
                 continue;
             };
-            if self.wiring.sessions.get(&id).await?.is_some()
-                || self.wiring.sessions.tus_get(&id).await?.is_some()
-            {
+            if self.wiring.sessions.get(&id).await?.is_some() {
                 continue;
             }
             report.orphan_staging += 1;

@@ -41,7 +41,7 @@ pub use transfer::Transfers;
 pub use types::{
     ByteRange, FileId, FileName, Millis, RangeRequest, Sha1Hex, UploadId, UserId, Username,
 };
-pub use uploads::{InitOutcome, InitRequest, UploadStatus, Uploads};
+pub use uploads::{InitOutcome, InitRequest, PartsSession, UploadStatus, Uploads};
 
 use files::TransferPlan;
 

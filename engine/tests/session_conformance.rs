@@ -8,7 +8,8 @@ mod common;
 use std::sync::Arc;
 
 use chunkvault_engine::sessions::{
-    HashProgress, PartCommit, PartRecord, SessionRecord, SessionStore, TusProgress, TusRecord,
+    HashProgress, Layout, PartCommit, PartRecord, PartsLayout, SessionRecord, SessionStore,
+    StreamLayout, StreamProgress,
 };
 use chunkvault_engine::uploads::Sha1State;
 use chunkvault_engine::{
@@ -20,17 +21,53 @@ fn record(owner: i64, sha: u8, size: u64, expires_at: i64) -> SessionRecord {
         id: UploadId::generate(),
         owner: UserId(owner),
         file_name: "文件.bin".into(),
-        size,
-        sha1: Sha1Hex::parse(&format!("{sha:02x}").repeat(20)).unwrap(),
-        chunk_size: 262_144,
-        chunk_count: size.div_ceil(262_144).max(1) as u32,
         created_at: 1,
         expires_at,
-        hash: HashProgress {
-            parts: 0,
-            epoch: 0,
-            state: Sha1State::new().save(),
-        },
+        layout: Layout::Parts(PartsLayout {
+            size,
+            sha1: Sha1Hex::parse(&format!("{sha:02x}").repeat(20)).unwrap(),
+            chunk_size: 262_144,
+            chunk_count: size.div_ceil(262_144).max(1) as u32,
+            hash: HashProgress {
+                parts: 0,
+                epoch: 0,
+                state: Sha1State::new().save(),
+            },
+        }),
+    }
+}
+
+fn stream(owner: i64, length: Option<u64>, expires_at: i64) -> SessionRecord {
+    SessionRecord {
+        id: UploadId::generate(),
+        owner: UserId(owner),
+        file_name: "tus.bin".into(),
+        created_at: 2,
+        expires_at,
+        layout: Layout::Stream(StreamLayout {
+            length,
+            offset: 0,
+            hash_state: Sha1State::new().save(),
+            file_id: None,
+            metadata: "filename dHVzLmJpbg==".into(),
+            concat: "partial".into(),
+        }),
+    }
+}
+
+/// The hash progress of a parts session.
+async fn hash_of(store: &Arc<dyn SessionStore>, id: &UploadId) -> HashProgress {
+    match store.get(id).await.unwrap().unwrap().layout {
+        Layout::Parts(p) => p.hash,
+        Layout::Stream(_) => panic!("a parts session came back as a stream"),
+    }
+}
+
+/// The stream layout of a session.
+async fn stream_of(store: &Arc<dyn SessionStore>, id: &UploadId) -> StreamLayout {
+    match store.get(id).await.unwrap().unwrap().layout {
+        Layout::Stream(t) => t,
+        Layout::Parts(_) => panic!("a stream came back as a parts session"),
     }
 }
 
@@ -53,7 +90,9 @@ async fn suite(store: Arc<dyn SessionStore>) {
     concurrent_creates_make_one_session(&store, now, far).await;
     expiry_and_deletion(&store, now, far).await;
     results_are_kept(&store, now, far).await;
-    tus(&*store, now).await;
+    streams_append_under_a_claim(&store, now, far).await;
+    layouts_do_not_cross(&store, now, far).await;
+    one_list_and_one_expiry_for_every_layout(&store, now, far).await;
 }
 
 fn committed(replaced: Option<&str>) -> PartCommit {
@@ -138,20 +177,20 @@ async fn hash_progress_is_compare_and_set(store: &Arc<dyn SessionStore>, now: i6
     commit(store, &a.id, part(3, "z"), now, far).await;
     // Hash progress: compare-and-set; a replaced part changes the epoch, and a replaced hashed
     // part takes the progress back to the start.
-    let p0 = store.get(&a.id).await.unwrap().unwrap().hash;
+    let p0 = hash_of(store, &a.id).await;
     assert!(store.advance_hash(&a.id, &p0, 1, "state-1").await.unwrap());
     assert!(
         !store.advance_hash(&a.id, &p0, 1, "stale").await.unwrap(),
         "stale progress refused"
     );
-    let p1 = store.get(&a.id).await.unwrap().unwrap().hash;
+    let p1 = hash_of(store, &a.id).await;
     assert_eq!((p1.parts, p1.state.as_str()), (1, "state-1"));
     assert_eq!(
         commit(store, &a.id, part(2, "first"), now, far).await,
         committed(None)
     );
     assert_eq!(
-        store.get(&a.id).await.unwrap().unwrap().hash,
+        hash_of(store, &a.id).await,
         p1,
         "a first attempt beyond the prefix keeps it"
     );
@@ -159,7 +198,7 @@ async fn hash_progress_is_compare_and_set(store: &Arc<dyn SessionStore>, now: i6
         commit(store, &a.id, part(2, "second"), now, far).await,
         committed(Some("first"))
     );
-    let p2 = store.get(&a.id).await.unwrap().unwrap().hash;
+    let p2 = hash_of(store, &a.id).await;
     assert_eq!((p2.parts, p2.state.as_str()), (1, "state-1"));
     assert_ne!(
         p2.epoch, p1.epoch,
@@ -173,7 +212,7 @@ async fn hash_progress_is_compare_and_set(store: &Arc<dyn SessionStore>, now: i6
         commit(store, &a.id, part(1, "y2"), now, far).await,
         committed(Some("y"))
     );
-    let reset = store.get(&a.id).await.unwrap().unwrap().hash;
+    let reset = hash_of(store, &a.id).await;
     assert_eq!(reset.parts, 0);
     assert_eq!(reset.state, Sha1State::new().save());
     assert_ne!(reset.epoch, p2.epoch);
@@ -355,6 +394,70 @@ async fn redis() {
     store.clear().await.unwrap();
 }
 
+/// A tus upload Redis held before streams shared the session record resumes after the
+/// upgrade: connecting moves it into the one layout, lock and indexes included.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_keeps_tus_uploads_across_the_upgrade() {
+    use chunkvault_engine::RedisSessionStore;
+    let Ok(url) = std::env::var("CHUNKVAULT_TEST_REDIS_URL") else {
+        eprintln!("CHUNKVAULT_TEST_REDIS_URL not set: Redis run skipped (.ci/run sets it)");
+        return;
+    };
+    let prefix = format!("cv-test-{}:", UploadId::generate());
+    let id = UploadId::generate();
+    let now = chunkvault_engine::types::now_millis();
+    {
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let fields = [
+            ("owner", "31".to_owned()),
+            ("file_name", "old.bin".to_owned()),
+            ("metadata", "filename b2xk".to_owned()),
+            ("length", String::new()),
+            ("offset", "7".to_owned()),
+            ("hash_state", "st@a1".to_owned()),
+            ("created_at", "5".to_owned()),
+            ("expires_at", (now + 60_000).to_string()),
+            ("file_id", String::new()),
+            ("lock_holder", "w1".to_owned()),
+            ("lock_until", (now + 60_000).to_string()),
+            ("concat", String::new()),
+        ];
+        redis::pipe()
+            .hset_multiple(format!("{prefix}t:{id}"), &fields)
+            .zadd(format!("{prefix}texp"), id.as_str(), now + 60_000)
+            .sadd(format!("{prefix}to:31"), id.as_str())
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+    }
+    let store: Arc<dyn SessionStore> =
+        Arc::new(RedisSessionStore::connect(&url, &prefix).await.unwrap());
+    let t = stream_of(&store, &id).await;
+    assert_eq!(
+        (
+            t.offset,
+            t.length,
+            t.hash_state.as_str(),
+            t.metadata.as_str()
+        ),
+        (7, None, "st@a1", "filename b2xk")
+    );
+    assert_eq!(store.list(UserId(31)).await.unwrap().len(), 1);
+    assert!(
+        !store.claim(&id, "w2", now, now + 1).await.unwrap(),
+        "the writer's lock carries over"
+    );
+    assert!(store
+        .append(&id, 7, "w1", &step(9, Some(9), None, now + 60_000))
+        .await
+        .unwrap());
+    let again = RedisSessionStore::connect(&url, &prefix).await.unwrap();
+    assert_eq!(stream_of(&store, &id).await.offset, 9, "moved once only");
+    again.clear().await.unwrap();
+}
+
 async fn on_server(env: &str) {
     let Ok(base) = std::env::var(env) else {
         eprintln!("{env} not set: skipped (.ci/run sets it)");
@@ -376,124 +479,196 @@ async fn postgres() {
     on_server("CHUNKVAULT_TEST_POSTGRES_URL").await;
 }
 
-async fn tus(store: &dyn SessionStore, now: i64) {
-    let far = now + 3_600_000;
-    let t = TusRecord {
-        id: UploadId::generate(),
-        owner: UserId(9),
-        file_name: "tus.bin".into(),
-        metadata: "filename dHVzLmJpbg==".into(),
-        length: None,
-        offset: 0,
-        hash_state: Sha1State::new().save(),
-        created_at: now,
-        expires_at: far,
-        file_id: None,
-        concat: "partial".into(),
-    };
-    let open_before = store.tus_open(t.owner).await.unwrap();
-    store.tus_create(&t).await.unwrap();
-    assert_eq!(store.tus_get(&t.id).await.unwrap(), Some(t.clone()));
-    assert_eq!(store.tus_open(t.owner).await.unwrap(), open_before + 1);
-    let step = |offset, length: Option<u64>, file_id: Option<FileId>| TusProgress {
+fn step(offset: u64, length: Option<u64>, file_id: Option<FileId>, far: i64) -> StreamProgress {
+    StreamProgress {
         offset,
         length,
         hash_state: format!("s{offset}"),
         expires_at: far + offset as i64,
         file_id,
-    };
-    assert!(store.tus_lock(&t.id, "w0", now, now + 1000).await.unwrap());
+    }
+}
+
+async fn streams_append_under_a_claim(store: &Arc<dyn SessionStore>, now: i64, far: i64) {
+    let t = stream(9, None, far);
+    let (got, created) = store.create_or_resume(&t).await.unwrap();
+    assert!(created);
+    assert_eq!(got, t);
+    assert_eq!(store.get(&t.id).await.unwrap(), Some(t.clone()));
+    let twin = stream(9, None, far);
+    assert!(
+        store.create_or_resume(&twin).await.unwrap().1,
+        "a stream is always new"
+    );
+    assert!(
+        !store
+            .append(&t.id, 0, "w0", &step(10, None, None, far))
+            .await
+            .unwrap(),
+        "no append without the claim"
+    );
+    assert!(store.claim(&t.id, "w0", now, now + 1000).await.unwrap());
     assert!(store
-        .tus_update(&t.id, 0, "w0", &step(10, None, None))
+        .append(&t.id, 0, "w0", &step(10, None, None, far))
         .await
         .unwrap());
     assert!(
         !store
-            .tus_update(&t.id, 0, "w0", &step(20, None, None))
+            .append(&t.id, 0, "w0", &step(20, None, None, far))
             .await
             .unwrap(),
         "stale offset refused"
     );
     assert!(store
-        .tus_update(&t.id, 10, "w0", &step(20, Some(30), None))
+        .append(&t.id, 10, "w0", &step(20, Some(30), None, far))
         .await
         .unwrap());
     assert!(store
-        .tus_update(&t.id, 20, "w0", &step(25, Some(99), None))
+        .append(&t.id, 20, "w0", &step(25, Some(99), None, far))
         .await
         .unwrap());
-    let got = store.tus_get(&t.id).await.unwrap().unwrap();
+    let got = stream_of(store, &t.id).await;
     assert_eq!(
         (got.offset, got.length, got.hash_state.as_str()),
         (25, Some(30), "s25"),
         "length is set once"
     );
-    // A writer whose lock lapsed and was taken over is fenced off, whatever the offset.
+    assert_eq!(got.metadata, "filename dHVzLmJpbg==");
+    assert_eq!(
+        store.get(&t.id).await.unwrap().unwrap().expires_at,
+        far + 25,
+        "an append pushes the expiry"
+    );
+    // A writer whose claim lapsed and was taken over is fenced off, whatever the offset.
     assert!(store
-        .tus_lock(&t.id, "w9", now + 1001, now + 1500)
+        .claim(&t.id, "w9", now + 1001, now + 1500)
         .await
         .unwrap());
     assert!(
         !store
-            .tus_update(&t.id, 25, "w0", &step(26, None, None))
+            .append(&t.id, 25, "w0", &step(26, None, None, far))
             .await
             .unwrap(),
-        "a lapsed writer's update refused"
+        "a lapsed writer's append refused"
     );
-    store.tus_unlock(&t.id, "w9").await.unwrap();
-    assert!(store.tus_lock(&t.id, "w0", now, now + 1000).await.unwrap());
+    assert!(store.claim(&t.id, "w9", now, 0).await.unwrap());
+    assert!(store.claim(&t.id, "w0", now, now + 1000).await.unwrap());
     let file = FileId::generate();
     assert!(store
-        .tus_update(&t.id, 25, "w0", &step(30, None, Some(file.clone())))
+        .append(&t.id, 25, "w0", &step(30, None, Some(file.clone()), far))
         .await
         .unwrap());
-    assert_eq!(
-        store.tus_get(&t.id).await.unwrap().unwrap().file_id,
-        Some(file)
-    );
-    assert_eq!(
-        store.tus_open(t.owner).await.unwrap(),
-        open_before,
-        "a finished upload is not open"
-    );
+    assert_eq!(stream_of(store, &t.id).await.file_id, Some(file));
 
-    store.tus_unlock(&t.id, "w0").await.unwrap();
-    assert!(store.tus_lock(&t.id, "w1", now, now + 1000).await.unwrap());
+    assert!(store.claim(&t.id, "w0", now, 0).await.unwrap());
+    assert!(store.claim(&t.id, "w1", now, now + 1000).await.unwrap());
     assert!(
-        !store.tus_lock(&t.id, "w2", now, now + 1000).await.unwrap(),
+        !store.claim(&t.id, "w2", now, now + 1000).await.unwrap(),
         "one writer at a time"
     );
-    store.tus_unlock(&t.id, "w2").await.unwrap();
     assert!(
-        !store.tus_lock(&t.id, "w2", now, now + 1000).await.unwrap(),
-        "only the holder unlocks"
+        !store.claim(&t.id, "w2", now, 0).await.unwrap(),
+        "only the holder gives the claim back"
     );
-    store.tus_unlock(&t.id, "w1").await.unwrap();
-    assert!(store.tus_lock(&t.id, "w2", now, now + 1000).await.unwrap());
+    assert!(!store.claim(&t.id, "w2", now, now + 1000).await.unwrap());
+    assert!(store.claim(&t.id, "w1", now, 0).await.unwrap());
+    assert!(store.claim(&t.id, "w2", now, now + 1000).await.unwrap());
     assert!(!store
-        .tus_lock(&UploadId::generate(), "w", now, now + 1)
+        .claim(&UploadId::generate(), "w", now, now + 1)
         .await
         .unwrap());
+    assert!(store.delete(&t.id).await.unwrap());
+    assert!(!store.delete(&t.id).await.unwrap());
+    assert!(store.get(&t.id).await.unwrap().is_none());
+    assert!(store.delete(&twin.id).await.unwrap());
+}
 
-    let old = TusRecord {
-        id: UploadId::generate(),
-        expires_at: now - 1,
-        length: Some(5),
-        ..t.clone()
-    };
-    store.tus_create(&old).await.unwrap();
-    assert_eq!(store.tus_open(t.owner).await.unwrap(), open_before + 1);
-    let expired: Vec<UploadId> = store
-        .tus_expired(now, 10)
+async fn layouts_do_not_cross(store: &Arc<dyn SessionStore>, now: i64, far: i64) {
+    let p = record(15, 7, 1_000_000, far);
+    let t = stream(15, Some(1_000_000), far);
+    store.create_or_resume(&p).await.unwrap();
+    store.create_or_resume(&t).await.unwrap();
+    assert_eq!(
+        commit(store, &t.id, part(1, "x"), now, far).await,
+        PartCommit::Gone,
+        "a stream has no numbered parts"
+    );
+    assert!(store.parts(&t.id).await.unwrap().is_empty());
+    assert!(store.claim(&p.id, "w", now, now + 1000).await.unwrap());
+    assert!(
+        !store
+            .append(&p.id, 0, "w", &step(5, None, None, far))
+            .await
+            .unwrap(),
+        "a parts session takes no appends"
+    );
+    let h = hash_of(store, &p.id).await;
+    assert!(
+        !store.advance_hash(&t.id, &h, 1, "x").await.unwrap(),
+        "a stream has no part hash progress"
+    );
+    assert_eq!(store.get(&p.id).await.unwrap(), Some(p.clone()));
+    assert_eq!(store.get(&t.id).await.unwrap(), Some(t.clone()));
+    assert!(store.delete(&p.id).await.unwrap());
+    assert!(store.delete(&t.id).await.unwrap());
+}
+
+async fn one_list_and_one_expiry_for_every_layout(
+    store: &Arc<dyn SessionStore>,
+    now: i64,
+    far: i64,
+) {
+    let owner = 16;
+    let p = record(owner, 8, 10, far);
+    let open = stream(owner, None, far);
+    let finished = stream(owner, Some(3), far);
+    for r in [&p, &open, &finished] {
+        store.create_or_resume(r).await.unwrap();
+    }
+    let ids = |v: Vec<SessionRecord>| v.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    let mut listed = ids(store.list(UserId(owner)).await.unwrap());
+    listed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    let mut want = vec![p.id.clone(), open.id.clone(), finished.id.clone()];
+    want.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    assert_eq!(listed, want, "open sessions of every layout are listed");
+    assert!(store
+        .claim(&finished.id, "w", now, now + 1000)
         .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    assert_eq!(expired, vec![old.id.clone()]);
-    assert!(store.tus_delete(&old.id).await.unwrap());
-    assert!(!store.tus_delete(&old.id).await.unwrap());
-    assert_eq!(store.tus_open(t.owner).await.unwrap(), open_before);
-    assert!(store.tus_get(&old.id).await.unwrap().is_none());
-    assert!(store.tus_delete(&t.id).await.unwrap());
+        .unwrap());
+    assert!(store
+        .append(
+            &finished.id,
+            0,
+            "w",
+            &step(3, Some(3), Some(FileId::generate()), far)
+        )
+        .await
+        .unwrap());
+    assert!(!store.get(&finished.id).await.unwrap().unwrap().is_open());
+    let listed = ids(store.list(UserId(owner)).await.unwrap());
+    assert_eq!(listed.len(), 2, "a finished stream is not open: {listed:?}");
+    assert!(!listed.contains(&finished.id));
+
+    // A stream created finished (a tus concatenation) is not open either.
+    let mut concat = stream(owner, Some(0), far);
+    if let Layout::Stream(t) = &mut concat.layout {
+        t.file_id = Some(FileId::generate());
+    }
+    store.create_or_resume(&concat).await.unwrap();
+    assert_eq!(store.list(UserId(owner)).await.unwrap().len(), 2);
+
+    // One sweep finds idle sessions of both layouts, oldest first.
+    let old_parts = record(owner, 9, 10, now - 20);
+    let old_stream = stream(owner, None, now - 10);
+    store.create_or_resume(&old_parts).await.unwrap();
+    store.create_or_resume(&old_stream).await.unwrap();
+    assert_eq!(
+        ids(store.expired(now, 10).await.unwrap()),
+        vec![old_parts.id.clone(), old_stream.id.clone()]
+    );
+    for r in [&p, &open, &finished, &concat, &old_parts, &old_stream] {
+        assert!(store.delete(&r.id).await.unwrap());
+    }
+    assert!(store.list(UserId(owner)).await.unwrap().is_empty());
+    assert!(store.expired(now, 10).await.unwrap().is_empty());
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chunkvault_engine::blobs::collect;
-use chunkvault_engine::uploads::MIN_CHUNK_SIZE;
+use chunkvault_engine::uploads::{PartsSession, MIN_CHUNK_SIZE};
 use chunkvault_engine::{
     ByteStream, Engine, EngineConfig, Error, InitOutcome, InitRequest, LocalBlobStore, MetaStore,
     SessionStore, Sha1Hex, SqlMetaStore, SqlSessionStore, User,
@@ -215,7 +215,8 @@ fn in_order_upload_is_hashed_before_complete() {
                 .await
                 .unwrap();
         }
-        let session = fx.sessions.get(&id).await.unwrap().unwrap();
+        let session = PartsSession::from_record(fx.sessions.get(&id).await.unwrap().unwrap())
+            .expect("a parts session");
         assert_eq!(
             session.hash.parts, session.chunk_count,
             "complete will not need to re-read anything"

@@ -555,7 +555,7 @@ impl Model {
         };
         let s = &mut self.sessions[si];
         let mut tx = WORLD.meta.db().begin().await.unwrap();
-        sqlx::query("UPDATE upload_sessions SET expires_at = 0 WHERE id = ?")
+        sqlx::query("UPDATE uploads SET expires_at = 0 WHERE id = ?")
             .bind(s.id.as_str())
             .execute(&mut *tx)
             .await

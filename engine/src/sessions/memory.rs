@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    HashProgress, PartCommit, PartRecord, SessionRecord, SessionStore, TusProgress, TusRecord,
+    HashProgress, Layout, PartCommit, PartRecord, SessionRecord, SessionStore, StreamProgress,
 };
 use crate::error::Result;
 use crate::types::{FileId, Millis, UploadId, UserId};
@@ -18,7 +18,7 @@ pub struct MemorySessionStore {
     state: Mutex<State>,
 }
 
-/// Who holds a lease (a session's completion claim, a tus upload's writer lock) and until when.
+/// Who holds a session's lease (a completion claim, a stream's writer) and until when.
 #[derive(Debug, Default)]
 struct Lease {
     holder: String,
@@ -45,17 +45,10 @@ struct Session {
     claim: Lease,
 }
 
-#[derive(Debug)]
-struct Tus {
-    record: TusRecord,
-    lock: Lease,
-}
-
 #[derive(Debug, Default)]
 struct State {
     sessions: HashMap<UploadId, Session>,
     results: HashMap<UploadId, (UserId, FileId, Millis)>,
-    tus: HashMap<UploadId, Tus>,
 }
 
 impl MemorySessionStore {
@@ -85,12 +78,16 @@ impl SessionStore for MemorySessionStore {
 
     async fn create_or_resume(&self, new: &SessionRecord) -> Result<(SessionRecord, bool)> {
         let mut s = self.lock();
-        let open = s.sessions.values_mut().find(|o| {
-            o.record.owner == new.owner && o.record.sha1 == new.sha1 && o.record.size == new.size
-        });
-        if let Some(open) = open {
-            open.record.expires_at = new.expires_at;
-            return Ok((open.record.clone(), false));
+        if let Layout::Parts(file) = &new.layout {
+            let open = s.sessions.values_mut().find(|o| {
+                o.record.owner == new.owner
+                    && matches!(&o.record.layout,
+                        Layout::Parts(p) if p.sha1 == file.sha1 && p.size == file.size)
+            });
+            if let Some(open) = open {
+                open.record.expires_at = new.expires_at;
+                return Ok((open.record.clone(), false));
+            }
         }
         s.sessions.insert(
             new.id.clone(),
@@ -128,7 +125,7 @@ impl SessionStore for MemorySessionStore {
         let mut mine: Vec<SessionRecord> = s
             .sessions
             .values()
-            .filter(|s| s.record.owner == owner)
+            .filter(|s| s.record.owner == owner && s.record.is_open())
             .map(|s| s.record.clone())
             .collect();
         mine.sort_by(|a, b| (a.created_at, a.id.as_str()).cmp(&(b.created_at, b.id.as_str())));
@@ -146,6 +143,9 @@ impl SessionStore for MemorySessionStore {
         let Some(session) = s.sessions.get_mut(id) else {
             return Ok(PartCommit::Gone);
         };
+        let Layout::Parts(layout) = &mut session.record.layout else {
+            return Ok(PartCommit::Gone);
+        };
         if session.claim.until >= now {
             return Ok(PartCommit::Completing);
         }
@@ -153,15 +153,14 @@ impl SessionStore for MemorySessionStore {
             .parts
             .insert(part.number, part.etag.clone())
             .filter(|old| *old != part.etag);
-        let r = &mut session.record;
-        r.expires_at = expires_at;
         if replaced.is_some() {
-            r.hash.epoch += 1;
-            if part.number <= r.hash.parts {
-                r.hash.parts = 0;
-                r.hash.state = Sha1State::new().save();
+            layout.hash.epoch += 1;
+            if part.number <= layout.hash.parts {
+                layout.hash.parts = 0;
+                layout.hash.state = Sha1State::new().save();
             }
         }
+        session.record.expires_at = expires_at;
         Ok(PartCommit::Committed { replaced })
     }
 
@@ -173,17 +172,41 @@ impl SessionStore for MemorySessionStore {
         state: &str,
     ) -> Result<bool> {
         let mut s = self.lock();
-        match s.sessions.get_mut(id) {
-            Some(session)
-                if session.record.hash.parts == from.parts
-                    && session.record.hash.epoch == from.epoch =>
+        match s.sessions.get_mut(id).map(|s| &mut s.record.layout) {
+            Some(Layout::Parts(layout))
+                if layout.hash.parts == from.parts && layout.hash.epoch == from.epoch =>
             {
-                session.record.hash.parts = parts;
-                session.record.hash.state = state.to_owned();
+                layout.hash.parts = parts;
+                layout.hash.state = state.to_owned();
                 Ok(true)
             }
             _ => Ok(false),
         }
+    }
+
+    async fn append(
+        &self,
+        id: &UploadId,
+        expect_offset: u64,
+        holder: &str,
+        to: &StreamProgress,
+    ) -> Result<bool> {
+        let mut s = self.lock();
+        let Some(session) = s.sessions.get_mut(id) else {
+            return Ok(false);
+        };
+        let Layout::Stream(stream) = &mut session.record.layout else {
+            return Ok(false);
+        };
+        if stream.offset != expect_offset || session.claim.holder != holder {
+            return Ok(false);
+        }
+        stream.offset = to.offset;
+        stream.length = stream.length.or(to.length);
+        stream.hash_state = to.hash_state.clone();
+        stream.file_id = to.file_id.clone();
+        session.record.expires_at = to.expires_at;
+        Ok(true)
     }
 
     async fn claim(&self, id: &UploadId, holder: &str, now: Millis, until: Millis) -> Result<bool> {
@@ -228,88 +251,5 @@ impl SessionStore for MemorySessionStore {
             .get(id)
             .filter(|(_, _, keep)| *keep >= now)
             .map(|(owner, file, _)| (*owner, file.clone())))
-    }
-
-    async fn tus_create(&self, record: &TusRecord) -> Result<()> {
-        self.lock().tus.insert(
-            record.id.clone(),
-            Tus {
-                record: record.clone(),
-                lock: Lease::default(),
-            },
-        );
-        Ok(())
-    }
-
-    async fn tus_get(&self, id: &UploadId) -> Result<Option<TusRecord>> {
-        Ok(self.lock().tus.get(id).map(|t| t.record.clone()))
-    }
-
-    async fn tus_update(
-        &self,
-        id: &UploadId,
-        expect_offset: u64,
-        holder: &str,
-        to: &TusProgress,
-    ) -> Result<bool> {
-        let mut s = self.lock();
-        let Some(t) = s.tus.get_mut(id) else {
-            return Ok(false);
-        };
-        if t.record.offset != expect_offset || t.lock.holder != holder {
-            return Ok(false);
-        }
-        let r = &mut t.record;
-        r.offset = to.offset;
-        r.length = r.length.or(to.length);
-        r.hash_state = to.hash_state.clone();
-        r.expires_at = to.expires_at;
-        r.file_id = to.file_id.clone();
-        Ok(true)
-    }
-
-    async fn tus_lock(
-        &self,
-        id: &UploadId,
-        holder: &str,
-        now: Millis,
-        until: Millis,
-    ) -> Result<bool> {
-        let mut s = self.lock();
-        Ok(s.tus
-            .get_mut(id)
-            .is_some_and(|t| t.lock.take(holder, now, until)))
-    }
-
-    async fn tus_unlock(&self, id: &UploadId, holder: &str) -> Result<()> {
-        if let Some(t) = self.lock().tus.get_mut(id) {
-            if t.lock.holder == holder {
-                t.lock.until = 0;
-            }
-        }
-        Ok(())
-    }
-
-    async fn tus_delete(&self, id: &UploadId) -> Result<bool> {
-        Ok(self.lock().tus.remove(id).is_some())
-    }
-
-    async fn tus_open(&self, owner: UserId) -> Result<u64> {
-        let s = self.lock();
-        Ok(s.tus
-            .values()
-            .filter(|t| t.record.owner == owner && t.record.file_id.is_none())
-            .count() as u64)
-    }
-
-    async fn tus_expired(&self, now: Millis, limit: u32) -> Result<Vec<TusRecord>> {
-        let s = self.lock();
-        let due = s
-            .tus
-            .values()
-            .filter(|t| t.record.expires_at <= now)
-            .map(|t| (t.record.expires_at, t.record.clone()))
-            .collect();
-        Ok(by_expiry(due, limit))
     }
 }

@@ -1,4 +1,5 @@
-//! Upload sessions: which parts of which upload have arrived, and how far its SHA1 has got.
+//! Upload sessions: one record for every protocol, whose layout is numbered parts (how far
+//! their SHA1 has got, which have arrived) or an append stream (its offset and SHA1 state).
 //! Three backends pass one conformance suite: SQL (SQLite by default, in the metadata
 //! database), Redis (for many nodes) and memory (tests and examples).
 
@@ -30,19 +31,61 @@ pub struct HashProgress {
     pub state: String,
 }
 
+/// One upload session, whatever protocol opened it: what every layout shares, and the layout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRecord {
     pub id: UploadId,
     pub owner: UserId,
     pub file_name: String,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub layout: Layout,
+}
+
+/// How an upload's bytes arrive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Numbered parts of a known size and SHA1, in any order (REST, `/file/mpupload`).
+    Parts(PartsLayout),
+    /// Bytes appended at the end, any length at a time (tus).
+    Stream(StreamLayout),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartsLayout {
     pub size: u64,
     /// What the client says the content hashes to; verified before anything is published.
     pub sha1: Sha1Hex,
     pub chunk_size: u64,
     pub chunk_count: u32,
-    pub created_at: Millis,
-    pub expires_at: Millis,
     pub hash: HashProgress,
+}
+
+/// An append stream: hashed as it arrives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamLayout {
+    /// `None` while the length is deferred.
+    pub length: Option<u64>,
+    pub offset: u64,
+    /// The SHA1 state of bytes `0..offset` and what the blob store needs to find them.
+    pub hash_state: String,
+    /// The user file it became, once complete (the session is kept a while to answer for it).
+    pub file_id: Option<FileId>,
+    /// The protocol's own fields, returned as they came (tus: `Upload-Metadata`).
+    pub metadata: String,
+    /// tus concatenation: empty, `partial`, or `final;<urls>` as the client sent it.
+    pub concat: String,
+}
+
+impl SessionRecord {
+    /// Whether bytes may still arrive or the session still be completed (an append stream
+    /// kept after completion is not open).
+    pub fn is_open(&self) -> bool {
+        match &self.layout {
+            Layout::Parts(_) => true,
+            Layout::Stream(s) => s.file_id.is_none(),
+        }
+    }
 }
 
 /// A part that is durable in the blob store.
@@ -64,30 +107,9 @@ pub enum PartCommit {
     Completing,
 }
 
-/// A tus upload: bytes appended at the end, any length at a time, hashed as they arrive.
+/// What a successful append to a stream changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TusRecord {
-    pub id: UploadId,
-    pub owner: UserId,
-    pub file_name: String,
-    /// The client's `Upload-Metadata`, returned as it came.
-    pub metadata: String,
-    /// `None` while the length is deferred.
-    pub length: Option<u64>,
-    pub offset: u64,
-    /// `Sha1State::save()` of bytes `0..offset`.
-    pub hash_state: String,
-    pub created_at: Millis,
-    pub expires_at: Millis,
-    /// The user file it became, once complete.
-    pub file_id: Option<FileId>,
-    /// tus concatenation: empty, `partial`, or `final;<urls>` as the client sent it.
-    pub concat: String,
-}
-
-/// What a successful append changes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TusProgress {
+pub struct StreamProgress {
     pub offset: u64,
     pub length: Option<u64>,
     pub hash_state: String,
@@ -102,23 +124,24 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     /// Whether the store answers (readiness probes).
     async fn ping(&self) -> Result<()>;
 
-    /// Stores `new`, unless its owner already has an open session for the same (sha1, size):
-    /// then that session is returned (its expiry pushed to `new.expires_at`) and `false`.
+    /// Stores `new`. A parts session is not stored twice: if its owner has an open session for
+    /// the same (sha1, size), that one is returned (its expiry pushed to `new.expires_at`) and
+    /// `false`. An append stream is always new.
     async fn create_or_resume(&self, new: &SessionRecord) -> Result<(SessionRecord, bool)>;
 
     async fn get(&self, id: &UploadId) -> Result<Option<SessionRecord>>;
 
-    /// The received parts, by number.
+    /// The received parts, by number (parts sessions).
     async fn parts(&self, id: &UploadId) -> Result<Vec<PartRecord>>;
 
-    /// The owner's open sessions, oldest first.
+    /// The owner's open sessions ([`SessionRecord::is_open`]), oldest first.
     async fn list(&self, owner: UserId) -> Result<Vec<SessionRecord>>;
 
     /// Makes a durable attempt the part, with one compare-and-set, and pushes the expiry.
     /// Refused while the session is being completed (a live claim): completion assembles the
     /// parts it read after claiming. Replacing a committed attempt by a different one changes
     /// the hash epoch (so no hash progress read before can land) and, if the part is inside
-    /// the hashed prefix, takes the progress back to the start.
+    /// the hashed prefix, takes the progress back to the start. `Gone` for a stream.
     async fn commit_part(
         &self,
         id: &UploadId,
@@ -136,14 +159,26 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
         state: &str,
     ) -> Result<bool>;
 
-    /// Takes the right to complete the session until `until`; `false` while another holder's
-    /// claim is live. The holder gives it back early by claiming again with `until` 0.
+    /// Moves an append stream forward if its offset is still `expect_offset` and `holder`
+    /// still holds its claim (compare-and-set: a writer whose claim lapsed and was taken over
+    /// is fenced off); a length, once set, is never changed. `false` for a parts session.
+    async fn append(
+        &self,
+        id: &UploadId,
+        expect_offset: u64,
+        holder: &str,
+        to: &StreamProgress,
+    ) -> Result<bool>;
+
+    /// Takes the session's lease until `until`; `false` while another holder's is live. A
+    /// parts session is claimed to complete it; a stream, by each append (one writer at a
+    /// time). The holder gives it back early by claiming again with `until` 0.
     async fn claim(&self, id: &UploadId, holder: &str, now: Millis, until: Millis) -> Result<bool>;
 
     /// Removes the session and its parts. `false` if it was already gone.
     async fn delete(&self, id: &UploadId) -> Result<bool>;
 
-    /// Sessions whose expiry is at or before `now`.
+    /// Sessions of every layout whose expiry is at or before `now`, oldest first.
     async fn expired(&self, now: Millis, limit: u32) -> Result<Vec<SessionRecord>>;
 
     /// Remembers which file a completed session produced, so a repeated complete gets it again.
@@ -156,38 +191,4 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     ) -> Result<()>;
 
     async fn result(&self, id: &UploadId, now: Millis) -> Result<Option<(UserId, FileId)>>;
-
-    async fn tus_create(&self, record: &TusRecord) -> Result<()>;
-
-    async fn tus_get(&self, id: &UploadId) -> Result<Option<TusRecord>>;
-
-    /// Moves a tus upload forward if its offset is still `expect_offset` and `holder` still
-    /// holds its lock (compare-and-set: a writer whose lock lapsed and was taken over is
-    /// fenced off); a length, once set, is never changed.
-    async fn tus_update(
-        &self,
-        id: &UploadId,
-        expect_offset: u64,
-        holder: &str,
-        to: &TusProgress,
-    ) -> Result<bool>;
-
-    /// The single-writer lock of a tus upload, until `until` or `tus_unlock`.
-    async fn tus_lock(
-        &self,
-        id: &UploadId,
-        holder: &str,
-        now: Millis,
-        until: Millis,
-    ) -> Result<bool>;
-
-    async fn tus_unlock(&self, id: &UploadId, holder: &str) -> Result<()>;
-
-    async fn tus_delete(&self, id: &UploadId) -> Result<bool>;
-
-    /// How many of the owner's tus uploads are not finished (they count toward the open
-    /// sessions a user may have).
-    async fn tus_open(&self, owner: UserId) -> Result<u64>;
-
-    async fn tus_expired(&self, now: Millis, limit: u32) -> Result<Vec<TusRecord>>;
 }

@@ -1,9 +1,10 @@
 //! Sessions in Redis, for many server nodes. Every change that touches more than one key is
 //! one Lua script, so it is atomic: no read-modify-write between nodes.
 //!
-//! Keys (under a configurable prefix): `s:<id>` hash of the session, `p:<id>` hash part → etag,
-//! `k:<owner>:<sha1>:<size>` the open session of that file, `o:<owner>` sorted set of the
-//! owner's sessions, `exp` sorted set by expiry, `r:<id>` result of a completed session.
+//! Keys (under a configurable prefix): `s:<id>` hash of the session (any layout; its `layout`
+//! field is `parts` or `stream`), `p:<id>` hash part → etag, `k:<owner>:<sha1>:<size>` the open
+//! parts session of that file, `o:<owner>` sorted set of the owner's open sessions, `exp`
+//! sorted set by expiry, `r:<id>` result of a completed session.
 
 use std::collections::HashMap;
 
@@ -12,7 +13,8 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 use super::{
-    HashProgress, PartCommit, PartRecord, SessionRecord, SessionStore, TusProgress, TusRecord,
+    HashProgress, Layout, PartCommit, PartRecord, PartsLayout, SessionRecord, SessionStore,
+    StreamLayout, StreamProgress,
 };
 use crate::error::{Error, Result};
 use crate::types::{FileId, Millis, Sha1Hex, UploadId, UserId};
@@ -65,19 +67,24 @@ impl std::fmt::Debug for RedisSessionStore {
     }
 }
 
+/// KEYS: the file's open-session key, session, owner's open sessions, expiry index. ARGV: id,
+/// expiry, creation time, prefix, layout, open ('1' or '0'), then field/value pairs. Only a
+/// parts session is looked up and registered under its file.
 const CREATE: &str = r#"
-local existing = redis.call('GET', KEYS[1])
-if existing then
-  local skey = ARGV[4] .. 's:' .. existing
-  if redis.call('EXISTS', skey) == 1 then
-    redis.call('HSET', skey, 'expires_at', ARGV[2])
-    redis.call('ZADD', KEYS[4], ARGV[2], existing)
-    return existing
+if ARGV[5] == 'parts' then
+  local existing = redis.call('GET', KEYS[1])
+  if existing then
+    local skey = ARGV[4] .. 's:' .. existing
+    if redis.call('EXISTS', skey) == 1 then
+      redis.call('HSET', skey, 'expires_at', ARGV[2])
+      redis.call('ZADD', KEYS[4], ARGV[2], existing)
+      return existing
+    end
   end
+  redis.call('SET', KEYS[1], ARGV[1])
 end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[2], unpack(ARGV, 5))
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[2], unpack(ARGV, 7))
+if ARGV[6] == '1' then redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1]) end
 redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 return ARGV[1]
 "#;
@@ -86,6 +93,8 @@ return ARGV[1]
 /// id, now, initial hash state. Returns 0 (gone), 1 (completing), or {2, replaced attempt}.
 const COMMIT: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
+local layout = redis.call('HGET', KEYS[1], 'layout')
+if layout and layout ~= 'parts' then return {0, ''} end
 local claim = redis.call('HGET', KEYS[1], 'claim_until')
 if claim and tonumber(claim) >= tonumber(ARGV[5]) then return {1, ''} end
 local old = redis.call('HGET', KEYS[2], ARGV[1])
@@ -128,37 +137,49 @@ local v = redis.call('HMGET', KEYS[1], 'owner', 'sha1', 'size')
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
 if not v[1] then return 0 end
-local k = ARGV[2] .. 'k:' .. v[1] .. ':' .. v[2] .. ':' .. v[3]
-if redis.call('GET', k) == ARGV[1] then redis.call('DEL', k) end
+if v[2] and v[2] ~= '' then
+  local k = ARGV[2] .. 'k:' .. v[1] .. ':' .. v[2] .. ':' .. v[3]
+  if redis.call('GET', k) == ARGV[1] then redis.call('DEL', k) end
+end
 redis.call('ZREM', ARGV[2] .. 'o:' .. v[1], ARGV[1])
 redis.call('DEL', KEYS[1])
 return 1
 "#;
 
-/// tus: compare-and-set of the offset; the length is set once.
-const TUS_UPDATE: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('HGET', KEYS[1], 'offset') ~= ARGV[1] then return 0 end
-if redis.call('HGET', KEYS[1], 'lock_holder') ~= ARGV[8] then return 0 end
+/// An append to a stream: compare-and-set of the offset, fenced by the claim; the length is
+/// set once; a finished stream leaves its owner's open sessions. KEYS: session, expiry index.
+/// ARGV: expected offset, offset, length, hash state, expiry, file id, id, holder, prefix.
+const APPEND: &str = r#"
+local v = redis.call('HMGET', KEYS[1], 'layout', 'offset', 'claim_holder', 'length', 'owner')
+if v[1] ~= 'stream' or v[2] ~= ARGV[1] or v[3] ~= ARGV[8] then return 0 end
 redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'hash_state', ARGV[4], 'expires_at', ARGV[5], 'file_id', ARGV[6])
-if redis.call('HGET', KEYS[1], 'length') == '' then redis.call('HSET', KEYS[1], 'length', ARGV[3]) end
+if v[4] == '' then redis.call('HSET', KEYS[1], 'length', ARGV[3]) end
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[7])
-if ARGV[6] ~= '' then
-  redis.call('SREM', ARGV[9] .. 'to:' .. redis.call('HGET', KEYS[1], 'owner'), ARGV[7])
-end
+if ARGV[6] ~= '' then redis.call('ZREM', ARGV[9] .. 'o:' .. v[5], ARGV[7]) end
 return 1
 "#;
-/// Deletes a tus upload and its entries in the expiry and owner indexes.
-const TUS_DELETE: &str = r#"
-local owner = redis.call('HGET', KEYS[1], 'owner')
-redis.call('ZREM', KEYS[2], ARGV[1])
-if owner then redis.call('SREM', ARGV[2] .. 'to:' .. owner, ARGV[1]) end
-return redis.call('DEL', KEYS[1])
-"#;
-const TUS_UNLOCK: &str = r#"
-if redis.call('HGET', KEYS[1], 'lock_holder') == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'lock_until', '0')
+
+/// Moves one tus upload written before streams shared the session record (`t:<id>`, its
+/// `lock_*` lease, the `texp` and `to:<owner>` indexes) into the one layout. KEYS: old hash,
+/// new hash, expiry index. ARGV: id, prefix.
+const UPGRADE_TUS: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local h = redis.call('HGETALL', KEYS[1])
+local t = {}
+for i = 1, #h, 2 do t[h[i]] = h[i + 1] end
+if redis.call('EXISTS', KEYS[2]) == 0 and t['owner'] and t['expires_at'] then
+  redis.call('HSET', KEYS[2], unpack(h))
+  redis.call('HDEL', KEYS[2], 'lock_holder', 'lock_until')
+  redis.call('HSET', KEYS[2], 'layout', 'stream', 'claim_holder', t['lock_holder'] or '',
+    'claim_until', t['lock_until'] or '0')
+  redis.call('ZADD', KEYS[3], t['expires_at'], ARGV[1])
+  if (t['file_id'] or '') == '' then
+    redis.call('ZADD', ARGV[2] .. 'o:' .. t['owner'], t['created_at'] or '0', ARGV[1])
+  end
 end
+redis.call('ZREM', ARGV[2] .. 'texp', ARGV[1])
+if t['owner'] then redis.call('SREM', ARGV[2] .. 'to:' .. t['owner'], ARGV[1]) end
+redis.call('DEL', KEYS[1])
 return 1
 "#;
 
@@ -177,10 +198,51 @@ impl RedisSessionStore {
         let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(redis_err)?;
-        Ok(RedisSessionStore {
+        let store = RedisSessionStore {
             conn,
             prefix: prefix.to_owned(),
-        })
+        };
+        let moved = store.upgrade_tus_uploads().await?;
+        if moved > 0 {
+            tracing::info!(moved, "tus uploads moved into the one session layout");
+        }
+        Ok(store)
+    }
+
+    /// Moves tus uploads kept in the layout before streams shared the session record into it,
+    /// so uploads in flight across the upgrade resume; returns how many. Each move is one
+    /// script, so nodes upgrading at once cannot move one twice.
+    async fn upgrade_tus_uploads(&self) -> Result<usize> {
+        let mut conn = self.conn.clone();
+        let old = format!("{}t:", self.prefix);
+        let keys: Vec<String> = {
+            let mut iter: redis::AsyncIter<String> = conn
+                .scan_match(format!("{old}*"))
+                .await
+                .map_err(redis_err)?;
+            let mut keys = Vec::new();
+            while let Some(k) = futures::StreamExt::next(&mut iter).await {
+                keys.push(k.map_err(redis_err)?);
+            }
+            keys
+        };
+        let mut moved = 0;
+        for key in keys {
+            let Some(id) = key.strip_prefix(&old).and_then(|i| UploadId::parse(i).ok()) else {
+                continue;
+            };
+            let n: i64 = Script::new(UPGRADE_TUS)
+                .key(&key)
+                .key(self.key("s", id.as_str()))
+                .key(self.exp_key())
+                .arg(id.as_str())
+                .arg(&self.prefix)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(redis_err)?;
+            moved += n as usize;
+        }
+        Ok(moved)
     }
 
     fn key(&self, kind: &str, rest: &str) -> String {
@@ -255,55 +317,96 @@ impl RedisSessionStore {
     }
 }
 
-fn parse_tus(id: &UploadId, h: &HashMap<String, String>) -> Result<TusRecord> {
-    let corrupt = || Error::backend(BACKEND, format!("corrupt tus upload {id}"));
-    let s = |k: &str| h.get(k).cloned().ok_or_else(corrupt);
-    let n = |k: &str| -> Result<i64> { s(k)?.parse().map_err(|_| corrupt()) };
-    let length = s("length")?;
-    let file_id = s("file_id")?;
-    Ok(TusRecord {
-        id: id.clone(),
-        owner: UserId(n("owner")?),
-        file_name: s("file_name")?,
-        metadata: s("metadata")?,
-        length: if length.is_empty() {
-            None
-        } else {
-            Some(length.parse().map_err(|_| corrupt())?)
-        },
-        offset: n("offset")? as u64,
-        hash_state: s("hash_state")?,
-        created_at: n("created_at")?,
-        expires_at: n("expires_at")?,
-        file_id: if file_id.is_empty() {
-            None
-        } else {
-            Some(FileId::parse(&file_id).map_err(|_| corrupt())?)
-        },
-        concat: s("concat")?,
-    })
-}
-
 fn parse_record(id: &UploadId, h: &HashMap<String, String>) -> Result<SessionRecord> {
     let corrupt = || Error::backend(BACKEND, format!("corrupt session {id}"));
     let s = |k: &str| h.get(k).cloned().ok_or_else(corrupt);
     let n = |k: &str| -> Result<i64> { s(k)?.parse().map_err(|_| corrupt()) };
+    let layout = match h.get("layout").map(String::as_str) {
+        // Sessions written before streams shared the record have no layout: parts.
+        Some("parts") | None => Layout::Parts(PartsLayout {
+            size: n("size")? as u64,
+            sha1: Sha1Hex::parse(&s("sha1")?).map_err(|_| corrupt())?,
+            chunk_size: n("chunk_size")? as u64,
+            chunk_count: n("chunk_count")? as u32,
+            hash: HashProgress {
+                parts: n("hashed_parts")? as u32,
+                epoch: n("hash_epoch")?,
+                state: s("hash_state")?,
+            },
+        }),
+        Some("stream") => {
+            let length = s("length")?;
+            let file_id = s("file_id")?;
+            Layout::Stream(StreamLayout {
+                length: if length.is_empty() {
+                    None
+                } else {
+                    Some(length.parse().map_err(|_| corrupt())?)
+                },
+                offset: n("offset")? as u64,
+                hash_state: s("hash_state")?,
+                file_id: if file_id.is_empty() {
+                    None
+                } else {
+                    Some(FileId::parse(&file_id).map_err(|_| corrupt())?)
+                },
+                metadata: s("metadata")?,
+                concat: s("concat")?,
+            })
+        }
+        Some(_) => return Err(corrupt()),
+    };
     Ok(SessionRecord {
         id: id.clone(),
         owner: UserId(n("owner")?),
         file_name: s("file_name")?,
-        size: n("size")? as u64,
-        sha1: Sha1Hex::parse(&s("sha1")?).map_err(|_| corrupt())?,
-        chunk_size: n("chunk_size")? as u64,
-        chunk_count: n("chunk_count")? as u32,
         created_at: n("created_at")?,
         expires_at: n("expires_at")?,
-        hash: HashProgress {
-            parts: n("hashed_parts")? as u32,
-            epoch: n("hash_epoch")?,
-            state: s("hash_state")?,
-        },
+        layout,
     })
+}
+
+/// The hash fields of a new session.
+fn fields(r: &SessionRecord) -> Vec<(&'static str, String)> {
+    let mut f = vec![
+        ("owner", r.owner.0.to_string()),
+        ("file_name", r.file_name.clone()),
+        ("created_at", r.created_at.to_string()),
+        ("expires_at", r.expires_at.to_string()),
+        ("claim_holder", String::new()),
+        ("claim_until", "0".to_owned()),
+    ];
+    match &r.layout {
+        Layout::Parts(p) => f.extend([
+            ("layout", "parts".to_owned()),
+            ("size", p.size.to_string()),
+            ("sha1", p.sha1.to_string()),
+            ("chunk_size", p.chunk_size.to_string()),
+            ("chunk_count", p.chunk_count.to_string()),
+            ("hashed_parts", p.hash.parts.to_string()),
+            ("hash_epoch", p.hash.epoch.to_string()),
+            ("hash_state", p.hash.state.clone()),
+        ]),
+        Layout::Stream(t) => f.extend([
+            ("layout", "stream".to_owned()),
+            (
+                "length",
+                t.length.map(|l| l.to_string()).unwrap_or_default(),
+            ),
+            ("offset", t.offset.to_string()),
+            ("hash_state", t.hash_state.clone()),
+            (
+                "file_id",
+                t.file_id
+                    .as_ref()
+                    .map(|f| f.as_str().to_owned())
+                    .unwrap_or_default(),
+            ),
+            ("metadata", t.metadata.clone()),
+            ("concat", t.concat.clone()),
+        ]),
+    }
+    f
 }
 
 #[async_trait]
@@ -319,22 +422,11 @@ impl SessionStore for RedisSessionStore {
 
     async fn create_or_resume(&self, new: &SessionRecord) -> Result<(SessionRecord, bool)> {
         let mut conn = self.conn.clone();
-        let owner_file = format!("{}:{}:{}", new.owner.0, new.sha1, new.size);
-        let fields: Vec<(&str, String)> = vec![
-            ("owner", new.owner.0.to_string()),
-            ("file_name", new.file_name.clone()),
-            ("size", new.size.to_string()),
-            ("sha1", new.sha1.to_string()),
-            ("chunk_size", new.chunk_size.to_string()),
-            ("chunk_count", new.chunk_count.to_string()),
-            ("created_at", new.created_at.to_string()),
-            ("expires_at", new.expires_at.to_string()),
-            ("hashed_parts", new.hash.parts.to_string()),
-            ("hash_epoch", new.hash.epoch.to_string()),
-            ("hash_state", new.hash.state.clone()),
-            ("claim_holder", String::new()),
-            ("claim_until", "0".to_owned()),
-        ];
+        let (layout, owner_file) = match &new.layout {
+            Layout::Parts(p) => ("parts", format!("{}:{}:{}", new.owner.0, p.sha1, p.size)),
+            // Never read: streams are not registered under a file.
+            Layout::Stream(_) => ("stream", format!("{}:-", new.owner.0)),
+        };
         let script = Script::new(CREATE);
         let mut inv = script.prepare_invoke();
         inv.key(self.key("k", &owner_file))
@@ -344,9 +436,11 @@ impl SessionStore for RedisSessionStore {
             .arg(new.id.as_str())
             .arg(new.expires_at)
             .arg(new.created_at)
-            .arg(&self.prefix);
-        for (k, v) in &fields {
-            inv.arg(*k).arg(v);
+            .arg(&self.prefix)
+            .arg(layout)
+            .arg(if new.is_open() { "1" } else { "0" });
+        for (k, v) in fields(new) {
+            inv.arg(k).arg(v);
         }
         let id: String = inv.invoke_async(&mut conn).await.map_err(redis_err)?;
         if id == new.id.as_str() {
@@ -459,6 +553,37 @@ impl SessionStore for RedisSessionStore {
         Ok(ok == 1)
     }
 
+    async fn append(
+        &self,
+        id: &UploadId,
+        expect_offset: u64,
+        holder: &str,
+        to: &StreamProgress,
+    ) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let ok: i64 = Script::new(APPEND)
+            .key(self.key("s", id.as_str()))
+            .key(self.exp_key())
+            .arg(expect_offset)
+            .arg(to.offset)
+            .arg(to.length.map(|l| l.to_string()).unwrap_or_default())
+            .arg(&to.hash_state)
+            .arg(to.expires_at)
+            .arg(
+                to.file_id
+                    .as_ref()
+                    .map(|f| f.as_str().to_owned())
+                    .unwrap_or_default(),
+            )
+            .arg(id.as_str())
+            .arg(holder)
+            .arg(&self.prefix)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(ok == 1)
+    }
+
     async fn claim(&self, id: &UploadId, holder: &str, now: Millis, until: Millis) -> Result<bool> {
         self.lease(&self.key("s", id.as_str()), "claim", holder, now, until)
             .await
@@ -503,141 +628,6 @@ impl SessionStore for RedisSessionStore {
             .await
             .map_err(redis_err)?;
         Ok(())
-    }
-
-    async fn tus_create(&self, r: &TusRecord) -> Result<()> {
-        let mut conn = self.conn.clone();
-        let fields: Vec<(&str, String)> = vec![
-            ("owner", r.owner.0.to_string()),
-            ("file_name", r.file_name.clone()),
-            ("metadata", r.metadata.clone()),
-            (
-                "length",
-                r.length.map(|l| l.to_string()).unwrap_or_default(),
-            ),
-            ("offset", r.offset.to_string()),
-            ("hash_state", r.hash_state.clone()),
-            ("created_at", r.created_at.to_string()),
-            ("expires_at", r.expires_at.to_string()),
-            (
-                "file_id",
-                r.file_id
-                    .as_ref()
-                    .map(|f| f.as_str().to_owned())
-                    .unwrap_or_default(),
-            ),
-            ("lock_holder", String::new()),
-            ("lock_until", "0".to_owned()),
-            ("concat", r.concat.clone()),
-        ];
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .hset_multiple(self.key("t", r.id.as_str()), &fields)
-            .ignore()
-            .zadd(format!("{}texp", self.prefix), r.id.as_str(), r.expires_at)
-            .ignore();
-        if r.file_id.is_none() {
-            pipe.sadd(self.key("to", &r.owner.0.to_string()), r.id.as_str())
-                .ignore();
-        }
-        let _: () = pipe.query_async(&mut conn).await.map_err(redis_err)?;
-        Ok(())
-    }
-
-    async fn tus_open(&self, owner: UserId) -> Result<u64> {
-        let mut conn = self.conn.clone();
-        conn.scard(self.key("to", &owner.0.to_string()))
-            .await
-            .map_err(redis_err)
-    }
-
-    async fn tus_get(&self, id: &UploadId) -> Result<Option<TusRecord>> {
-        let mut conn = self.conn.clone();
-        let h: HashMap<String, String> = conn
-            .hgetall(self.key("t", id.as_str()))
-            .await
-            .map_err(redis_err)?;
-        if h.is_empty() {
-            return Ok(None);
-        }
-        parse_tus(id, &h).map(Some)
-    }
-
-    async fn tus_update(
-        &self,
-        id: &UploadId,
-        expect_offset: u64,
-        holder: &str,
-        to: &TusProgress,
-    ) -> Result<bool> {
-        let mut conn = self.conn.clone();
-        let ok: i64 = Script::new(TUS_UPDATE)
-            .key(self.key("t", id.as_str()))
-            .key(format!("{}texp", self.prefix))
-            .arg(expect_offset)
-            .arg(to.offset)
-            .arg(to.length.map(|l| l.to_string()).unwrap_or_default())
-            .arg(&to.hash_state)
-            .arg(to.expires_at)
-            .arg(
-                to.file_id
-                    .as_ref()
-                    .map(|f| f.as_str().to_owned())
-                    .unwrap_or_default(),
-            )
-            .arg(id.as_str())
-            .arg(holder)
-            .arg(&self.prefix)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(redis_err)?;
-        Ok(ok == 1)
-    }
-
-    async fn tus_lock(
-        &self,
-        id: &UploadId,
-        holder: &str,
-        now: Millis,
-        until: Millis,
-    ) -> Result<bool> {
-        self.lease(&self.key("t", id.as_str()), "lock", holder, now, until)
-            .await
-    }
-
-    async fn tus_unlock(&self, id: &UploadId, holder: &str) -> Result<()> {
-        let mut conn = self.conn.clone();
-        let _: i64 = Script::new(TUS_UNLOCK)
-            .key(self.key("t", id.as_str()))
-            .arg(holder)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(redis_err)?;
-        Ok(())
-    }
-
-    async fn tus_delete(&self, id: &UploadId) -> Result<bool> {
-        let mut conn = self.conn.clone();
-        let n: i64 = Script::new(TUS_DELETE)
-            .key(self.key("t", id.as_str()))
-            .key(format!("{}texp", self.prefix))
-            .arg(id.as_str())
-            .arg(&self.prefix)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(redis_err)?;
-        Ok(n > 0)
-    }
-
-    async fn tus_expired(&self, now: Millis, limit: u32) -> Result<Vec<TusRecord>> {
-        let key = format!("{}texp", self.prefix);
-        self.due(
-            &key,
-            now,
-            limit,
-            |id| async move { self.tus_get(&id).await },
-        )
-        .await
     }
 
     async fn result(&self, id: &UploadId, _now: Millis) -> Result<Option<(UserId, FileId)>> {

@@ -5,7 +5,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{
-    HashProgress, PartCommit, PartRecord, SessionRecord, SessionStore, TusProgress, TusRecord,
+    HashProgress, Layout, PartCommit, PartRecord, PartsLayout, SessionRecord, SessionStore,
+    StreamLayout, StreamProgress,
 };
 use crate::db::{is_unique_violation, text, text_sqlx, Attempt, Db, Dialect};
 use crate::error::{Error, Result};
@@ -17,56 +18,64 @@ pub struct SqlSessionStore {
     db: Db,
 }
 
-const COLS: &str = "id, owner, file_name, size, sha1, chunk_size, chunk_count, created_at, \
-                    expires_at, hashed_parts, hash_epoch, hash_state";
+const COLS: &str = "id, owner, file_name, created_at, expires_at, layout, size, sha1, \
+                    chunk_size, chunk_count, hashed_parts, hash_epoch, hash_state, \
+                    upload_offset, file_id, metadata, concat";
+
+const PARTS: &str = "parts";
+const STREAM: &str = "stream";
+
+/// A nullable text column (MySQL may hand `CHAR` columns back as bytes).
+fn optional_text(row: &AnyRow, col: &str) -> Result<Option<String>> {
+    Ok(match row.try_get::<Option<String>, _>(col) {
+        Ok(v) => v,
+        Err(_) => row
+            .try_get::<Option<Vec<u8>>, _>(col)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()),
+    })
+}
 
 fn from_row(row: &AnyRow) -> Result<SessionRecord> {
     let corrupt = |e: Error| Error::backend("session", e.to_string());
+    let size = row.try_get::<Option<i64>, _>("size")?.map(|s| s as u64);
+    let layout = match text(row, "layout")?.as_str() {
+        PARTS => Layout::Parts(PartsLayout {
+            size: size.ok_or_else(|| Error::backend("session", "a parts session without size"))?,
+            sha1: Sha1Hex::parse(&optional_text(row, "sha1")?.unwrap_or_default())
+                .map_err(corrupt)?,
+            chunk_size: row.try_get::<i64, _>("chunk_size")? as u64,
+            chunk_count: row.try_get::<i64, _>("chunk_count")? as u32,
+            hash: HashProgress {
+                parts: row.try_get::<i64, _>("hashed_parts")? as u32,
+                epoch: row.try_get("hash_epoch")?,
+                state: text(row, "hash_state")?,
+            },
+        }),
+        STREAM => Layout::Stream(StreamLayout {
+            length: size,
+            offset: row.try_get::<i64, _>("upload_offset")? as u64,
+            hash_state: text(row, "hash_state")?,
+            file_id: optional_text(row, "file_id")?
+                .map(|f| FileId::parse(&f))
+                .transpose()
+                .map_err(corrupt)?,
+            metadata: text(row, "metadata")?,
+            concat: text(row, "concat")?,
+        }),
+        other => {
+            return Err(Error::backend(
+                "session",
+                format!("unknown session layout {other:?}"),
+            ))
+        }
+    };
     Ok(SessionRecord {
         id: UploadId::parse(&text(row, "id")?).map_err(corrupt)?,
         owner: UserId(row.try_get("owner")?),
         file_name: text(row, "file_name")?,
-        size: row.try_get::<i64, _>("size")? as u64,
-        sha1: Sha1Hex::parse(&text(row, "sha1")?).map_err(corrupt)?,
-        chunk_size: row.try_get::<i64, _>("chunk_size")? as u64,
-        chunk_count: row.try_get::<i64, _>("chunk_count")? as u32,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
-        hash: HashProgress {
-            parts: row.try_get::<i64, _>("hashed_parts")? as u32,
-            epoch: row.try_get("hash_epoch")?,
-            state: text(row, "hash_state")?,
-        },
-    })
-}
-
-const TUS_COLS: &str =
-    "id, owner, file_name, metadata, length, upload_offset, hash_state, created_at, \
-                        expires_at, file_id, concat";
-
-fn tus_from_row(row: &AnyRow) -> Result<TusRecord> {
-    let corrupt = |e: Error| Error::backend("session", e.to_string());
-    let file_id = match row.try_get::<Option<String>, _>("file_id") {
-        Ok(v) => v,
-        Err(_) => row
-            .try_get::<Option<Vec<u8>>, _>("file_id")?
-            .map(|b| String::from_utf8_lossy(&b).into_owned()),
-    };
-    Ok(TusRecord {
-        id: UploadId::parse(&text(row, "id")?).map_err(corrupt)?,
-        owner: UserId(row.try_get("owner")?),
-        file_name: text(row, "file_name")?,
-        metadata: text(row, "metadata")?,
-        length: row.try_get::<Option<i64>, _>("length")?.map(|l| l as u64),
-        offset: row.try_get::<i64, _>("upload_offset")? as u64,
-        hash_state: text(row, "hash_state")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        file_id: file_id
-            .map(|f| FileId::parse(&f))
-            .transpose()
-            .map_err(corrupt)?,
-        concat: text(row, "concat")?,
+        layout,
     })
 }
 
@@ -82,8 +91,7 @@ impl SqlSessionStore {
         sha1: &Sha1Hex,
         size: u64,
     ) -> Result<Option<SessionRecord>> {
-        let sql =
-            format!("SELECT {COLS} FROM upload_sessions WHERE owner = ? AND sha1 = ? AND size = ?");
+        let sql = format!("SELECT {COLS} FROM uploads WHERE owner = ? AND sha1 = ? AND size = ?");
         let row = sqlx::query(&self.db.q(&sql))
             .bind(owner.0)
             .bind(sha1.as_str())
@@ -93,30 +101,48 @@ impl SqlSessionStore {
         row.as_ref().map(from_row).transpose()
     }
 
-    /// Takes the `{column}_holder`/`{column}_until` lease of row `id` for `holder` until `until`
-    /// when it is free, expired or already `holder`'s: one conditional update, atomic.
-    async fn lease(
-        &self,
-        table: &str,
-        column: &str,
-        id: &UploadId,
-        holder: &str,
-        now: Millis,
-        until: Millis,
-    ) -> Result<bool> {
+    async fn insert(&self, r: &SessionRecord) -> Result<(), sqlx::Error> {
         let sql = format!(
-            "UPDATE {table} SET {column}_holder = ?, {column}_until = ? \
-             WHERE id = ? AND ({column}_until < ? OR {column}_holder = ?)"
+            "INSERT INTO uploads ({COLS}) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         );
-        let res = sqlx::query(&self.db.q(&sql))
-            .bind(holder)
-            .bind(until)
-            .bind(id.as_str())
-            .bind(now)
-            .bind(holder)
-            .execute(&self.db.pool)
-            .await?;
-        Ok(res.rows_affected() == 1)
+        let sql = self.db.q(&sql);
+        let q = sqlx::query(&sql)
+            .bind(r.id.as_str())
+            .bind(r.owner.0)
+            .bind(r.file_name.as_str())
+            .bind(r.created_at)
+            .bind(r.expires_at);
+        let q = match &r.layout {
+            Layout::Parts(p) => q
+                .bind(PARTS)
+                .bind(Some(p.size as i64))
+                .bind(Some(p.sha1.as_str().to_owned()))
+                .bind(p.chunk_size as i64)
+                .bind(i64::from(p.chunk_count))
+                .bind(i64::from(p.hash.parts))
+                .bind(p.hash.epoch)
+                .bind(p.hash.state.clone())
+                .bind(0_i64)
+                .bind(None::<String>)
+                .bind("")
+                .bind(""),
+            Layout::Stream(t) => q
+                .bind(STREAM)
+                .bind(t.length.map(|l| l as i64))
+                .bind(None::<String>)
+                .bind(0_i64)
+                .bind(0_i64)
+                .bind(0_i64)
+                .bind(0_i64)
+                .bind(t.hash_state.clone())
+                .bind(t.offset as i64)
+                .bind(t.file_id.as_ref().map(|f| f.as_str().to_owned()))
+                .bind(t.metadata.as_str())
+                .bind(t.concat.as_str()),
+        };
+        q.execute(&self.db.pool).await?;
+        Ok(())
     }
 
     async fn commit_part_attempt(
@@ -133,7 +159,7 @@ impl SqlSessionStore {
         };
         let mut tx = self.db.begin().await?;
         let sql =
-            format!("SELECT hashed_parts, claim_until FROM upload_sessions WHERE id = ?{lock}");
+            format!("SELECT layout, hashed_parts, claim_until FROM uploads WHERE id = ?{lock}");
         let Some(row) = sqlx::query(&self.db.q(&sql))
             .bind(id.as_str())
             .fetch_optional(&mut *tx)
@@ -141,6 +167,9 @@ impl SqlSessionStore {
         else {
             return Ok(Attempt::Done(PartCommit::Gone));
         };
+        if text_sqlx(&row, "layout")? != PARTS {
+            return Ok(Attempt::Done(PartCommit::Gone));
+        }
         let hashed: i64 = row.try_get("hashed_parts")?;
         let claim_until: i64 = row.try_get("claim_until")?;
         if claim_until >= now {
@@ -172,13 +201,13 @@ impl SqlSessionStore {
         let replaced = old.filter(|e| *e != part.etag);
         let sql = match (&replaced, i64::from(part.number) <= hashed) {
             (Some(_), true) => {
-                "UPDATE upload_sessions SET expires_at = ?, hash_epoch = hash_epoch + 1, \
+                "UPDATE uploads SET expires_at = ?, hash_epoch = hash_epoch + 1, \
                  hashed_parts = 0, hash_state = ? WHERE id = ?"
             }
             (Some(_), false) => {
-                "UPDATE upload_sessions SET expires_at = ?, hash_epoch = hash_epoch + 1 WHERE id = ?"
+                "UPDATE uploads SET expires_at = ?, hash_epoch = hash_epoch + 1 WHERE id = ?"
             }
-            (None, _) => "UPDATE upload_sessions SET expires_at = ? WHERE id = ?",
+            (None, _) => "UPDATE uploads SET expires_at = ? WHERE id = ?",
         };
         let sql = self.db.q(sql);
         let mut update = sqlx::query(&sql).bind(expires_at);
@@ -191,15 +220,11 @@ impl SqlSessionStore {
     }
 
     async fn touch(&self, id: &UploadId, expires_at: Millis) -> Result<bool> {
-        let res = sqlx::query(
-            &self
-                .db
-                .q("UPDATE upload_sessions SET expires_at = ? WHERE id = ?"),
-        )
-        .bind(expires_at)
-        .bind(id.as_str())
-        .execute(&self.db.pool)
-        .await?;
+        let res = sqlx::query(&self.db.q("UPDATE uploads SET expires_at = ? WHERE id = ?"))
+            .bind(expires_at)
+            .bind(id.as_str())
+            .execute(&self.db.pool)
+            .await?;
         // MySQL counts only changed rows; an unchanged expiry still means "exists".
         Ok(res.rows_affected() > 0 || self.get(id).await?.is_some())
     }
@@ -214,32 +239,16 @@ impl SessionStore for SqlSessionStore {
 
     async fn create_or_resume(&self, new: &SessionRecord) -> Result<(SessionRecord, bool)> {
         for _ in 0..4 {
-            if let Some(mut open) = self.find_open(new.owner, &new.sha1, new.size).await? {
-                if self.touch(&open.id, new.expires_at).await? {
-                    open.expires_at = new.expires_at;
-                    return Ok((open, false));
+            if let Layout::Parts(p) = &new.layout {
+                if let Some(mut open) = self.find_open(new.owner, &p.sha1, p.size).await? {
+                    if self.touch(&open.id, new.expires_at).await? {
+                        open.expires_at = new.expires_at;
+                        return Ok((open, false));
+                    }
+                    continue; // deleted in between: try again
                 }
-                continue; // deleted in between: try again
             }
-            let sql = format!(
-                "INSERT INTO upload_sessions ({COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            );
-            let res = sqlx::query(&self.db.q(&sql))
-                .bind(new.id.as_str())
-                .bind(new.owner.0)
-                .bind(new.file_name.as_str())
-                .bind(new.size as i64)
-                .bind(new.sha1.as_str())
-                .bind(new.chunk_size as i64)
-                .bind(i64::from(new.chunk_count))
-                .bind(new.created_at)
-                .bind(new.expires_at)
-                .bind(i64::from(new.hash.parts))
-                .bind(new.hash.epoch)
-                .bind(new.hash.state.as_str())
-                .execute(&self.db.pool)
-                .await;
-            match res {
+            match self.insert(new).await {
                 Ok(_) => return Ok((new.clone(), true)),
                 // A concurrent init of the same file won: resume that one.
                 Err(e) if is_unique_violation(&e) => continue,
@@ -250,7 +259,7 @@ impl SessionStore for SqlSessionStore {
     }
 
     async fn get(&self, id: &UploadId) -> Result<Option<SessionRecord>> {
-        let sql = format!("SELECT {COLS} FROM upload_sessions WHERE id = ?");
+        let sql = format!("SELECT {COLS} FROM uploads WHERE id = ?");
         let row = sqlx::query(&self.db.q(&sql))
             .bind(id.as_str())
             .fetch_optional(&self.db.pool)
@@ -279,7 +288,7 @@ impl SessionStore for SqlSessionStore {
 
     async fn list(&self, owner: UserId) -> Result<Vec<SessionRecord>> {
         let sql =
-            format!("SELECT {COLS} FROM upload_sessions WHERE owner = ? ORDER BY created_at, id");
+            format!("SELECT {COLS} FROM uploads WHERE owner = ? AND file_id IS NULL ORDER BY created_at, id");
         let rows = sqlx::query(&self.db.q(&sql))
             .bind(owner.0)
             .fetch_all(&self.db.pool)
@@ -306,10 +315,12 @@ impl SessionStore for SqlSessionStore {
         parts: u32,
         state: &str,
     ) -> Result<bool> {
-        let res = sqlx::query(&self.db.q(
-            "UPDATE upload_sessions SET hashed_parts = ?, hash_state = ? \
-             WHERE id = ? AND hashed_parts = ? AND hash_epoch = ?",
-        ))
+        let res = sqlx::query(
+            &self
+                .db
+                .q("UPDATE uploads SET hashed_parts = ?, hash_state = ? \
+             WHERE id = ? AND layout = 'parts' AND hashed_parts = ? AND hash_epoch = ?"),
+        )
         .bind(i64::from(parts))
         .bind(state)
         .bind(id.as_str())
@@ -320,14 +331,51 @@ impl SessionStore for SqlSessionStore {
         Ok(res.rows_affected() == 1)
     }
 
+    async fn append(
+        &self,
+        id: &UploadId,
+        expect_offset: u64,
+        holder: &str,
+        to: &StreamProgress,
+    ) -> Result<bool> {
+        let res = sqlx::query(&self.db.q(
+            "UPDATE uploads SET upload_offset = ?, size = COALESCE(size, ?), hash_state = ?, \
+             expires_at = ?, file_id = ? \
+             WHERE id = ? AND layout = 'stream' AND upload_offset = ? AND claim_holder = ?",
+        ))
+        .bind(to.offset as i64)
+        .bind(to.length.map(|l| l as i64))
+        .bind(to.hash_state.as_str())
+        .bind(to.expires_at)
+        .bind(to.file_id.as_ref().map(|f| f.as_str().to_owned()))
+        .bind(id.as_str())
+        .bind(expect_offset as i64)
+        .bind(holder)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
     async fn claim(&self, id: &UploadId, holder: &str, now: Millis, until: Millis) -> Result<bool> {
-        self.lease("upload_sessions", "claim", id, holder, now, until)
-            .await
+        let res = sqlx::query(
+            &self
+                .db
+                .q("UPDATE uploads SET claim_holder = ?, claim_until = ? \
+             WHERE id = ? AND (claim_until < ? OR claim_holder = ?)"),
+        )
+        .bind(holder)
+        .bind(until)
+        .bind(id.as_str())
+        .bind(now)
+        .bind(holder)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
     }
 
     async fn delete(&self, id: &UploadId) -> Result<bool> {
         let mut tx = self.db.begin().await?;
-        let res = sqlx::query(&self.db.q("DELETE FROM upload_sessions WHERE id = ?"))
+        let res = sqlx::query(&self.db.q("DELETE FROM uploads WHERE id = ?"))
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
@@ -340,9 +388,8 @@ impl SessionStore for SqlSessionStore {
     }
 
     async fn expired(&self, now: Millis, limit: u32) -> Result<Vec<SessionRecord>> {
-        let sql = format!(
-            "SELECT {COLS} FROM upload_sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?"
-        );
+        let sql =
+            format!("SELECT {COLS} FROM uploads WHERE expires_at <= ? ORDER BY expires_at LIMIT ?");
         let rows = sqlx::query(&self.db.q(&sql))
             .bind(now)
             .bind(i64::from(limit))
@@ -376,116 +423,6 @@ impl SessionStore for SqlSessionStore {
             .execute(&self.db.pool)
             .await?;
         Ok(())
-    }
-
-    async fn tus_create(&self, r: &TusRecord) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO tus_uploads ({TUS_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        );
-        sqlx::query(&self.db.q(&sql))
-            .bind(r.id.as_str())
-            .bind(r.owner.0)
-            .bind(r.file_name.as_str())
-            .bind(r.metadata.as_str())
-            .bind(r.length.map(|l| l as i64))
-            .bind(r.offset as i64)
-            .bind(r.hash_state.as_str())
-            .bind(r.created_at)
-            .bind(r.expires_at)
-            .bind(r.file_id.as_ref().map(|f| f.as_str().to_owned()))
-            .bind(r.concat.as_str())
-            .execute(&self.db.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn tus_get(&self, id: &UploadId) -> Result<Option<TusRecord>> {
-        let sql = format!("SELECT {TUS_COLS} FROM tus_uploads WHERE id = ?");
-        let row = sqlx::query(&self.db.q(&sql))
-            .bind(id.as_str())
-            .fetch_optional(&self.db.pool)
-            .await?;
-        row.as_ref().map(tus_from_row).transpose()
-    }
-
-    async fn tus_update(
-        &self,
-        id: &UploadId,
-        expect_offset: u64,
-        holder: &str,
-        to: &TusProgress,
-    ) -> Result<bool> {
-        let res = sqlx::query(&self.db.q(
-            "UPDATE tus_uploads SET upload_offset = ?, length = COALESCE(length, ?), hash_state = ?, \
-             expires_at = ?, file_id = ? WHERE id = ? AND upload_offset = ? AND lock_holder = ?",
-        ))
-        .bind(to.offset as i64)
-        .bind(to.length.map(|l| l as i64))
-        .bind(to.hash_state.as_str())
-        .bind(to.expires_at)
-        .bind(to.file_id.as_ref().map(|f| f.as_str().to_owned()))
-        .bind(id.as_str())
-        .bind(expect_offset as i64)
-        .bind(holder)
-        .execute(&self.db.pool)
-        .await?;
-        Ok(res.rows_affected() == 1)
-    }
-
-    async fn tus_lock(
-        &self,
-        id: &UploadId,
-        holder: &str,
-        now: Millis,
-        until: Millis,
-    ) -> Result<bool> {
-        self.lease("tus_uploads", "lock", id, holder, now, until)
-            .await
-    }
-
-    async fn tus_unlock(&self, id: &UploadId, holder: &str) -> Result<()> {
-        sqlx::query(
-            &self
-                .db
-                .q("UPDATE tus_uploads SET lock_until = 0 WHERE id = ? AND lock_holder = ?"),
-        )
-        .bind(id.as_str())
-        .bind(holder)
-        .execute(&self.db.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn tus_open(&self, owner: UserId) -> Result<u64> {
-        let row = sqlx::query(
-            &self
-                .db
-                .q("SELECT COUNT(*) AS n FROM tus_uploads WHERE owner = ? AND file_id IS NULL"),
-        )
-        .bind(owner.0)
-        .fetch_one(&self.db.pool)
-        .await?;
-        Ok(row.try_get::<i64, _>("n")? as u64)
-    }
-
-    async fn tus_delete(&self, id: &UploadId) -> Result<bool> {
-        let res = sqlx::query(&self.db.q("DELETE FROM tus_uploads WHERE id = ?"))
-            .bind(id.as_str())
-            .execute(&self.db.pool)
-            .await?;
-        Ok(res.rows_affected() > 0)
-    }
-
-    async fn tus_expired(&self, now: Millis, limit: u32) -> Result<Vec<TusRecord>> {
-        let sql = format!(
-            "SELECT {TUS_COLS} FROM tus_uploads WHERE expires_at <= ? ORDER BY expires_at LIMIT ?"
-        );
-        let rows = sqlx::query(&self.db.q(&sql))
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(&self.db.pool)
-            .await?;
-        rows.iter().map(tus_from_row).collect()
     }
 
     async fn result(&self, id: &UploadId, now: Millis) -> Result<Option<(UserId, FileId)>> {

@@ -4,11 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::{hash_stream, Sha1State, Uploads, CLAIM_LEASE, RESULT_KEPT};
+use super::{hash_stream, staging, PartsSession, Sha1State, Uploads, CLAIM_LEASE, RESULT_KEPT};
 use crate::blobs::PartReceipt;
 use crate::error::{Error, Result};
 use crate::meta::{NewUserFile, UserFile};
-use crate::sessions::{PartRecord, SessionRecord};
+use crate::sessions::{Layout, PartRecord, SessionRecord};
 use crate::stats::Stats;
 use crate::types::{now_millis, ByteRange, FileName, Sha1Hex, UploadId};
 use crate::User;
@@ -68,7 +68,7 @@ impl Uploads {
         }
     }
 
-    async fn finish(&self, user: &User, session: SessionRecord) -> Result<UserFile> {
+    async fn finish(&self, user: &User, session: PartsSession) -> Result<UserFile> {
         let staging = session.staging();
         let verify_started = std::time::Instant::now();
         // Hash what the prefix does not cover yet: nothing, for an in-order upload.
@@ -76,17 +76,9 @@ impl Uploads {
         // The committed attempts and the progress over them, read consistently: the progress
         // before and after the parts is the same (no part was replaced in between).
         let (current, parts) = loop {
-            let before = self
-                .sessions
-                .get(&session.id)
-                .await?
-                .ok_or(Error::NotFound { what: "upload" })?;
+            let before = self.parts_session(&session.id).await?;
             let parts = self.sessions.parts(&session.id).await?;
-            let after = self
-                .sessions
-                .get(&session.id)
-                .await?
-                .ok_or(Error::NotFound { what: "upload" })?;
+            let after = self.parts_session(&session.id).await?;
             if before.hash == after.hash {
                 break (after, parts);
             }
@@ -115,7 +107,7 @@ impl Uploads {
             None => false,
         };
         if verified && Sha1Hex::from_digest(&state.clone().finalize()) != session.sha1 {
-            self.discard(&session).await;
+            self.discard(&session.to_record()).await;
             return Err(Error::Sha1Mismatch);
         }
         let receipts: Vec<PartReceipt> = (1..=session.chunk_count)
@@ -159,21 +151,31 @@ impl Uploads {
         Ok(file)
     }
 
-    /// Drops a session and everything staged for it.
-    async fn discard(&self, session: &SessionRecord) {
-        if let Err(e) = self.blobs.stage_abort(&session.staging()).await {
-            tracing::warn!(error = %e, upload = %session.id, "could not drop staged bytes");
+    /// Drops a session of any layout and everything staged for it (a finished stream has
+    /// nothing staged any more).
+    async fn drop_session(&self, session: &SessionRecord) -> Result<()> {
+        if session.is_open() {
+            self.blobs.stage_abort(&staging(&session.id)).await?;
         }
-        if let Err(e) = self.sessions.delete(&session.id).await {
-            tracing::warn!(error = %e, upload = %session.id, "could not delete session");
+        self.sessions.delete(&session.id).await?;
+        Ok(())
+    }
+
+    /// Drops a session as `drop_session` does, logging instead of failing.
+    async fn discard(&self, session: &SessionRecord) {
+        if let Err(e) = self.drop_session(session).await {
+            tracing::warn!(error = %e, upload = %session.id, "could not drop the session");
         }
     }
 
+    /// Ends the caller's session of any layout, dropping its staged bytes (REST `DELETE`,
+    /// `/file/mpupload/cancel`, tus termination).
     pub async fn abort_upload(&self, user: &User, id: &UploadId) -> Result<()> {
-        let session = self.own_session(user, id).await?;
-        self.blobs.stage_abort(&session.staging()).await?;
-        self.sessions.delete(id).await?;
-        Stats::inc(&self.stats.sessions_aborted);
+        let session = self.own_record(user, id).await?;
+        self.drop_session(&session).await?;
+        if matches!(session.layout, Layout::Parts(_)) {
+            Stats::inc(&self.stats.sessions_aborted);
+        }
         Ok(())
     }
 
@@ -187,9 +189,7 @@ impl Uploads {
             let Ok(id) = UploadId::parse(staging.as_str()) else {
                 continue;
             };
-            if self.sessions.get(&id).await?.is_none()
-                && self.sessions.tus_get(&id).await?.is_none()
-            {
+            if self.sessions.get(&id).await?.is_none() {
                 self.blobs.stage_abort(&staging).await?;
                 tracing::info!(upload = %id, "staged bytes without a session removed");
                 removed += 1;
@@ -198,9 +198,10 @@ impl Uploads {
         Ok(removed)
     }
 
-    /// Removes sessions idle past their TTL and their staged bytes; returns how many.
+    /// Removes sessions of every layout idle past their TTL, and their staged bytes; returns
+    /// how many.
     pub async fn expire_uploads(&self) -> Result<usize> {
-        let mut n = self.expire_tus().await?;
+        let mut n = 0;
         loop {
             let expired = self.sessions.expired(now_millis(), 100).await?;
             if expired.is_empty() {
@@ -208,7 +209,9 @@ impl Uploads {
             }
             for s in expired {
                 self.discard(&s).await;
-                Stats::inc(&self.stats.sessions_expired);
+                if matches!(s.layout, Layout::Parts(_)) {
+                    Stats::inc(&self.stats.sessions_expired);
+                }
                 n += 1;
             }
         }

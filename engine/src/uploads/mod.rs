@@ -20,7 +20,7 @@ use crate::blobs::{BlobStaging, ByteStream, PartSpec, StagingId};
 use crate::error::{Error, Result};
 use crate::files::Files;
 use crate::meta::{FileIndex, NewUserFile, ProofStore, UserFile};
-use crate::sessions::{HashProgress, SessionRecord, SessionStore};
+use crate::sessions::{HashProgress, Layout, PartsLayout, SessionRecord, SessionStore};
 use crate::stats::Stats;
 use crate::types::{now_millis, FileName, Sha1Hex, UploadId, UserId};
 use crate::{EngineConfig, User};
@@ -97,10 +97,65 @@ impl InitRequest {
     }
 }
 
+/// A session of numbered parts, as the part protocols (REST, `/file/mpupload`) see the one
+/// session record: its shared fields and its parts layout, side by side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartsSession {
+    pub id: UploadId,
+    pub owner: UserId,
+    pub file_name: String,
+    pub size: u64,
+    /// What the client says the content hashes to; verified before anything is published.
+    pub sha1: Sha1Hex,
+    pub chunk_size: u64,
+    pub chunk_count: u32,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub hash: HashProgress,
+}
+
+impl PartsSession {
+    /// The record's parts view; `None` for an append stream.
+    pub fn from_record(r: SessionRecord) -> Option<Self> {
+        let Layout::Parts(p) = r.layout else {
+            return None;
+        };
+        Some(PartsSession {
+            id: r.id,
+            owner: r.owner,
+            file_name: r.file_name,
+            size: p.size,
+            sha1: p.sha1,
+            chunk_size: p.chunk_size,
+            chunk_count: p.chunk_count,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            hash: p.hash,
+        })
+    }
+
+    pub fn to_record(&self) -> SessionRecord {
+        SessionRecord {
+            id: self.id.clone(),
+            owner: self.owner,
+            file_name: self.file_name.clone(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            layout: Layout::Parts(PartsLayout {
+                size: self.size,
+                sha1: self.sha1.clone(),
+                chunk_size: self.chunk_size,
+                chunk_count: self.chunk_count,
+                hash: self.hash.clone(),
+            }),
+        }
+    }
+}
+
 /// A session as clients see it.
 #[derive(Clone, Debug)]
 pub struct UploadStatus {
-    pub session: SessionRecord,
+    pub session: PartsSession,
     /// Part numbers received, ascending.
     pub received: Vec<u32>,
     pub missing: u32,
@@ -118,7 +173,7 @@ pub enum InitOutcome {
     Challenge(proof::Challenge),
 }
 
-impl SessionRecord {
+impl PartsSession {
     /// Byte range of part `n` (1-based).
     pub fn part_spec(&self, n: u32) -> Result<PartSpec> {
         if n == 0 || n > self.chunk_count {
@@ -136,8 +191,13 @@ impl SessionRecord {
     }
 
     fn staging(&self) -> StagingId {
-        StagingId::parse(self.id.as_str()).expect("upload ids are valid staging ids")
+        staging(&self.id)
     }
+}
+
+/// Where a session's bytes are staged: under its id, whatever its layout.
+fn staging(id: &UploadId) -> StagingId {
+    StagingId::parse(id.as_str()).expect("upload ids are valid staging ids")
 }
 
 impl Uploads {
@@ -166,15 +226,43 @@ impl Uploads {
         now_millis() + self.config.upload_ttl.as_millis() as i64
     }
 
-    /// The caller's session; another user's is exactly as unknown as a missing one.
-    async fn own_session(&self, user: &User, id: &UploadId) -> Result<SessionRecord> {
+    /// The caller's session, of any layout; another user's is exactly as unknown as a
+    /// missing one.
+    async fn own_record(&self, user: &User, id: &UploadId) -> Result<SessionRecord> {
         match self.sessions.get(id).await? {
             Some(s) if s.owner == user.id => Ok(s),
             _ => Err(Error::NotFound { what: "upload" }),
         }
     }
 
-    async fn status_of(&self, session: SessionRecord) -> Result<UploadStatus> {
+    /// The caller's parts session; a stream is unknown to the part protocols.
+    async fn own_session(&self, user: &User, id: &UploadId) -> Result<PartsSession> {
+        PartsSession::from_record(self.own_record(user, id).await?)
+            .ok_or(Error::NotFound { what: "upload" })
+    }
+
+    /// A parts session by id, whoever owns it.
+    async fn parts_session(&self, id: &UploadId) -> Result<PartsSession> {
+        self.sessions
+            .get(id)
+            .await?
+            .and_then(PartsSession::from_record)
+            .ok_or(Error::NotFound { what: "upload" })
+    }
+
+    /// Refuses a new session when the user has as many open as allowed, of any layout.
+    async fn check_open_limit(&self, open: &[SessionRecord]) -> Result<()> {
+        let limit = self.config.max_sessions_per_user;
+        if open.len() as u64 >= limit {
+            return Err(Error::LimitReached {
+                what: "open upload sessions",
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    async fn status_of(&self, session: PartsSession) -> Result<UploadStatus> {
         let parts = self.sessions.parts(&session.id).await?;
         let received: Vec<u32> = parts
             .iter()
@@ -232,20 +320,16 @@ impl Uploads {
         self.check_init(&req)?;
         self.files.check_quota(user.id, req.size).await?;
         let open = self.sessions.list(user.id).await?;
-        let resuming = open
-            .iter()
-            .any(|s| s.sha1 == req.sha1 && s.size == req.size);
-        let limit = self.config.max_sessions_per_user;
-        if !resuming && open.len() as u64 + self.sessions.tus_open(user.id).await? >= limit {
-            return Err(Error::LimitReached {
-                what: "open upload sessions",
-                limit,
-            });
+        let resuming = open.iter().any(
+            |s| matches!(&s.layout, Layout::Parts(p) if p.sha1 == req.sha1 && p.size == req.size),
+        );
+        if !resuming {
+            self.check_open_limit(&open).await?;
         }
         let name = FileName::parse(&req.file_name)?;
         let (chunk_size, chunk_count) = plan_chunks(req.size, req.chunk_size)?;
         let now = now_millis();
-        let new = SessionRecord {
+        let new = PartsSession {
             id: UploadId::generate(),
             owner: user.id,
             file_name: name.as_str().to_owned(),
@@ -261,7 +345,9 @@ impl Uploads {
                 state: Sha1State::new().save(),
             },
         };
-        let (session, created) = self.sessions.create_or_resume(&new).await?;
+        let (session, created) = self.sessions.create_or_resume(&new.to_record()).await?;
+        let session = PartsSession::from_record(session)
+            .ok_or_else(|| Error::backend("session", "resumed a stream as parts"))?;
         if created {
             Stats::inc(&self.stats.sessions_opened);
         }
@@ -315,7 +401,9 @@ impl Uploads {
     pub async fn list_uploads(&self, user: &User) -> Result<Vec<UploadStatus>> {
         let mut out = Vec::new();
         for s in self.sessions.list(user.id).await? {
-            out.push(self.status_of(s).await?);
+            if let Some(s) = PartsSession::from_record(s) {
+                out.push(self.status_of(s).await?);
+            }
         }
         Ok(out)
     }

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use super::{hash_stream, Sha1State, UploadStatus, Uploads};
+use super::{hash_stream, PartsSession, Sha1State, UploadStatus, Uploads};
 use crate::blobs::{ByteStream, PartReceipt};
 use crate::checksum::Checksum;
 use crate::error::{Error, Result};
 use crate::hashing::Hashing;
-use crate::sessions::{PartCommit, PartRecord, SessionRecord};
+use crate::sessions::{PartCommit, PartRecord};
 use crate::types::{now_millis, UploadId};
 use crate::User;
 
@@ -86,7 +86,7 @@ impl Uploads {
     /// Extends the hashed prefix over parts that have arrived, reading their committed attempts
     /// back from staging (page cache, for local disks). One advancer per session per process;
     /// across nodes the compare-and-set on the progress keeps it right.
-    pub(super) async fn advance_hash(&self, session: &SessionRecord) -> Result<()> {
+    pub(super) async fn advance_hash(&self, session: &PartsSession) -> Result<()> {
         if !self
             .advancing
             .lock()
@@ -103,12 +103,14 @@ impl Uploads {
         res
     }
 
-    async fn advance_hash_inner(&self, session: &SessionRecord) -> Result<()> {
+    async fn advance_hash_inner(&self, session: &PartsSession) -> Result<()> {
         loop {
             // The progress first, then the parts: a part replaced after this read changes the
             // epoch, so the compare-and-set below cannot land a hash of replaced bytes.
-            let Some(current) = self.sessions.get(&session.id).await? else {
-                return Ok(());
+            let current = match self.parts_session(&session.id).await {
+                Ok(current) => current,
+                Err(Error::NotFound { .. }) => return Ok(()),
+                Err(e) => return Err(e),
             };
             let received: BTreeMap<u32, PartRecord> = self
                 .sessions
@@ -130,8 +132,8 @@ impl Uploads {
                 Ok(None) => return Ok(()), // this store hashes at completion instead
                 Err(e) => {
                     // A part replaced meanwhile takes its old attempt away: start again.
-                    match self.sessions.get(&session.id).await? {
-                        Some(now) if now.hash.epoch != from.epoch => continue,
+                    match self.parts_session(&session.id).await {
+                        Ok(now) if now.hash.epoch != from.epoch => continue,
                         _ => return Err(e),
                     }
                 }
@@ -151,7 +153,7 @@ impl Uploads {
     /// read staged parts.
     pub(super) async fn hash_parts(
         &self,
-        session: &SessionRecord,
+        session: &PartsSession,
         parts: &BTreeMap<u32, PartRecord>,
         first: u32,
         state: &mut Sha1State,

@@ -1,20 +1,20 @@
-//! tus uploads: bytes appended in order, any amount at a time, hashed as they stream in; the
-//! last byte publishes the blob (deduplicated) and the user's file. One writer at a time, across
-//! nodes, by the session store's lock.
+//! tus over the one session model: an upload is a session whose layout is an append stream.
+//! Bytes are appended in order, any amount at a time, hashed as they stream in; the last byte
+//! publishes the blob (deduplicated) and the user's file. One writer at a time, across nodes,
+//! by the session's claim; termination and expiry are the sessions' own.
 
 use std::io;
 
 use futures::{StreamExt, TryStreamExt};
 
-use super::Sha1State;
-use super::Uploads;
-use crate::blobs::{ByteStream, StagingId};
+use super::{staging, Sha1State, Uploads};
+use crate::blobs::ByteStream;
 use crate::checksum::Checksum;
 use crate::error::{Error, Result};
 use crate::hashing::{Hashing, Over};
 use crate::meta::NewUserFile;
-use crate::sessions::{TusProgress, TusRecord};
-use crate::types::{now_millis, FileName, Sha1Hex, UploadId};
+use crate::sessions::{Layout, SessionRecord, StreamLayout, StreamProgress};
+use crate::types::{now_millis, FileId, FileName, Millis, Sha1Hex, UploadId, UserId};
 use crate::User;
 
 /// Most partial uploads one final upload may name.
@@ -82,8 +82,66 @@ pub enum TusConcat {
 
 const PARTIAL: &str = "partial";
 
-fn staging(id: &UploadId) -> StagingId {
-    StagingId::parse(id.as_str()).expect("upload ids are valid staging ids")
+/// An append-stream session as tus sees the one session record: its shared fields and its
+/// stream layout, side by side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TusUpload {
+    pub id: UploadId,
+    pub owner: UserId,
+    pub file_name: String,
+    /// The client's `Upload-Metadata`, returned as it came.
+    pub metadata: String,
+    /// `None` while the length is deferred.
+    pub length: Option<u64>,
+    pub offset: u64,
+    /// `Sha1State::save()` of bytes `0..offset`, with the last committed append.
+    pub hash_state: String,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    /// The user file it became, once complete.
+    pub file_id: Option<FileId>,
+    /// tus concatenation: empty, `partial`, or `final;<urls>` as the client sent it.
+    pub concat: String,
+}
+
+impl TusUpload {
+    /// The record's stream view; `None` for a parts session.
+    pub fn from_record(r: SessionRecord) -> Option<Self> {
+        let Layout::Stream(t) = r.layout else {
+            return None;
+        };
+        Some(TusUpload {
+            id: r.id,
+            owner: r.owner,
+            file_name: r.file_name,
+            metadata: t.metadata,
+            length: t.length,
+            offset: t.offset,
+            hash_state: t.hash_state,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            file_id: t.file_id,
+            concat: t.concat,
+        })
+    }
+
+    pub fn to_record(&self) -> SessionRecord {
+        SessionRecord {
+            id: self.id.clone(),
+            owner: self.owner,
+            file_name: self.file_name.clone(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            layout: Layout::Stream(StreamLayout {
+                length: self.length,
+                offset: self.offset,
+                hash_state: self.hash_state.clone(),
+                file_id: self.file_id.clone(),
+                metadata: self.metadata.clone(),
+                concat: self.concat.clone(),
+            }),
+        }
+    }
 }
 
 impl Uploads {
@@ -92,7 +150,7 @@ impl Uploads {
     }
 
     /// Starts a tus upload (`POST /files`).
-    pub async fn tus_create(&self, user: &User, req: TusCreate) -> Result<TusRecord> {
+    pub async fn tus_create(&self, user: &User, req: TusCreate) -> Result<TusUpload> {
         let name = FileName::parse(&req.file_name)?;
         if req.metadata.len() > MAX_METADATA {
             return Err(Error::invalid("Upload-Metadata", "longer than 4096 bytes"));
@@ -116,18 +174,11 @@ impl Uploads {
                 });
             }
         }
-        // tus uploads and REST sessions share the user's limit of open uploads.
-        let limit = self.config.max_sessions_per_user;
-        let open = self.sessions.list(user.id).await?.len() as u64
-            + self.sessions.tus_open(user.id).await?;
-        if open >= limit {
-            return Err(Error::LimitReached {
-                what: "open upload sessions",
-                limit,
-            });
-        }
+        // Streams and parts sessions share the user's limit of open uploads.
+        self.check_open_limit(&self.sessions.list(user.id).await?)
+            .await?;
         let now = now_millis();
-        let record = TusRecord {
+        let record = TusUpload {
             id: UploadId::generate(),
             owner: user.id,
             file_name: name.as_str().to_owned(),
@@ -141,7 +192,7 @@ impl Uploads {
             concat,
         };
         self.blobs.stage_begin(&staging(&record.id), 0).await?;
-        self.sessions.tus_create(&record).await?;
+        self.sessions.create_or_resume(&record.to_record()).await?;
         if record.length == Some(0) {
             // Nothing to wait for: the empty file is complete now.
             return self
@@ -159,11 +210,9 @@ impl Uploads {
     }
 
     /// The caller's tus upload; another user's is unknown.
-    pub async fn tus_status(&self, user: &User, id: &UploadId) -> Result<TusRecord> {
-        match self.sessions.tus_get(id).await? {
-            Some(t) if t.owner == user.id => Ok(t),
-            _ => Err(Error::NotFound { what: "upload" }),
-        }
+    pub async fn tus_status(&self, user: &User, id: &UploadId) -> Result<TusUpload> {
+        TusUpload::from_record(self.own_record(user, id).await?)
+            .ok_or(Error::NotFound { what: "upload" })
     }
 
     /// Appends `body` at `offset` (`PATCH`). `length` declares a deferred length. A checksum
@@ -176,7 +225,7 @@ impl Uploads {
         length: Option<u64>,
         body: ByteStream,
         checksum: Option<Checksum>,
-    ) -> Result<TusRecord> {
+    ) -> Result<TusUpload> {
         let _slot = self.upload_slot(user)?;
         let record = self.tus_status(user, id).await?;
         if record.concat.starts_with("final") {
@@ -226,7 +275,7 @@ impl Uploads {
         let now = now_millis();
         if !self
             .sessions
-            .tus_lock(
+            .claim(
                 id,
                 &holder,
                 now,
@@ -239,19 +288,19 @@ impl Uploads {
         let result = self
             .tus_append_locked(user, &record, &holder, length, body, checksum)
             .await;
-        self.sessions.tus_unlock(id, &holder).await?;
+        self.sessions.claim(id, &holder, now_millis(), 0).await?;
         result
     }
 
     async fn tus_append_locked(
         &self,
         user: &User,
-        record: &TusRecord,
+        record: &TusUpload,
         holder: &str,
         length: Option<u64>,
         body: ByteStream,
         checksum: Option<Checksum>,
-    ) -> Result<TusRecord> {
+    ) -> Result<TusUpload> {
         // Re-read under the lock: the offset may have moved since the caller looked.
         let record = self.tus_status(user, &record.id).await?;
         let offset = record.offset;
@@ -293,7 +342,7 @@ impl Uploads {
         }
         .ok_or_else(|| Error::backend("tus", "the store ended the body early"))?;
         let new_offset = offset + written;
-        let progress = TusProgress {
+        let progress = StreamProgress {
             offset: new_offset,
             length,
             hash_state: TusState::join(&sha, &attempt),
@@ -302,7 +351,7 @@ impl Uploads {
         };
         if !self
             .sessions
-            .tus_update(&record.id, offset, holder, &progress)
+            .append(&record.id, offset, holder, &progress)
             .await?
         {
             if let Err(e) = self
@@ -314,7 +363,7 @@ impl Uploads {
             }
             return Err(Error::OffsetMismatch { expected: offset });
         }
-        let record = TusRecord {
+        let record = TusUpload {
             offset: progress.offset,
             length: progress.length,
             hash_state: progress.hash_state,
@@ -330,7 +379,7 @@ impl Uploads {
 
     /// Publishes a tus upload whose every byte is committed: exactly the committed appends,
     /// whose SHA1 was computed as they arrived.
-    async fn tus_finish(&self, user: &User, record: TusRecord, holder: &str) -> Result<TusRecord> {
+    async fn tus_finish(&self, user: &User, record: TusUpload, holder: &str) -> Result<TusUpload> {
         let (sha, last) = TusState::split(&record.hash_state)?;
         let sha1 = Sha1Hex::from_digest(&sha.finalize());
         let key = self
@@ -351,7 +400,7 @@ impl Uploads {
         let name = FileName::parse(&record.file_name)?;
         let file = NewUserFile::new(user.id, sha1, name, record.offset, now_millis());
         let file = self.files.publish(key, &file).await?;
-        let progress = TusProgress {
+        let progress = StreamProgress {
             offset: record.offset,
             length: record.length,
             hash_state: record.hash_state.clone(),
@@ -360,14 +409,14 @@ impl Uploads {
         };
         if !self
             .sessions
-            .tus_update(&record.id, record.offset, holder, &progress)
+            .append(&record.id, record.offset, holder, &progress)
             .await?
         {
             return Err(Error::OffsetMismatch {
                 expected: record.offset,
             });
         }
-        Ok(TusRecord {
+        Ok(TusUpload {
             file_id: progress.file_id,
             expires_at: progress.expires_at,
             ..record
@@ -383,7 +432,7 @@ impl Uploads {
         header: String,
         metadata: String,
         name: FileName,
-    ) -> Result<TusRecord> {
+    ) -> Result<TusUpload> {
         if parts.is_empty() {
             return Err(Error::invalid("Upload-Concat", "names no partial uploads"));
         }
@@ -457,7 +506,7 @@ impl Uploads {
         }
         let file = result?;
         let now = now_millis();
-        let record = TusRecord {
+        let record = TusUpload {
             id: UploadId::generate(),
             owner: user.id,
             file_name: name.as_str().to_owned(),
@@ -470,42 +519,19 @@ impl Uploads {
             file_id: Some(file.id),
             concat: header,
         };
-        self.sessions.tus_create(&record).await?;
+        self.sessions.create_or_resume(&record.to_record()).await?;
         for id in parts {
             if let Err(e) = self.blobs.stage_abort(&staging(id)).await {
                 tracing::warn!(error = %e, upload = %id, "could not drop a partial upload");
             }
-            self.sessions.tus_delete(id).await?;
+            self.sessions.delete(id).await?;
         }
         Ok(record)
     }
 
-    /// Drops a tus upload and its staged bytes (`DELETE`, termination).
+    /// Drops a tus upload and its staged bytes (`DELETE`, termination): the sessions' abort.
     pub async fn tus_terminate(&self, user: &User, id: &UploadId) -> Result<()> {
-        let record = self.tus_status(user, id).await?;
-        if record.file_id.is_none() {
-            self.blobs.stage_abort(&staging(id)).await?;
-        }
-        self.sessions.tus_delete(id).await?;
-        Ok(())
-    }
-
-    pub(super) async fn expire_tus(&self) -> Result<usize> {
-        let mut n = 0;
-        loop {
-            let expired = self.sessions.tus_expired(now_millis(), 100).await?;
-            if expired.is_empty() {
-                return Ok(n);
-            }
-            for t in expired {
-                if t.file_id.is_none() {
-                    if let Err(e) = self.blobs.stage_abort(&staging(&t.id)).await {
-                        tracing::warn!(error = %e, upload = %t.id, "could not drop staged bytes");
-                    }
-                }
-                self.sessions.tus_delete(&t.id).await?;
-                n += 1;
-            }
-        }
+        self.tus_status(user, id).await?;
+        self.abort_upload(user, id).await
     }
 }

@@ -350,7 +350,7 @@ impl Model {
         };
         let t = &mut self.tus[ti];
         let mut tx = WORLD.meta.db().begin().await.unwrap();
-        sqlx::query("UPDATE tus_uploads SET expires_at = 0 WHERE id = ?")
+        sqlx::query("UPDATE uploads SET expires_at = 0 WHERE id = ?")
             .bind(t.id.as_str())
             .execute(&mut *tx)
             .await

@@ -5,8 +5,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine as _;
-use chunkvault_engine::sessions::TusRecord;
-use chunkvault_engine::uploads::tus::{TusConcat, TusCreate};
+use chunkvault_engine::uploads::tus::{TusConcat, TusCreate, TusUpload};
 use chunkvault_engine::{ByteStream, Checksum, Error as EngineError, UploadId, User};
 use warp::filters::BoxedFilter;
 use warp::http::{header, HeaderMap, HeaderValue, Method, Response as HttpResponse, StatusCode};
@@ -194,7 +193,7 @@ async fn route(
     }
 }
 
-fn upload_headers(resp: &mut Response, t: &TusRecord) {
+fn upload_headers(resp: &mut Response, t: &TusUpload) {
     let hs = resp.headers_mut();
     hs.insert("upload-offset", HeaderValue::from(t.offset));
     match t.length {
