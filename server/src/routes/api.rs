@@ -14,8 +14,8 @@ use warp::Filter;
 use super::params::{read_limited, MAX_FORM_BYTES};
 use super::uploads::FileView;
 use super::{
-    authenticate, authorization, body_stream, download, timestamp, token, with_drained_body,
-    with_state, Params, State,
+    authorization, body_stream, caller, download, query_params, timestamp, token,
+    with_drained_body, with_state, Caller, State,
 };
 use crate::error::{ok, ok_with_status, reply, ApiError};
 use crate::ops::ClientAddr;
@@ -26,7 +26,7 @@ pub const MAX_LIMIT: u64 = 1000;
 
 /// The account and sign-in tokens (the account role).
 pub fn account_routes(state: State) -> BoxedFilter<(Response,)> {
-    let auth = || with_state(state.clone()).and(authorization()).and(query());
+    let auth = || caller(state.clone(), query_params());
     let signup = warp::path!("api" / "account")
         .and(warp::post())
         .and(with_state(state.clone()))
@@ -46,6 +46,7 @@ pub fn account_routes(state: State) -> BoxedFilter<(Response,)> {
     let signout = warp::path!("api" / "sessions" / "current")
         .and(warp::delete())
         .and(auth())
+        .and(authorization())
         .then(signout);
     signup
         .or(account)
@@ -62,9 +63,7 @@ pub fn account_routes(state: State) -> BoxedFilter<(Response,)> {
 pub fn upload_routes(state: State) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "files")
         .and(warp::post())
-        .and(with_state(state))
-        .and(authorization())
-        .and(query())
+        .and(caller(state, query_params()))
         .and(body_stream())
         .then(upload)
         .map(reply)
@@ -73,7 +72,7 @@ pub fn upload_routes(state: State) -> BoxedFilter<(Response,)> {
 
 /// What is stored: list, one file, rename, delete, content, links (the download role).
 pub fn file_routes(state: State) -> BoxedFilter<(Response,)> {
-    let auth = || with_state(state.clone()).and(authorization()).and(query());
+    let auth = || caller(state.clone(), query_params());
     let list = warp::path!("api" / "files")
         .and(warp::get())
         .and(auth())
@@ -136,14 +135,6 @@ fn client() -> impl Filter<Extract = (String,), Error = std::convert::Infallible
         .map(|c: Option<ClientAddr>| c.map_or_else(|| "unknown".to_owned(), |c| c.0.to_string()))
 }
 
-/// Query parameters only: bodies here are JSON.
-fn query() -> impl Filter<Extract = (Params,), Error = std::convert::Infallible> + Clone {
-    warp::query::raw()
-        .or(warp::any().map(String::new))
-        .unify()
-        .map(|q: String| Params::from_query(&q))
-}
-
 /// A JSON body of type `T`, with what was expected in the error.
 fn parse_json<T: DeserializeOwned>(
     body: Result<Vec<u8>, ApiError>,
@@ -203,8 +194,8 @@ async fn signup(
     ))
 }
 
-async fn account(state: State, auth: Option<String>, query: Params) -> Result<Response, ApiError> {
-    let user = authenticate(&state, auth.as_deref(), &query).await?;
+async fn account(_state: State, caller: Caller) -> Result<Response, ApiError> {
+    let (user, _) = caller?;
     Ok(ok(AccountView::from(&user)))
 }
 
@@ -229,19 +220,23 @@ async fn signin(
     ))
 }
 
-async fn signout(state: State, auth: Option<String>, query: Params) -> Result<Response, ApiError> {
+async fn signout(
+    state: State,
+    caller: Caller,
+    header: Option<String>,
+) -> Result<Response, ApiError> {
     // Only a live token can be revoked; anything else is a 401 like every other route.
-    authenticate(&state, auth.as_deref(), &query).await?;
+    let (_, query) = caller?;
     state
         .engine
         .accounts()
-        .signout(token(auth.as_deref(), &query)?)
+        .signout(token(header.as_deref(), &query)?)
         .await?;
     Ok(ok(serde_json::Value::Null))
 }
 
-async fn list(state: State, auth: Option<String>, query: Params) -> Result<Response, ApiError> {
-    let user = authenticate(&state, auth.as_deref(), &query).await?;
+async fn list(state: State, caller: Caller) -> Result<Response, ApiError> {
+    let (user, query) = caller?;
     let (limit, offset) = query.page(DEFAULT_LIMIT, MAX_LIMIT)?;
     let files = state
         .engine
@@ -252,14 +247,9 @@ async fn list(state: State, auth: Option<String>, query: Params) -> Result<Respo
 }
 
 /// `POST /api/files?name=…`: the body is the file (streamed, hashed on the way in).
-async fn upload(
-    state: State,
-    auth: Option<String>,
-    query: Params,
-    body: ByteStream,
-) -> Result<Response, ApiError> {
+async fn upload(state: State, caller: Caller, body: ByteStream) -> Result<Response, ApiError> {
     with_drained_body(body, super::UPLOAD_DRAIN_LIMIT, |body| async move {
-        let user = authenticate(&state, auth.as_deref(), &query).await?;
+        let (user, query) = caller?;
         let name = query.require("name")?;
         let file = state.engine.uploads().upload(&user, name, body).await?;
         Ok(ok_with_status(StatusCode::CREATED, FileView::from(&file)))
@@ -268,25 +258,15 @@ async fn upload(
 }
 
 /// The caller and their file `id`.
-async fn own_file(
-    state: &State,
-    auth: Option<&str>,
-    query: &Params,
-    id: &str,
-) -> Result<(User, UserFile), ApiError> {
-    let user = authenticate(state, auth, query).await?;
+async fn own_file(state: &State, caller: Caller, id: &str) -> Result<(User, UserFile), ApiError> {
+    let (user, _) = caller?;
     let id = FileId::parse(id)?;
     let file = state.engine.files().file_by_id(&user, &id).await?;
     Ok((user, file))
 }
 
-async fn show(
-    id: String,
-    state: State,
-    auth: Option<String>,
-    query: Params,
-) -> Result<Response, ApiError> {
-    let (_, file) = own_file(&state, auth.as_deref(), &query, &id).await?;
+async fn show(id: String, state: State, caller: Caller) -> Result<Response, ApiError> {
+    let (_, file) = own_file(&state, caller, &id).await?;
     Ok(ok(FileView::from(&file)))
 }
 
@@ -299,23 +279,17 @@ struct Rename {
 async fn rename(
     id: String,
     state: State,
-    auth: Option<String>,
-    query: Params,
+    caller: Caller,
     body: Result<Vec<u8>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let (user, file) = own_file(&state, auth.as_deref(), &query, &id).await?;
+    let (user, file) = own_file(&state, caller, &id).await?;
     let r: Rename = parse_json(body, "{name}")?;
     let renamed = state.engine.files().rename(&user, &file, &r.name).await?;
     Ok(ok(FileView::from(&renamed)))
 }
 
-async fn delete(
-    id: String,
-    state: State,
-    auth: Option<String>,
-    query: Params,
-) -> Result<Response, ApiError> {
-    let (user, file) = own_file(&state, auth.as_deref(), &query, &id).await?;
+async fn delete(id: String, state: State, caller: Caller) -> Result<Response, ApiError> {
+    let (user, file) = own_file(&state, caller, &id).await?;
     state.engine.files().delete(&user, &file).await?;
     Ok(ok(serde_json::Value::Null))
 }
@@ -325,10 +299,9 @@ async fn content(
     head: bool,
     headers: HeaderMap,
     state: State,
-    auth: Option<String>,
-    query: Params,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
-    let (_, file) = own_file(&state, auth.as_deref(), &query, &id).await?;
+    let (_, file) = own_file(&state, caller, &id).await?;
     download::respond(&state, file, &headers, head).await
 }
 
@@ -342,10 +315,9 @@ async fn link(
     id: String,
     host: Option<String>,
     state: State,
-    auth: Option<String>,
-    query: Params,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
-    let (_, file) = own_file(&state, auth.as_deref(), &query, &id).await?;
+    let (_, file) = own_file(&state, caller, &id).await?;
     let link = download::share_link(&state, &file, host.as_deref()).await?;
     Ok(ok_with_status(
         StatusCode::CREATED,

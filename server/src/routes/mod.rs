@@ -151,6 +151,51 @@ pub(crate) fn token<'a>(header: Option<&'a str>, params: &'a Params) -> Result<&
         .ok_or_else(|| EngineError::Unauthenticated.into())
 }
 
+/// Who is calling, with the parameters the token was read from.
+pub(crate) type Caller = Result<(User, Params), ApiError>;
+
+/// Authentication, one filter for every route: the state and the [`Caller`] whose token is in
+/// `Authorization: Bearer …`, else in a `token` parameter of `params` (the query for
+/// ChunkVault's routes; query and form for the classic ones, as the original's clients send
+/// it), with a `username` beside it that must be the token's. It never rejects: a rejection
+/// would let a sibling route answer instead (a 405 where a 401 belongs) and leave a refused
+/// body unread. Handlers apply `?` to the caller, after anything they owe a refused request.
+pub(crate) fn caller<P>(
+    state: State,
+    params: P,
+) -> impl Filter<Extract = (State, Caller), Error = warp::Rejection> + Clone
+where
+    P: Filter<Extract = (Result<Params, ApiError>,), Error = warp::Rejection>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    with_state(state)
+        .and(authorization())
+        .and(params)
+        .then(
+            |state: State, header: Option<String>, params: Result<Params, ApiError>| async move {
+                let caller = match params {
+                    Ok(params) => authenticate(&state, header.as_deref(), &params)
+                        .await
+                        .map(|user| (user, params)),
+                    Err(e) => Err(e),
+                };
+                (state, caller)
+            },
+        )
+        .untuple_one()
+}
+
+/// The query's parameters (ChunkVault's own routes: bodies are JSON or bytes, never forms).
+pub(crate) fn query_params(
+) -> impl Filter<Extract = (Result<Params, ApiError>,), Error = warp::Rejection> + Clone {
+    warp::query::raw()
+        .or_else(|_| async { Ok::<_, warp::Rejection>((String::new(),)) })
+        .map(|q: String| Ok(Params::from_query(&q)))
+}
+
 pub(crate) async fn authenticate(
     state: &AppState,
     header: Option<&str>,

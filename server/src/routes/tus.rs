@@ -6,14 +6,14 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine as _;
 use chunkvault_engine::uploads::tus::{TusConcat, TusCreate, TusUpload};
-use chunkvault_engine::{ByteStream, Checksum, Error as EngineError, UploadId, User};
+use chunkvault_engine::{ByteStream, Checksum, Error as EngineError, UploadId};
 use warp::filters::BoxedFilter;
 use warp::http::{header, HeaderMap, HeaderValue, Method, Response as HttpResponse, StatusCode};
 use warp::hyper::Body;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::{authenticate, body_stream, with_drained_body, with_state, AppState, Params, State};
+use super::{body_stream, caller, with_drained_body, AppState, Caller, Params, State};
 use crate::error::ApiError;
 
 const VERSION: &str = "1.0.0";
@@ -37,15 +37,24 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
         .and(warp::path::tail())
         .and(warp::method())
         .and(warp::header::headers_cloned())
-        .and(with_state(state))
+        .and(caller(state, header_only()))
         .and(body_stream())
         .then(
             |tail: warp::path::Tail,
              method: Method,
              headers: HeaderMap,
              state: State,
+             caller: Caller,
              body: ByteStream| async move {
-                handle(tail.as_str().to_owned(), method, headers, state, body).await
+                handle(
+                    tail.as_str().to_owned(),
+                    method,
+                    headers,
+                    state,
+                    caller,
+                    body,
+                )
+                .await
             },
         )
         .boxed()
@@ -67,6 +76,7 @@ async fn handle(
     method: Method,
     headers: HeaderMap,
     state: State,
+    caller: Caller,
     body: ByteStream,
 ) -> Response {
     // Clients behind proxies that only pass GET/POST send the real method here.
@@ -93,7 +103,7 @@ async fn handle(
             .insert("tus-version", HeaderValue::from_static(VERSION));
         r
     } else {
-        match route(&method, &id, &headers, &state, body).await {
+        match route(&method, &id, &headers, &state, caller, body).await {
             Ok(r) => r,
             Err(e) => error_response(e),
         }
@@ -169,8 +179,10 @@ fn options(state: &AppState) -> Response {
     r
 }
 
-async fn user_of(state: &AppState, headers: &HeaderMap) -> Result<User, ApiError> {
-    authenticate(state, h(headers, "authorization"), &Params::default()).await
+/// tus clients send the token in `Authorization` only: no parameters are read.
+fn header_only(
+) -> impl Filter<Extract = (Result<Params, ApiError>,), Error = warp::Rejection> + Clone {
+    warp::any().and_then(|| async { Ok::<_, warp::Rejection>(Ok(Params::default())) })
 }
 
 async fn route(
@@ -178,17 +190,18 @@ async fn route(
     id: &str,
     headers: &HeaderMap,
     state: &State,
+    caller: Caller,
     body: ByteStream,
 ) -> Result<Response, ApiError> {
     match (method, id.is_empty()) {
         (&Method::POST, true) => {
-            with_drained_body(body, 1 << 20, |b| create(headers, state, b)).await
+            with_drained_body(body, 1 << 20, |b| create(headers, state, caller, b)).await
         }
-        (&Method::HEAD, false) => status(id, headers, state).await,
+        (&Method::HEAD, false) => status(id, state, caller).await,
         (&Method::PATCH, false) => {
-            with_drained_body(body, 1 << 20, |b| patch(id, headers, state, b)).await
+            with_drained_body(body, 1 << 20, |b| patch(id, headers, state, caller, b)).await
         }
-        (&Method::DELETE, false) => terminate(id, headers, state).await,
+        (&Method::DELETE, false) => terminate(id, state, caller).await,
         _ => Err(ApiError::MethodNotAllowed),
     }
 }
@@ -315,9 +328,10 @@ fn has_body(headers: &HeaderMap) -> bool {
 async fn create(
     headers: &HeaderMap,
     state: &State,
+    caller: Caller,
     body: ByteStream,
 ) -> Result<Response, ApiError> {
-    let user = user_of(state, headers).await?;
+    let (user, _) = caller?;
     let concat = match h(headers, "upload-concat") {
         None => TusConcat::None,
         Some(v) => parse_concat(v)?,
@@ -361,8 +375,8 @@ fn upload_id(id: &str) -> Result<UploadId, ApiError> {
     Ok(UploadId::parse(id)?)
 }
 
-async fn status(id: &str, headers: &HeaderMap, state: &State) -> Result<Response, ApiError> {
-    let user = user_of(state, headers).await?;
+async fn status(id: &str, state: &State, caller: Caller) -> Result<Response, ApiError> {
+    let (user, _) = caller?;
     let record = state
         .engine
         .uploads()
@@ -385,9 +399,10 @@ async fn patch(
     id: &str,
     headers: &HeaderMap,
     state: &State,
+    caller: Caller,
     body: ByteStream,
 ) -> Result<Response, ApiError> {
-    let user = user_of(state, headers).await?;
+    let (user, _) = caller?;
     if !h(headers, "content-type").is_some_and(|ct| ct.eq_ignore_ascii_case(OFFSET_STREAM)) {
         return Err(ApiError::UnsupportedMediaType {
             expected: OFFSET_STREAM,
@@ -407,8 +422,8 @@ async fn patch(
     Ok(resp)
 }
 
-async fn terminate(id: &str, headers: &HeaderMap, state: &State) -> Result<Response, ApiError> {
-    let user = user_of(state, headers).await?;
+async fn terminate(id: &str, state: &State, caller: Caller) -> Result<Response, ApiError> {
+    let (user, _) = caller?;
     state
         .engine
         .uploads()

@@ -12,14 +12,11 @@ use warp::reply::Response;
 use warp::Filter;
 
 use super::params::{read_limited, MAX_FORM_BYTES};
-use super::{
-    authenticate, authorization, body_stream, timestamp, with_drained_body, with_state, Params,
-    State,
-};
+use super::{body_stream, caller, query_params, timestamp, with_drained_body, Caller, State};
 use crate::error::{ok, ok_with_status, reply, ApiError};
 
 pub fn routes(state: State) -> BoxedFilter<(Response,)> {
-    let auth = || with_state(state.clone()).and(authorization()).and(query());
+    let auth = || caller(state.clone(), query_params());
     let create = warp::path!("uploads")
         .and(warp::post())
         .and(auth())
@@ -76,14 +73,6 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
         .unify()
         .map(reply)
         .boxed()
-}
-
-/// Query parameters only (bodies here are JSON or part bytes, never forms).
-fn query() -> impl Filter<Extract = (Params,), Error = std::convert::Infallible> + Clone {
-    warp::query::raw()
-        .or(warp::any().map(String::new))
-        .unify()
-        .map(|q: String| Params::from_query(&q))
 }
 
 #[derive(Deserialize)]
@@ -195,12 +184,11 @@ struct ProofBody {
 /// upload session of the same file.
 async fn prove(
     state: State,
-    auth: Option<String>,
-    query: Params,
+    caller: Caller,
     body: Result<Vec<u8>, ApiError>,
 ) -> Result<Response, ApiError> {
     use chunkvault_engine::uploads::proof::Proof;
-    let user = authenticate(&state, auth.as_deref(), &query).await?;
+    let (user, _) = caller?;
     let body: ProofBody = serde_json::from_slice(&body?).map_err(|e| {
         ApiError::bad(
             "body",
@@ -243,11 +231,10 @@ fn session_reply(outcome: InitOutcome) -> Result<Response, ApiError> {
 
 async fn create(
     state: State,
-    auth: Option<String>,
-    query: Params,
+    caller: Caller,
     body: Result<Vec<u8>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let user = authenticate(&state, auth.as_deref(), &query).await?;
+    let (user, _) = caller?;
     let body: CreateBody = serde_json::from_slice(&body?).map_err(|e| {
         ApiError::bad(
             "body",
@@ -260,20 +247,15 @@ async fn create(
     session_reply(state.engine.uploads().init_upload(&user, req).await?)
 }
 
-async fn list(state: State, auth: Option<String>, query: Params) -> Result<Response, ApiError> {
-    let user = authenticate(&state, auth.as_deref(), &query).await?;
+async fn list(state: State, caller: Caller) -> Result<Response, ApiError> {
+    let (user, _) = caller?;
     let all = state.engine.uploads().list_uploads(&user).await?;
     Ok(ok(all.iter().map(SessionView::from).collect::<Vec<_>>()))
 }
 
-async fn status(
-    id: String,
-    state: State,
-    auth: Option<String>,
-    query: Params,
-) -> Result<Response, ApiError> {
+async fn status(id: String, state: State, caller: Caller) -> Result<Response, ApiError> {
     refuse_proof_path(&id)?;
-    let user = authenticate(&state, auth.as_deref(), &query).await?;
+    let (user, _) = caller?;
     let status = state
         .engine
         .uploads()
@@ -344,14 +326,13 @@ async fn put_part(
     id: String,
     n: String,
     state: State,
-    auth: Option<String>,
-    query: Params,
+    caller: Caller,
     md5: Option<String>,
     crc32c: Option<String>,
     body: ByteStream,
 ) -> Result<Response, ApiError> {
     with_drained_body(body, DRAIN_LIMIT, |body| async move {
-        let user = authenticate(&state, auth.as_deref(), &query).await?;
+        let (user, _) = caller?;
         let id = UploadId::parse(&id)?;
         let n = part_number(&n, "part")?;
         let digest = part_digest(md5, crc32c)?;
@@ -365,13 +346,8 @@ async fn put_part(
     .await
 }
 
-async fn complete(
-    id: String,
-    state: State,
-    auth: Option<String>,
-    query: Params,
-) -> Result<Response, ApiError> {
-    let user = authenticate(&state, auth.as_deref(), &query).await?;
+async fn complete(id: String, state: State, caller: Caller) -> Result<Response, ApiError> {
+    let (user, _) = caller?;
     let file = state
         .engine
         .uploads()
@@ -380,14 +356,9 @@ async fn complete(
     Ok(ok_with_status(StatusCode::CREATED, FileView::from(&file)))
 }
 
-async fn abort(
-    id: String,
-    state: State,
-    auth: Option<String>,
-    query: Params,
-) -> Result<Response, ApiError> {
+async fn abort(id: String, state: State, caller: Caller) -> Result<Response, ApiError> {
     refuse_proof_path(&id)?;
-    let user = authenticate(&state, auth.as_deref(), &query).await?;
+    let (user, _) = caller?;
     state
         .engine
         .uploads()

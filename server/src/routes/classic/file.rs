@@ -18,8 +18,8 @@ use super::{
 use crate::error::ApiError;
 use crate::routes::params::params;
 use crate::routes::{
-    authenticate, authorization, body_stream, download, web, with_drained_body, with_state,
-    AppState, Params, State,
+    authenticate, authorization, body_stream, caller, download, web, with_drained_body, with_state,
+    AppState, Caller, Params, State,
 };
 
 /// Default and largest page size of `/file/query`.
@@ -60,12 +60,7 @@ pub fn upload_routes(state: State) -> BoxedFilter<(Response,)> {
 /// Meta, listing, downloads, signed links, rename, delete (the download role).
 pub fn routes(state: State) -> BoxedFilter<(Response,)> {
     let get_or_post = || warp::get().or(warp::post()).unify();
-    let common = || {
-        accept()
-            .and(with_state(state.clone()))
-            .and(authorization())
-            .and(params())
-    };
+    let signed_in = || accept().and(caller(state.clone(), params()));
     let host = || {
         warp::header::optional::<String>("host")
             .or(warp::any().map(|| None))
@@ -74,11 +69,11 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
 
     let meta = warp::path!("file" / "meta")
         .and(get_or_post())
-        .and(common())
+        .and(signed_in())
         .then(meta);
     let query = warp::path!("file" / "query")
         .and(get_or_post())
-        .and(common())
+        .and(signed_in())
         .then(query);
     // HEAD, GET and (as the original accepted any method) POST.
     let head = || {
@@ -92,7 +87,7 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
         .unify()
         .and(head())
         .and(warp::header::headers_cloned())
-        .and(common())
+        .and(signed_in())
         .then(download);
     let signed = warp::path!("file" / "download" / "signed")
         .and(
@@ -108,16 +103,16 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
         .map(crate::error::reply);
     let update = warp::path!("file" / "update")
         .and(warp::post())
-        .and(common())
+        .and(signed_in())
         .then(update);
     let delete = warp::path!("file" / "delete")
         .and(get_or_post())
-        .and(common())
+        .and(signed_in())
         .then(delete);
     let download_url = warp::path!("file" / "downloadurl")
         .and(get_or_post())
         .and(host())
-        .and(common())
+        .and(signed_in())
         .then(download_url);
 
     meta.or(query)
@@ -223,10 +218,9 @@ async fn caller_file(state: &AppState, user: &User, params: &Params) -> Result<U
     Ok(state.engine.files().file(user, &sha1, id.as_ref()).await?)
 }
 
-async fn meta(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
+async fn meta(accept: Accept, state: State, caller: Caller) -> Response {
     let result = async {
-        let params = params?;
-        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let (user, params) = caller?;
         let file = caller_file(&state, &user, &params).await?;
         Ok::<_, ApiError>(json(accept, &file_meta(&state, &file).await?))
     };
@@ -234,10 +228,9 @@ async fn meta(accept: Accept, state: State, auth: Option<String>, params: Params
 }
 
 /// The caller's files, newest first, as a bare array (`limit`, default 20; `offset`).
-async fn query(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
+async fn query(accept: Accept, state: State, caller: Caller) -> Response {
     let result = async {
-        let params = params?;
-        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let (user, params) = caller?;
         let (limit, offset) = params.page(DEFAULT_LIMIT, MAX_LIMIT)?;
         let files = state
             .engine
@@ -258,12 +251,10 @@ async fn download(
     headers: HeaderMap,
     accept: Accept,
     state: State,
-    auth: Option<String>,
-    params: Params_,
+    caller: Caller,
 ) -> Response {
     let result = async {
-        let params = params?;
-        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let (user, params) = caller?;
         let file = caller_file(&state, &user, &params).await?;
         download::respond(&state, file, &headers, head).await
     };
@@ -294,10 +285,9 @@ async fn signed_download(
     download::respond(&state, file, &headers, head).await
 }
 
-async fn update(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
+async fn update(accept: Accept, state: State, caller: Caller) -> Response {
     let result = async {
-        let params = params?;
-        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let (user, params) = caller?;
         let op = params.require("op")?;
         if op != "0" {
             return Err(ApiError::bad("op", "only op=0 (rename) is supported"));
@@ -311,10 +301,9 @@ async fn update(accept: Accept, state: State, auth: Option<String>, params: Para
 }
 
 /// The original answered a deletion with an empty 200.
-async fn delete(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
+async fn delete(accept: Accept, state: State, caller: Caller) -> Response {
     let result = async {
-        let params = params?;
-        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let (user, params) = caller?;
         let file = caller_file(&state, &user, &params).await?;
         state.engine.files().delete(&user, &file).await?;
         Ok::<_, ApiError>(text(""))
@@ -328,12 +317,10 @@ async fn download_url(
     host: Option<String>,
     accept: Accept,
     state: State,
-    auth: Option<String>,
-    params: Params_,
+    caller: Caller,
 ) -> Response {
     let result = async {
-        let params = params?;
-        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let (user, params) = caller?;
         let file = caller_file(&state, &user, &params).await?;
         let link = download::share_link(&state, &file, host.as_deref()).await?;
         Ok::<_, ApiError>(text(link.url))

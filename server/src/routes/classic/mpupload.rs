@@ -15,49 +15,38 @@ use crate::error::ApiError;
 use crate::routes::params::params;
 use crate::routes::uploads::part_number;
 use crate::routes::uploads::ChallengeView;
-use crate::routes::{
-    authenticate, authorization, body_stream, with_drained_body, with_state, Params, State,
-};
+use crate::routes::{body_stream, caller, query_params, with_drained_body, Caller, Params, State};
 use chunkvault_engine::uploads::proof::{Claim, Proof};
-
-type Params_ = Result<Params, ApiError>;
 
 pub fn routes(state: State) -> BoxedFilter<(Response,)> {
     let get_or_post = || warp::get().or(warp::post()).unify();
-    let common = || {
-        accept()
-            .and(with_state(state.clone()))
-            .and(authorization())
-            .and(params())
-    };
+    let signed_in = || accept().and(caller(state.clone(), params()));
     let fast = warp::path!("file" / "fastupload")
         .and(warp::post())
-        .and(common())
+        .and(signed_in())
         .then(fastupload);
     let init = warp::path!("file" / "mpupload" / "init")
         .and(warp::post())
-        .and(common())
+        .and(signed_in())
         .then(init);
     // The part is the raw body, whatever its content type: parameters come from the query only.
     let uppart = warp::path!("file" / "mpupload" / "uppart")
         .and(warp::post().or(warp::put()).unify())
         .and(accept())
-        .and(with_state(state.clone()))
-        .and(authorization())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(caller(state.clone(), query_params()))
         .and(body_stream())
         .then(uppart);
     let complete = warp::path!("file" / "mpupload" / "complete")
         .and(warp::post())
-        .and(common())
+        .and(signed_in())
         .then(complete);
     let cancel = warp::path!("file" / "mpupload" / "cancel")
         .and(warp::post())
-        .and(common())
+        .and(signed_in())
         .then(cancel);
     let status = warp::path!("file" / "mpupload" / "status")
         .and(get_or_post())
-        .and(common())
+        .and(signed_in())
         .then(status);
     fast.or(init)
         .unify()
@@ -120,15 +109,9 @@ async fn fast_linked(
 /// Instant upload: code 0 only when the file is linked to the caller. Content the store does
 /// not hold, a claim that needs a proof of ownership, and a wrong proof all answer the
 /// original's fallback code, so a client that cannot answer the challenge uploads normally.
-async fn fastupload(
-    accept: Accept,
-    state: State,
-    auth: Option<String>,
-    params: Params_,
-) -> Response {
+async fn fastupload(accept: Accept, state: State, caller: Caller) -> Response {
     let result = async {
-        let params = params?;
-        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let (user, params) = caller?;
         let sha1 = Sha1Hex::parse(params.require("filehash")?)?;
         let name = FileName::parse(params.require("filename")?)?;
         // The original's test client sends no size: without one nothing can be claimed.
@@ -223,10 +206,9 @@ fn already_exists(accept: Accept) -> Response {
 }
 
 /// Starts (or resumes: the same caller, content and name) a chunked upload.
-async fn init(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
+async fn init(accept: Accept, state: State, caller: Caller) -> Response {
     let result = async {
-        let params = params?;
-        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let (user, params) = caller?;
         let sha1 = Sha1Hex::parse(params.require("filehash")?)?;
         let size = size_param(&params)?;
         // The seed's init had no file name; default to the hash.
@@ -280,19 +262,12 @@ pub fn chkhash(params: &Params) -> Result<Option<Checksum>, ApiError> {
     }
 }
 
-async fn uppart(
-    accept: Accept,
-    state: State,
-    auth: Option<String>,
-    query: String,
-    body: ByteStream,
-) -> Response {
+async fn uppart(accept: Accept, state: State, caller: Caller, body: ByteStream) -> Response {
     let result = with_drained_body(
         body,
         chunkvault_engine::uploads::MAX_CHUNK_SIZE + 1,
         |body| async move {
-            let params = Params::from_query(&query);
-            let user = authenticate(&state, auth.as_deref(), &params).await?;
+            let (user, params) = caller?;
             let id = UploadId::parse(params.require("uploadid")?)?;
             let n = part_number(params.require("index")?, "index")?;
             let digest = chkhash(&params)?;
@@ -308,10 +283,9 @@ async fn uppart(
     reply(accept, result)
 }
 
-async fn complete(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
+async fn complete(accept: Accept, state: State, caller: Caller) -> Response {
     let result = async {
-        let params = params?;
-        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let (user, params) = caller?;
         let id = UploadId::parse(params.require("uploadid")?)?;
         let file = state.engine.uploads().complete_upload(&user, &id).await?;
         if let Some(name) = params
@@ -327,10 +301,9 @@ async fn complete(accept: Accept, state: State, auth: Option<String>, params: Pa
 
 /// Cancels by `uploadid`, or (as the original's 2020 edition) every unfinished upload of the
 /// caller's with content `filehash`.
-async fn cancel(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
+async fn cancel(accept: Accept, state: State, caller: Caller) -> Response {
     let result = async {
-        let params = params?;
-        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let (user, params) = caller?;
         if let Some(id) = params.get("uploadid").filter(|i| !i.is_empty()) {
             state
                 .engine
@@ -369,10 +342,9 @@ struct MpStatus {
 }
 
 /// Not in the original (only a stub there): the parts received and missing.
-async fn status(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
+async fn status(accept: Accept, state: State, caller: Caller) -> Response {
     let result = async {
-        let params = params?;
-        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let (user, params) = caller?;
         let id = UploadId::parse(params.require("uploadid")?)?;
         let status = state.engine.uploads().upload_status(&user, &id).await?;
         let missing = (1..=status.session.chunk_count)

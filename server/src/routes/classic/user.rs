@@ -9,7 +9,7 @@ use super::{accept, go_time, redirect, reply, resp_ok, text, Accept, HOME_PAGE, 
 use crate::error::ApiError;
 use crate::ops::ClientAddr;
 use crate::routes::params::params;
-use crate::routes::{authenticate, authorization, token, web, with_state, Params, State};
+use crate::routes::{authorization, caller, token, web, with_state, Caller, Params, State};
 
 pub fn routes(state: State) -> BoxedFilter<(Response,)> {
     let common = || {
@@ -18,6 +18,7 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
             .and(authorization())
             .and(params())
     };
+    let signed_in = || accept().and(caller(state.clone(), params()));
     let client = || {
         warp::ext::optional::<ClientAddr>().map(|c: Option<ClientAddr>| {
             c.map_or_else(|| "unknown".to_owned(), |c| c.0.to_string())
@@ -48,11 +49,12 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
         .then(signin);
     let info = warp::path!("user" / "info")
         .and(warp::get().or(warp::post()).unify())
-        .and(common())
+        .and(signed_in())
         .then(info);
     let signout = warp::path!("user" / "signout")
         .and(warp::post())
-        .and(common())
+        .and(signed_in())
+        .and(authorization())
         .then(signout);
     signup_page
         .or(signin_page)
@@ -142,10 +144,9 @@ struct Info {
     status: u8,
 }
 
-async fn info(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
+async fn info(accept: Accept, _state: State, caller: Caller) -> Response {
     let result = async {
-        let params = params?;
-        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let (user, _) = caller?;
         Ok::<_, ApiError>(resp_ok(
             accept,
             Info {
@@ -168,15 +169,14 @@ struct SignedOut {
 }
 
 /// Not in the original (its tokens never ended): revokes the token used.
-async fn signout(accept: Accept, state: State, auth: Option<String>, params: Params_) -> Response {
+async fn signout(accept: Accept, state: State, caller: Caller, header: Option<String>) -> Response {
     let result = async {
-        let params = params?;
         // Only a live token can be revoked; anything else is a 401 like every other route.
-        let user = authenticate(&state, auth.as_deref(), &params).await?;
+        let (user, params) = caller?;
         state
             .engine
             .accounts()
-            .signout(token(auth.as_deref(), &params)?)
+            .signout(token(header.as_deref(), &params)?)
             .await?;
         Ok::<_, ApiError>(resp_ok(
             accept,
