@@ -22,6 +22,16 @@ pub struct ServerError {
     pub code: u64,
     pub msg: String,
     pub data: Value,
+    /// How long the server asked to wait (`Retry-After` in seconds, on 503 and 429).
+    pub retry_after: Option<std::time::Duration>,
+}
+
+/// An answer that is not ChunkVault's JSON envelope: another server, or a wrong URL.
+#[derive(Debug, thiserror::Error)]
+#[error("{url}: {status}, not a ChunkVault answer")]
+pub struct NotChunkVault {
+    pub url: String,
+    pub status: reqwest::StatusCode,
 }
 
 impl ServerError {
@@ -42,6 +52,41 @@ fn config_dir(args: &ClientArgs) -> anyhow::Result<PathBuf> {
     }
     let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("set --config-dir (no HOME)"))?;
     Ok(PathBuf::from(home).join(".config").join("chunkvault"))
+}
+
+/// What `login` saved: server, username and token.
+pub struct Saved {
+    pub server: Option<String>,
+    pub username: Option<String>,
+    pub token: Option<String>,
+}
+
+/// The saved sign-in, if there is one.
+pub async fn saved(args: &ClientArgs) -> anyhow::Result<Option<Saved>> {
+    let path = config_dir(args)?.join("credentials.json");
+    let text = match tokio::fs::read_to_string(&path).await {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let v: Value =
+        serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+    let field = |k: &str| v[k].as_str().map(str::to_owned);
+    Ok(Some(Saved {
+        server: field("server"),
+        username: field("username"),
+        token: field("token"),
+    }))
+}
+
+/// Forgets the saved sign-in; `false` if there was none.
+pub async fn remove_credentials(args: &ClientArgs) -> anyhow::Result<bool> {
+    let path = config_dir(args)?.join("credentials.json");
+    match tokio::fs::remove_file(&path).await {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+    }
 }
 
 pub async fn save_credentials(
@@ -91,22 +136,16 @@ impl Api {
 
     /// The server and token saved by `login` (`--server` overrides the server).
     pub async fn from_saved(args: &ClientArgs) -> anyhow::Result<Self> {
-        let path = config_dir(args)?.join("credentials.json");
-        let text = tokio::fs::read_to_string(&path).await.with_context(|| {
-            format!(
-                "no saved login in {} (run `chunkvault login`)",
-                path.display()
-            )
-        })?;
-        let saved: Value =
-            serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
-        let server = args
-            .server
-            .clone()
-            .or_else(|| saved["server"].as_str().map(str::to_owned));
+        let Some(saved) = saved(args).await? else {
+            bail!(
+                "not signed in: run `chunkvault login --server URL -u NAME` first (looked in {})",
+                config_dir(args)?.join("credentials.json").display()
+            );
+        };
+        let server = args.server.clone().or(saved.server);
         let mut api =
             Api::anonymous(&server.ok_or_else(|| anyhow!("no server saved; pass --server"))?)?;
-        api.token = saved["token"].as_str().map(str::to_owned);
+        api.token = saved.token;
         Ok(api)
     }
 
@@ -125,10 +164,17 @@ impl Api {
     ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
         let resp = req.send().await?;
         let status = resp.status();
-        let body: Value = resp
-            .json()
-            .await
-            .with_context(|| format!("{status}: not a JSON answer"))?;
+        let url = resp.url().to_string();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(std::time::Duration::from_secs);
+        let body: Value = match resp.json().await {
+            Ok(v @ Value::Object(_)) => v,
+            _ => return Err(NotChunkVault { url, status }.into()),
+        };
         if status.is_success() && body["code"] == 0 {
             return Ok((status, body["data"].clone()));
         }
@@ -137,6 +183,7 @@ impl Api {
             code: body["code"].as_u64().unwrap_or_default(),
             msg: body["msg"].as_str().unwrap_or_default().to_owned(),
             data: body["data"].clone(),
+            retry_after,
         }
         .into())
     }
@@ -172,28 +219,46 @@ impl Api {
         }
     }
 
-    /// A file by id, SHA1 (40 hex characters; the newest file with that content) or exact name.
+    /// A file by id (as `ls` shows it), SHA1 (40 hex characters) or exact name. A SHA1 or a
+    /// name that fits several files is refused, naming them: nothing is done to a file the
+    /// user did not pick.
     pub async fn resolve(&self, file: &str) -> anyhow::Result<Value> {
         let is_sha1 = file.len() == 40 && file.bytes().all(|b| b.is_ascii_hexdigit());
         let all = self.list_files().await?;
         if let Some(f) = all.iter().find(|f| f["id"].as_str() == Some(file)) {
             return Ok(f.clone());
         }
-        if is_sha1 {
+        let (what, mut matches): (String, Vec<Value>) = if is_sha1 {
             let sha1 = file.to_ascii_lowercase();
-            return all
+            let m = all
                 .into_iter()
-                .find(|f| f["sha1"].as_str() == Some(sha1.as_str()))
-                .ok_or_else(|| anyhow!("no file with sha1 {sha1}"));
-        }
-        let mut matches: Vec<Value> = all
-            .into_iter()
-            .filter(|f| f["name"].as_str() == Some(file))
-            .collect();
+                .filter(|f| f["sha1"].as_str() == Some(sha1.as_str()))
+                .collect();
+            (format!("with sha1 {sha1}"), m)
+        } else {
+            let m = all
+                .into_iter()
+                .filter(|f| f["name"].as_str() == Some(file))
+                .collect();
+            (format!("named {file:?}"), m)
+        };
         match matches.len() {
-            0 => bail!("no file named {file:?}"),
+            0 => bail!("no file {what} (`chunkvault ls` lists your files)"),
             1 => Ok(matches.remove(0)),
-            n => bail!("{n} files are named {file:?}; use the SHA1"),
+            n => {
+                let list: Vec<String> = matches
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "  {}  {}  {}",
+                            f["id"].as_str().unwrap_or_default(),
+                            f["uploaded_at"].as_str().unwrap_or_default(),
+                            f["name"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                bail!("{n} files {what}; name one by its id:\n{}", list.join("\n"))
+            }
         }
     }
 }

@@ -25,6 +25,12 @@ pub async fn run(api: &Api, args: &DownloadArgs) -> anyhow::Result<()> {
     let name = file["name"].as_str().ok_or_else(|| anyhow!("no name"))?;
     // The server validated the name (no separators, no `..`), so it is a plain file name here.
     let out = args.output.clone().unwrap_or_else(|| PathBuf::from(name));
+    if !args.force && tokio::fs::symlink_metadata(&out).await.is_ok() {
+        bail!(
+            "{} exists: pass --force to replace it, or -o to write elsewhere",
+            out.display()
+        );
+    }
     let mut part = out.clone().into_os_string();
     part.push(".part");
     let part = PathBuf::from(part);
@@ -35,7 +41,11 @@ pub async fn run(api: &Api, args: &DownloadArgs) -> anyhow::Result<()> {
             tokio::fs::rename(&part, &out)
                 .await
                 .with_context(|| format!("renaming to {}", out.display()))?;
-            eprintln!("{}: {size} bytes, sha1 verified", out.display());
+            eprintln!(
+                "{}: {}, sha1 verified",
+                out.display(),
+                crate::files::human(size)
+            );
             return Ok(());
         }
         // A stale or damaged partial file: start over once.

@@ -1,10 +1,13 @@
-//! The `chunkvault` program's client: login, upload, download, ls, mv, rm. They speak the
+//! The `chunkvault` program's client: login, logout, whoami, upload, uploads, download, ls,
+//! mv, rm, share. They speak the
 //! server's own API (`/api/*`, `/uploads`) over HTTP, like any other client; the server library
 //! knows nothing of them. Also `migrate`, the admin command with a progress bar.
 #![forbid(unsafe_code)]
 
 mod client;
 mod download;
+pub mod explain;
+mod files;
 pub mod migrate;
 mod upload;
 
@@ -31,14 +34,42 @@ pub struct ClientArgs {
 pub struct LoginArgs {
     #[command(flatten)]
     pub client: ClientArgs,
+    /// Your user name.
     #[arg(long, short)]
     pub username: String,
     /// [default: asked for on the terminal]
     #[arg(long, env = "CHUNKVAULT_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
-    /// Create the account first.
+    /// Create the account first (if it exists already, just sign in).
     #[arg(long)]
     pub signup: bool,
+}
+
+/// Commands that need only the saved sign-in.
+#[derive(Debug, Clone, Args)]
+pub struct SignedInArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UploadsArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Cancel this unfinished upload (its id, as listed), dropping what it sent; repeatable.
+    #[arg(long, value_name = "ID")]
+    pub cancel: Vec<String>,
+    /// Cancel every unfinished upload.
+    #[arg(long, conflicts_with = "cancel")]
+    pub cancel_all: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ShareArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Id (as `ls` shows it), SHA1 or name of the file.
+    pub file: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -78,11 +109,14 @@ pub enum PartCheck {
 pub struct DownloadArgs {
     #[command(flatten)]
     pub client: ClientArgs,
-    /// SHA1 of the file, or its name.
+    /// Id (as `ls` shows it), SHA1 or name of the file.
     pub file: String,
     /// Where to write it [default: the file's name in the current directory]
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// Replace the output file if it exists.
+    #[arg(long, short)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -95,8 +129,9 @@ pub struct LsArgs {
 pub struct MvArgs {
     #[command(flatten)]
     pub client: ClientArgs,
-    /// SHA1 or current name.
+    /// Id (as `ls` shows it), SHA1 or current name.
     pub file: String,
+    /// The new name.
     pub new_name: String,
 }
 
@@ -104,17 +139,16 @@ pub struct MvArgs {
 pub struct RmArgs {
     #[command(flatten)]
     pub client: ClientArgs,
-    /// SHA1s or names.
+    /// Ids (as `ls` shows them), SHA1s or names.
     #[arg(required = true)]
     pub files: Vec<String>,
 }
 
 pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
-    let server = args
-        .client
-        .server
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("--server is required for login"))?;
+    let saved_server = client::saved(&args.client).await?.and_then(|s| s.server);
+    let server = args.client.server.clone().or(saved_server).ok_or_else(|| {
+        anyhow::anyhow!("which server? pass --server URL (it is remembered after the first login)")
+    })?;
     let password = match args.password {
         Some(p) => p,
         None => tokio::task::spawn_blocking(|| rpassword::prompt_password("password: ")).await??,
@@ -122,12 +156,24 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
     let api = Api::anonymous(&server)?;
     let credentials = serde_json::json!({ "username": args.username, "password": password });
     if args.signup {
-        api.call(
-            reqwest::Method::POST,
-            "/api/account",
-            Some(credentials.clone()),
-        )
-        .await?;
+        match api
+            .call(
+                reqwest::Method::POST,
+                "/api/account",
+                Some(credentials.clone()),
+            )
+            .await
+        {
+            Ok(_) => eprintln!("created the account {}", args.username),
+            Err(e)
+                if e.downcast_ref::<client::ServerError>().is_some_and(|s| {
+                    s.code == u64::from(chunkvault_api::codes::USERNAME_TAKEN)
+                }) =>
+            {
+                eprintln!("the account {} exists already: signing in", args.username)
+            }
+            Err(e) => return Err(e),
+        }
     }
     let data = api
         .call(reqwest::Method::POST, "/api/sessions", Some(credentials))
@@ -140,10 +186,56 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Revokes the saved token on the server and forgets it here.
+pub async fn logout(args: SignedInArgs) -> anyhow::Result<()> {
+    let Some(saved) = client::saved(&args.client).await? else {
+        eprintln!("not signed in");
+        return Ok(());
+    };
+    let api = Api::from_saved(&args.client).await?;
+    match api
+        .call(reqwest::Method::DELETE, "/api/sessions/current", None)
+        .await
+    {
+        Ok(_) => {}
+        // Already expired or revoked: forgetting it is all that is left to do.
+        Err(e)
+            if e.downcast_ref::<client::ServerError>()
+                .is_some_and(|s| s.status == 401) => {}
+        Err(e) => return Err(e),
+    }
+    client::remove_credentials(&args.client).await?;
+    eprintln!(
+        "signed out{}",
+        saved.username.map(|u| format!(" {u}")).unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// Who the saved token signs in as, and where.
+pub async fn whoami(args: SignedInArgs) -> anyhow::Result<()> {
+    let api = Api::from_saved(&args.client).await?;
+    let me = api.call(reqwest::Method::GET, "/api/account", None).await?;
+    files::line(&format!(
+        "{} on {}",
+        me["username"].as_str().unwrap_or_default(),
+        api.base
+    ))
+}
+
+/// Uploads; Ctrl-C stops with how to go on (the parts sent are kept on the server).
 pub async fn upload(args: UploadArgs) -> anyhow::Result<()> {
     let api = Api::from_saved(&args.client).await?;
-    upload::run(&api, &args).await
+    tokio::select! {
+        res = upload::run(&api, &args) => res,
+        _ = tokio::signal::ctrl_c() => Err(Interrupted.into()),
+    }
 }
+
+/// Ctrl-C during an upload.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted: run the same command again to resume (what was sent is kept on the server; `chunkvault uploads` lists it)")]
+pub struct Interrupted;
 
 pub async fn download(args: DownloadArgs) -> anyhow::Result<()> {
     let api = Api::from_saved(&args.client).await?;
@@ -152,40 +244,27 @@ pub async fn download(args: DownloadArgs) -> anyhow::Result<()> {
 
 pub async fn ls(args: LsArgs) -> anyhow::Result<()> {
     let api = Api::from_saved(&args.client).await?;
-    for f in api.list_files().await? {
-        println!(
-            "{}  {:>14}  {}  {}",
-            f["sha1"].as_str().unwrap_or_default(),
-            f["size"].as_u64().unwrap_or_default(),
-            f["uploaded_at"].as_str().unwrap_or_default(),
-            f["name"].as_str().unwrap_or_default()
-        );
-    }
-    Ok(())
+    files::ls(&api).await
 }
 
 pub async fn mv(args: MvArgs) -> anyhow::Result<()> {
     let api = Api::from_saved(&args.client).await?;
-    let file = api.resolve(&args.file).await?;
-    let id = file["id"].as_str().unwrap_or_default();
-    api.call(
-        reqwest::Method::PATCH,
-        &format!("/api/files/{id}"),
-        Some(serde_json::json!({ "name": args.new_name })),
-    )
-    .await?;
-    Ok(())
+    files::mv(&api, &args.file, &args.new_name).await
 }
 
 pub async fn rm(args: RmArgs) -> anyhow::Result<()> {
     let api = Api::from_saved(&args.client).await?;
-    for f in &args.files {
-        let file = api.resolve(f).await?;
-        let id = file["id"].as_str().unwrap_or_default();
-        api.call(reqwest::Method::DELETE, &format!("/api/files/{id}"), None)
-            .await?;
-    }
-    Ok(())
+    files::rm(&api, &args.files).await
+}
+
+pub async fn share(args: ShareArgs) -> anyhow::Result<()> {
+    let api = Api::from_saved(&args.client).await?;
+    files::share(&api, &args.file).await
+}
+
+pub async fn uploads(args: UploadsArgs) -> anyhow::Result<()> {
+    let api = Api::from_saved(&args.client).await?;
+    files::uploads(&api, &args).await
 }
 
 /// Exponential backoff with full jitter: 200 ms doubling, at most 10 s.

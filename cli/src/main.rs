@@ -35,16 +35,24 @@ pub enum Command {
     Config(ConfigCommand),
     /// Sign in to a server and remember the token.
     Login(chunkvault_cli::LoginArgs),
+    /// Sign out: revoke the saved token and forget it.
+    Logout(chunkvault_cli::SignedInArgs),
+    /// Show who the saved sign-in is, and on which server.
+    Whoami(chunkvault_cli::SignedInArgs),
     /// Upload files: hash, try instant upload, send missing parts in parallel; resumable.
     Upload(chunkvault_cli::UploadArgs),
-    /// Download a file by SHA1 or name; resumes a partial download, verifies the SHA1.
+    /// List unfinished uploads, or cancel them.
+    Uploads(chunkvault_cli::UploadsArgs),
+    /// Download a file by id, SHA1 or name; resumes a partial download, verifies the SHA1.
     Download(chunkvault_cli::DownloadArgs),
     /// List your files.
     Ls(chunkvault_cli::LsArgs),
     /// Rename a file.
     Mv(chunkvault_cli::MvArgs),
-    /// Delete a file.
+    /// Delete files.
     Rm(chunkvault_cli::RmArgs),
+    /// Print a link anyone can download a file with, until it expires.
+    Share(chunkvault_cli::ShareArgs),
 }
 
 fn main() -> ExitCode {
@@ -108,15 +116,20 @@ fn main() -> ExitCode {
 }
 
 /// The client commands (`login`, `upload`, …).
-/// An argument error as one clear line, not a page of usage; exit status 2.
+/// An argument error on one line, with everything clap says is wrong (the missing arguments
+/// included), without the usage page; exit status 2.
 fn usage_error(e: &clap::Error) -> ExitCode {
     let text = e.render().to_string();
+    let said: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:"))
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        .collect();
+    let said = said.join(" ");
     eprintln!(
         "chunkvault: {}",
-        text.lines()
-            .next()
-            .unwrap_or("invalid arguments")
-            .trim_start_matches("error: ")
+        said.strip_prefix("error: ").unwrap_or(&said)
     );
     ExitCode::from(2)
 }
@@ -139,17 +152,29 @@ fn run_client(command: Command) -> ExitCode {
                 unreachable!("handled by main")
             }
             Command::Login(a) => cli::login(a).await,
+            Command::Logout(a) => cli::logout(a).await,
+            Command::Whoami(a) => cli::whoami(a).await,
             Command::Upload(a) => cli::upload(a).await,
+            Command::Uploads(a) => cli::uploads(a).await,
             Command::Download(a) => cli::download(a).await,
             Command::Ls(a) => cli::ls(a).await,
             Command::Mv(a) => cli::mv(a).await,
             Command::Rm(a) => cli::rm(a).await,
+            Command::Share(a) => cli::share(a).await,
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if cli::explain::is_closed_output(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<cli::Interrupted>().is_some() => {
+            eprintln!("chunkvault: {e}");
+            ExitCode::from(130)
+        }
         Err(e) => {
             eprintln!("chunkvault: {e:#}");
+            if let Some(hint) = cli::explain::hint(&e) {
+                eprintln!("  {hint}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -14,6 +14,7 @@ use serde_json::Value;
 use sha1::Sha1;
 
 use super::client::ServerError;
+use super::files::human;
 use super::{backoff, Api, PartCheck, UploadArgs};
 use chunkvault_api::CRC32C_HEADER;
 
@@ -183,6 +184,9 @@ async fn upload_one(
     let file_bar = bar(mp, size, truncate(&name, 12));
     file_bar.set_position(done);
     total.inc(done);
+    // What was on the server already is not this run's speed.
+    file_bar.reset_eta();
+    total.reset_eta();
 
     let missing: Vec<u32> = (1..=count).filter(|n| !received.contains(n)).collect();
     let limiter = Arc::new(RateLimiter::new(args.limit_rate));
@@ -195,7 +199,7 @@ async fn upload_one(
                 let len = chunk.min(size - offset);
                 let (bytes, digest) = read_part(path, offset, len, args.part_check).await?;
                 limiter.wait(len).await;
-                send_part(api, &id, n, bytes, digest, args.retries).await?;
+                send_part(api, &id, n, bytes, digest, args.retries, &file_bar).await?;
                 file_bar.inc(len);
                 total.inc(len);
                 anyhow::Ok(())
@@ -214,26 +218,61 @@ async fn upload_one(
             Ok((_, file)) => break file,
             Err(e) if retryable(&e) && attempt + 1 < args.retries => {
                 attempt += 1;
-                tokio::time::sleep(backoff(attempt)).await;
+                let wait = retry_wait(&e, attempt);
+                mp.suspend(|| {
+                    eprintln!(
+                        "{name}: completing: {}; retrying in {:.1} s (try {} of {})",
+                        short(&e),
+                        wait.as_secs_f64(),
+                        attempt + 1,
+                        args.retries
+                    )
+                });
+                tokio::time::sleep(wait).await;
             }
             Err(e) => return Err(e),
         }
     };
     file_bar.finish();
     let upload_time = upload_start.elapsed();
-    let mib = |bytes: u64, t: Duration| bytes as f64 / (1 << 20) as f64 / t.as_secs_f64().max(1e-9);
     let sent = size - done;
     mp.suspend(|| {
         eprintln!(
-            "{name}: uploaded, sha1 {}; hashed in {:.2} s ({:.0} MiB/s), sent {sent} bytes in {:.2} s ({:.0} MiB/s)",
+            "{name}: uploaded, sha1 {}; hashed {} {}, sent {} {}",
             file["sha1"].as_str().unwrap_or_default(),
-            hash_time.as_secs_f64(),
-            mib(size, hash_time),
-            upload_time.as_secs_f64(),
-            mib(sent, upload_time),
+            human(size),
+            took(size, hash_time),
+            human(sent),
+            took(sent, upload_time),
         )
     });
     Ok(())
+}
+
+/// `in 2.1 s (142.9 MiB/s)`; a speed only when there was time to measure one.
+fn took(bytes: u64, t: Duration) -> String {
+    if t < Duration::from_millis(50) {
+        return format!("in {:.2} s", t.as_secs_f64());
+    }
+    let per_sec = (bytes as f64 / t.as_secs_f64()) as u64;
+    format!("in {:.1} s ({}/s)", t.as_secs_f64(), human(per_sec))
+}
+
+/// How long to wait before try `attempt + 1`: what the server asked (`Retry-After`, at most a
+/// minute), else exponential backoff.
+fn retry_wait(e: &anyhow::Error, attempt: u32) -> Duration {
+    e.downcast_ref::<ServerError>()
+        .and_then(|s| s.retry_after)
+        .map(|d| d.min(Duration::from_secs(60)))
+        .unwrap_or_else(|| backoff(attempt))
+}
+
+/// An error in a few words, for a retry notice.
+fn short(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<ServerError>() {
+        Some(s) => format!("{} {}", s.status, s.msg),
+        None => format!("{e}"),
+    }
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -291,6 +330,7 @@ async fn send_part(
     bytes: bytes::Bytes,
     digest: PartHeader,
     tries: u32,
+    bar: &ProgressBar,
 ) -> anyhow::Result<Value> {
     let mut attempt = 0;
     loop {
@@ -305,7 +345,16 @@ async fn send_part(
             Ok((_, v)) => return Ok(v),
             Err(e) if retryable(&e) && attempt + 1 < tries => {
                 attempt += 1;
-                tokio::time::sleep(backoff(attempt)).await;
+                let wait = retry_wait(&e, attempt);
+                bar.suspend(|| {
+                    eprintln!(
+                        "part {n}: {}; retrying in {:.1} s (try {} of {tries})",
+                        short(&e),
+                        wait.as_secs_f64(),
+                        attempt + 1
+                    )
+                });
+                tokio::time::sleep(wait).await;
             }
             Err(e) => return Err(e.context(format!("part {n}"))),
         }

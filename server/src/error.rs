@@ -141,7 +141,23 @@ pub fn ok_with_status<T: Serialize>(status: StatusCode, data: T) -> Response {
         data,
         request_id: None,
     };
-    warp::reply::with_status(warp::reply::json(&body), status).into_response()
+    json_line(&body, status)
+}
+
+/// A JSON body ending in a newline (so `curl` output does not run into the prompt).
+fn json_line<T: Serialize>(body: &T, status: StatusCode) -> Response {
+    let mut bytes = serde_json::to_vec(body).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a reply did not serialise");
+        br#"{"code":15001,"msg":"internal error","data":null}"#.to_vec()
+    });
+    bytes.push(b'\n');
+    let mut resp = Response::new(bytes.into());
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 impl Reply for ApiError {
@@ -172,7 +188,7 @@ impl Reply for ApiError {
             data,
             request_id: crate::ops::REQUEST_ID.try_with(Clone::clone).ok(),
         };
-        let mut resp = warp::reply::with_status(warp::reply::json(&body), status).into_response();
+        let mut resp = json_line(&body, status);
         if let ApiError::Engine(EngineError::RangeNotSatisfiable { size }) = self {
             if let Ok(v) = format!("bytes */{size}").parse() {
                 resp.headers_mut()

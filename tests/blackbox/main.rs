@@ -17,6 +17,7 @@ mod openapi;
 mod ops;
 mod proof;
 mod races;
+mod readme;
 mod restart;
 mod s3;
 #[path = "../../engine/tests/common/mod.rs"]
