@@ -234,7 +234,9 @@ def run_client_1(client, server, path):
                        env=env, check=True, capture_output=True)
         out = subprocess.run([CV, "upload", path, "--parallel", "4", "--chunk-size", "8MiB"] + CLI_FLAGS,
                              env=env, capture_output=True, text=True, check=True)
-        m = re.search(r"hashed in ([\d.]+) s .*sent \d+ bytes in ([\d.]+) s", out.stderr)
+        # "hashed 1.0 GiB in 0.80 s (…), sent 1.0 GiB in 2.13 s (…)" (older builds: "hashed in
+        # 0.80 s (…), sent 1073741824 bytes in 2.13 s"): the two times.
+        m = re.search(r"hashed [^,]*?in ([\d.]+) s.*sent .*?in ([\d.]+) s", out.stderr)
         return float(m.group(2)), float(m.group(1))
     raise ValueError(client)
 

@@ -255,7 +255,7 @@ fn took(bytes: u64, t: Duration) -> String {
         return format!("in {:.2} s", t.as_secs_f64());
     }
     let per_sec = (bytes as f64 / t.as_secs_f64()) as u64;
-    format!("in {:.1} s ({}/s)", t.as_secs_f64(), human(per_sec))
+    format!("in {:.2} s ({}/s)", t.as_secs_f64(), human(per_sec))
 }
 
 /// How long to wait before try `attempt + 1`: what the server asked (`Retry-After`, at most a

@@ -204,7 +204,9 @@ impl SessionStore for MemorySessionStore {
         stream.offset = to.offset;
         stream.length = stream.length.or(to.length);
         stream.hash_state = to.hash_state.clone();
-        stream.file_id = to.file_id.clone();
+        if to.file_id.is_some() {
+            stream.file_id = to.file_id.clone();
+        }
         session.record.expires_at = to.expires_at;
         Ok(true)
     }

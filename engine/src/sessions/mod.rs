@@ -107,10 +107,11 @@ pub enum PartCommit {
     Completing,
 }
 
-/// What a successful append to a stream changes.
+/// What a successful append to a stream changes. `None` leaves a length or file as it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamProgress {
     pub offset: u64,
+    /// Set only if the stream has no length yet.
     pub length: Option<u64>,
     pub hash_state: String,
     pub expires_at: Millis,

@@ -338,21 +338,36 @@ impl SessionStore for SqlSessionStore {
         holder: &str,
         to: &StreamProgress,
     ) -> Result<bool> {
-        let res = sqlx::query(&self.db.q(
-            "UPDATE uploads SET upload_offset = ?, size = COALESCE(size, ?), hash_state = ?, \
-             expires_at = ?, file_id = ? \
-             WHERE id = ? AND layout = 'stream' AND upload_offset = ? AND claim_holder = ?",
-        ))
-        .bind(to.offset as i64)
-        .bind(to.length.map(|l| l as i64))
-        .bind(to.hash_state.as_str())
-        .bind(to.expires_at)
-        .bind(to.file_id.as_ref().map(|f| f.as_str().to_owned()))
-        .bind(id.as_str())
-        .bind(expect_offset as i64)
-        .bind(holder)
-        .execute(&self.db.pool)
-        .await?;
+        // Only the columns that change are set: an append of a known-length upload touches
+        // no index but the expiry's.
+        let mut set = String::from("upload_offset = ?, hash_state = ?, expires_at = ?");
+        if to.length.is_some() {
+            set.push_str(", size = COALESCE(size, ?)");
+        }
+        if to.file_id.is_some() {
+            set.push_str(", file_id = ?");
+        }
+        let sql = format!(
+            "UPDATE uploads SET {set} \
+             WHERE id = ? AND layout = 'stream' AND upload_offset = ? AND claim_holder = ?"
+        );
+        let sql = self.db.q(&sql);
+        let mut q = sqlx::query(&sql)
+            .bind(to.offset as i64)
+            .bind(to.hash_state.as_str())
+            .bind(to.expires_at);
+        if let Some(l) = to.length {
+            q = q.bind(l as i64);
+        }
+        if let Some(f) = &to.file_id {
+            q = q.bind(f.as_str().to_owned());
+        }
+        let res = q
+            .bind(id.as_str())
+            .bind(expect_offset as i64)
+            .bind(holder)
+            .execute(&self.db.pool)
+            .await?;
         Ok(res.rows_affected() == 1)
     }
 

@@ -86,7 +86,8 @@ return 1
 pub(super) const APPEND: &str = r#"
 local v = redis.call('HMGET', KEYS[1], 'layout', 'offset', 'claim_holder', 'length', 'owner')
 if v[1] ~= 'stream' or v[2] ~= ARGV[1] or v[3] ~= ARGV[8] then return 0 end
-redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'hash_state', ARGV[4], 'expires_at', ARGV[5], 'file_id', ARGV[6])
+redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'hash_state', ARGV[4], 'expires_at', ARGV[5])
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'file_id', ARGV[6]) end
 if v[4] == '' then redis.call('HSET', KEYS[1], 'length', ARGV[3]) end
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[7])
 if ARGV[6] ~= '' then redis.call('ZREM', ARGV[9] .. 'o:' .. v[5], ARGV[7]) end

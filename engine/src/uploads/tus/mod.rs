@@ -344,7 +344,9 @@ impl Uploads {
         let new_offset = offset + written;
         let progress = StreamProgress {
             offset: new_offset,
-            length,
+            // Only a length the upload does not have yet is written (the store keeps the
+            // first one it gets; leaving it out keeps its index untouched).
+            length: length.filter(|_| record.length.is_none()),
             hash_state: TusState::join(&sha, &attempt),
             expires_at: self.tus_expiry(),
             file_id: None,
@@ -365,7 +367,7 @@ impl Uploads {
         }
         let record = TusUpload {
             offset: progress.offset,
-            length: progress.length,
+            length,
             hash_state: progress.hash_state,
             expires_at: progress.expires_at,
             file_id: None,
@@ -402,7 +404,7 @@ impl Uploads {
         let file = self.files.publish(key, &file).await?;
         let progress = StreamProgress {
             offset: record.offset,
-            length: record.length,
+            length: None, // set by the append that completed it
             hash_state: record.hash_state.clone(),
             expires_at: self.tus_expiry(),
             file_id: Some(file.id),
