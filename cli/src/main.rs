@@ -215,17 +215,18 @@ async fn worker(args: Box<ServeArgs>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `config check`: validates without connecting to anything, prints the effective settings.
+/// `config check`: validates without connecting to anything, prints the effective settings
+/// as TOML that `--config` accepts (settings not set, and what is only reported, as comments).
 fn config_check(args: &ServeArgs) -> ExitCode {
     for (k, v) in args.effective() {
-        println!("{k} = {v}");
+        println!("{}", toml_setting(k, &v));
     }
     match chunkvault_server::plan_stores(args) {
         Ok(specs) => {
             for s in specs {
-                println!("store {} = {:?}", s.name, s.kind);
+                println!("# store {} = {:?}", s.name, s.kind);
             }
-            println!("configuration is valid");
+            println!("# configuration is valid");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -235,6 +236,26 @@ fn config_check(args: &ServeArgs) -> ExitCode {
     }
 }
 
+/// One effective setting as a TOML line: numbers and booleans bare, stores as an array,
+/// anything else a string; unset (`-`) and the config file's own path as comments.
+fn toml_setting(key: &str, value: &str) -> String {
+    let string = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    if value == "-" || value.is_empty() {
+        return format!("# {key} = (not set)");
+    }
+    if key == "config" {
+        return format!("# read from {}", string(value));
+    }
+    let rendered = if value.parse::<u64>().is_ok() || value == "true" || value == "false" {
+        value.to_owned()
+    } else if key == "store" {
+        let items: Vec<String> = value.split_whitespace().map(string).collect();
+        format!("[{}]", items.join(", "))
+    } else {
+        string(value)
+    };
+    format!("{key} = {rendered}")
+}
 fn init_logging(filter: &str, format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

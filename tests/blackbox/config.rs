@@ -85,3 +85,69 @@ fn unusable_database_is_one_line() {
         "{stderr}"
     );
 }
+
+/// `config check` prints TOML that `--config` takes back (unset settings as comments), and
+/// the example file shipped in `deploy/` passes the check.
+#[test]
+fn config_check_output_is_a_config_file_and_the_example_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_chunkvault"))
+            .args(["config", "check"])
+            .args(args)
+            .env_remove("CHUNKVAULT_CONFIG")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let data = dir.path().to_str().unwrap();
+    let printed = check(&[
+        "--data-dir",
+        data,
+        "--store",
+        "cold=local:/tmp/cold",
+        "--max-file-size",
+        "3GiB",
+        "--token-ttl",
+        "2h",
+    ]);
+    let table: toml::Table = printed
+        .parse()
+        .unwrap_or_else(|e| panic!("not TOML: {e}\n{printed}"));
+    assert_eq!(table["max_file_size"].as_integer(), Some(3 << 30));
+    assert_eq!(table["token_ttl"].as_str(), Some("2h"));
+    assert_eq!(
+        table["store"].as_array().unwrap()[0].as_str(),
+        Some("cold=local:/tmp/cold")
+    );
+    assert!(
+        !table.contains_key("public_url"),
+        "unset settings are comments"
+    );
+    assert!(printed.contains("# configuration is valid"));
+
+    // Fed back as a config file, it gives the same settings.
+    let file = dir.path().join("printed.toml");
+    std::fs::write(&file, &printed).unwrap();
+    let again = check(&["--config", file.to_str().unwrap()]);
+    let strip = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with("# read from") && !l.starts_with("# config ="))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(strip(&again), strip(&printed));
+
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/chunkvault.example.toml"
+    );
+    let shown = check(&["--config", example, "--data-dir", data]);
+    assert!(shown.contains("instant_upload = \"proof\""), "{shown}");
+}

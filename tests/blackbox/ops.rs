@@ -454,7 +454,10 @@ fn config_check_and_config_file() {
         stdout.contains("max_file_size = 2147483648"),
         "flags win: {stdout}"
     );
-    assert!(stdout.contains("routes = upload"), "file applies: {stdout}");
+    assert!(
+        stdout.contains("routes = \"upload\""),
+        "file applies: {stdout}"
+    );
     assert!(stdout.contains("amqp://user:***@mq:5672"), "{stdout}");
     assert!(!stdout.contains("hunter2"), "secret printed: {stdout}");
     assert!(stdout.contains("configuration is valid"));
