@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use chunkvault_cli as cli;
 use chunkvault_server::config::{ConfigCommand, FsckArgs, MigrateArgs, ServeArgs};
@@ -61,7 +61,10 @@ fn main() -> ExitCode {
         eprintln!("chunkvault: {e}");
         return ExitCode::from(2);
     }
-    let cli = match Cli::try_parse() {
+    let cli = match only_the_flags_used()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help, --version
@@ -113,6 +116,62 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `serve` flags that matter only to the HTTP server.
+const HTTP_ONLY: &[&str] = &[
+    "listen",
+    "public_url",
+    "cors_origins",
+    "trusted_proxies",
+    "routes",
+    "header_timeout",
+    "body_timeout",
+    "min_body_rate",
+    "body_rate_grace",
+    "max_file_size",
+    "token_ttl",
+    "download_url_ttl",
+    "upload_ttl",
+    "tus_lock_lease",
+    "sweep_interval",
+    "instant_upload",
+    "max_sessions_per_user",
+    "max_uploads_per_user",
+    "user_quota",
+    "signup_rate",
+    "no_transfer_worker",
+];
+
+/// `serve` flags of the transfer worker (moving blobs to a colder store).
+const TRANSFER_ONLY: &[&str] = &[
+    "transfer_to",
+    "transfer_after",
+    "transfer_attempts",
+    "transfer_backoff",
+    "amqp_url",
+    "amqp_prefix",
+    "shutdown_grace",
+];
+
+/// The command line, with each command's help showing only the flags it uses: `worker`,
+/// `migrate` and `fsck` share `serve`'s flags (so one config file serves them all) and still
+/// accept the others, but do not list them.
+fn only_the_flags_used() -> clap::Command {
+    let hide = |names: &'static [&'static [&'static str]]| {
+        move |mut c: clap::Command| {
+            for group in names {
+                for name in *group {
+                    c = c.mut_arg(*name, |a| a.hide(true));
+                }
+            }
+            c
+        }
+    };
+    Cli::command()
+        .mut_subcommand("worker", hide(&[HTTP_ONLY]))
+        .mut_subcommand("migrate", hide(&[HTTP_ONLY, TRANSFER_ONLY]))
+        .mut_subcommand("fsck", hide(&[HTTP_ONLY, TRANSFER_ONLY]))
 }
 
 /// The client commands (`login`, `upload`, …).

@@ -151,3 +151,51 @@ fn config_check_output_is_a_config_file_and_the_example_passes() {
     let shown = check(&["--config", example, "--data-dir", data]);
     assert!(shown.contains("instant_upload = \"proof\""), "{shown}");
 }
+
+/// `serve --help` groups its flags by concern; `worker`, `migrate` and `fsck` list only the
+/// flags they use (and still accept the others, so one config file serves every command).
+#[test]
+fn each_command_lists_the_flags_it_uses() {
+    let help = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_chunkvault"))
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let serve = help(&["serve"]);
+    for heading in [
+        "Network:",
+        "Storage:",
+        "Uploads and limits:",
+        "Accounts and links:",
+        "Transfers between stores:",
+        "Logging and configuration:",
+    ] {
+        assert!(serve.contains(heading), "serve --help lacks {heading}");
+    }
+    let worker = help(&["worker"]);
+    assert!(worker.contains("--transfer-to") && worker.contains("--database-url"));
+    assert!(!worker.contains("--listen") && !worker.contains("--cors-origins"));
+    for cmd in ["migrate", "fsck"] {
+        let h = help(&[cmd]);
+        assert!(
+            h.contains("--store") && h.contains("--database-url"),
+            "{cmd}"
+        );
+        for hidden in [
+            "--listen",
+            "--cors-origins",
+            "--transfer-to",
+            "--max-file-size",
+        ] {
+            assert!(!h.contains(hidden), "{cmd} --help lists {hidden}");
+        }
+    }
+    // Hidden, not refused.
+    help(&["fsck", "--listen", "127.0.0.1:1"]);
+    let login = help(&["login"]);
+    assert!(login.contains("Your user name"), "{login}");
+}

@@ -15,6 +15,7 @@ use values::{parse_database_url, parse_delay, parse_duration, parse_public_url, 
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
     #[arg(
+        help_heading = "Network",
         long,
         env = "CHUNKVAULT_LISTEN",
         default_value = "127.0.0.1:8080",
@@ -24,6 +25,7 @@ pub struct ServeArgs {
 
     /// Directory for the embedded database and the local blob store.
     #[arg(
+        help_heading = "Storage",
         long,
         env = "CHUNKVAULT_DATA_DIR",
         default_value = "./data",
@@ -32,38 +34,39 @@ pub struct ServeArgs {
     pub data_dir: PathBuf,
 
     /// Metadata database: sqlite://…, mysql://… or postgres://… [default: sqlite://<data-dir>/chunkvault.db]
-    #[arg(long, env = "CHUNKVAULT_DATABASE_URL", value_parser = parse_database_url, value_name = "URL")]
+    #[arg(help_heading = "Storage", long, env = "CHUNKVAULT_DATABASE_URL", value_parser = parse_database_url, value_name = "URL")]
     pub database_url: Option<String>,
 
     /// How long a request waits for a database connection before it fails with 503: a database
     /// that is down or unreachable is reported within this time.
-    #[arg(long, env = "CHUNKVAULT_DATABASE_TIMEOUT", default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(help_heading = "Storage", long, env = "CHUNKVAULT_DATABASE_TIMEOUT", default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub database_timeout: Duration,
 
     /// Largest file accepted (e.g. 500MiB, 64GiB, or bytes).
-    #[arg(long, env = "CHUNKVAULT_MAX_FILE_SIZE", default_value = "64GiB", value_parser = parse_size, value_name = "SIZE")]
+    #[arg(help_heading = "Uploads and limits", long, env = "CHUNKVAULT_MAX_FILE_SIZE", default_value = "64GiB", value_parser = parse_size, value_name = "SIZE")]
     pub max_file_size: u64,
 
     /// How long a sign-in token stays valid (e.g. 7d, 12h).
-    #[arg(long, env = "CHUNKVAULT_TOKEN_TTL", default_value = "7d", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(help_heading = "Accounts and links", long, env = "CHUNKVAULT_TOKEN_TTL", default_value = "7d", value_parser = parse_duration, value_name = "DURATION")]
     pub token_ttl: Duration,
 
     /// How long a signed download URL stays valid.
-    #[arg(long, env = "CHUNKVAULT_DOWNLOAD_URL_TTL", default_value = "1h", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(help_heading = "Accounts and links", long, env = "CHUNKVAULT_DOWNLOAD_URL_TTL", default_value = "1h", value_parser = parse_duration, value_name = "DURATION")]
     pub download_url_ttl: Duration,
 
     /// Base URL clients reach this server at, used in signed download URLs
     /// [default: from the request's Host header].
-    #[arg(long, env = "CHUNKVAULT_PUBLIC_URL", value_parser = parse_public_url, value_name = "URL")]
+    #[arg(help_heading = "Network", long, env = "CHUNKVAULT_PUBLIC_URL", value_parser = parse_public_url, value_name = "URL")]
     pub public_url: Option<String>,
 
     /// Redis for upload sessions (the multi-node backend), e.g. redis://127.0.0.1:6379
     /// [default: sessions live in the metadata database]
-    #[arg(long, env = "CHUNKVAULT_REDIS_URL", value_parser = parse_redis_url, value_name = "URL")]
+    #[arg(help_heading = "Storage", long, env = "CHUNKVAULT_REDIS_URL", value_parser = parse_redis_url, value_name = "URL")]
     pub redis_url: Option<String>,
 
     /// Prefix of every Redis key, so deployments can share a Redis.
     #[arg(
+        help_heading = "Storage",
         long,
         env = "CHUNKVAULT_REDIS_PREFIX",
         default_value = "chunkvault:",
@@ -72,20 +75,21 @@ pub struct ServeArgs {
     pub redis_prefix: String,
 
     /// How long an upload session lives after its last activity.
-    #[arg(long, env = "CHUNKVAULT_UPLOAD_TTL", default_value = "24h", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(help_heading = "Uploads and limits", long, env = "CHUNKVAULT_UPLOAD_TTL", default_value = "24h", value_parser = parse_duration, value_name = "DURATION")]
     pub upload_ttl: Duration,
 
     /// How long one tus PATCH holds its upload's writer lock; a PATCH still sending after that
     /// loses the lock to the next writer and none of its bytes are kept.
-    #[arg(long, env = "CHUNKVAULT_TUS_LOCK_LEASE", default_value = "15m", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(help_heading = "Uploads and limits", long, env = "CHUNKVAULT_TUS_LOCK_LEASE", default_value = "15m", value_parser = parse_duration, value_name = "DURATION")]
     pub tus_lock_lease: Duration,
 
     /// How often expired upload sessions, tokens and unreferenced blobs are swept.
-    #[arg(long, env = "CHUNKVAULT_SWEEP_INTERVAL", default_value = "1m", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(help_heading = "Uploads and limits", long, env = "CHUNKVAULT_SWEEP_INTERVAL", default_value = "1m", value_parser = parse_duration, value_name = "DURATION")]
     pub sweep_interval: Duration,
 
     /// Origins allowed to call the tus endpoint from a browser (comma-separated, or *).
     #[arg(
+        help_heading = "Network",
         long,
         env = "CHUNKVAULT_CORS_ORIGINS",
         default_value = "*",
@@ -95,6 +99,7 @@ pub struct ServeArgs {
 
     /// Log filter (tracing env-filter syntax), e.g. info or chunkvault=debug.
     #[arg(
+        help_heading = "Logging and configuration",
         long,
         env = "CHUNKVAULT_LOG",
         default_value = "info",
@@ -108,6 +113,7 @@ pub struct ServeArgs {
     /// (Parsed at start-up rather than by clap, whose errors would echo a secret someone put
     /// in the URL.)
     #[arg(
+        help_heading = "Storage",
         long = "store",
         env = "CHUNKVAULT_STORES",
         value_delimiter = ' ',
@@ -117,6 +123,7 @@ pub struct ServeArgs {
 
     /// The store new uploads are written to.
     #[arg(
+        help_heading = "Storage",
         long,
         env = "CHUNKVAULT_UPLOAD_STORE",
         default_value = "local",
@@ -126,19 +133,25 @@ pub struct ServeArgs {
 
     /// Declares `--data-dir` a directory every node shares (a network file system), so a
     /// local upload store is safe with several nodes (Redis sessions).
-    #[arg(long, env = "CHUNKVAULT_SHARED_DATA_DIR")]
+    #[arg(help_heading = "Storage", long, env = "CHUNKVAULT_SHARED_DATA_DIR")]
     pub shared_data_dir: bool,
 
     /// Move each new blob to this store, --transfer-after its upload (hot → cold tier).
-    #[arg(long, env = "CHUNKVAULT_TRANSFER_TO", value_name = "NAME")]
+    #[arg(
+        help_heading = "Transfers between stores",
+        long,
+        env = "CHUNKVAULT_TRANSFER_TO",
+        value_name = "NAME"
+    )]
     pub transfer_to: Option<String>,
 
     /// How long new blobs stay in the upload store before they move (0s: at once).
-    #[arg(long, env = "CHUNKVAULT_TRANSFER_AFTER", default_value = "0s", value_parser = parse_delay, value_name = "DURATION")]
+    #[arg(help_heading = "Transfers between stores", long, env = "CHUNKVAULT_TRANSFER_AFTER", default_value = "0s", value_parser = parse_delay, value_name = "DURATION")]
     pub transfer_after: Duration,
 
     /// Failed tries after which a transfer job is dead (dead-letter queue, or marked dead).
     #[arg(
+        help_heading = "Transfers between stores",
         long,
         env = "CHUNKVAULT_TRANSFER_ATTEMPTS",
         default_value_t = 5,
@@ -147,16 +160,22 @@ pub struct ServeArgs {
     pub transfer_attempts: u32,
 
     /// First retry delay of a failed transfer; it doubles with each try (at most 5 minutes).
-    #[arg(long, env = "CHUNKVAULT_TRANSFER_BACKOFF", default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(help_heading = "Transfers between stores", long, env = "CHUNKVAULT_TRANSFER_BACKOFF", default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
     pub transfer_backoff: Duration,
 
     /// RabbitMQ for transfer jobs, `amqp://user:password@host:5672/%2f`; without it the jobs
     /// wait in a table of the metadata database.
-    #[arg(long, env = "CHUNKVAULT_AMQP_URL", value_name = "URL")]
+    #[arg(
+        help_heading = "Transfers between stores",
+        long,
+        env = "CHUNKVAULT_AMQP_URL",
+        value_name = "URL"
+    )]
     pub amqp_url: Option<String>,
 
     /// Prefix of the exchange and queue names this deployment declares.
     #[arg(
+        help_heading = "Transfers between stores",
         long,
         env = "CHUNKVAULT_AMQP_PREFIX",
         default_value = "chunkvault.",
@@ -165,12 +184,16 @@ pub struct ServeArgs {
     pub amqp_prefix: String,
 
     /// Do not run transfer jobs in this process (leave them to `chunkvault worker`).
-    #[arg(long, env = "CHUNKVAULT_NO_TRANSFER_WORKER")]
+    #[arg(
+        help_heading = "Transfers between stores",
+        long,
+        env = "CHUNKVAULT_NO_TRANSFER_WORKER"
+    )]
     pub no_transfer_worker: bool,
 
     /// Instant upload of stored content: `proof` (the client proves it holds the bytes),
     /// `trusted` (a SHA1 and size suffice: only where every user may read every file) or `off`.
-    #[arg(
+    #[arg(help_heading = "Uploads and limits", 
         long,
         env = "CHUNKVAULT_INSTANT_UPLOAD",
         default_value = "proof",
@@ -181,6 +204,7 @@ pub struct ServeArgs {
 
     /// Open upload sessions one user may have at once (429 beyond).
     #[arg(
+        help_heading = "Uploads and limits",
         long,
         env = "CHUNKVAULT_MAX_SESSIONS_PER_USER",
         default_value_t = 100,
@@ -189,7 +213,7 @@ pub struct ServeArgs {
     pub max_sessions_per_user: u64,
 
     /// Upload bodies (parts, files, tus appends) one user may send to a node at once (429 beyond).
-    #[arg(
+    #[arg(help_heading = "Uploads and limits", 
         long,
         env = "CHUNKVAULT_MAX_UPLOADS_PER_USER",
         default_value_t = 32,
@@ -199,37 +223,38 @@ pub struct ServeArgs {
     pub max_uploads_per_user: u64,
 
     /// Storage quota per user (the sum of their files' sizes); none by default.
-    #[arg(long, env = "CHUNKVAULT_USER_QUOTA", value_parser = parse_size, value_name = "SIZE")]
+    #[arg(help_heading = "Uploads and limits", long, env = "CHUNKVAULT_USER_QUOTA", value_parser = parse_size, value_name = "SIZE")]
     pub user_quota: Option<u64>,
 
     /// Time a client has to send a request's headers (slow clients are disconnected).
-    #[arg(long, env = "CHUNKVAULT_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(help_heading = "Network", long, env = "CHUNKVAULT_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub header_timeout: Duration,
 
     /// Longest pause allowed inside a request body; a stalled upload is cut off.
-    #[arg(long, env = "CHUNKVAULT_BODY_TIMEOUT", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(help_heading = "Network", long, env = "CHUNKVAULT_BODY_TIMEOUT", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
     pub body_timeout: Duration,
 
     /// Slowest average rate a request body may keep, measured from `--body-rate-grace` into the
     /// body on (a body trickling in slower is cut off); 0 turns the check off.
-    #[arg(long, env = "CHUNKVAULT_MIN_BODY_RATE", default_value = "16KiB", value_parser = parse_size, value_name = "BYTES_PER_SECOND")]
+    #[arg(help_heading = "Network", long, env = "CHUNKVAULT_MIN_BODY_RATE", default_value = "16KiB", value_parser = parse_size, value_name = "BYTES_PER_SECOND")]
     pub min_body_rate: u64,
 
     /// How long a request body may take before `--min-body-rate` applies to its average.
-    #[arg(long, env = "CHUNKVAULT_BODY_RATE_GRACE", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(help_heading = "Network", long, env = "CHUNKVAULT_BODY_RATE_GRACE", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub body_rate_grace: Duration,
 
     /// Sign-ups one client address may make, as COUNT/PERIOD (`10/hour`, `5/1m`), or `off`.
-    #[arg(long, env = "CHUNKVAULT_SIGNUP_RATE", default_value = "20/hour", value_parser = parse_rate, value_name = "RATE")]
+    #[arg(help_heading = "Accounts and links", long, env = "CHUNKVAULT_SIGNUP_RATE", default_value = "20/hour", value_parser = parse_rate, value_name = "RATE")]
     pub signup_rate: Rate,
 
     /// Proxies whose `X-Forwarded-For` names the client (addresses or CIDR ranges, comma
     /// separated); the client of any other connection is its socket peer.
-    #[arg(long, env = "CHUNKVAULT_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr, value_name = "ADDR[/BITS]")]
+    #[arg(help_heading = "Network", long, env = "CHUNKVAULT_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr, value_name = "ADDR[/BITS]")]
     pub trusted_proxies: Vec<Cidr>,
 
     /// Route groups this node serves: all, upload, download or account.
     #[arg(
+        help_heading = "Network",
         long,
         env = "CHUNKVAULT_ROUTES",
         default_value = "all",
@@ -239,7 +264,7 @@ pub struct ServeArgs {
     pub routes: crate::ops::Role,
 
     /// Log format: text (for people) or json (one object per line).
-    #[arg(
+    #[arg(help_heading = "Logging and configuration", 
         long,
         env = "CHUNKVAULT_LOG_FORMAT",
         default_value = "text",
@@ -249,12 +274,17 @@ pub struct ServeArgs {
     pub log_format: String,
 
     /// After SIGTERM: how long in-flight requests may take to finish before the process exits.
-    #[arg(long, env = "CHUNKVAULT_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_delay, value_name = "DURATION")]
+    #[arg(help_heading = "Network", long, env = "CHUNKVAULT_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_delay, value_name = "DURATION")]
     pub shutdown_grace: Duration,
 
     /// A TOML file of settings (keys are the flag names, `max_file_size = "1GiB"`); flags and
     /// environment variables take precedence over it.
-    #[arg(long, env = "CHUNKVAULT_CONFIG", value_name = "FILE")]
+    #[arg(
+        help_heading = "Logging and configuration",
+        long,
+        env = "CHUNKVAULT_CONFIG",
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
 }
 
