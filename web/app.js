@@ -291,6 +291,8 @@ async function loadFiles() {
   $('#prev-page').disabled = page === 0;
   $('#next-page').disabled = !more;
   $('#page-label').textContent = `Page ${page + 1}`;
+  // One page needs no pager (and an empty account shows none).
+  $('.pager').hidden = page === 0 && !more;
 }
 
 $('#prev-page').addEventListener('click', () => {
@@ -340,7 +342,7 @@ function fileRow(f) {
   actions.append(
     button('Download', `Download ${f.name}`, () => download(f)),
     button('Rename', `Rename ${f.name}`, () => startRename(tr, name, f)),
-    button('Copy link', `Copy a share link to ${f.name}`, () => share(f)),
+    button('Copy link', `Copy link to ${f.name}`, () => share(f)),
     button('Delete', `Delete ${f.name}`, () => remove(f)),
   );
   tr.append(name, cell(formatBytes(f.size), 'num', 'Size'), date, actions);

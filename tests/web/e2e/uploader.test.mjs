@@ -89,6 +89,9 @@ async function recordStates(page) {
 test('1: sign up, upload 64 MiB, download it: same SHA1', { timeout: 180_000 }, async () => {
   const page = await newPage();
   const { token } = await signUp(page, server.base);
+  // An empty account: "No files yet.", and no pager to page through nothing.
+  await page.locator('#files-empty').waitFor();
+  assert.ok(await page.locator('.pager').isHidden());
   const f = await file('大文件 测试-64MiB.bin', 64 * MiB);
   const name = '大文件 测试-64MiB.bin';
   await page.locator('#file-input').setInputFiles(f.path);
@@ -291,9 +294,16 @@ test('5: file manager: paging, share link, rename and delete (Chinese names)', {
   await page.getByRole('button', { name: 'Previous' }).click();
   await row.waitFor();
 
+  // Every button's accessible name contains its visible text (axe: label-content-name-mismatch).
+  const mismatched = await page.evaluate(() =>
+    [...document.querySelectorAll('button[aria-label]')]
+      .filter((b) => b.textContent.trim() && !b.getAttribute('aria-label').includes(b.textContent.trim()))
+      .map((b) => `${b.textContent.trim()} / ${b.getAttribute('aria-label')}`));
+  assert.deepEqual(mismatched, []);
+
   // Share link: opens without a token.
   await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.base });
-  await row.getByRole('button', { name: `Copy a share link to ${name}` }).click();
+  await row.getByRole('button', { name: `Copy link to ${name}`, exact: true }).click();
   await page.locator('#files-status', { hasText: 'copied' }).waitFor();
   const link = await page.locator('#share-link').inputValue();
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), link);
