@@ -284,6 +284,8 @@ async function loadFiles() {
     return loadFiles();
   }
   const more = files.length > PAGE_SIZE;
+  // A share box from before names a file of the old list: it goes with it.
+  $('#share').hidden = true;
   const rows = files.slice(0, PAGE_SIZE).map(fileRow);
   $('#file-rows').replaceChildren(...rows);
   $('#files-empty').hidden = rows.length > 0;
@@ -350,14 +352,14 @@ function fileRow(f) {
 }
 
 /** A link that downloads `f` without a token (so the browser's own download manager can fetch it). */
+/** A signed link to `f`: `{url, expires_at}`. */
 async function signedLink(f) {
-  const link = await call('POST', `${filePath(f)}/links`);
-  return link.url;
+  return call('POST', `${filePath(f)}/links`);
 }
 
 async function download(f) {
   try {
-    const url = await signedLink(f);
+    const { url } = await signedLink(f);
     const a = document.createElement('a');
     a.href = url;
     a.download = f.name;
@@ -371,13 +373,15 @@ async function download(f) {
 
 async function share(f) {
   try {
-    const url = await signedLink(f);
+    const { url, expires_at: expires } = await signedLink(f);
+    const until = new Date(expires).toLocaleString();
     $('#share').hidden = false;
+    $('#share-label').textContent = `Share link to ${f.name}: anyone with it can download the file until ${until}`;
     const box = $('#share-link');
     box.value = url;
     try {
       await navigator.clipboard.writeText(url);
-      status(`Share link to ${f.name} copied.`);
+      status(`Share link to ${f.name} copied; it works until ${until}.`);
     } catch {
       box.focus();
       box.select();

@@ -305,6 +305,12 @@ test('5: file manager: paging, share link, rename and delete (Chinese names)', {
   await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.base });
   await row.getByRole('button', { name: `Copy link to ${name}`, exact: true }).click();
   await page.locator('#files-status', { hasText: 'copied' }).waitFor();
+  const shareLabel = await page.locator('#share-label').textContent();
+  assert.ok(shareLabel.includes(name) && shareLabel.includes('until'), shareLabel);
+  assert.ok((await page.locator('#files-status').textContent()).includes('until'));
+  const box = await page.locator('#share-link').boundingBox();
+  const column = await page.locator('#files').boundingBox();
+  assert.ok(box.x + box.width <= column.x + column.width + 0.5, 'the link box stays in its column');
   const link = await page.locator('#share-link').inputValue();
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), link);
   const shared = await fetch(link);
