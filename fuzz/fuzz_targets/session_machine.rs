@@ -119,6 +119,24 @@ mod tus;
 use input::*;
 use model::*;
 
+/// Makes one upload session (of either layout: they share one table) idle past its expiry and
+/// runs the one expiry sweep; returns how many sessions it removed.
+async fn expire_now(id: &UploadId) -> usize {
+    let mut tx = WORLD.meta.db().begin().await.unwrap();
+    sqlx::query("UPDATE uploads SET expires_at = 0 WHERE id = ?")
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    WORLD
+        .engine
+        .uploads()
+        .expire_uploads()
+        .await
+        .expect("sweep")
+}
+
 /// Deterministic bytes from a seed (xorshift, eight bytes a step).
 fn content(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed | 1;

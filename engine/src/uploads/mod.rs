@@ -251,7 +251,7 @@ impl Uploads {
     }
 
     /// Refuses a new session when the user has as many open as allowed, of any layout.
-    async fn check_open_limit(&self, open: &[SessionRecord]) -> Result<()> {
+    fn check_open_limit(&self, open: &[SessionRecord]) -> Result<()> {
         let limit = self.config.max_sessions_per_user;
         if open.len() as u64 >= limit {
             return Err(Error::LimitReached {
@@ -324,7 +324,7 @@ impl Uploads {
             |s| matches!(&s.layout, Layout::Parts(p) if p.sha1 == req.sha1 && p.size == req.size),
         );
         if !resuming {
-            self.check_open_limit(&open).await?;
+            self.check_open_limit(&open)?;
         }
         let name = FileName::parse(&req.file_name)?;
         let (chunk_size, chunk_count) = plan_chunks(req.size, req.chunk_size)?;

@@ -312,19 +312,7 @@ impl Model {
             return;
         };
         let s = &mut self.sessions[si];
-        let mut tx = WORLD.meta.db().begin().await.unwrap();
-        sqlx::query("UPDATE uploads SET expires_at = 0 WHERE id = ?")
-            .bind(s.id.as_str())
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-        let n = WORLD
-            .engine
-            .uploads()
-            .expire_uploads()
-            .await
-            .expect("sweep");
+        let n = expire_now(&s.id).await;
         if s.state == State::Open {
             trace("expire: swept");
             assert_eq!(n, 1);

@@ -349,19 +349,7 @@ impl Model {
             return;
         };
         let t = &mut self.tus[ti];
-        let mut tx = WORLD.meta.db().begin().await.unwrap();
-        sqlx::query("UPDATE uploads SET expires_at = 0 WHERE id = ?")
-            .bind(t.id.as_str())
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-        let n = WORLD
-            .engine
-            .uploads()
-            .expire_uploads()
-            .await
-            .expect("sweep");
+        let n = expire_now(&t.id).await;
         assert_eq!(n, usize::from(t.state != State::Gone));
         t.state = State::Gone;
         assert!(!staged(&t.id), "staged bytes outlive the expiry");

@@ -175,8 +175,7 @@ impl Uploads {
             }
         }
         // Streams and parts sessions share the user's limit of open uploads.
-        self.check_open_limit(&self.sessions.list(user.id).await?)
-            .await?;
+        self.check_open_limit(&self.sessions.list(user.id).await?)?;
         let now = now_millis();
         let record = TusUpload {
             id: UploadId::generate(),
