@@ -20,11 +20,12 @@ function loadSession() {
 
 /**
  * A call to ChunkVault's JSON API (`/api/…`): the envelope's data on any 2xx answer, or an Error
- * with the server's message. `json` is sent as the request body.
+ * with the server's message. `json` is sent as the request body. A refused token while signed in
+ * asks for the password in place (`reauth`), then makes the call again.
  */
-async function call(method, path, json = undefined) {
+async function call(method, path, json = undefined, { reauth = true, token = true } = {}) {
   const headers = {};
-  const sentToken = session?.token;
+  const sentToken = token ? session?.token : undefined;
   if (sentToken) headers.Authorization = `Bearer ${sentToken}`;
   const init = { method, headers };
   if (json !== undefined) {
@@ -41,10 +42,94 @@ async function call(method, path, json = undefined) {
   const body = await res.json().catch(() => null);
   if (res.ok && body?.code === 0) return body.data;
   // Only a refused token means the session is over (a wrong password at sign-in is a 401 too).
-  if (res.status === 401 && sentToken && session?.token === sentToken) {
-    signedOut('Your session has expired. Please sign in again.');
+  if (res.status === 401 && sentToken) {
+    if (reauth && session) {
+      if (session.token === sentToken) await reauthenticate();
+      return call(method, path, json, { reauth: false });
+    }
+    if (session?.token === sentToken) signedOut('Your session has expired. Please sign in again.');
   }
   throw new Error(body?.msg || `HTTP ${res.status}`);
+}
+
+// ---------------------------------------------------------------- signing in again in place
+
+let reauthPending = null;
+
+/**
+ * Resolves once the user has signed in again (a new token in `session`); every upload and call
+ * held up by the refused token waits for this one dialog. Rejects if the user signs out instead.
+ */
+function reauthenticate() {
+  if (!reauthPending) {
+    reauthPending = askPassword().finally(() => {
+      reauthPending = null;
+    });
+  }
+  return reauthPending;
+}
+
+function askPassword() {
+  if (!session) return Promise.reject(new Error('signed out'));
+  const username = session.username;
+  const dialog = document.createElement('dialog');
+  dialog.id = 'reauth';
+  dialog.setAttribute('aria-labelledby', 'reauth-title');
+  dialog.innerHTML = `
+    <form method="dialog">
+      <h2 id="reauth-title">Sign in again</h2>
+      <p>Your session has expired. Your uploads are waiting: they go on where they stopped once you
+        have signed in.</p>
+      <p><label for="reauth-password"></label>
+        <input id="reauth-password" type="password" autocomplete="current-password" required></p>
+      <p class="actions"><button type="submit" id="reauth-signin">Sign in</button>
+        <button type="button" id="reauth-signout">Sign out</button></p>
+      <p class="error" id="reauth-error" role="alert"></p>
+    </form>`;
+  $('label', dialog).textContent = `Password for ${username}`;
+  document.body.append(dialog);
+  return new Promise((resolve, reject) => {
+    const form = $('form', dialog);
+    const input = $('#reauth-password', dialog);
+    const done = () => {
+      settled = true;
+      dialog.close();
+      dialog.remove();
+    };
+    // Escape would close the dialog and leave the uploads waiting with no way to answer
+    // (Chromium lets Escape close a modal dialog when the page had no user activation, in
+    // spite of preventDefault): it comes back until the user signs in or out.
+    let settled = false;
+    dialog.addEventListener('cancel', (e) => e.preventDefault());
+    dialog.addEventListener('close', () => {
+      if (!settled && dialog.isConnected) dialog.showModal();
+    });
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      $('#reauth-error', dialog).textContent = '';
+      for (const b of form.querySelectorAll('button')) b.disabled = true;
+      try {
+        // Without the refused token: a wrong password is a 401 about the password only.
+        const data = await call('POST', '/api/sessions', { username, password: input.value }, { reauth: false, token: false });
+        session = { username: data.username ?? username, token: data.token };
+        localStorage.setItem(SESSION_KEY, JSON.stringify(session));
+        done();
+        resolve();
+      } catch (err) {
+        $('#reauth-error', dialog).textContent = err.message;
+        input.select();
+      } finally {
+        for (const b of form.querySelectorAll('button')) b.disabled = false;
+      }
+    });
+    $('#reauth-signout', dialog).addEventListener('click', () => {
+      done();
+      reject(new Error('signed out'));
+      signedOut();
+    });
+    dialog.showModal();
+    input.focus();
+  });
 }
 
 // ---------------------------------------------------------------- formatting
@@ -59,6 +144,19 @@ function formatBytes(n) {
   return `${i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)} ${UNITS[i]}`;
 }
 
+/** "30 of 100 MiB": both in the unit of the larger. */
+function formatOf(part, whole) {
+  let i = 0;
+  let w = whole;
+  while (w >= 1024 && i < UNITS.length - 1) {
+    w /= 1024;
+    i++;
+  }
+  const unit = 1024 ** i;
+  const digits = i > 0 && w < 10 ? 1 : 0;
+  return `${(part / unit).toFixed(digits)} of ${(whole / unit).toFixed(digits)} ${UNITS[i]}`;
+}
+
 function formatDuration(s) {
   if (s == null || !Number.isFinite(s)) return '';
   s = Math.ceil(s);
@@ -70,6 +168,7 @@ function formatDuration(s) {
 const STATE_LABELS = {
   queued: 'queued',
   hashing: 'hashing',
+  verifying: 'verifying on the server',
   instant: 'instant (秒传)',
   uploading: 'uploading',
   retrying: 'retrying',
@@ -92,6 +191,7 @@ function showSignedIn() {
       token: () => session?.token,
       owner: () => session?.username,
       hasher: new WorkerHasher(),
+      reauthenticate,
     });
     uploader.addEventListener('add', (e) => renderUpload(e.detail));
   }
@@ -108,6 +208,7 @@ function signedOut(message = '') {
   $('#auth').hidden = false;
   $('#auth-error').textContent = message;
   $('#uploads').replaceChildren();
+  renderFinished();
   uploader = null;
   $('#auth-username').focus();
 }
@@ -120,8 +221,15 @@ $('#auth-form').addEventListener('submit', async (e) => {
   const password = form.password.value;
   $('#auth-error').textContent = '';
   if (!form.checkValidity()) {
-    $('#auth-error').textContent =
-      'Username: 3 to 64 of A–Z, a–z, 0–9, “_”, “.”, “-”; password: at least 8 characters.';
+    const wrong = [];
+    if (!form.username.checkValidity()) {
+      wrong.push(username ? 'The username must be 3 to 64 characters: letters, digits, “_”, “.” and “-”.' : 'Enter a username.');
+    }
+    if (!form.password.checkValidity()) {
+      wrong.push(password ? 'The password must be at least 8 characters.' : 'Enter a password.');
+    }
+    $('#auth-error').textContent = wrong.join(' ');
+    (form.username.checkValidity() ? form.password : form.username).focus();
     return;
   }
   for (const b of form.querySelectorAll('button')) b.disabled = true;
@@ -141,7 +249,7 @@ $('#auth-form').addEventListener('submit', async (e) => {
 
 $('#signout').addEventListener('click', async () => {
   try {
-    await call('DELETE', '/api/sessions/current');
+    await call('DELETE', '/api/sessions/current', undefined, { reauth: false });
   } catch {
     // Signed out locally either way.
   }
@@ -160,25 +268,37 @@ $('#file-input').addEventListener('change', (e) => {
   e.target.value = '';
 });
 
+// Files dropped anywhere on the page are uploaded (a drop outside the box would otherwise make
+// the browser open the file in place of the page).
 const dropzone = $('#dropzone');
-dropzone.addEventListener('dragover', (e) => {
+const carriesFiles = (e) => [...(e.dataTransfer?.types ?? [])].includes('Files');
+document.addEventListener('dragover', (e) => {
+  if (!carriesFiles(e)) return;
   e.preventDefault();
+  if (e.dataTransfer) e.dataTransfer.dropEffect = uploader ? 'copy' : 'none';
   dropzone.classList.add('over');
 });
-dropzone.addEventListener('dragleave', () => dropzone.classList.remove('over'));
-dropzone.addEventListener('drop', (e) => {
+document.addEventListener('dragleave', (e) => {
+  if (!e.relatedTarget) dropzone.classList.remove('over');
+});
+document.addEventListener('drop', (e) => {
+  if (!carriesFiles(e)) return;
   e.preventDefault();
   dropzone.classList.remove('over');
   const files = [...(e.dataTransfer?.files ?? [])];
-  if (files.length) addFiles(files);
+  if (files.length && uploader) addFiles(files);
 });
+
+// Back online: every upload waiting for the server tries again now.
+window.addEventListener('online', () => uploader?.wake());
 
 function renderUpload(u) {
   const li = $('#upload-item').content.firstElementChild.cloneNode(true);
   li.dataset.name = u.name;
   $('.name', li).textContent = u.name;
   $('.size', li).textContent = formatBytes(u.size);
-  $('progress', li).setAttribute('aria-label', `Progress of ${u.name}`);
+  $('progress.send', li).setAttribute('aria-label', `Sending ${u.name}`);
+  $('progress.hash', li).setAttribute('aria-label', `Hashing ${u.name}`);
   $('.pause', li).setAttribute('aria-label', `Pause ${u.name}`);
   $('.resume', li).setAttribute('aria-label', `Resume ${u.name}`);
   $('.cancel', li).setAttribute('aria-label', `Cancel ${u.name}`);
@@ -191,31 +311,58 @@ function renderUpload(u) {
   let wasFinal = false;
   const update = () => {
     scheduled = false;
-    const pct = Math.floor(u.progress() * 100);
+    const sending = !['queued', 'hashing'].includes(u.state);
     li.dataset.state = u.state;
     li.dataset.resumed = String(u.resumed);
-    $('.state', li).textContent = STATE_LABELS[u.state] ?? u.state;
-    $('progress', li).value = Math.round(u.progress() * 1000);
+    li.dataset.waiting = u.waiting ?? '';
+    $('.state', li).textContent = u.waiting === 'server' ? 'waiting for the server'
+      : u.waiting === 'signin' ? 'waiting for you to sign in' : STATE_LABELS[u.state] ?? u.state;
+    $('progress.send', li).value = Math.round((sending ? u.progress() : 0) * 1000);
+    $('progress.hash', li).value = Math.round(u.hashProgress() * 1000);
+    // The hash bar is step 1 of 2, shown while it runs; the send bar (step 2) below it stays
+    // at zero until then, so neither ever jumps back.
+    const final = ['done', 'instant', 'cancelled'].includes(u.state);
+    $('progress.hash', li).hidden = u.state !== 'hashing';
+    $('progress.send', li).hidden = u.state === 'cancelled';
     const speed = u.speed();
     const figures = [];
-    if (u.state === 'hashing') figures.push(u.remembered ? `checking the file before resuming ${pct}%` : `hashing ${pct}%`);
-    else if (u.state !== 'instant') figures.push(`${pct}%`);
-    if (u.resumed && u.state !== 'done') figures.push('resumed');
-    if (['hashing', 'uploading', 'retrying'].includes(u.state) && speed > 0) {
+    if (u.state === 'hashing') {
+      const what = u.remembered ? 'checking the file before resuming' : 'step 1 of 2: hashing';
+      figures.push(`${what} ${formatOf(u.hashed, u.size)}`);
+    } else if (u.state === 'verifying') {
+      figures.push('verifying on the server: is this content stored already?');
+    } else if (u.state === 'instant') {
+      figures.push('already stored: nothing to send');
+    } else if (u.state !== 'queued' && u.state !== 'cancelled') {
+      const pct = Math.floor(u.progress() * 100);
+      figures.push(`${pct}%`, `${formatOf(u.sent(), u.size)} sent`);
+    }
+    if (u.resumed && !final) figures.push('resumed');
+    if (u.waiting === 'server') figures.push('the server cannot be reached: trying again');
+    if (u.waiting === 'signin') figures.push('sign in again to go on');
+    if (!u.waiting && ['hashing', 'uploading', 'retrying'].includes(u.state) && speed > 0) {
       figures.push(`${formatBytes(speed)}/s`);
       if (u.state !== 'hashing') figures.push(formatDuration(u.eta()));
     }
-    if (u.state === 'instant') figures.push('already stored: nothing to send');
     $('.figures', li).textContent = figures.filter(Boolean).join(' · ');
     $('.message', li).textContent = u.state === 'failed' ? u.error : '';
-    const final = ['done', 'instant', 'cancelled'].includes(u.state);
     $('.pause', li).hidden = !u.active || u.state === 'completing';
     $('.resume', li).hidden = !(u.state === 'paused' || u.state === 'failed');
     $('.cancel', li).hidden = final;
     if (final && !wasFinal) {
       wasFinal = true;
+      // The card folds away: focus on one of its buttons goes to the line it folds into.
+      const hadFocus = li.contains(document.activeElement);
+      li.classList.add('finished');
+      renderFinished();
+      if (hadFocus) $('#finished-toggle').focus();
       renderResumeOffers();
-      if (u.state !== 'cancelled') loadFiles();
+      if (u.state !== 'cancelled') {
+        fresh = u.result?.id ?? null;
+        const how = u.state === 'instant' ? 'already stored, nothing was sent' : 'uploaded';
+        status(`${u.name}: ${how}.`);
+        loadFiles();
+      }
     }
   };
   u.addEventListener('change', () => {
@@ -226,6 +373,43 @@ function renderUpload(u) {
   });
   update();
 }
+
+/** One line for every finished upload (done, instant or cancelled), with Show and Clear. */
+function renderFinished() {
+  const cards = [...$('#uploads').querySelectorAll('li.finished')];
+  // The line stays in the page (a live region is announced only if it was there before its
+  // text changed); its buttons come with the first finished upload.
+  $('#finished-toggle').hidden = cards.length === 0;
+  $('#finished-clear').hidden = cards.length === 0;
+  if (!cards.length) {
+    $('#finished-text').textContent = '';
+    setFinishedShown(false);
+    return;
+  }
+  const count = (st) => cards.filter((li) => li.dataset.state === st).length;
+  const parts = [];
+  if (count('done')) parts.push(`${count('done')} uploaded`);
+  if (count('instant')) parts.push(`${count('instant')} already stored`);
+  if (count('cancelled')) parts.push(`${count('cancelled')} cancelled`);
+  $('#finished-text').textContent = `${cards.length} finished: ${parts.join(', ')}.`;
+}
+
+function setFinishedShown(shown) {
+  $('#uploads').classList.toggle('collapsed', !shown);
+  $('#finished-toggle').textContent = shown ? 'Hide' : 'Show';
+  $('#finished-toggle').setAttribute('aria-expanded', String(shown));
+  $('#finished-toggle').setAttribute('aria-label', shown ? 'Hide finished uploads' : 'Show finished uploads');
+}
+
+$('#finished-toggle').addEventListener('click', () => {
+  setFinishedShown($('#uploads').classList.contains('collapsed'));
+});
+$('#finished-clear').addEventListener('click', () => {
+  for (const li of $('#uploads').querySelectorAll('li.finished')) li.remove();
+  uploader?.forgetFinished();
+  renderFinished();
+  $('#file-input').focus();
+});
 
 async function renderResumeOffers() {
   if (!uploader) return;
@@ -271,14 +455,39 @@ function status(text) {
   $('#files-status').textContent = text;
 }
 
+/** The listing's order: the `sort` of GET /api/files, set by the column headers. */
+let sort = 'newest';
+/** The search box's text, as last listed. */
+let search = '';
+/** The id of a file just uploaded: its row is marked when the list shows it. */
+let fresh = null;
+/** The file the share box shows a link to. */
+let sharing = null;
+
+const SORTS = {
+  name: ['name', 'name-desc'],
+  size: ['smallest', 'largest'],
+  uploaded: ['oldest', 'newest'],
+};
+const ORDER_WORDS = {
+  newest: 'newest first', oldest: 'oldest first', name: 'by name, A to Z', 'name-desc': 'by name, Z to A',
+  largest: 'largest first', smallest: 'smallest first',
+};
+
+let listing = 0;
+
 async function loadFiles() {
   let files;
+  const q = search ? `&q=${encodeURIComponent(search)}` : '';
+  // Searches, sorts, pages and finished uploads overlap: only the latest request's answer shows.
+  const mine = ++listing;
   try {
-    files = await call('GET', `/api/files?limit=${PAGE_SIZE + 1}&offset=${page * PAGE_SIZE}`);
+    files = await call('GET', `/api/files?limit=${PAGE_SIZE + 1}&offset=${page * PAGE_SIZE}&sort=${sort}${q}`);
   } catch (err) {
-    status(`Could not list files: ${err.message}`);
+    if (mine === listing) status(`Could not list files: ${err.message}`);
     return;
   }
+  if (mine !== listing) return;
   if (files.length === 0 && page > 0) {
     page--;
     return loadFiles();
@@ -286,15 +495,27 @@ async function loadFiles() {
   const more = files.length > PAGE_SIZE;
   // A share box from before names a file of the old list: it goes with it.
   $('#share').hidden = true;
+  sharing = null;
   const rows = files.slice(0, PAGE_SIZE).map(fileRow);
   $('#file-rows').replaceChildren(...rows);
-  $('#files-empty').hidden = rows.length > 0;
-  $('#file-table').hidden = rows.length === 0;
+  const empty = rows.length === 0;
+  $('#files-empty').hidden = !empty;
+  $('#files-empty').textContent = search ? `No file name contains “${search}”.` : 'No files yet.';
+  $('#file-table').hidden = empty;
+  // The search box is for an account with files (or one searched already).
+  $('.search').hidden = empty && !search && page === 0;
   $('#prev-page').disabled = page === 0;
   $('#next-page').disabled = !more;
   $('#page-label').textContent = `Page ${page + 1}`;
   // One page needs no pager (and an empty account shows none).
   $('.pager').hidden = page === 0 && !more;
+  $('#file-caption').textContent = `Your files, ${ORDER_WORDS[sort]}`;
+  for (const th of document.querySelectorAll('#file-table th[data-sort]')) {
+    const [asc, desc] = SORTS[th.dataset.sort];
+    if (sort === asc) th.setAttribute('aria-sort', 'ascending');
+    else if (sort === desc) th.setAttribute('aria-sort', 'descending');
+    else th.removeAttribute('aria-sort');
+  }
 }
 
 $('#prev-page').addEventListener('click', () => {
@@ -306,6 +527,31 @@ $('#prev-page').addEventListener('click', () => {
 $('#next-page').addEventListener('click', () => {
   page++;
   loadFiles();
+});
+
+// Column headers sort: the first click on a column takes its natural order (names A to Z,
+// largest first, newest first), the next one reverses it.
+for (const th of document.querySelectorAll('#file-table th[data-sort]')) {
+  $('button', th).addEventListener('click', () => {
+    const [asc, desc] = SORTS[th.dataset.sort];
+    const natural = th.dataset.sort === 'name' ? asc : desc;
+    sort = sort === natural ? (natural === asc ? desc : asc) : natural;
+    page = 0;
+    loadFiles();
+  });
+}
+
+let searchTimer = null;
+$('#file-search').addEventListener('input', (e) => {
+  clearTimeout(searchTimer);
+  // Listed once the user pauses typing, not once per key.
+  searchTimer = setTimeout(() => {
+    const text = e.target.value.trim();
+    if (text === search) return;
+    search = text;
+    page = 0;
+    loadFiles();
+  }, 250);
 });
 
 function button(text, label, onClick) {
@@ -332,6 +578,10 @@ function fileRow(f) {
   tr.dataset.name = f.name;
   tr.dataset.id = f.id;
   tr.dataset.sha1 = f.sha1;
+  if (f.id === fresh) {
+    tr.classList.add('fresh');
+    fresh = null;
+  }
   const name = cell(f.name, 'name');
   const when = new Date(f.uploaded_at);
   const date = cell(when.toLocaleString(), 'num', 'Uploaded');
@@ -343,7 +593,7 @@ function fileRow(f) {
   actions.className = 'actions';
   actions.append(
     button('Download', `Download ${f.name}`, () => download(f)),
-    button('Rename', `Rename ${f.name}`, () => startRename(tr, name, f)),
+    button('Rename', `Rename ${f.name}`, () => startRename(tr, f)),
     button('Copy link', `Copy link to ${f.name}`, () => share(f)),
     button('Delete', `Delete ${f.name}`, () => remove(f)),
   );
@@ -351,10 +601,9 @@ function fileRow(f) {
   return tr;
 }
 
-/** A link that downloads `f` without a token (so the browser's own download manager can fetch it). */
-/** A signed link to `f`: `{url, expires_at}`. */
-async function signedLink(f) {
-  return call('POST', `${filePath(f)}/links`);
+/** A signed link to `f` that works for `seconds` (the server's default when absent): `{url, expires_at}`. */
+async function signedLink(f, seconds) {
+  return call('POST', `${filePath(f)}/links${seconds ? `?expires_in=${seconds}` : ''}`);
 }
 
 async function download(f) {
@@ -373,8 +622,9 @@ async function download(f) {
 
 async function share(f) {
   try {
-    const { url, expires_at: expires } = await signedLink(f);
+    const { url, expires_at: expires } = await signedLink(f, Number($('#share-ttl').value));
     const until = new Date(expires).toLocaleString();
+    sharing = f;
     $('#share').hidden = false;
     $('#share-label').textContent = `Share link to ${f.name}: anyone with it can download the file until ${until}`;
     const box = $('#share-link');
@@ -385,34 +635,58 @@ async function share(f) {
     } catch {
       box.focus();
       box.select();
-      status(`Share link to ${f.name} is in the box below the list; copy it from there.`);
+      status(`Share link to ${f.name} is in the box above the list; copy it from there.`);
     }
   } catch (err) {
     status(`Could not make a share link: ${err.message}`);
   }
 }
 
-function startRename(tr, nameCell, f) {
+// Another lifetime: a new link for the same file (the old one keeps working until it expires).
+$('#share-ttl').addEventListener('change', () => {
+  if (sharing) share(sharing);
+});
+
+/**
+ * Renames in the row itself: the name cell becomes the input (with its errors under it), the
+ * actions become Save and Cancel, so the row keeps its place and its columns.
+ */
+function startRename(tr, f) {
+  const nameCell = $('td.name', tr);
+  const actions = $('td.actions', tr);
+  const formId = `rename-${f.id}`;
   const form = document.createElement('form');
+  form.id = formId;
+  form.className = 'rename';
   const input = document.createElement('input');
   input.value = f.name;
   input.required = true;
+  input.maxLength = 255;
+  input.size = 1; // its width is the cell's (CSS), never more
   input.setAttribute('aria-label', `New name for ${f.name}`);
+  const error = document.createElement('p');
+  error.className = 'error';
+  error.id = `${formId}-error`;
+  error.setAttribute('role', 'alert');
+  input.setAttribute('aria-describedby', error.id);
+  form.append(input, error);
   const save = document.createElement('button');
   save.type = 'submit';
   save.textContent = 'Save';
-  const cancel = button('Cancel', 'Cancel renaming', () => loadFiles());
-  form.append(input, save, cancel);
+  save.setAttribute('form', formId);
+  save.setAttribute('aria-label', `Save the new name of ${f.name}`);
+  const cancel = button('Cancel', `Cancel renaming ${f.name}`, () => loadFiles());
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const filename = input.value.trim();
     if (!filename || filename === f.name) return loadFiles();
+    error.textContent = '';
     try {
       await call('PATCH', filePath(f), { name: filename });
       status(`Renamed ${f.name} to ${filename}.`);
       await loadFiles();
     } catch (err) {
-      status(`Rename failed: ${err.message}`);
+      error.textContent = `Not renamed: ${err.message}`;
       input.focus();
     }
   });
@@ -420,6 +694,7 @@ function startRename(tr, nameCell, f) {
     if (e.key === 'Escape') loadFiles();
   });
   nameCell.replaceChildren(form);
+  actions.replaceChildren(save, cancel);
   input.focus();
   input.select();
 }
@@ -440,7 +715,7 @@ async function remove(f) {
 async function start() {
   if (session) {
     try {
-      await call('GET', '/api/account');
+      await call('GET', '/api/account', undefined, { reauth: false });
       showSignedIn();
       return;
     } catch {

@@ -13,8 +13,8 @@
 
 /** Upload states, in the order a normal upload goes through them. */
 export const STATES = Object.freeze([
-  'queued', 'hashing', 'instant', 'uploading', 'retrying', 'paused', 'completing', 'done', 'failed',
-  'cancelled',
+  'queued', 'hashing', 'verifying', 'instant', 'uploading', 'retrying', 'paused', 'completing', 'done',
+  'failed', 'cancelled',
 ]);
 
 export const DEFAULTS = Object.freeze({
@@ -40,6 +40,14 @@ export function backoffDelay(attempt, { baseDelayMs = DEFAULTS.baseDelayMs, maxD
 export function classifyStatus(status) {
   if (status === 0 || status >= 500 || status === 408 || status === 409 || status === 429) return 'retry';
   return 'fatal';
+}
+
+/**
+ * The server is out of reach (no answer, or a proxy's 502/503/504): waited out for as long as the
+ * page is open, not counted against `maxAttempts`.
+ */
+export function isOutage(status) {
+  return status === 0 || status === 502 || status === 503 || status === 504;
 }
 
 /** `Retry-After` in milliseconds (seconds form only), or 0. */
@@ -270,6 +278,9 @@ export class Upload extends EventTarget {
     this.result = null;
     this.resumed = false;
     this.retrying = 0;
+    /** Why the upload is held up: null, 'server' (out of reach) or 'signin' (token refused). */
+    this.waiting = null;
+    this.waits = { server: 0, signin: 0 };
     this.samples = [];
     this.abort = null;
     this.key = ResumeStore.fileKey(uploader.owner(), file);
@@ -289,6 +300,18 @@ export class Upload extends EventTarget {
   /** Fraction in [0, 1] of the current phase (hashing, then sending). */
   progress() {
     return this.size === 0 ? (this.state === 'done' || this.state === 'instant' ? 1 : 0) : this.loaded() / this.size;
+  }
+
+  /** Fraction in [0, 1] of the file hashed (it stays 1 once hashing is over). */
+  hashProgress() {
+    if (this.sha1) return 1;
+    return this.size === 0 ? 0 : this.hashed / this.size;
+  }
+
+  /** Bytes the server holds (acknowledged parts; all of them once done or instant). */
+  sent() {
+    if (this.state === 'done' || this.state === 'instant') return this.size;
+    return this.plan ? this.plan.ackedBytes(this.chunkSize, this.size) : 0;
   }
 
   /** Bytes per second over the last few seconds of the current phase. */
@@ -315,7 +338,19 @@ export class Upload extends EventTarget {
   resume() {
     if (this.state !== 'paused' && this.state !== 'failed') return;
     this.error = null;
+    // Going again from here on (asking the server what it has): Pause works, Resume is gone.
+    this._setState(this.sha1 ? 'verifying' : 'queued');
     this.start();
+  }
+
+  /** Whether the browser can still read the file (a changed or deleted file cannot be). */
+  async _readable() {
+    try {
+      await this.file.slice(0, Math.min(1, this.size)).arrayBuffer();
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   async cancel() {
@@ -345,9 +380,24 @@ export class Upload extends EventTarget {
   }
 
   _setState(state) {
-    const phase = (st) => (st === 'hashing' ? 'hash' : 'send');
-    if (phase(this.state) !== phase(state) || state === 'paused') this.samples = [];
+    // The speed is measured over one stretch of one phase: a resume (whose first answer may jump
+    // by the parts acknowledged meanwhile) or a phase change starts a new measurement.
+    const continues = this.state === state
+      || (this.state === 'uploading' && state === 'retrying')
+      || (this.state === 'retrying' && state === 'uploading');
+    if (!continues) this.samples = [];
     this.state = state;
+    this._changed();
+  }
+
+  /** One more (`delta` 1) or one fewer (-1) request held up for `why` ('server', 'signin'). */
+  _waiting(why, delta) {
+    this.waits[why] += delta;
+    // Signing in is what the user must do; it says so even while other parts wait for the server.
+    const now = this.waits.signin > 0 ? 'signin' : this.waits.server > 0 ? 'server' : null;
+    if (this.waiting === now) return;
+    this.waiting = now;
+    this.samples = [];
     this._changed();
   }
 
@@ -406,6 +456,9 @@ export class Upload extends EventTarget {
 
   async _init(signal) {
     const up = this.uploader;
+    // The server decides between a session and an instant file (after a proof of ownership for
+    // content it holds); on a large file that can take a moment.
+    this._setState('verifying');
     const body = { filename: this.name, size: this.size, sha1: this.sha1 };
     if (up.chunkSize) body.chunk_size = up.chunkSize;
     const create = () => up.retrying(() => up.api('POST', '/uploads', { json: body, signal }), signal, this);
@@ -541,8 +594,9 @@ export class Upload extends EventTarget {
     }
   }
 
-  _retrying(delta) {
+  _retrying(delta, why = null) {
     this.retrying += delta;
+    if (why) this._waiting(why, delta);
     if (this.state === 'uploading' && this.retrying > 0) this._setState('retrying');
     else if (this.state === 'retrying' && this.retrying === 0) this._setState('uploading');
   }
@@ -600,7 +654,10 @@ export async function answerChallenge(file, challenge, digest = subtleDigest) {
  * (`{ sha1(file, {onProgress, signal}), md5(blob, {signal}) }`), `fetch`, `storage`,
  * `setTimeout`/`clearTimeout`, `random`, `now`, `parallel`, `maxAttempts`, `baseDelayMs`,
  * `maxDelayMs`, `chunkSize` (asked of the server; it may raise it), `digest(algorithm, data)`
- * (`crypto.subtle.digest` by default; answers proof-of-ownership challenges).
+ * (`crypto.subtle.digest` by default; answers proof-of-ownership challenges), `outageAttempts`
+ * (tries while the server is out of reach: no limit by default, `maxAttempts` counts the other
+ * failures), `reauthenticate()` (a promise settled once the user signed in again after a refused
+ * token: uploads wait for it, then go on; without it a refused token fails the upload).
  */
 export class Uploader extends EventTarget {
   constructor(opts = {}) {
@@ -619,6 +676,10 @@ export class Uploader extends EventTarget {
     this.now = opts.now ?? (() => Date.now());
     this.parallel = opts.parallel ?? DEFAULTS.parallel;
     this.maxAttempts = opts.maxAttempts ?? DEFAULTS.maxAttempts;
+    this.outageAttempts = opts.outageAttempts ?? Infinity;
+    this.reauthenticate = opts.reauthenticate ?? null;
+    this.signingIn = null;
+    this.wakers = new Set();
     this.baseDelayMs = opts.baseDelayMs ?? DEFAULTS.baseDelayMs;
     this.maxDelayMs = opts.maxDelayMs ?? DEFAULTS.maxDelayMs;
     this.chunkSize = opts.chunkSize ?? null;
@@ -634,6 +695,11 @@ export class Uploader extends EventTarget {
     this.dispatchEvent(new CustomEvent('add', { detail: u }));
     u.start();
     return u;
+  }
+
+  /** Drops finished uploads (done, instant, cancelled) from `uploads`. */
+  forgetFinished() {
+    this.uploads = this.uploads.filter((u) => !['done', 'instant', 'cancelled'].includes(u.state));
   }
 
   /** Unfinished uploads of the current owner remembered from earlier visits. */
@@ -686,6 +752,7 @@ export class Uploader extends EventTarget {
     if (res.ok && envelope && envelope.code === 0) return envelope.data;
     const err = new UploadError(envelope?.msg || `HTTP ${res.status}`, { status: res.status, code: envelope?.code ?? 0 });
     err.data = envelope?.data;
+    err.token = token; // the token this request carried (a 401 for an old one is not news)
     err.retryAfterMs = retryAfterMs(res.headers);
     throw err;
   }
@@ -695,27 +762,93 @@ export class Uploader extends EventTarget {
    * `upload` (optional) shows 'retrying' meanwhile. `isFinal(err)` stops early on a known answer.
    */
   async retrying(call, signal, upload = null, isFinal = () => false) {
-    for (let attempt = 0; ; attempt++) {
+    // `attempt` counts the failures in a row (it sets the backoff); `counted` only those that are
+    // not an outage (they set the give-up).
+    for (let attempt = 0, counted = 0; ; attempt++) {
       try {
         return await call();
       } catch (e) {
         if (e instanceof Stopped || signal?.aborted) throw stopped();
+        if (e instanceof UploadError && e.status === 401 && this.reauthenticate && !isFinal(e)) {
+          // The token was refused: the page asks the user to sign in again; then the same call.
+          // Sent with a token that has been replaced meanwhile: again at once with the new one.
+          if (e.token !== this.token()) {
+            attempt = -1;
+            continue;
+          }
+          upload?._retrying(1, 'signin');
+          try {
+            await this._signedInAgain(signal);
+          } finally {
+            upload?._retrying(-1, 'signin');
+          }
+          attempt = -1;
+          continue;
+        }
         if (!(e instanceof UploadError) || isFinal(e) || classifyStatus(e.status) !== 'retry') throw e;
-        if (attempt + 1 >= this.maxAttempts) {
+        const outage = isOutage(e.status);
+        if (e.status === 0 && upload && !(await upload._readable())) {
+          // Not the network: the browser can no longer read the file (changed, moved, deleted).
+          throw new UploadError('the file can no longer be read (changed, moved or deleted?): choose it again', { status: 0 });
+        }
+        if (!outage) counted++;
+        if (counted >= this.maxAttempts || (outage && attempt + 1 >= this.outageAttempts)) {
           throw new UploadError(`${e.message} (gave up after ${attempt + 1} attempts)`, e);
         }
         const delay = Math.max(
           backoffDelay(attempt, { baseDelayMs: this.baseDelayMs, maxDelayMs: this.maxDelayMs, random: this.random }),
           e.retryAfterMs ?? 0,
         );
-        upload?._retrying(1);
+        const why = outage ? 'server' : null;
+        upload?._retrying(1, why);
         try {
-          await sleep(delay, { ...this.timers, signal });
+          await this._pause(delay, signal);
         } finally {
-          upload?._retrying(-1);
+          upload?._retrying(-1, why);
         }
       }
     }
+  }
+
+  /**
+   * Sleeps `ms` before a retry, or less: `wake()` (the page calls it on the browser's `online`
+   * event) ends every such wait at once.
+   */
+  _pause(ms, signal) {
+    const inner = new AbortController();
+    const onAbort = () => inner.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const wake = () => inner.abort();
+    this.wakers.add(wake);
+    return sleep(ms, { ...this.timers, signal: inner.signal })
+      .catch((e) => {
+        if (signal?.aborted) throw e;
+      })
+      .finally(() => {
+        this.wakers.delete(wake);
+        signal?.removeEventListener('abort', onAbort);
+      });
+  }
+
+  /** Ends every backoff wait now (the network is back, or the user asked). */
+  wake() {
+    for (const w of [...this.wakers]) w();
+  }
+
+  /** One sign-in for every upload held up by a refused token. */
+  _signedInAgain(signal) {
+    if (!this.signingIn) {
+      this.signingIn = Promise.resolve(this.reauthenticate()).finally(() => {
+        this.signingIn = null;
+      });
+    }
+    if (!signal) return this.signingIn;
+    return new Promise((resolve, reject) => {
+      if (signal.aborted) return reject(stopped());
+      const onAbort = () => reject(stopped());
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.signingIn.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
   }
 }
 

@@ -145,6 +145,11 @@ try {
   console.log(`page JS heap (Performance.getMetrics): used ${f(before.heapUsed)} MiB before, peak ${f(peak.heapUsed)} MiB; total peak ${f(peak.heapTotal)} MiB`);
   console.log(`renderer process (page + hash worker, /proc): RSS ${f(before.rss)} MiB before, peak ${f(peak.rss)} MiB; of which its own (RssAnon) ${f(before.anon)} MiB before, peak ${f(peak.anon)} MiB`);
   console.log(`browser-side peak memory while hashing: ${f(peak.rss)} MiB renderer RSS, ${f(peak.heapTotal)} MiB page JS heap (limit ${limitMiB} MiB)`);
+  // No renderer found means nothing was measured: a failure, not a pass.
+  if (!(before.rss > 0) || !(peak.rss > 0)) {
+    console.error('FAIL: no renderer process was found under the browser: its memory was not measured');
+    failed = true;
+  }
   if (peak.rss > limitMiB || peak.heapTotal > limitMiB) {
     console.error(`FAIL: peak memory over ${limitMiB} MiB`);
     failed = true;

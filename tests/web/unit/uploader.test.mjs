@@ -201,8 +201,8 @@ describe('Uploader', () => {
     assert.ok(!server.files.length);
   });
 
-  test('gives up after maxAttempts', async () => {
-    const server = new FakeServer({ fault: (req) => (req.method === 'PUT' ? { status: 503, msg: 'unavailable' } : null) });
+  test('gives up after maxAttempts answers that are not an outage', async () => {
+    const server = new FakeServer({ fault: (req) => (req.method === 'PUT' ? { status: 500, msg: 'unavailable' } : null) });
     const up = uploader(server, { maxAttempts: 4 });
     const u = up.add(makeFile('down.bin', 5));
     await u.finished;
@@ -213,6 +213,175 @@ describe('Uploader', () => {
     // The delays grow: each one's floor is the previous one's ceiling.
     const [a, b, c] = up.timers$.delays;
     assert.ok(a <= 300 && b >= 300 && b <= 600 && c >= 600 && c <= 1200, `${[a, b, c]}`);
+  });
+
+  test('an outage is waited out for as long as it lasts, shown as waiting for the server', async () => {
+    // 40 failures in a row (network errors, then a proxy's 502/503/504): far past maxAttempts.
+    let down = 40;
+    const kinds = ['network', { status: 502, msg: 'bad gateway' }, { status: 503, msg: 'unavailable' }, { status: 504, msg: 'timeout' }];
+    const server = new FakeServer({
+      chunkSize: 10,
+      fault: (req) => (req.method === 'PUT' && down > 0 ? kinds[down-- % kinds.length] : null),
+    });
+    const up = uploader(server, { maxAttempts: 3, parallel: 1 });
+    const waits = new Set();
+    const u = up.add(makeFile('outage.bin', 30));
+    u.addEventListener('change', () => waits.add(`${u.state}/${u.waiting}`));
+    await u.finished;
+    assert.equal(u.state, 'done', u.error);
+    assert.equal(down, 0);
+    assert.ok(waits.has('retrying/server'), [...waits].join(' '));
+    assert.equal(u.waiting, null, 'no longer waiting once the server answers');
+    // Backoff keeps growing to its cap instead of hammering the server.
+    const longest = Math.max(...up.timers$.delays);
+    assert.ok(longest >= 10_000 && longest <= 20_000, `${longest}`);
+  });
+
+  test('wake() (the browser is online again) ends a backoff wait at once', async () => {
+    const pending = [];
+    const timers = {
+      delays: [],
+      setTimeout(fn, ms) {
+        timers.delays.push(ms);
+        const t = { fn };
+        pending.push(t);
+        return t;
+      },
+      clearTimeout(t) {
+        t.cleared = true;
+      },
+    };
+    let down = true;
+    const server = new FakeServer({ chunkSize: 10, fault: (req) => (req.method === 'PUT' && down ? 'network' : null) });
+    const up = uploader(server, { timers, parallel: 1 });
+    const u = up.add(makeFile('wake.bin', 10));
+    await until(() => u.waiting === 'server' && pending.length === 1);
+    down = false;
+    up.wake(); // no timer ever fires: only wake() can end the wait
+    await u.finished;
+    assert.equal(u.state, 'done', u.error);
+    assert.ok(pending[0].cleared, 'the backoff timer was cancelled');
+  });
+
+  test('a refused token waits for the user to sign in again, then every upload goes on', async () => {
+    let token = 'T';
+    let asked = 0;
+    let signIn;
+    let expired = false;
+    const server = new FakeServer({
+      chunkSize: 10,
+      fault: (req) => {
+        if (req.method !== 'PUT' || req.part !== 3 || expired) return null;
+        expired = true;
+        token = 'expired'; // the server refuses it from now on
+        return 'network';
+      },
+    });
+    const up = uploader(server, {
+      token: () => token,
+      parallel: 2,
+      reauthenticate: () => {
+        asked++;
+        return new Promise((resolve) => {
+          signIn = () => {
+            token = 'T';
+            resolve();
+          };
+        });
+      },
+    });
+    const a = up.add(makeFile('a.bin', 50, { seed: 1 }));
+    await until(() => a.waiting === 'signin');
+    const b = up.add(makeFile('b.bin', 30, { seed: 2 }));
+    await until(() => b.waiting === 'signin' && a.waiting === 'signin');
+    assert.equal(asked, 1, 'one sign-in for all uploads');
+    assert.equal(a.state === 'failed' || b.state === 'failed', false);
+    signIn();
+    await Promise.all([a.finished, b.finished]);
+    assert.equal(a.state, 'done', a.error);
+    assert.equal(b.state, 'done', b.error);
+    assert.deepEqual(resentAfterAck(server), []);
+    assert.deepEqual(server.files.map((f) => f.name).sort(), ['a.bin', 'b.bin']);
+  });
+
+  test('a 401 for a token already replaced is retried at once, not asked again', async () => {
+    let token = 'old';
+    let asked = 0;
+    let signedIn;
+    const afterSignIn = new Promise((r) => { signedIn = r; });
+    const server = new FakeServer({ chunkSize: 10 });
+    // Part 2's request, sent with the old token, is answered only after the user signed in.
+    const fetch = async (url, init) => {
+      if (init.method === 'PUT' && url.endsWith('/parts/2') && init.headers.Authorization === 'Bearer old') await afterSignIn;
+      return server.fetch(url, init);
+    };
+    const up = uploader(server, {
+      fetch,
+      parallel: 2,
+      token: () => token,
+      reauthenticate: async () => {
+        asked++;
+        token = 'T';
+        signedIn();
+      },
+    });
+    // The session itself is made with a good token; the parts go with the old one.
+    token = 'T';
+    const u = up.add(makeFile('stale.bin', 20));
+    await until(() => u.state === 'uploading');
+    token = 'old';
+    await u.finished;
+    assert.equal(u.state, 'done', u.error);
+    assert.equal(asked, 1, 'one sign-in');
+  });
+
+  test('a file the browser can no longer read fails at once instead of waiting for the server', async () => {
+    let broken = false;
+    const real = makeFile('moved.bin', 30);
+    const file = {
+      name: real.name,
+      size: real.size,
+      lastModified: real.lastModified,
+      arrayBuffer: () => real.arrayBuffer(),
+      slice: (a, b) => (broken ? { arrayBuffer: () => Promise.reject(new Error('NotReadableError')) } : real.slice(a, b)),
+    };
+    const server = new FakeServer({ chunkSize: 10, fault: (req) => (req.method === 'PUT' && broken ? 'network' : null) });
+    const up = uploader(server, { parallel: 1 });
+    const u = up.add(file);
+    await until(() => u.state === 'uploading');
+    broken = true;
+    await u.finished;
+    assert.equal(u.state, 'failed');
+    assert.match(u.error, /can no longer be read/);
+  });
+
+  test('without reauthenticate a refused token fails the upload', async () => {
+    const server = new FakeServer({ chunkSize: 10 });
+    const up = uploader(server, { token: () => 'expired' });
+    const u = up.add(makeFile('x.bin', 10));
+    await u.finished;
+    assert.equal(u.state, 'failed');
+    assert.match(u.error, /token/);
+  });
+
+  test('the speed starts anew after a resume and after the server decided', async () => {
+    const server = new FakeServer({ chunkSize: 10, fault: (req) => (req.method === 'PUT' && req.part > 2 ? 'hang' : null) });
+    let now = 0;
+    const up = uploader(server, { parallel: 1, now: () => now });
+    const u = up.add(makeFile('speed.bin', 50));
+    const states = [];
+    u.addEventListener('change', () => states.push(u.state));
+    await until(() => u.plan?.acked.size === 2 && server.inFlight === 1);
+    assert.ok(states.includes('verifying'), states.join(' '));
+    u.pause();
+    assert.equal(u.speed(), 0);
+    server.fault = () => null;
+    now += 1000;
+    u.resume();
+    await u.finished;
+    assert.equal(u.state, 'done', u.error);
+    // Measured only over the stretch since the resume: starting at the 20 bytes held, not at 0.
+    assert.ok(u.samples.every(([, b]) => b >= 20), JSON.stringify(u.samples));
   });
 
   test('content the server holds is instant: no part sent', async () => {
