@@ -43,7 +43,13 @@ pub async fn run(api: &Api, args: &UploadArgs) -> anyhow::Result<()> {
         }
         sizes.push(meta.len());
     }
-    let total = bar(&mp, sizes.iter().sum(), "total".into());
+    // One file has one bar: a second "total" bar of the same bytes only disagreed with it (its
+    // rate counted the hashing too). Several files get a bar for all of them, above theirs.
+    let total = if sizes.len() > 1 {
+        bar(&mp, sizes.iter().sum(), "all files".into())
+    } else {
+        ProgressBar::hidden()
+    };
     for (path, size) in args.files.iter().zip(sizes) {
         upload_one(api, args, path, size, &mp, &total)
             .await
