@@ -261,16 +261,42 @@ fn run_admin(
     }
 }
 
-/// Runs transfer jobs until SIGTERM or Ctrl-C.
+/// Runs transfer jobs until SIGTERM or Ctrl-C; the transfer in hand then has the shutdown grace
+/// to finish, or is given back to the queue.
 async fn worker(args: Box<ServeArgs>) -> anyhow::Result<()> {
     let state = build_state(&args).await?;
     println!("transfer worker running");
     tracing::info!("transfer worker running");
-    state
-        .transfers
-        .consume(state.engine.transfers(), Box::pin(shutdown_signal()))
-        .await;
-    tracing::info!("stopped");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let consumer = state.clone();
+    let mut consuming = tokio::spawn(async move {
+        let stop = Box::pin(async move {
+            let _ = stopped.await;
+        });
+        consumer
+            .transfers
+            .consume(consumer.engine.transfers(), stop)
+            .await;
+    });
+    tokio::select! {
+        _ = &mut consuming => {
+            tracing::info!("stopped");
+            return Ok(());
+        }
+        _ = shutdown_signal() => {}
+    }
+    tracing::info!(grace = ?args.shutdown_grace, "stopping: the transfer in hand may finish");
+    let _ = stop.send(());
+    match tokio::time::timeout(args.shutdown_grace, &mut consuming).await {
+        Ok(_) => tracing::info!("stopped"),
+        Err(_) => {
+            consuming.abort();
+            state.transfers.release_in_flight().await;
+            tracing::warn!(
+                "shutdown grace expired: the transfer in hand was cut and goes back to the queue"
+            );
+        }
+    }
     Ok(())
 }
 
@@ -339,8 +365,11 @@ const READ_BUFFER: usize = 256 * 1024;
 async fn serve(args: Box<ServeArgs>) -> anyhow::Result<()> {
     let state = build_state(&args).await?;
     spawn_sweeper(state.clone(), args.sweep_interval);
-    if args.transfer_to.is_some() && !args.no_transfer_worker {
-        chunkvault_server::spawn_transfer_worker(state.clone());
+    if args.transfer_to.is_some() {
+        chunkvault_server::spawn_transfer_relay(state.clone());
+        if !args.no_transfer_worker {
+            chunkvault_server::spawn_transfer_worker(state.clone());
+        }
     }
     let api = routes::api(state.clone(), args.routes);
     // hyper directly rather than `warp::serve`, to bound the read buffer of each connection:

@@ -33,7 +33,7 @@ pub use blobs::{BlobStaging, BlobStore, ByteStream, LocalBlobStore, MemoryBlobSt
 pub use checksum::Checksum;
 pub use error::{Error, Result};
 pub use files::{Download, Files, SignedLink};
-pub use meta::{MemoryMetaStore, MetaStore, SqlMetaStore, UserFile};
+pub use meta::{FileOrder, FileQuery, MemoryMetaStore, MetaStore, SqlMetaStore, UserFile};
 #[cfg(feature = "redis")]
 pub use sessions::RedisSessionStore;
 pub use sessions::{MemorySessionStore, SessionStore, SqlSessionStore};
@@ -208,6 +208,7 @@ impl Engine {
             queue,
             to: to.to_owned(),
             after,
+            wake: Arc::new(tokio::sync::Notify::new()),
         });
         Ok(Engine::wire(self.wiring))
     }

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use chunkvault_engine::blobs::collect;
 use chunkvault_engine::uploads::tus::TusCreate;
 use chunkvault_engine::{
-    ByteStream, Engine, EngineConfig, InitOutcome, InitRequest, MemoryBlobStore, MemoryMetaStore,
-    MemorySessionStore, Sha1Hex,
+    ByteStream, Engine, EngineConfig, FileQuery, InitOutcome, InitRequest, MemoryBlobStore,
+    MemoryMetaStore, MemorySessionStore, Sha1Hex,
 };
 use futures::StreamExt;
 use sha1::{Digest, Sha1};
@@ -119,7 +119,7 @@ async fn whole_upload_path_on_memory_stores() {
     assert_eq!(blobs.object_count(), 0);
     assert!(engine
         .files()
-        .list_files(&user, 100, 0)
+        .list_files(&user, &FileQuery::page(100, 0))
         .await
         .unwrap()
         .is_empty());

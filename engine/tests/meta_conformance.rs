@@ -10,9 +10,11 @@ use std::sync::Arc;
 
 use chunkvault_engine::meta::{
     AccountStore, ChallengeRecord, GcEntry, MemoryMetaStore, MetaStore, NewBlob, NewUserFile,
-    Published,
+    OutboxEntry, Published,
 };
-use chunkvault_engine::{Error, FileName, Sha1Hex, SqlMetaStore, UserId, Username};
+use chunkvault_engine::{
+    Error, FileName, FileOrder, FileQuery, Sha1Hex, SqlMetaStore, UserId, Username,
+};
 
 fn sha(n: u8) -> Sha1Hex {
     Sha1Hex::parse(&format!("{:02x}", n).repeat(20)).unwrap()
@@ -33,6 +35,9 @@ async fn suite(store: Arc<dyn MetaStore>) {
     users_and_tokens(&*store).await;
     publish_link_and_gc(&*store).await;
     names_listing_and_rename(&*store).await;
+    listing_orders_and_search(&*store).await;
+    transfer_outbox(&*store).await;
+    moving_queues_the_source(&*store).await;
     concurrent_publish_and_delete(store.clone()).await;
     settings(&*store).await;
     blob_checks(&*store).await;
@@ -315,18 +320,24 @@ async fn names_listing_and_rename(store: &dyn MetaStore) {
                 .clone(),
         );
     }
-    let page = store.list_user_files(u, 2, 0).await.unwrap();
+    let page = store
+        .list_user_files(u, &FileQuery::page(2, 0))
+        .await
+        .unwrap();
     assert_eq!(
         page.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
         ["文件 4.txt", "文件 3.txt"]
     );
-    let page = store.list_user_files(u, 10, 3).await.unwrap();
+    let page = store
+        .list_user_files(u, &FileQuery::page(10, 3))
+        .await
+        .unwrap();
     assert_eq!(
         page.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
         ["文件 1.txt", "文件 0.txt"]
     );
     assert!(store
-        .list_user_files(other, 10, 0)
+        .list_user_files(other, &FileQuery::page(10, 0))
         .await
         .unwrap()
         .is_empty());
@@ -369,6 +380,182 @@ async fn names_listing_and_rename(store: &dyn MetaStore) {
 
 /// Many users publish the same content and delete it at once: the refcount never drifts, the
 /// blob leaves the index exactly when the last file goes.
+/// The transfer outbox: a job is written with the blob it moves (only when the publish creates
+/// the blob), listed earliest due first, and gone once done.
+async fn transfer_outbox(store: &dyn MetaStore) {
+    let u = user(store, "outboxer").await;
+    let other = user(store, "outboxer-2").await;
+    let job = |n: u8, due: i64| OutboxEntry {
+        sha1: sha(60 + n),
+        to: "cold".to_owned(),
+        due_at: due,
+    };
+    assert!(store.outbox_pending(10).await.unwrap().is_empty());
+    let (late, early) = (job(1, 9000), job(2, 5000));
+    for (i, j) in [&late, &early].into_iter().enumerate() {
+        let f = NewUserFile::new(u, j.sha1.clone(), name(&format!("o{i}")), 10, 1000);
+        let blob = NewBlob::new("local", format!("outbox{i}")).with_transfer(j.clone());
+        assert!(matches!(
+            store.publish(&blob, &f).await.unwrap(),
+            Published::Created(_)
+        ));
+    }
+    assert_eq!(
+        store.outbox_pending(10).await.unwrap(),
+        [early.clone(), late.clone()],
+        "earliest due first"
+    );
+    assert_eq!(store.outbox_pending(1).await.unwrap(), vec![early.clone()]);
+    // The same content published again (deduplicated): no second job.
+    let again = NewUserFile::new(other, late.sha1.clone(), name("again"), 10, 2000);
+    let blob = NewBlob::new("local", "outbox-again").with_transfer(job(1, 99_000));
+    assert!(matches!(
+        store.publish(&blob, &again).await.unwrap(),
+        Published::Deduplicated(_)
+    ));
+    // Content without a transfer plan writes nothing.
+    let plain = NewUserFile::new(u, sha(63), name("plain"), 10, 1000);
+    store
+        .publish(&NewBlob::new("local", "outbox-plain"), &plain)
+        .await
+        .unwrap();
+    assert_eq!(store.outbox_pending(10).await.unwrap().len(), 2);
+    store.outbox_done(&early).await.unwrap();
+    store.outbox_done(&early).await.unwrap();
+    assert_eq!(store.outbox_pending(10).await.unwrap(), vec![late.clone()]);
+    store.outbox_done(&late).await.unwrap();
+    assert!(store.outbox_pending(10).await.unwrap().is_empty());
+}
+
+/// A blob's switch to another store queues its old copy for deletion in the same commit; a
+/// switch from where the blob no longer is changes nothing.
+async fn moving_queues_the_source(store: &dyn MetaStore) {
+    let u = user(store, "mover").await;
+    let f = NewUserFile::new(u, sha(120), name("moved"), 10, 1000);
+    store
+        .publish(&NewBlob::new("hot", "hot-key"), &f)
+        .await
+        .unwrap();
+    let entry = |s: &str, k: &str| GcEntry {
+        store: s.to_owned(),
+        key: k.to_owned(),
+    };
+    let (from, to) = (entry("hot", "hot-key"), entry("cold", "cold-key"));
+    let before = store.gc_pending(1000).await.unwrap();
+    assert!(store.move_blob(&sha(120), &from, &to).await.unwrap());
+    let b = store.blob(&sha(120)).await.unwrap().unwrap();
+    assert_eq!((b.store.as_str(), b.key.as_str()), ("cold", "cold-key"));
+    let after = store.gc_pending(1000).await.unwrap();
+    assert!(after.contains(&from), "the source is queued for deletion");
+    assert_eq!(after.len(), before.len() + 1);
+    // Stale: the blob is no longer at `from`.
+    assert!(!store
+        .move_blob(&sha(120), &from, &entry("other", "k"))
+        .await
+        .unwrap());
+    assert_eq!(store.gc_pending(1000).await.unwrap().len(), after.len());
+    store.gc_done(&from).await.unwrap();
+}
+
+/// Every order of a listing, ties broken by file id (the same way on every page), and the name
+/// search with LIKE's wildcards taken literally.
+async fn listing_orders_and_search(store: &dyn MetaStore) {
+    let u = user(store, "sorter").await;
+    let files = [
+        ("beta.txt", 30, 1000),
+        ("Alpha.txt", 10, 1000),
+        ("gamma 100%_!.txt", 20, 2000),
+        ("delta.bin", 20, 3000),
+    ];
+    let mut ids = std::collections::HashMap::new();
+    for (i, (n, size, at)) in files.into_iter().enumerate() {
+        let f = NewUserFile::new(u, sha(40 + i as u8), name(n), size, at);
+        let p = store
+            .publish(&NewBlob::new("local", format!("sorted{i}")), &f)
+            .await
+            .unwrap();
+        ids.insert(n, p.file().id.clone());
+    }
+    // Of two with the same key, the lower id first when ascending, last when descending.
+    let tie = |a: &'static str, b: &'static str, ascending: bool| {
+        let (lo, hi) = if ids[a].as_str() < ids[b].as_str() {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        if ascending {
+            [lo, hi]
+        } else {
+            [hi, lo]
+        }
+    };
+    let list = |order: FileOrder, q: Option<&str>, limit: u32, offset: u64| {
+        let query = FileQuery {
+            limit,
+            offset,
+            order,
+            name_contains: q.map(str::to_owned),
+        };
+        async move {
+            store
+                .list_user_files(u, &query)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|f| f.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    let [t1, t2] = tie("beta.txt", "Alpha.txt", false);
+    assert_eq!(
+        list(FileOrder::Newest, None, 10, 0).await,
+        ["delta.bin", "gamma 100%_!.txt", t1, t2]
+    );
+    let [t1, t2] = tie("beta.txt", "Alpha.txt", true);
+    assert_eq!(
+        list(FileOrder::Oldest, None, 10, 0).await,
+        [t1, t2, "gamma 100%_!.txt", "delta.bin"]
+    );
+    assert_eq!(
+        list(FileOrder::Name, None, 10, 0).await,
+        ["Alpha.txt", "beta.txt", "delta.bin", "gamma 100%_!.txt"]
+    );
+    assert_eq!(
+        list(FileOrder::NameDesc, None, 10, 0).await,
+        ["gamma 100%_!.txt", "delta.bin", "beta.txt", "Alpha.txt"]
+    );
+    let [t1, t2] = tie("gamma 100%_!.txt", "delta.bin", false);
+    assert_eq!(
+        list(FileOrder::Largest, None, 10, 0).await,
+        ["beta.txt", t1, t2, "Alpha.txt"]
+    );
+    let [t1, t2] = tie("gamma 100%_!.txt", "delta.bin", true);
+    assert_eq!(
+        list(FileOrder::Smallest, None, 10, 0).await,
+        ["Alpha.txt", t1, t2, "beta.txt"]
+    );
+    // Search: ASCII letters in either case; %, _ and ! are themselves.
+    assert_eq!(
+        list(FileOrder::Name, Some("ALPHA"), 10, 0).await,
+        ["Alpha.txt"]
+    );
+    assert_eq!(
+        list(FileOrder::Name, Some("_"), 10, 0).await,
+        ["gamma 100%_!.txt"]
+    );
+    assert_eq!(
+        list(FileOrder::Name, Some("0%_!"), 10, 0).await,
+        ["gamma 100%_!.txt"]
+    );
+    assert_eq!(list(FileOrder::Name, Some("!"), 10, 0).await.len(), 1);
+    assert!(list(FileOrder::Name, Some("zeta"), 10, 0).await.is_empty());
+    // Pages of a search, in order.
+    assert_eq!(
+        list(FileOrder::Name, Some("a"), 2, 1).await,
+        ["beta.txt", "delta.bin"]
+    );
+}
+
 async fn concurrent_publish_and_delete(store: Arc<dyn MetaStore>) {
     let s = sha(99);
     let mut users = Vec::new();
@@ -486,7 +673,7 @@ async fn on_server(base: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql() {
     sqlx::any::install_default_drivers();
-    match std::env::var("CHUNKVAULT_TEST_MYSQL_URL") {
+    match common::service_var("CHUNKVAULT_TEST_MYSQL_URL") {
         Ok(url) => on_server(&url).await,
         Err(_) => {
             eprintln!("CHUNKVAULT_TEST_MYSQL_URL not set: MariaDB run skipped (.ci/run sets it)")
@@ -497,7 +684,7 @@ async fn mysql() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres() {
     sqlx::any::install_default_drivers();
-    match std::env::var("CHUNKVAULT_TEST_POSTGRES_URL") {
+    match common::service_var("CHUNKVAULT_TEST_POSTGRES_URL") {
         Ok(url) => on_server(&url).await,
         Err(_) => eprintln!(
             "CHUNKVAULT_TEST_POSTGRES_URL not set: PostgreSQL run skipped (.ci/run sets it)"

@@ -180,6 +180,18 @@ async fn amqp_queue(
     anyhow::bail!("--amqp-url: this binary was built without the amqp feature")
 }
 
+/// Relays the transfer jobs that uploads write to the outbox to the transfer queue, for as long
+/// as this process lives (every node that publishes runs one).
+pub fn spawn_transfer_relay(state: State) {
+    tokio::spawn(async move {
+        state
+            .engine
+            .files()
+            .relay_transfers(Box::pin(std::future::pending()))
+            .await;
+    });
+}
+
 /// Runs transfer jobs in this process, for as long as it lives.
 pub fn spawn_transfer_worker(state: State) {
     tokio::spawn(async move {

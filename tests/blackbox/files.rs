@@ -307,6 +307,46 @@ async fn query_is_newest_first_and_paginated() {
     let (_, page) = list("?offset=25").await;
     assert_eq!(page["data"], json!([]));
 
+    // Sorted and searched (the page's column headers and search box).
+    let (_, page) = list("?sort=name&limit=3").await;
+    assert_eq!(
+        names(&page["data"], "name"),
+        ["f00.txt", "f01.txt", "f02.txt"]
+    );
+    let (_, page) = list("?sort=name-desc&limit=2&offset=1").await;
+    assert_eq!(names(&page["data"], "name"), ["f23.txt", "f22.txt"]);
+    let (_, page) = list("?sort=oldest&limit=2").await;
+    assert_eq!(names(&page["data"], "name"), ["f00.txt", "f01.txt"]);
+    // "content 1x" is 10 bytes, "content 1" 9: the largest are the two-digit ones.
+    let (_, page) = list("?sort=smallest&limit=10").await;
+    let mut small = names(&page["data"], "name");
+    small.sort();
+    assert_eq!(
+        small,
+        (0..10).map(|i| format!("f{i:02}.txt")).collect::<Vec<_>>()
+    );
+    let (_, page) = list("?q=F1&sort=name").await;
+    assert_eq!(
+        names(&page["data"], "name"),
+        (10..20).map(|i| format!("f{i:02}.txt")).collect::<Vec<_>>()
+    );
+    let (_, page) = list("?q=%25").await;
+    assert_eq!(page["data"], json!([]), "% is a character, not a wildcard");
+    let (_, page) = list("?q=+&sort=largest&limit=1").await;
+    assert_eq!(
+        names(&page["data"], "name").len(),
+        1,
+        "a blank search is no search"
+    );
+    let long = format!("?q={}", "x".repeat(1025));
+    for bad in ["?sort=size", "?sort=", "?sort=NAME", long.as_str()] {
+        let (status, body) = s
+            .api("GET", Some(&token), &format!("/api/files{bad}"), None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["code"], 10001, "{bad}: {body}");
+    }
+
     for bad in ["limit=abc", "limit=-1", "offset=x", "limit=0"] {
         assert_error(
             &s.get(&token, &format!("/file/query?{bad}")).await,
@@ -388,6 +428,38 @@ async fn rename_delete_and_signed_urls() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert!(body["data"]["expires_at"].as_str().unwrap().ends_with('Z'));
     let url = body["data"]["url"].as_str().unwrap().to_owned();
+    // The lifetime asked for (a day here; default an hour), within a minute to a week.
+    let expiry = |url: &str| -> i64 {
+        let (_, parts) = link_parts(url);
+        let e = &parts.iter().find(|(k, _)| k == "expires").unwrap().1;
+        e.parse().unwrap()
+    };
+    let (status, day) = s
+        .api(
+            "POST",
+            Some(&token),
+            &format!("{file}/links?expires_in=86400"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{day}");
+    let lives = expiry(day["data"]["url"].as_str().unwrap()) - expiry(&url);
+    assert!(
+        (86400 - 3600 - 5..=86400 - 3600 + 5).contains(&lives),
+        "{lives}"
+    );
+    for bad in ["59", "604801", "-1", "day"] {
+        let (status, body) = s
+            .api(
+                "POST",
+                Some(&token),
+                &format!("{file}/links?expires_in={bad}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["code"], 10001, "{bad}: {body}");
+    }
     assert!(url.starts_with(&s.base), "{url}");
     let resp = s.client.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);

@@ -35,15 +35,21 @@ static BROKER: std::sync::LazyLock<std::sync::Arc<tokio::sync::RwLock<()>>> =
     std::sync::LazyLock::new(Default::default);
 
 fn amqp_url() -> Option<String> {
-    std::env::var("CHUNKVAULT_TEST_AMQP_URL").ok()
+    crate::scratch::service_var("CHUNKVAULT_TEST_AMQP_URL").ok()
 }
 
 /// `chunkvault worker` with these flags; killed when dropped.
-pub struct Worker(Child);
+pub struct Worker(Child, std::path::PathBuf);
 
 impl Worker {
     pub fn start(data: &Path, flags: &[String]) -> Worker {
-        let log = std::fs::File::create(data.with_extension("worker-log")).unwrap();
+        Worker::start_logging(data, flags, "worker-log")
+    }
+
+    /// As `start`, its log in `data` with this extension (one per worker of a test).
+    pub fn start_logging(data: &Path, flags: &[String], log_ext: &str) -> Worker {
+        let log_path = data.with_extension(log_ext);
+        let log = std::fs::File::create(&log_path).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_chunkvault"))
             .args(["worker", "--data-dir"])
             .arg(data)
@@ -57,11 +63,34 @@ impl Worker {
             .read_line(&mut line)
             .unwrap();
         if line.trim() != "transfer worker running" {
-            let log =
-                std::fs::read_to_string(data.with_extension("worker-log")).unwrap_or_default();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             panic!("worker did not start: {line:?}\n{log}");
         }
-        Worker(child)
+        Worker(child, log_path)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.1).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit status (within a minute).
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the worker did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -139,6 +168,79 @@ async fn local_to_ceph_through_the_database_queue() {
     assert!(url.contains("X-Amz-Signature"), "{url}");
     let body = reqwest::get(url).await.unwrap().bytes().await.unwrap();
     assert_eq!(sha1_hex(&body), sha1_hex(&data));
+    cold.remove_everything().await.unwrap();
+}
+
+/// `chunkvault worker` on SIGTERM with a transfer in hand (the database queue): with the default
+/// grace the transfer finishes and the worker exits 0; with the grace run out the transfer is cut
+/// and its job given back at once, so the next worker moves the blob, once. Never half-done: one
+/// object in the cold store, none left on local disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_sigterm_finishes_or_gives_back_the_transfer_in_hand() {
+    let Some((mut flags, cold, _creds)) = s3_store_flags("cold") else {
+        eprintln!("CHUNKVAULT_TEST_S3_ENDPOINT not set: worker shutdown test skipped");
+        return;
+    };
+    flags.extend(["--transfer-to", "cold"].map(String::from));
+    let mut serve_flags = flags.clone();
+    serve_flags.push("--no-transfer-worker".to_owned());
+    let serve_flags: Vec<&str> = serve_flags.iter().map(String::as_str).collect();
+    let s = Server::start_with(&serve_flags);
+    let t = s.user("shutdown").await;
+    let moving = |w: &Worker| w.log().contains("moving blob");
+
+    // 1. SIGTERM mid-transfer, default grace (30 s): the transfer finishes.
+    let first = random_bytes(96 << 20);
+    assert_eq!(
+        s.upload(&t, "first.bin", first.clone()).await.0,
+        StatusCode::OK
+    );
+    let mut w = Worker::start_logging(&s.data, &flags, "worker-1");
+    eventually_async("the worker has the transfer in hand", 60, || async {
+        moving(&w)
+    })
+    .await;
+    let status = w.stop();
+    assert!(status.success(), "{status:?}: {}", w.log());
+    assert!(w.log().contains("blob transferred"), "{}", w.log());
+    assert!(!w.log().contains("grace expired"), "{}", w.log());
+    assert_eq!(cold.list_keys().await.unwrap().len(), 1);
+    assert!(s.blob_files().is_empty(), "the source was deleted");
+    download_ok(&s, &t, &first).await;
+
+    // 2. The same with no grace: cut, given back, moved by the next worker.
+    let second = random_bytes(96 << 20);
+    assert_eq!(
+        s.upload(&t, "second.bin", second.clone()).await.0,
+        StatusCode::OK
+    );
+    let mut cut_flags = flags.clone();
+    cut_flags.extend(["--shutdown-grace", "0s"].map(String::from));
+    let mut w = Worker::start_logging(&s.data, &cut_flags, "worker-2");
+    eventually_async("the worker has the transfer in hand", 60, || async {
+        moving(&w)
+    })
+    .await;
+    let status = w.stop();
+    assert!(status.success(), "{status:?}: {}", w.log());
+    assert!(w.log().contains("grace expired"), "{}", w.log());
+    assert!(!w.log().contains("blob transferred"), "{}", w.log());
+    download_ok(&s, &t, &second).await; // still served from local disk
+                                        // Given back at once (not after the ten-minute lease): the next worker takes it now.
+    let w = Worker::start_logging(&s.data, &flags, "worker-3");
+    eventually_async(
+        "the cut transfer is done by the next worker",
+        60,
+        || async { s.blob_files().is_empty() },
+    )
+    .await;
+    assert_eq!(
+        cold.list_keys().await.unwrap().len(),
+        2,
+        "one object per blob"
+    );
+    download_ok(&s, &t, &second).await;
+    drop(w);
     cold.remove_everything().await.unwrap();
 }
 
@@ -253,6 +355,79 @@ async fn local_to_ceph_through_rabbitmq_across_broker_restarts() {
     drop(s);
 
     queue.remove_topology(&[1]).await.unwrap();
+    cold.remove_everything().await.unwrap();
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let out = Command::new("rabbitmqctl").args(args).output().unwrap();
+    assert!(out.status.success(), "rabbitmqctl {args:?}: {out:?}");
+}
+
+/// The transactional outbox: blobs uploaded while the broker is down keep their transfer jobs in
+/// the database; the server is killed (-9) before the broker is back and started again after:
+/// its relay publishes every job, and the blobs move. Zero jobs lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_jobs_survive_a_broker_outage_and_a_kill() {
+    let (Some(amqp), Some((mut flags, cold, _creds))) = (amqp_url(), s3_store_flags("cold")) else {
+        eprintln!("CHUNKVAULT_TEST_AMQP_URL or _S3_ENDPOINT not set: outbox test skipped");
+        return;
+    };
+    let _stopping = BROKER.clone().write_owned().await;
+    let prefix = format!(
+        "cv-test-{}.",
+        crate::support::hex_encode(&rand::random::<[u8; 6]>())
+    );
+    flags.extend([
+        "--amqp-url".to_owned(),
+        amqp.clone(),
+        "--amqp-prefix".to_owned(),
+        prefix.clone(),
+    ]);
+    let mut serve_flags = flags.clone();
+    serve_flags.extend(["--transfer-to", "cold", "--no-transfer-worker"].map(String::from));
+    let serve_flags: Vec<&str> = serve_flags.iter().map(String::as_str).collect();
+    let s = Server::start_with(&serve_flags);
+    let t = s.user("outbox").await;
+    let queue = AmqpTransferQueue::connect(&amqp, &prefix, RetryPolicy::default())
+        .await
+        .unwrap();
+
+    rabbitmqctl(&["stop_app"]);
+    let files: Vec<Vec<u8>> = (0..3).map(|i| random_bytes(300_000 + i)).collect();
+    for (i, f) in files.iter().enumerate() {
+        let (status, body) = s.upload(&t, &format!("o{i}.bin"), f.clone()).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "an upload does not wait for the broker: {body}"
+        );
+    }
+    let data = s.data.clone();
+    let owner = s.kill9();
+    rabbitmqctl(&["start_app"]);
+    rabbitmqctl(&["await_startup", "--timeout", "60"]);
+    assert_eq!(
+        queue.ready_count().await.unwrap(),
+        0,
+        "nothing reached the broker before the kill"
+    );
+
+    let s = Server::start_in(&data, &serve_flags, owner);
+    eventually_async("the outbox's three jobs are published", 60, || async {
+        queue.ready_count().await.unwrap() == 3
+    })
+    .await;
+    let worker = Worker::start(&s.data, &flags);
+    eventually_async("three blobs moved to Ceph", 60, || async {
+        cold.list_keys().await.unwrap().len() == 3
+    })
+    .await;
+    for f in &files {
+        download_ok(&s, &t, f).await;
+    }
+    drop(worker);
+    drop(s);
+    queue.remove_topology(&[]).await.unwrap();
     cold.remove_everything().await.unwrap();
 }
 
@@ -433,8 +608,8 @@ pub struct Cluster {
 impl Cluster {
     pub async fn start(name: &str) -> Option<Cluster> {
         let (Ok(redis), Ok(mysql), Some(amqp)) = (
-            std::env::var("CHUNKVAULT_TEST_REDIS_URL"),
-            std::env::var("CHUNKVAULT_TEST_MYSQL_URL"),
+            crate::scratch::service_var("CHUNKVAULT_TEST_REDIS_URL"),
+            crate::scratch::service_var("CHUNKVAULT_TEST_MYSQL_URL"),
             amqp_url(),
         ) else {
             eprintln!("Redis, MariaDB or RabbitMQ URL not set: {name} test skipped");

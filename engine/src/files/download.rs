@@ -2,6 +2,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use sha1::{Digest, Sha1};
@@ -64,10 +65,11 @@ impl Files {
         &self,
         file: &UserFile,
         disposition: &str,
+        ttl: Duration,
     ) -> Result<Option<String>> {
         let blob = self.blob_of(file).await?;
         self.store(&blob.store)?
-            .presigned_get(&blob.key, disposition, self.download_url_ttl)
+            .presigned_get(&blob.key, disposition, ttl)
             .await
     }
 }

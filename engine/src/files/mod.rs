@@ -16,10 +16,15 @@ pub(crate) use publish::TransferPlan;
 use crate::auth;
 use crate::blobs::{BlobStaging, BlobStore};
 use crate::error::{Error, Result};
-use crate::meta::{self, FileIndex, ProofStore, UserFile};
+use crate::meta::{self, FileIndex, FileQuery, ProofStore, UserFile};
 use crate::stats::Stats;
 use crate::types::{now_millis, FileId, FileName, Sha1Hex};
 use crate::{EngineConfig, User};
+
+/// The shortest lifetime a share link may be asked for.
+pub const MIN_LINK_TTL: Duration = Duration::from_secs(60);
+/// The longest: a week, the most an S3 presigned URL can live.
+pub const MAX_LINK_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Query string of a signed download link (`auth::SIGNED_DOWNLOAD_PATH`).
 #[derive(Clone, Debug)]
@@ -114,8 +119,8 @@ impl Files {
         Ok(self.blob_of(file).await?.store)
     }
 
-    pub async fn list_files(&self, user: &User, limit: u32, offset: u64) -> Result<Vec<UserFile>> {
-        self.index.list_user_files(user.id, limit, offset).await
+    pub async fn list_files(&self, user: &User, query: &FileQuery) -> Result<Vec<UserFile>> {
+        self.index.list_user_files(user.id, query).await
     }
 
     pub async fn rename(&self, user: &User, file: &UserFile, new_name: &str) -> Result<UserFile> {
@@ -188,9 +193,28 @@ impl Files {
         Ok(blob)
     }
 
-    /// A link that downloads `file` without a token until it expires.
-    pub fn sign_link(&self, file: &UserFile) -> SignedLink {
-        let expires = now_millis() / 1000 + self.download_url_ttl.as_secs() as i64;
+    /// How long a share link lives: `asked` seconds (from a minute to a week: S3 cannot sign a
+    /// URL for longer), or the configured download-link lifetime.
+    pub fn link_ttl(&self, asked: Option<u64>) -> Result<Duration> {
+        match asked {
+            None => Ok(self.download_url_ttl),
+            Some(s) if (MIN_LINK_TTL.as_secs()..=MAX_LINK_TTL.as_secs()).contains(&s) => {
+                Ok(Duration::from_secs(s))
+            }
+            Some(_) => Err(Error::invalid(
+                "expires_in",
+                format!(
+                    "must be {} to {} seconds",
+                    MIN_LINK_TTL.as_secs(),
+                    MAX_LINK_TTL.as_secs()
+                ),
+            )),
+        }
+    }
+
+    /// A link that downloads `file` without a token for `ttl` (see [`Files::link_ttl`]).
+    pub fn sign_link(&self, file: &UserFile, ttl: Duration) -> SignedLink {
+        let expires = now_millis() / 1000 + ttl.as_secs() as i64;
         SignedLink {
             file: file.id.clone(),
             expires,

@@ -9,10 +9,10 @@ use super::Files;
 use crate::blobs::BlobStore;
 use crate::collision;
 use crate::error::{Error, Result};
-use crate::meta::{self, FileIndex, NewBlob, NewUserFile, Published, UserFile};
+use crate::meta::{self, FileIndex, NewBlob, NewUserFile, OutboxEntry, Published, UserFile};
 use crate::stats::Stats;
-use crate::transfer::{TransferJob, TransferQueue};
-use crate::types::{now_millis, Sha1Hex, UserId};
+use crate::transfer::TransferQueue;
+use crate::types::{now_millis, UserId};
 
 /// Where new blobs move after upload.
 #[derive(Clone, Debug)]
@@ -20,6 +20,8 @@ pub(crate) struct TransferPlan {
     pub queue: Arc<dyn TransferQueue>,
     pub to: String,
     pub after: Duration,
+    /// Wakes the outbox relay when a publish wrote a job.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 /// Sets aside a blob whose stored bytes do not hash to its SHA1 (`Files::quarantine`).
@@ -64,7 +66,15 @@ impl Files {
     /// this copy removed; on failure the copy is removed too.
     pub(crate) async fn publish(&self, key: String, file: &NewUserFile) -> Result<UserFile> {
         let blobs = &self.upload_store;
-        let blob = NewBlob::new(blobs.name(), key.clone());
+        let mut blob = NewBlob::new(blobs.name(), key.clone());
+        if let Some(t) = &self.transfers {
+            // Written with the blob (the outbox), handed to the queue by the relay.
+            blob = blob.with_transfer(OutboxEntry {
+                sha1: file.sha1.clone(),
+                to: t.to.clone(),
+                due_at: file.now + t.after.as_millis() as i64,
+            });
+        }
         let mut healed = false;
         let published = async {
             if let Some(existing) = self.index.blob(&file.sha1).await? {
@@ -84,7 +94,9 @@ impl Files {
         };
         match published.await {
             Ok(Published::Created(f)) => {
-                self.blob_created(&f.sha1).await;
+                if let Some(t) = &self.transfers {
+                    t.wake.notify_one();
+                }
                 Ok(f)
             }
             Ok(Published::Deduplicated(f)) if healed => Ok(f),
@@ -166,17 +178,12 @@ impl Files {
         quarantine(&*self.index, &*store, &self.stats, blob, found_by).await
     }
 
-    /// New content was published in the upload store: schedule its transfer, if configured.
-    async fn blob_created(&self, sha1: &Sha1Hex) {
-        let Some(t) = &self.transfers else { return };
-        let job = TransferJob {
-            sha1: sha1.clone(),
-            to: t.to.clone(),
-            attempt: 0,
-        };
-        if let Err(e) = t.queue.enqueue(&job, t.after).await {
-            // The content is safe where it is; only its move is missed.
-            tracing::error!(error = %e, sha1 = %sha1, "could not queue the blob's transfer");
+    /// Hands the transfer jobs that publishing wrote to the outbox to the transfer queue, until
+    /// `stop` resolves ([`crate::transfer::relay`]); returns at once when no transfer is
+    /// configured.
+    pub async fn relay_transfers(&self, stop: futures::future::BoxFuture<'static, ()>) {
+        if let Some(t) = &self.transfers {
+            crate::transfer::relay(&*self.index, &*t.queue, &t.wake, stop).await;
         }
     }
 }

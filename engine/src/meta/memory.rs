@@ -8,8 +8,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    AccountStore, BlobRecord, ChallengeRecord, FileIndex, GcEntry, MetaStore, NewBlob, NewUserFile,
-    ProofStore, Published, Settings, UserFile, UserRecord,
+    AccountStore, BlobRecord, ChallengeRecord, FileIndex, FileOrder, FileQuery, GcEntry, MetaStore,
+    NewBlob, NewUserFile, OutboxEntry, ProofStore, Published, Settings, UserFile, UserRecord,
 };
 use crate::error::{Error, Result};
 use crate::types::{now_millis, FileId, FileName, Millis, Sha1Hex, UserId, Username};
@@ -30,6 +30,8 @@ struct State {
     files: HashMap<FileId, UserFile>,
     /// Deletion queue: (store, key) → queued at.
     gc: BTreeMap<(String, String), Millis>,
+    /// Transfer outbox: (sha1, destination) → the job.
+    outbox: BTreeMap<(Sha1Hex, String), OutboxEntry>,
     challenges: HashMap<String, ChallengeRecord>,
     proof_failures: Vec<(UserId, Millis)>,
     checks: HashMap<Sha1Hex, bool>,
@@ -213,6 +215,11 @@ impl FileIndex for MemoryMetaStore {
                         quarantined: false,
                     },
                 );
+                if let Some(job) = &blob.transfer {
+                    s.outbox
+                        .entry((job.sha1.clone(), job.to.clone()))
+                        .or_insert_with(|| job.clone());
+                }
                 true
             }
         };
@@ -245,19 +252,35 @@ impl FileIndex for MemoryMetaStore {
         Ok(self.lock().files.get(id).cloned())
     }
 
-    async fn list_user_files(
-        &self,
-        user: UserId,
-        limit: u32,
-        offset: u64,
-    ) -> Result<Vec<UserFile>> {
+    async fn list_user_files(&self, user: UserId, query: &FileQuery) -> Result<Vec<UserFile>> {
         let s = self.lock();
-        let mut mine: Vec<&UserFile> = s.files.values().filter(|f| f.user_id == user).collect();
-        mine.sort_by(|a, b| newest_first(a, b));
+        let wanted = query.name_contains.as_deref().map(str::to_ascii_lowercase);
+        let mut mine: Vec<&UserFile> = s
+            .files
+            .values()
+            .filter(|f| f.user_id == user)
+            .filter(|f| {
+                wanted
+                    .as_deref()
+                    .is_none_or(|w| f.name.to_ascii_lowercase().contains(w))
+            })
+            .collect();
+        let by = |a: &UserFile, b: &UserFile| -> std::cmp::Ordering {
+            let id = a.id.as_str().cmp(b.id.as_str());
+            match query.order {
+                FileOrder::Newest => newest_first(a, b),
+                FileOrder::Oldest => newest_first(b, a),
+                FileOrder::Name => a.name.cmp(&b.name).then(id),
+                FileOrder::NameDesc => b.name.cmp(&a.name).then(id.reverse()),
+                FileOrder::Largest => b.size.cmp(&a.size).then(id.reverse()),
+                FileOrder::Smallest => a.size.cmp(&b.size).then(id),
+            }
+        };
+        mine.sort_by(|a, b| by(a, b));
         Ok(mine
             .into_iter()
-            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-            .take(limit as usize)
+            .skip(usize::try_from(query.offset).unwrap_or(usize::MAX))
+            .take(query.limit as usize)
             .cloned()
             .collect())
     }
@@ -308,6 +331,21 @@ impl FileIndex for MemoryMetaStore {
         Ok(Some(entry))
     }
 
+    async fn outbox_pending(&self, limit: u32) -> Result<Vec<OutboxEntry>> {
+        let s = self.lock();
+        let mut jobs: Vec<OutboxEntry> = s.outbox.values().cloned().collect();
+        jobs.sort_by(|a, b| (a.due_at, &a.sha1, &a.to).cmp(&(b.due_at, &b.sha1, &b.to)));
+        jobs.truncate(limit as usize);
+        Ok(jobs)
+    }
+
+    async fn outbox_done(&self, entry: &OutboxEntry) -> Result<()> {
+        self.lock()
+            .outbox
+            .remove(&(entry.sha1.clone(), entry.to.clone()));
+        Ok(())
+    }
+
     async fn gc_pending(&self, limit: u32) -> Result<Vec<GcEntry>> {
         let s = self.lock();
         let mut queued: Vec<(&Millis, &(String, String))> =
@@ -330,20 +368,14 @@ impl FileIndex for MemoryMetaStore {
         Ok(())
     }
 
-    async fn queue_gc(&self, entry: &GcEntry) -> Result<()> {
-        self.lock()
-            .gc
-            .entry((entry.store.clone(), entry.key.clone()))
-            .or_insert_with(now_millis);
-        Ok(())
-    }
-
     async fn move_blob(&self, sha1: &Sha1Hex, from: &GcEntry, to: &GcEntry) -> Result<bool> {
         let mut s = self.lock();
         match s.blobs.get_mut(sha1) {
             Some(b) if b.store == from.store && b.key == from.key => {
                 b.store = to.store.clone();
                 b.key = to.key.clone();
+                s.gc.entry((from.store.clone(), from.key.clone()))
+                    .or_insert_with(now_millis);
                 Ok(true)
             }
             _ => Ok(false),

@@ -37,6 +37,58 @@ pub struct BlobRecord {
     pub quarantined: bool,
 }
 
+/// The order of a listing of a user's files; ties go by file id, so equal timestamps, names or
+/// sizes keep one order from page to page.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FileOrder {
+    #[default]
+    Newest,
+    Oldest,
+    /// By name, in the database's collation.
+    Name,
+    NameDesc,
+    Largest,
+    Smallest,
+}
+
+impl FileOrder {
+    pub const NAMES: &'static str = "newest, oldest, name, name-desc, largest or smallest";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "newest" => FileOrder::Newest,
+            "oldest" => FileOrder::Oldest,
+            "name" => FileOrder::Name,
+            "name-desc" => FileOrder::NameDesc,
+            "largest" => FileOrder::Largest,
+            "smallest" => FileOrder::Smallest,
+            _ => return None,
+        })
+    }
+}
+
+/// Which of a user's files a listing shows, in which order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileQuery {
+    pub limit: u32,
+    pub offset: u64,
+    pub order: FileOrder,
+    /// Only names containing this text (ASCII letters in either case).
+    pub name_contains: Option<String>,
+}
+
+impl FileQuery {
+    /// The newest `limit` files after `offset`.
+    pub fn page(limit: u32, offset: u64) -> Self {
+        FileQuery {
+            limit,
+            offset,
+            order: FileOrder::Newest,
+            name_contains: None,
+        }
+    }
+}
+
 /// A user's named reference to a blob.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserFile {
@@ -77,6 +129,9 @@ impl NewUserFile {
 pub struct NewBlob {
     pub store: String,
     pub key: String,
+    /// Where the blob moves after upload, and from when: `publish` writes this job to the
+    /// outbox in the transaction that creates the blob (nothing for content already indexed).
+    pub transfer: Option<OutboxEntry>,
 }
 
 impl NewBlob {
@@ -84,8 +139,26 @@ impl NewBlob {
         NewBlob {
             store: store.into(),
             key: key.into(),
+            transfer: None,
         }
     }
+
+    /// With the transfer job `publish` puts in the outbox if it creates the blob.
+    pub fn with_transfer(mut self, job: OutboxEntry) -> Self {
+        self.transfer = Some(job);
+        self
+    }
+}
+
+/// A transfer job in the outbox (a transactional outbox): written with the blob it moves, handed
+/// to the transfer queue by the relay, deleted once the queue holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub sha1: Sha1Hex,
+    /// The destination store.
+    pub to: String,
+    /// When the move is due.
+    pub due_at: Millis,
 }
 
 /// Outcome of `MetaStore::publish`.
@@ -197,9 +270,8 @@ pub trait FileIndex: Send + Sync + fmt::Debug {
     /// A file by id, whoever owns it (signed download links).
     async fn user_file_by_id(&self, id: &FileId) -> Result<Option<UserFile>>;
 
-    /// The user's files, newest first.
-    async fn list_user_files(&self, user: UserId, limit: u32, offset: u64)
-        -> Result<Vec<UserFile>>;
+    /// A page of the user's files, in `query`'s order.
+    async fn list_user_files(&self, user: UserId, query: &FileQuery) -> Result<Vec<UserFile>>;
 
     /// Renames; `NotFound` if the user has no such file, `NameTaken` if the user already has
     /// this content under `name`.
@@ -216,18 +288,22 @@ pub trait FileIndex: Send + Sync + fmt::Debug {
     /// user has no such file.
     async fn delete_user_file(&self, user: UserId, id: &FileId) -> Result<Option<GcEntry>>;
 
+    /// Transfer jobs `publish` wrote to the outbox, earliest due first.
+    async fn outbox_pending(&self, limit: u32) -> Result<Vec<OutboxEntry>>;
+
+    /// The transfer queue holds `entry` now: out of the outbox (a no-op if already out).
+    async fn outbox_done(&self, entry: &OutboxEntry) -> Result<()>;
+
     /// Blobs queued for deletion (oldest first).
     async fn gc_pending(&self, limit: u32) -> Result<Vec<GcEntry>>;
 
     /// Marks a queued blob as deleted from its store.
     async fn gc_done(&self, entry: &GcEntry) -> Result<()>;
 
-    /// Queues a blob no longer referenced for deletion from its store (a source left behind by
-    /// a transfer whose delete failed).
-    async fn queue_gc(&self, entry: &GcEntry) -> Result<()>;
-
     /// Switches a blob from `from` (store and key) to `to` in one update, if it is still at
-    /// `from`; `false` when it was deleted or moved meanwhile.
+    /// `from`, and queues `from` for deletion in the same commit (a mover cut off right after
+    /// leaves the source to the GC, never orphaned); `false` when it was deleted or moved
+    /// meanwhile.
     async fn move_blob(&self, sha1: &Sha1Hex, from: &GcEntry, to: &GcEntry) -> Result<bool>;
 
     /// Blobs held by `store`, in SHA1 order after `after`, at most `limit`.

@@ -345,9 +345,12 @@ impl AmqpTransferQueue {
 
 #[async_trait]
 impl TransferQueue for AmqpTransferQueue {
-    /// Consumes jobs until `stop` resolves, reconnecting after any broker failure.
+    /// Consumes jobs until `stop` resolves, reconnecting after any broker failure. `stop` is
+    /// heeded between jobs: the one in hand is finished and acknowledged; prefetched ones go
+    /// back to the queue with the connection.
     async fn consume(&self, transfers: &Transfers, stop: BoxFuture<'static, ()>) {
-        tokio::pin!(stop);
+        use futures::FutureExt as _;
+        let stop = stop.shared();
         let mut pause = Duration::from_millis(200);
         loop {
             let session = async {
@@ -365,23 +368,30 @@ impl TransferQueue for AmqpTransferQueue {
                     .await
                     .map_err(amqp_err)?;
                 tracing::info!(queue = self.jobs_queue(), "transfer worker consuming");
-                while let Some(delivery) = consumer.next().await {
-                    let delivery = delivery.map_err(amqp_err)?;
-                    self.handle(transfers, &ch, delivery).await?;
+                loop {
+                    let next = tokio::select! {
+                        biased;
+                        _ = stop.clone() => break,
+                        d = consumer.next() => d,
+                    };
+                    let Some(delivery) = next else {
+                        return Err(Error::backend(BACKEND, "consumer cancelled"));
+                    };
+                    self.handle(transfers, &ch, delivery.map_err(amqp_err)?)
+                        .await?;
                 }
-                drop(conn);
-                Err::<(), _>(Error::backend(BACKEND, "consumer cancelled"))
+                let _ = conn.close(200, "worker stopping".into()).await;
+                Ok::<(), Error>(())
             };
-            tokio::select! {
-                _ = &mut stop => return,
-                res = session => {
-                    if let Err(e) = res {
-                        tracing::warn!(error = %e, "transfer worker lost the broker; reconnecting");
-                    }
+            // Stopped (`Ok`), or the broker went away: reconnect after a pause, unless stopped.
+            match session.await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "transfer worker lost the broker; reconnecting")
                 }
             }
             tokio::select! {
-                _ = &mut stop => return,
+                _ = stop.clone() => return,
                 _ = tokio::time::sleep(pause) => {}
             }
             pause = (pause * 2).min(Duration::from_secs(5));
@@ -401,31 +411,8 @@ impl TransferQueue for AmqpTransferQueue {
             attempt: job.attempt,
             last_error: None,
         };
-        match self.publish(&wire, delay).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                // The broker is away (restarting?): keep trying in the background for an hour
-                // rather than lose the job; the caller's upload is not held up meanwhile.
-                tracing::warn!(error = %e, sha1 = %job.sha1, "broker unreachable; transfer job kept in memory and retried");
-                let q = self.clone();
-                tokio::spawn(async move {
-                    let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
-                    let mut pause = Duration::from_millis(500);
-                    while tokio::time::Instant::now() < deadline {
-                        tokio::time::sleep(pause).await;
-                        if q.publish(&wire, delay).await.is_ok() {
-                            tracing::info!(sha1 = wire.sha1, "transfer job published after retry");
-                            return;
-                        }
-                        pause = (pause * 2).min(Duration::from_secs(30));
-                    }
-                    tracing::error!(
-                        sha1 = wire.sha1,
-                        "transfer job lost: broker unreachable for an hour"
-                    );
-                });
-                Ok(())
-            }
-        }
+        // An unreachable broker is the caller's to retry: the outbox relay keeps the job in the
+        // database until a publish is confirmed.
+        self.publish(&wire, delay).await
     }
 }

@@ -64,8 +64,14 @@ pub trait TransferQueue: Send + Sync + std::fmt::Debug {
 
     /// Runs due jobs through `transfers` until `stop` resolves: a failed job is retried with
     /// the queue's backoff and dead after its last attempt; a job interrupted by a crash
-    /// returns to the queue.
+    /// returns to the queue. Once `stop` resolves no job is taken; the one in hand runs to its
+    /// end, then `consume` returns (the caller bounds that wait: its shutdown grace).
     async fn consume(&self, transfers: &Transfers, stop: BoxFuture<'static, ()>);
+
+    /// The caller gave up waiting for the job in hand (its shutdown grace ran out; the job's
+    /// future is dropped): give it back to the queue at once. A broker redelivers what was not
+    /// acknowledged by itself; a lease-based queue clears the lease.
+    async fn release_in_flight(&self) {}
 
     /// Whether the queue answers (readiness).
     async fn ping(&self) -> Result<()>;
@@ -104,6 +110,79 @@ impl RetryPolicy {
         let jitter = rand::random::<f64>() * 0.2;
         capped.mul_f64(1.0 + jitter)
     }
+}
+
+/// Jobs the relay takes from the outbox at once.
+const RELAY_BATCH: u32 = 100;
+/// How often an idle relay looks at the outbox (it is woken at once by a publish on this node;
+/// this finds what other nodes, or this one before a restart, left there).
+const RELAY_POLL: Duration = Duration::from_secs(5);
+/// Longest pause between tries while the queue is unreachable.
+const RELAY_MAX_PAUSE: Duration = Duration::from_secs(30);
+
+/// The transactional outbox's relay: hands every job in the outbox to `queue` (oldest due
+/// first, with what is left of its delay) and deletes it from the outbox once `queue` holds it
+/// (`enqueue` is durable when it returns: a broker's publisher confirm, or a committed row).
+/// Runs until `stop`: at once when `wake` fires, every few seconds otherwise, and with growing
+/// pauses while the queue fails. A job is never lost to a broker outage or a restart (it stays in
+/// the database until queued); one handed over twice (two nodes' relays, or a crash between the
+/// two steps) is harmless: a second move of a blob already moved does nothing.
+pub async fn relay(
+    index: &dyn FileIndex,
+    queue: &dyn TransferQueue,
+    wake: &tokio::sync::Notify,
+    mut stop: BoxFuture<'static, ()>,
+) {
+    let mut pause = Duration::from_millis(250);
+    let mut failing = false;
+    loop {
+        let wait = match relay_batch(index, queue).await {
+            Ok(n) => {
+                if failing {
+                    tracing::info!("transfer queue reachable again: outbox relayed");
+                    failing = false;
+                }
+                pause = Duration::from_millis(250);
+                if n == RELAY_BATCH as usize {
+                    Duration::ZERO // more are waiting
+                } else {
+                    RELAY_POLL
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "transfer queue unreachable: jobs wait in the outbox");
+                    failing = true;
+                }
+                let p = pause;
+                pause = (pause * 2).min(RELAY_MAX_PAUSE);
+                p
+            }
+        };
+        tokio::select! {
+            _ = &mut stop => return,
+            // While the queue fails, publishes do not cut the pause short.
+            _ = wake.notified(), if !failing => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// One batch from the outbox to the queue: how many went.
+async fn relay_batch(index: &dyn FileIndex, queue: &dyn TransferQueue) -> Result<usize> {
+    let jobs = index.outbox_pending(RELAY_BATCH).await?;
+    let now = crate::types::now_millis();
+    for entry in &jobs {
+        let job = TransferJob {
+            sha1: entry.sha1.clone(),
+            to: entry.to.clone(),
+            attempt: 0,
+        };
+        let delay = Duration::from_millis(entry.due_at.saturating_sub(now).max(0) as u64);
+        queue.enqueue(&job, delay).await?;
+        index.outbox_done(entry).await?;
+    }
+    Ok(jobs.len())
 }
 
 fn hashing(body: ByteStream) -> (ByteStream, Arc<Mutex<Hashed>>) {
@@ -163,6 +242,7 @@ impl Transfers {
             }
             Err(e) => return Err(e),
         };
+        tracing::info!(sha1 = %sha1, from = blob.store, to, bytes = blob.size, "moving blob");
         let (body, state) = hashing(body);
         let pending = dest.put_pending(body).await?;
         let (copied, size) = digest(&state)?;
@@ -205,9 +285,13 @@ impl Transfers {
             dest.delete(&key).await?;
             return Ok(Transferred::Gone);
         }
-        if let Err(e) = source.delete(&blob.key).await {
-            tracing::warn!(error = %e, key = blob.key, "transfer source not deleted; queued");
-            self.index.queue_gc(&from).await?;
+        // The switch queued the source for deletion: delete it now and take it off the queue
+        // (left there, the GC deletes it later).
+        match source.delete(&blob.key).await {
+            Ok(()) => self.index.gc_done(&from).await?,
+            Err(e) => {
+                tracing::warn!(error = %e, key = blob.key, "transfer source not deleted; the GC retries")
+            }
         }
         tracing::info!(sha1 = %sha1, from = blob.store, to, bytes = blob.size, "blob transferred");
         Ok(Transferred::Moved { bytes: blob.size })

@@ -24,11 +24,37 @@ const POLL: Duration = Duration::from_millis(500);
 pub struct SqlTransferQueue {
     db: Db,
     policy: RetryPolicy,
+    /// Jobs this process leased and has not finished (given back by `release_in_flight`).
+    leased: std::sync::Arc<std::sync::Mutex<Vec<TransferJob>>>,
 }
 
 impl SqlTransferQueue {
     pub fn new(db: Db, policy: RetryPolicy) -> Self {
-        SqlTransferQueue { db, policy }
+        SqlTransferQueue {
+            db,
+            policy,
+            leased: Default::default(),
+        }
+    }
+
+    fn leased(&self) -> std::sync::MutexGuard<'_, Vec<TransferJob>> {
+        crate::lock_unpoisoned(&self.leased)
+    }
+
+    /// Gives leased jobs back: due again at once for any worker.
+    async fn release(&self, jobs: &[TransferJob]) {
+        for job in jobs {
+            let res = sqlx::query(&self.db.q(
+                "UPDATE transfer_jobs SET lease_until = 0 WHERE sha1 = ? AND to_store = ? AND dead = 0",
+            ))
+            .bind(job.sha1.as_str())
+            .bind(job.to.as_str())
+            .execute(&self.db.pool)
+            .await;
+            if let Err(e) = res {
+                tracing::warn!(error = %e, sha1 = %job.sha1, "transfer lease not released; it expires");
+            }
+        }
     }
 
     /// Leases up to `limit` due jobs.
@@ -159,6 +185,7 @@ impl SqlTransferQueue {
 impl TransferQueue for SqlTransferQueue {
     /// Polls for due jobs every half second when idle.
     async fn consume(&self, transfers: &Transfers, stop: BoxFuture<'static, ()>) {
+        use futures::FutureExt as _;
         tokio::pin!(stop);
         loop {
             let jobs = match self.claim(16).await {
@@ -169,8 +196,16 @@ impl TransferQueue for SqlTransferQueue {
                 }
             };
             let idle = jobs.is_empty();
-            for job in jobs {
-                self.run_one(transfers, &job, self.policy).await;
+            self.leased().extend(jobs.iter().cloned());
+            for (i, job) in jobs.iter().enumerate() {
+                if (&mut stop).now_or_never().is_some() {
+                    // Stopping: what was leased and not started goes back at once.
+                    self.release(&jobs[i..]).await;
+                    self.leased().clear();
+                    return;
+                }
+                self.run_one(transfers, job, self.policy).await;
+                self.leased().retain(|j| j != job);
             }
             if idle {
                 tokio::select! {
@@ -179,6 +214,11 @@ impl TransferQueue for SqlTransferQueue {
                 }
             }
         }
+    }
+
+    async fn release_in_flight(&self) {
+        let jobs = std::mem::take(&mut *self.leased());
+        self.release(&jobs).await;
     }
 
     /// The queue is a table of the metadata database, which readiness checks already.

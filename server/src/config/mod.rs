@@ -273,7 +273,8 @@ pub struct ServeArgs {
     )]
     pub log_format: String,
 
-    /// After SIGTERM: how long in-flight requests may take to finish before the process exits.
+    /// After SIGTERM: how long in-flight requests (`serve`) or the transfer in hand (`worker`)
+    /// may take to finish before the process exits (a cut transfer goes back to the queue).
     #[arg(help_heading = "Network", long, env = "CHUNKVAULT_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_delay, value_name = "DURATION")]
     pub shutdown_grace: Duration,
 

@@ -3,7 +3,7 @@
 //! share links. HTTP statuses say what happened; bodies are the `{code, msg, data}` envelope
 //! with the stable error codes. Uploads are `/uploads` (REST parts) and `/files/` (tus).
 
-use chunkvault_engine::{ByteStream, FileId, User, UserFile};
+use chunkvault_engine::{ByteStream, FileId, FileOrder, FileQuery, User, UserFile};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use warp::filters::BoxedFilter;
@@ -23,6 +23,8 @@ use crate::ops::ClientAddr;
 /// Default and largest page of `GET /api/files`.
 const DEFAULT_LIMIT: u64 = 50;
 pub const MAX_LIMIT: u64 = 1000;
+/// The longest name search (`q`): longer than any file name.
+const MAX_SEARCH_BYTES: usize = 1024;
 
 /// The account and sign-in tokens (the account role).
 pub fn account_routes(state: State) -> BoxedFilter<(Response,)> {
@@ -235,14 +237,37 @@ async fn signout(
     Ok(ok(serde_json::Value::Null))
 }
 
+/// `GET /api/files?limit=&offset=&sort=&q=`: a page of the caller's files, newest first unless
+/// `sort` says otherwise; `q` keeps the names that contain it.
 async fn list(state: State, caller: Caller) -> Result<Response, ApiError> {
-    let (user, query) = caller?;
-    let (limit, offset) = query.page(DEFAULT_LIMIT, MAX_LIMIT)?;
-    let files = state
-        .engine
-        .files()
-        .list_files(&user, limit, offset)
-        .await?;
+    let (user, params) = caller?;
+    let (limit, offset) = params.page(DEFAULT_LIMIT, MAX_LIMIT)?;
+    let order = match params.get("sort") {
+        None => FileOrder::Newest,
+        Some(s) => FileOrder::parse(s)
+            .ok_or_else(|| ApiError::bad("sort", format!("must be one of {}", FileOrder::NAMES)))?,
+    };
+    let name_contains = params
+        .get("q")
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .map(|q| {
+            if q.len() > MAX_SEARCH_BYTES {
+                return Err(ApiError::bad(
+                    "q",
+                    format!("must be at most {MAX_SEARCH_BYTES} bytes"),
+                ));
+            }
+            Ok(q.to_owned())
+        })
+        .transpose()?;
+    let query = FileQuery {
+        limit,
+        offset,
+        order,
+        name_contains,
+    };
+    let files = state.engine.files().list_files(&user, &query).await?;
     Ok(ok(files.iter().map(FileView::from).collect::<Vec<_>>()))
 }
 
@@ -317,8 +342,10 @@ async fn link(
     state: State,
     caller: Caller,
 ) -> Result<Response, ApiError> {
-    let (_, file) = own_file(&state, caller, &id).await?;
-    let link = download::share_link(&state, &file, host.as_deref()).await?;
+    let (user, params) = caller?;
+    let ttl = state.engine.files().link_ttl(params.uint("expires_in")?)?;
+    let (_, file) = own_file(&state, Ok((user, params)), &id).await?;
+    let link = download::share_link(&state, &file, host.as_deref(), ttl).await?;
     Ok(ok_with_status(
         StatusCode::CREATED,
         LinkView {

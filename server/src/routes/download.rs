@@ -1,6 +1,8 @@
 //! Turning a user file into an HTTP download: attachment name (RFC 6266), single ranges
 //! (RFC 9110 §14), ETag and If-None-Match. Shared by the token route and signed links.
 
+use std::time::Duration;
+
 use chunkvault_engine::{RangeRequest, UserFile};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use warp::http::{header, HeaderMap, HeaderValue, Response as HttpResponse, StatusCode};
@@ -158,13 +160,13 @@ pub async fn share_link(
     state: &AppState,
     file: &UserFile,
     host: Option<&str>,
+    ttl: Duration,
 ) -> Result<ShareLink, ApiError> {
-    let ttl = state.engine.config().download_url_ttl;
     let disposition = content_disposition(&file.name);
     if let Some(url) = state
         .engine
         .files()
-        .presigned_url(file, &disposition)
+        .presigned_url(file, &disposition, ttl)
         .await?
     {
         return Ok(ShareLink {
@@ -172,7 +174,7 @@ pub async fn share_link(
             expires_at: chunkvault_engine::types::now_millis() + ttl.as_millis() as i64,
         });
     }
-    let link = state.engine.files().sign_link(file);
+    let link = state.engine.files().sign_link(file, ttl);
     let base = state.base_url(host);
     Ok(ShareLink {
         url: format!(

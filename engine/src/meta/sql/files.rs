@@ -129,6 +129,18 @@ impl SqlMetaStore {
             tx.rollback().await?;
             return Ok(Attempt::Retry);
         }
+        if let (true, Some(job)) = (inserted, &blob.transfer) {
+            // The blob's move is written with the blob: committed together or not at all.
+            let insert =
+                self.insert_or_ignore("transfer_outbox", "sha1, to_store, due_at, created_at");
+            sqlx::query(&self.q(&insert))
+                .bind(job.sha1.as_str())
+                .bind(job.to.as_str())
+                .bind(job.due_at)
+                .bind(file.now)
+                .execute(&mut *tx)
+                .await?;
+        }
         match self.insert_user_file(&mut tx, file).await? {
             Some(created) => {
                 tx.commit().await?;
@@ -309,20 +321,33 @@ impl FileIndex for SqlMetaStore {
         row.as_ref().map(user_file_from_row).transpose()
     }
 
-    async fn list_user_files(
-        &self,
-        user: UserId,
-        limit: u32,
-        offset: u64,
-    ) -> Result<Vec<UserFile>> {
+    async fn list_user_files(&self, user: UserId, query: &FileQuery) -> Result<Vec<UserFile>> {
+        let order = match query.order {
+            FileOrder::Newest => "uploaded_at DESC, id DESC",
+            FileOrder::Oldest => "uploaded_at ASC, id ASC",
+            FileOrder::Name => "name ASC, id ASC",
+            FileOrder::NameDesc => "name DESC, id DESC",
+            FileOrder::Largest => "size DESC, id DESC",
+            FileOrder::Smallest => "size ASC, id ASC",
+        };
+        // '!' escapes LIKE's wildcards: the one escape character the three dialects read alike.
+        let filter = if query.name_contains.is_some() {
+            " AND LOWER(name) LIKE ? ESCAPE '!'"
+        } else {
+            ""
+        };
         let sql = format!(
-            "SELECT {USER_FILE_COLS} FROM user_files WHERE user_id = ? \
-             ORDER BY uploaded_at DESC, id DESC LIMIT ? OFFSET ?"
+            "SELECT {USER_FILE_COLS} FROM user_files WHERE user_id = ?{filter} \
+             ORDER BY {order} LIMIT ? OFFSET ?"
         );
-        let rows = sqlx::query(&self.q(&sql))
-            .bind(user.0)
-            .bind(i64::from(limit))
-            .bind(offset.min(i64::MAX as u64) as i64)
+        let sql = self.q(&sql);
+        let mut q = sqlx::query(&sql).bind(user.0);
+        if let Some(text) = &query.name_contains {
+            q = q.bind(like_containing(text));
+        }
+        let rows = q
+            .bind(i64::from(query.limit))
+            .bind(query.offset.min(i64::MAX as u64) as i64)
             .fetch_all(&self.db.pool)
             .await?;
         rows.iter().map(user_file_from_row).collect()
@@ -341,6 +366,33 @@ impl FileIndex for SqlMetaStore {
 
     async fn delete_user_file(&self, user: UserId, id: &FileId) -> Result<Option<GcEntry>> {
         self.retrying(|| self.delete_attempt(user, id)).await?
+    }
+
+    async fn outbox_pending(&self, limit: u32) -> Result<Vec<OutboxEntry>> {
+        let rows = sqlx::query(&self.q(
+            "SELECT sha1, to_store, due_at FROM transfer_outbox ORDER BY due_at, sha1, to_store LIMIT ?",
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxEntry {
+                    sha1: sha1_from_db(&text(r, "sha1")?)?,
+                    to: text(r, "to_store")?,
+                    due_at: r.try_get("due_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn outbox_done(&self, entry: &OutboxEntry) -> Result<()> {
+        sqlx::query(&self.q("DELETE FROM transfer_outbox WHERE sha1 = ? AND to_store = ?"))
+            .bind(entry.sha1.as_str())
+            .bind(entry.to.as_str())
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
     }
 
     async fn gc_pending(&self, limit: u32) -> Result<Vec<GcEntry>> {
@@ -385,18 +437,8 @@ impl FileIndex for SqlMetaStore {
         Ok(row.try_get::<i64, _>("n")? as u64)
     }
 
-    async fn queue_gc(&self, entry: &GcEntry) -> Result<()> {
-        let insert = self.insert_or_ignore("blob_gc", "store, location, created_at");
-        sqlx::query(&self.q(&insert))
-            .bind(entry.store.as_str())
-            .bind(entry.key.as_str())
-            .bind(crate::types::now_millis())
-            .execute(&self.db.pool)
-            .await?;
-        Ok(())
-    }
-
     async fn move_blob(&self, sha1: &Sha1Hex, from: &GcEntry, to: &GcEntry) -> Result<bool> {
+        let mut tx = self.begin().await?;
         let done = sqlx::query(&self.q(
             "UPDATE blobs SET store = ?, location = ? WHERE sha1 = ? AND store = ? AND location = ?",
         ))
@@ -405,9 +447,22 @@ impl FileIndex for SqlMetaStore {
         .bind(sha1.as_str())
         .bind(from.store.as_str())
         .bind(from.key.as_str())
-        .execute(&self.db.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        // The source is unreferenced from this commit on: queued for deletion with it.
+        let insert = self.insert_or_ignore("blob_gc", "store, location, created_at");
+        sqlx::query(&self.q(&insert))
+            .bind(from.store.as_str())
+            .bind(from.key.as_str())
+            .bind(crate::types::now_millis())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn blobs_in_store(
@@ -462,4 +517,19 @@ impl FileIndex for SqlMetaStore {
         .await?;
         Ok(res.rows_affected() == 1)
     }
+}
+
+/// A LIKE pattern matching names that contain `text` (ASCII letters in either case), with the
+/// wildcards in `text` escaped by '!'.
+fn like_containing(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.to_ascii_lowercase().chars() {
+        if matches!(c, '%' | '_' | '!') {
+            p.push('!');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
 }

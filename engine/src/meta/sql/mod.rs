@@ -11,8 +11,8 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::{
-    AccountStore, BlobRecord, ChallengeRecord, FileIndex, GcEntry, MetaStore, NewBlob, NewUserFile,
-    ProofStore, Published, Settings, UserFile, UserRecord,
+    AccountStore, BlobRecord, ChallengeRecord, FileIndex, FileOrder, FileQuery, GcEntry, MetaStore,
+    NewBlob, NewUserFile, OutboxEntry, ProofStore, Published, Settings, UserFile, UserRecord,
 };
 use crate::error::{Error, Result};
 use crate::types::{FileId, FileName, Millis, Sha1Hex, UserId, Username};

@@ -4,7 +4,7 @@
 use std::io;
 
 use chunkvault_engine::{
-    ByteStream, Error as EngineError, FileId, Sha1Hex, SignedLink, User, UserFile,
+    ByteStream, Error as EngineError, FileId, FileQuery, Sha1Hex, SignedLink, User, UserFile,
 };
 use futures::StreamExt;
 use warp::filters::BoxedFilter;
@@ -235,7 +235,7 @@ async fn query(accept: Accept, state: State, caller: Caller) -> Response {
         let files = state
             .engine
             .files()
-            .list_files(&user, limit, offset)
+            .list_files(&user, &FileQuery::page(limit, offset))
             .await?;
         let rows: Vec<_> = files
             .iter()
@@ -322,7 +322,8 @@ async fn download_url(
     let result = async {
         let (user, params) = caller?;
         let file = caller_file(&state, &user, &params).await?;
-        let link = download::share_link(&state, &file, host.as_deref()).await?;
+        let ttl = state.engine.files().link_ttl(None)?;
+        let link = download::share_link(&state, &file, host.as_deref(), ttl).await?;
         Ok::<_, ApiError>(text(link.url))
     };
     reply(accept, result.await)
