@@ -173,10 +173,16 @@ class Server:
             children = open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read().split()
         except OSError:
             children = []
+        if not children:
+            raise RuntimeError(f"{self.kind} server died during the run (see {self.dir}/server.log)")
         for c in children:
             os.kill(int(c), signal.SIGTERM)
         self.proc.wait(timeout=60)
         self.log.close()
+        # ChunkVault shuts down cleanly on SIGTERM: anything else (a crash, a hang cut off) fails
+        # the run. (Peers are only required to have been alive.)
+        if self.kind == "chunkvault" and self.proc.returncode != 0:
+            raise RuntimeError(f"chunkvault exited with status {self.proc.returncode} (see {self.dir}/server.log)")
         text = open(self.timefile).read()
         user = float(re.search(r"User time \(seconds\): ([\d.]+)", text).group(1))
         system = float(re.search(r"System time \(seconds\): ([\d.]+)", text).group(1))

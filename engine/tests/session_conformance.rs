@@ -382,7 +382,7 @@ async fn sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis() {
     use chunkvault_engine::RedisSessionStore;
-    let Ok(url) = std::env::var("CHUNKVAULT_TEST_REDIS_URL") else {
+    let Ok(url) = common::service_var("CHUNKVAULT_TEST_REDIS_URL") else {
         eprintln!("CHUNKVAULT_TEST_REDIS_URL not set: Redis run skipped (.ci/run sets it)");
         return;
     };
@@ -400,7 +400,7 @@ async fn redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_keeps_tus_uploads_across_the_upgrade() {
     use chunkvault_engine::RedisSessionStore;
-    let Ok(url) = std::env::var("CHUNKVAULT_TEST_REDIS_URL") else {
+    let Ok(url) = common::service_var("CHUNKVAULT_TEST_REDIS_URL") else {
         eprintln!("CHUNKVAULT_TEST_REDIS_URL not set: Redis run skipped (.ci/run sets it)");
         return;
     };
@@ -459,7 +459,7 @@ async fn redis_keeps_tus_uploads_across_the_upgrade() {
 }
 
 async fn on_server(env: &str) {
-    let Ok(base) = std::env::var(env) else {
+    let Ok(base) = common::service_var(env) else {
         eprintln!("{env} not set: skipped (.ci/run sets it)");
         return;
     };

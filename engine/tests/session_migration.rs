@@ -163,7 +163,7 @@ async fn sqlite() {
 }
 
 async fn on_server(env: &str, dialect: &str) {
-    let Ok(base) = std::env::var(env) else {
+    let Ok(base) = common::service_var(env) else {
         eprintln!("{env} not set: skipped (.ci/run sets it)");
         return;
     };

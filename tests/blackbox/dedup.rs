@@ -65,7 +65,7 @@ async fn sqlite() {
 
 /// The same journey with the server on MariaDB and on PostgreSQL (when `.ci/run` provides them).
 async fn on_database(env: &str) {
-    let Ok(base) = std::env::var(env) else {
+    let Ok(base) = crate::scratch::service_var(env) else {
         eprintln!("{env} not set: skipped here (.ci/run sets it)");
         return;
     };

@@ -96,12 +96,16 @@ where
     }
 }
 
+/// A port nothing listens on, below Linux's ephemeral range (32768 and up): a port the kernel
+/// hands out for `:0` or for the outgoing connections of tests running alongside could be taken
+/// again between this check and Redis's bind (and again at each restart on the same port).
 fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let port = 20_000 + rand::random::<u16>() % 12_000;
+        if StdListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 // ---- Redis restarted mid-upload ------------------------------------------------------------
@@ -163,6 +167,12 @@ impl Redis {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.answers_ping() {
+            let exited = self.child.as_mut().unwrap().try_wait().unwrap();
+            assert!(
+                exited.is_none(),
+                "redis-server exited ({exited:?}): {}",
+                std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
+            );
             assert!(
                 Instant::now() < deadline,
                 "redis-server did not start: {}",

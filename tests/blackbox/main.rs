@@ -3,6 +3,7 @@
 
 mod authz;
 mod bad_input;
+mod ci;
 mod cli;
 mod collision;
 #[path = "../compat/mod.rs"]

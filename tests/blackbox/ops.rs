@@ -88,12 +88,14 @@ async fn health_metrics_and_request_ids() {
     let resp = s.client.get(s.url("/healthz")).send().await.unwrap();
     let made = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(made.len(), 16);
-    let log = std::fs::read_to_string(&s.log).unwrap();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("trace-me-42") && l.contains("request")),
-        "request id missing from the log"
-    );
+    // The log line may be written just after the answer: wait for it, do not race it.
+    crate::support::eventually("the request id is in the log", || {
+        std::fs::read_to_string(&s.log)
+            .unwrap()
+            .lines()
+            .any(|l| l.contains("trace-me-42") && l.contains("request"))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -118,6 +120,83 @@ async fn readyz_names_what_is_down() {
     assert_eq!(st, StatusCode::OK, "alive all the same");
 }
 
+type Body = tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>;
+type InFlight = tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>;
+
+/// An upload of `data` in parts of `chunk` with part 1 stored and part 2 on the wire: its first
+/// 100,000 bytes read by the server (its byte counter says so), the rest up to the caller
+/// (`Body`). Returns the upload id, the body's sender and the request in flight.
+async fn part_two_half_sent(
+    s: &Server,
+    t: &str,
+    data: &[u8],
+    chunk: u64,
+) -> (String, Body, InFlight) {
+    let (_, created) = s.create_upload(t, "half.bin", data, Some(chunk)).await;
+    let id = created["data"]["upload_id"].as_str().unwrap().to_owned();
+    assert_eq!(s.put_part(t, &id, 1, chunk, data).await.0, StatusCode::OK);
+    let bytes_in = |m: &str| sample(m, "chunkvault_http_bytes_in_total").unwrap_or(0.0);
+    let before = bytes_in(&text(s, "/metrics").await.1);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let req = s
+        .req("PUT", t, &format!("/uploads/{id}/parts/2"))
+        .header("content-length", chunk.to_string())
+        .body(reqwest::Body::wrap_stream(tokio_stream_from(rx)))
+        .send();
+    let inflight = tokio::spawn(req);
+    tx.send(Ok(data[chunk as usize..chunk as usize + 100_000].to_vec()))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while bytes_in(&text(s, "/metrics").await.1) < before + 100_000.0 {
+        assert!(std::time::Instant::now() < deadline, "part 2 never arrived");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (id, tx, inflight)
+}
+
+/// SIGTERM while a part's body stalls (half sent, never finished): the server waits out
+/// `--shutdown-grace` (1 s), cuts the request and exits 0; the cut part is not stored, and after a
+/// restart the upload goes on from the part before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_grace_runs_out_on_a_stalled_part() {
+    let s = Server::start_with(&["--shutdown-grace", "1s"]);
+    let t = s.user("graceless").await;
+    let chunk = 256 * 1024u64;
+    let data = random_bytes((2 * chunk) as usize);
+    let (id, tx, inflight) = part_two_half_sent(&s, &t, &data, chunk).await;
+    let stopped_at = std::time::Instant::now();
+    s.sigterm();
+    let data_dir = s.data.clone();
+    let (status, dir) = s.wait_exit();
+    let took = stopped_at.elapsed();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(10),
+        "exited {took:?} after SIGTERM with a 1 s grace"
+    );
+    // The client sees its request cut, never a success.
+    let cut = inflight.await.unwrap();
+    assert!(
+        cut.as_ref().map_or(true, |r| !r.status().is_success()),
+        "{cut:?}"
+    );
+    drop(tx);
+
+    let s = Server::start_in(&data_dir, &[], dir);
+    let (_, st) = s.get(&t, &format!("/uploads/{id}")).await;
+    assert_eq!(st["data"]["received"], serde_json::json!([1]), "{st}");
+    assert_eq!(s.put_part(&t, &id, 2, chunk, &data).await.0, StatusCode::OK);
+    assert_eq!(s.complete(&t, &id).await.0, StatusCode::CREATED);
+    let got = s
+        .download(&t, &sha1_hex(&data))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(sha1_hex(&got), sha1_hex(&data));
+}
+
 /// SIGTERM while a part is on the wire: the server stops accepting, lets the part finish
 /// (acknowledged), exits 0; after a restart the upload completes without that part again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,29 +205,9 @@ async fn graceful_restart_mid_upload() {
     let t = s.user("graceful").await;
     let chunk = 256 * 1024u64;
     let data = random_bytes((3 * chunk) as usize);
-    let (_, created) = s.create_upload(&t, "g.bin", &data, Some(chunk)).await;
-    let id = created["data"]["upload_id"].as_str().unwrap().to_owned();
-    assert_eq!(s.put_part(&t, &id, 1, chunk, &data).await.0, StatusCode::OK);
-
-    // Part 2, streamed: half now, the rest after SIGTERM.
-    let bytes_in = |m: &str| sample(m, "chunkvault_http_bytes_in_total").unwrap_or(0.0);
-    let before = bytes_in(&text(&s, "/metrics").await.1);
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
+    // Part 2, streamed: 100,000 bytes now, the rest after SIGTERM.
+    let (id, tx, inflight) = part_two_half_sent(&s, &t, &data, chunk).await;
     let part2 = data[chunk as usize..2 * chunk as usize].to_vec();
-    let req = s
-        .req("PUT", &t, &format!("/uploads/{id}/parts/2"))
-        .header("content-length", chunk.to_string())
-        .body(body)
-        .send();
-    let inflight = tokio::spawn(req);
-    tx.send(Ok(part2[..100_000].to_vec())).await.unwrap();
-    // The server is reading part 2 once its byte counter has moved by what was sent.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while bytes_in(&text(&s, "/metrics").await.1) < before + 100_000.0 {
-        assert!(std::time::Instant::now() < deadline, "part 2 never arrived");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
     let base = s.base.clone();
     s.sigterm();
     // New connections are refused while the part in flight goes on.
@@ -340,6 +399,10 @@ async fn roles_split_user_journey() {
         .await;
     assert_eq!(st, StatusCode::OK, "{url}");
     assert!(url.as_str().unwrap().starts_with("http"), "{url}");
+    // The links work (presigned by the cold bucket now), without a token.
+    let fetched = reqwest::get(url.as_str().unwrap()).await.unwrap();
+    assert_eq!(fetched.status(), StatusCode::OK);
+    assert_eq!(sha1_hex(&fetched.bytes().await.unwrap()), sha);
     let (older, newer) = (
         format!("/api/files/{}", files[1]["id"].as_str().unwrap()),
         format!("/api/files/{}", files[0]["id"].as_str().unwrap()),
@@ -348,6 +411,12 @@ async fn roles_split_user_journey() {
         .api("POST", Some(&t), &format!("{older}/links"), None)
         .await;
     assert_eq!(st, StatusCode::CREATED, "{link}");
+    let fetched = reqwest::get(link["data"]["url"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(fetched.status(), StatusCode::OK, "{link}");
+    let older_sha = files[1]["sha1"].as_str().unwrap();
+    assert_eq!(sha1_hex(&fetched.bytes().await.unwrap()), older_sha);
     let (st, renamed) = download
         .post(
             &t,
@@ -491,14 +560,23 @@ async fn json_logs_carry_the_request_id() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     drop(resp);
-    let log = std::fs::read_to_string(&s.log).unwrap();
-    let mut tagged = 0;
-    for line in log.lines().filter(|l| !l.trim().is_empty()) {
-        let v: serde_json::Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        if v["span"]["id"] == "json-line-7" {
-            tagged += 1;
+    // Lines of the request may be written just after the answer: read until one is there.
+    // Every complete line is one JSON object (a line being written may lack its end).
+    let tagged = || {
+        let log = std::fs::read_to_string(&s.log).unwrap();
+        let mut tagged = 0;
+        for line in log.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let v: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            if v["span"]["id"] == "json-line-7" {
+                tagged += 1;
+            }
         }
-    }
-    assert!(tagged >= 1, "no log line of the request: {log}");
+        tagged
+    };
+    crate::support::eventually("a JSON log line of the request", || tagged() >= 1).await;
 }

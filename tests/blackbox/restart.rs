@@ -20,7 +20,7 @@ async fn clear_redis(args: &[String]) {
 
 /// Server flags for Redis sessions under a key prefix of this test's own.
 fn redis_args() -> Option<Vec<String>> {
-    let url = std::env::var("CHUNKVAULT_TEST_REDIS_URL").ok()?;
+    let url = crate::scratch::service_var("CHUNKVAULT_TEST_REDIS_URL").ok()?;
     let prefix = format!(
         "cv-bb-{}:",
         crate::support::hex_encode(&rand::random::<[u8; 8]>())

@@ -3,6 +3,8 @@
 //! downloads stream with Range, `/file/downloadurl` hands out a presigned GET of the private
 //! object, and the same content is instantly uploaded.
 
+use std::time::{Duration, Instant};
+
 use chunkvault_engine::blobs::{S3BlobStore, S3Config};
 use reqwest::StatusCode;
 
@@ -19,7 +21,7 @@ pub struct S3Node {
 }
 
 pub fn s3_env() -> Option<(String, String, String, String)> {
-    let endpoint = std::env::var("CHUNKVAULT_TEST_S3_ENDPOINT").ok()?;
+    let endpoint = crate::scratch::service_var("CHUNKVAULT_TEST_S3_ENDPOINT").ok()?;
     let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
     Some((
         endpoint,
@@ -80,11 +82,17 @@ pub fn s3_store_flags_in(
 
 impl S3Node {
     pub fn start() -> Option<S3Node> {
+        S3Node::start_with(&[])
+    }
+
+    /// With these flags besides the store's.
+    pub fn start_with(extra: &[&str]) -> Option<S3Node> {
         let Some((mut flags, store, creds)) = s3_store_flags("ceph") else {
             eprintln!("CHUNKVAULT_TEST_S3_ENDPOINT not set: S3 test skipped (.ci/run sets it)");
             return None;
         };
         flags.extend(["--upload-store".to_owned(), "ceph".to_owned()]);
+        flags.extend(extra.iter().map(|f| (*f).to_owned()));
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         Some(S3Node {
             server: Server::start_with(&flags),
@@ -218,6 +226,160 @@ async fn chunked_upload_download_presign_instant_on_ceph() {
     assert_eq!(st, StatusCode::OK, "{again}");
     assert_eq!(again["data"]["instant"], true, "{again}");
     assert_eq!(node.store.list_keys().await.unwrap(), keys);
+}
+
+/// HMAC-SHA256 (RFC 2104) over `sha2`.
+fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut k = [0u8; 64];
+    if key.len() > 64 {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let pad = |b: u8| k.iter().map(|x| x ^ b).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(msg)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
+
+/// Multipart uploads in progress under `prefix` in the test bucket: S3 ListMultipartUploads,
+/// signed here with SigV4 (object_store cannot list them).
+async fn open_multipart_uploads(prefix: &str) -> usize {
+    use sha2::{Digest, Sha256};
+    let (endpoint, bucket, ak, sk) = s3_env().unwrap();
+    let host = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    // "Sat, 05 Dec 2026 03:28:11 GMT" → 20261205T032811Z
+    let http = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let f: Vec<&str> = http.split([' ', ':']).collect();
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == f[2])
+    .unwrap()
+        + 1;
+    let date = format!("{}{month:02}{}", f[3], f[1]);
+    let stamp = format!("{date}T{}{}{}Z", f[4], f[5], f[6]);
+    let empty = crate::support::hex_encode(&Sha256::digest(b""));
+    let encoded: String = prefix
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let query = format!("prefix={encoded}&uploads=");
+    let canonical = format!(
+        "GET\n/{bucket}\n{query}\nhost:{host}\nx-amz-content-sha256:{empty}\nx-amz-date:{stamp}\n\nhost;x-amz-content-sha256;x-amz-date\n{empty}"
+    );
+    let scope = format!("{date}/us-east-1/s3/aws4_request");
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}",
+        crate::support::hex_encode(&Sha256::digest(canonical.as_bytes()))
+    );
+    let mut key = hmac_sha256(format!("AWS4{sk}").as_bytes(), date.as_bytes()).to_vec();
+    for part in ["us-east-1", "s3", "aws4_request"] {
+        key = hmac_sha256(&key, part.as_bytes()).to_vec();
+    }
+    let signature = crate::support::hex_encode(&hmac_sha256(&key, to_sign.as_bytes()));
+    let resp = reqwest::Client::new()
+        .get(format!("{}/{bucket}?{query}", endpoint.trim_end_matches('/')))
+        .header("x-amz-content-sha256", &empty)
+        .header("x-amz-date", &stamp)
+        .header(
+            "authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential={ak}/{scope}, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={signature}"
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body = resp.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "ListMultipartUploads: {body}");
+    body.matches("<UploadId>").count()
+}
+
+/// tus expiration on Ceph: the appended part's multipart upload is aborted by the sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tus_uploads_expire_on_ceph() {
+    let Some(node) = S3Node::start_with(&["--upload-ttl", "3s", "--sweep-interval", "200ms"])
+    else {
+        return;
+    };
+    let prefix = node.store.config().prefix.clone();
+    crate::tus::expires_as_announced(&node.server, || open_multipart_uploads(&prefix)).await;
+    assert_eq!(open_multipart_uploads(&prefix).await, 0);
+}
+
+/// A download link that worked answers 200 until its lifetime is over, then 403 (polled: the
+/// link's answer is the condition; `created` is just before the link was asked for).
+async fn works_until_it_expires(url: &str, created: Instant, ttl: Duration) {
+    let deadline = created + ttl + Duration::from_secs(15);
+    loop {
+        let status = reqwest::get(url).await.unwrap().status();
+        if status == StatusCode::FORBIDDEN {
+            break;
+        }
+        assert_eq!(status, StatusCode::OK, "{url}");
+        assert!(
+            Instant::now() < deadline,
+            "{url} still works long after it expired"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Expiry times are whole seconds: a link may end up to a second early, never more.
+    let lived = created.elapsed();
+    assert!(
+        lived + Duration::from_secs(1) >= ttl,
+        "{url} expired after {lived:?}"
+    );
+}
+
+/// `--download-url-ttl 2s`: a presigned Ceph URL and ChunkVault's own signed link both stop
+/// working once it is over (the expiry branch, not a tampered expiry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn download_links_expire_on_ceph_and_on_local_disk() {
+    let ttl = ["--download-url-ttl", "2s"];
+    let Some(node) = S3Node::start_with(&ttl) else {
+        return;
+    };
+    let local = Server::start_with(&ttl);
+    let mut links = Vec::new();
+    for (s, on_ceph) in [(&node.server, true), (&local, false)] {
+        let t = s.user("expiring").await;
+        let data = random_bytes(10_000);
+        assert_eq!(
+            s.upload(&t, "soon gone.bin", data.clone()).await.0,
+            StatusCode::OK
+        );
+        let id = s.file_id(&t, &sha1_hex(&data)).await;
+        let created = Instant::now();
+        let (st, link) = s
+            .api("POST", Some(&t), &format!("/api/files/{id}/links"), None)
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{link}");
+        let url = link["data"]["url"].as_str().unwrap().to_owned();
+        assert_eq!(url.contains("X-Amz-Signature="), on_ceph, "{url}");
+        assert_eq!(reqwest::get(&url).await.unwrap().status(), StatusCode::OK);
+        links.push((url, created));
+    }
+    for (url, created) in &links {
+        works_until_it_expires(url, *created, Duration::from_secs(2)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

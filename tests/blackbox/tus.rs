@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::{RequestBuilder, StatusCode};
 use serde_json::Value;
@@ -325,6 +326,72 @@ async fn protocol() {
 }
 
 /// Concatenation: partial uploads become one file through a final upload.
+/// tus expiration at the server (`Upload-Expires`, then 404 or 410 and the staged bytes gone),
+/// for an upload that `staged` shows in its store; returns when the sweep has removed them.
+pub async fn expires_as_announced<F, Fut>(s: &Server, staged: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = usize>,
+{
+    let t = s.user("tus-expiring").await;
+    let data = random_bytes(6 << 20);
+    let before = staged().await;
+    let url = create(s, &t, Some(data.len()), "expiring.bin").await;
+    let sent = 5 << 20;
+    let resp = patch(s, &t, &url, 0, data[..sent].to_vec()).await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let expires = resp.headers()["upload-expires"].to_str().unwrap();
+    let at = httpdate::parse_http_date(expires).unwrap();
+    let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+    assert!(
+        left <= Duration::from_secs(4),
+        "Upload-Expires {expires} is {left:?} away"
+    );
+    assert!(staged().await > before, "the appended bytes are staged");
+
+    // Until it passes the upload answers with its offset; then it is gone, never early.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let gone = loop {
+        let resp = tus(s.client.head(&url), &t).send().await.unwrap();
+        if resp.status() != StatusCode::OK {
+            break resp.status();
+        }
+        assert_eq!(resp.headers()["upload-offset"], sent.to_string().as_str());
+        assert!(Instant::now() < deadline, "the upload never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        gone == StatusCode::NOT_FOUND || gone == StatusCode::GONE,
+        "HEAD after expiry: {gone}"
+    );
+    // Whole seconds in the header: up to one early.
+    assert!(
+        SystemTime::now() + Duration::from_secs(1) >= at,
+        "expired before {expires}"
+    );
+    let resp = patch(s, &t, &url, sent, data[sent..].to_vec()).await;
+    assert!(
+        resp.status() == StatusCode::NOT_FOUND || resp.status() == StatusCode::GONE,
+        "PATCH after expiry: {}",
+        resp.status()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while staged().await > before {
+        assert!(
+            Instant::now() < deadline,
+            "the staged bytes were never swept"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(s.files(&t).await.is_empty(), "nothing was published");
+}
+
+#[tokio::test]
+async fn uploads_expire_on_local_disk() {
+    let s = Server::start_with(&["--upload-ttl", "3s", "--sweep-interval", "200ms"]);
+    expires_as_announced(&s, || async { s.staging_files().len() }).await;
+}
+
 #[tokio::test]
 async fn concatenation() {
     let s = Server::start();
@@ -436,7 +503,7 @@ async fn one_writer_at_a_time() {
 }
 
 fn client_tests_enabled() -> bool {
-    if std::env::var_os("CHUNKVAULT_TEST_TUS_CLIENTS").is_none() {
+    if crate::scratch::service_var("CHUNKVAULT_TEST_TUS_CLIENTS").is_err() {
         eprintln!("CHUNKVAULT_TEST_TUS_CLIENTS not set: tus-js-client/tuspy runs skipped (.ci/run sets it)");
         return false;
     }

@@ -789,7 +789,8 @@ async fn concurrent_parts_completes_and_uploaders() {
 
 #[tokio::test]
 async fn expired_sessions_are_swept() {
-    let s = Server::start_with(&["--upload-ttl", "1s", "--sweep-interval", "100ms"]);
+    // Long enough that the part below lands before it expires on a loaded machine.
+    let s = Server::start_with(&["--upload-ttl", "3s", "--sweep-interval", "100ms"]);
     let t = s.user("sleepy").await;
     let data = random_bytes((2 * CH) as usize);
     let (_, created) = s.create_upload(&t, "idle.bin", &data, Some(CH)).await;

@@ -1,4 +1,6 @@
 //! Helpers shared by the engine's conformance tests.
+// Each test crate uses some of them.
+#![allow(dead_code)]
 
 use sqlx::Connection;
 
@@ -53,4 +55,15 @@ impl Drop for ScratchDb {
         })
         .join();
     }
+}
+
+/// The service variable `name` (a database URL, the Redis URL, the S3 endpoint). Outside CI a
+/// missing one skips the test that needs it (the caller prints why); with `CI` set it fails the
+/// test: CI must never pass by skipping.
+pub fn service_var(name: &str) -> Result<String, std::env::VarError> {
+    let value = std::env::var(name);
+    if value.is_err() && std::env::var_os("CI").is_some() {
+        panic!("{name} is not set, and CI is: a test that needs this service cannot be skipped");
+    }
+    value
 }

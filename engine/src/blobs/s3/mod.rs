@@ -74,6 +74,21 @@ fn is_not_found(e: &object_store::Error) -> bool {
     }
 }
 
+/// The endpoint object_store is given: as configured for path-style requests; for
+/// virtual-hosted style (Aliyun OSS) with the bucket in the host name, as object_store expects
+/// it there (`http://oss-cn-hangzhou.aliyuncs.com` and bucket `b` → `http://b.oss-cn-hangzhou…`).
+fn bucket_endpoint(config: &S3Config) -> String {
+    let endpoint = config.endpoint.trim_end_matches('/');
+    if !config.virtual_hosted {
+        return endpoint.to_owned();
+    }
+    let (scheme, host) = endpoint.split_once("://").unwrap_or(("https", endpoint));
+    if host.starts_with(&format!("{}.", config.bucket)) {
+        return endpoint.to_owned(); // already the bucket's own endpoint
+    }
+    format!("{scheme}://{}.{host}", config.bucket)
+}
+
 impl S3BlobStore {
     pub fn new(name: impl Into<String>, config: S3Config) -> Result<Self> {
         if config.bucket.is_empty() {
@@ -86,7 +101,7 @@ impl S3BlobStore {
             ));
         }
         let s3 = AmazonS3Builder::new()
-            .with_endpoint(config.endpoint.trim_end_matches('/'))
+            .with_endpoint(bucket_endpoint(&config))
             .with_region(&config.region)
             .with_bucket_name(&config.bucket)
             .with_access_key_id(&config.access_key)
@@ -481,6 +496,33 @@ mod tests {
         let rest: Vec<u8> = b.take(3).into_iter().flat_map(|c| c.to_vec()).collect();
         assert_eq!(rest, b"rld");
         assert_eq!(b.len(), 0);
+    }
+
+    #[test]
+    fn virtual_hosted_requests_carry_the_bucket_in_the_host() {
+        let mut c = S3Config {
+            endpoint: "https://oss-cn-hangzhou.aliyuncs.com/".into(),
+            region: "oss-cn-hangzhou".into(),
+            bucket: "files".into(),
+            prefix: String::new(),
+            virtual_hosted: true,
+            access_key: "a".into(),
+            secret_key: "s".into(),
+            min_part_size: 100 * 1024,
+            buffer_part_size: 8 << 20,
+        };
+        assert_eq!(
+            bucket_endpoint(&c),
+            "https://files.oss-cn-hangzhou.aliyuncs.com"
+        );
+        c.endpoint = "https://files.oss-cn-hangzhou.aliyuncs.com".into();
+        assert_eq!(
+            bucket_endpoint(&c),
+            "https://files.oss-cn-hangzhou.aliyuncs.com"
+        );
+        c.virtual_hosted = false;
+        c.endpoint = "http://127.0.0.1:7480/".into();
+        assert_eq!(bucket_endpoint(&c), "http://127.0.0.1:7480");
     }
 
     #[test]
