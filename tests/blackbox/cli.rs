@@ -128,8 +128,8 @@ async fn login_upload_ls_download_mv_rm() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no file named"));
 }
 
-/// Killed mid-upload, the CLI resumes on the next run and re-sends no acknowledged part
-/// (counted from the server's log of stored parts).
+/// Interrupted mid-upload (Ctrl-C), the CLI says how to resume and exits 130; it resumes on the
+/// next run and re-sends no acknowledged part (counted from the server's log of stored parts).
 #[tokio::test]
 async fn upload_resumes_after_kill_without_resending() {
     let s = Server::start();
@@ -165,10 +165,10 @@ async fn upload_resumes_after_kill_without_resending() {
         ])
         .env("CHUNKVAULT_CONFIG_DIR", &cfg)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until some parts are acknowledged, then kill the client outright.
+    // Wait until some parts are acknowledged, then interrupt the client (Ctrl-C).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let id = loop {
         let (status, list) = s.get(&token, "/uploads").await;
@@ -181,8 +181,18 @@ async fn upload_resumes_after_kill_without_resending() {
         assert!(std::time::Instant::now() < deadline, "no progress");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{said}");
+    assert!(
+        said.contains("run the same command again to resume"),
+        "{said}"
+    );
     let (_, st) = s.get(&token, &format!("/uploads/{id}")).await;
     let acknowledged: Vec<u64> = st["data"]["received"]
         .as_array()
