@@ -152,7 +152,7 @@ async fn upload_resumes_after_kill_without_resending() {
     let path = dir.path().join("big.bin");
     let data = random_bytes(48 * 256 * 1024);
     std::fs::write(&path, &data).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chunkvault"))
+    let child = Command::new(env!("CARGO_BIN_EXE_chunkvault"))
         .args([
             "upload",
             path.to_str().unwrap(),
@@ -636,4 +636,66 @@ async fn retry_after_is_honoured_and_said() {
     let token = s.signin("patient").await;
     let resp = s.download(&token, &sha1_hex(&data)).await;
     assert_eq!(sha1_hex(&resp.bytes().await.unwrap()), sha1_hex(&data));
+}
+
+/// Each way of pointing the client at the wrong thing gets a line saying what is probably wrong:
+/// TLS against a plain-HTTP port, nothing listening, another web server, a path after the host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wrong_server_gets_a_hint() {
+    use std::io::{Read, Write};
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cfg");
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    // Another web server: plain text for every request.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other_addr = other.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in other.incoming() {
+            let Ok(mut conn) = conn else { break };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 9\r\nConnection: close\r\n\r\nIt works!",
+            );
+        }
+    });
+    // Nothing listening: a port just released.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let cases = [
+        (format!("https://{addr}"), "use http:// instead of https://"),
+        (
+            format!("http://{closed}"),
+            "cannot connect: is the server running",
+        ),
+        (format!("http://{other_addr}"), "without ChunkVault's JSON"),
+        (
+            format!("{}/chunkvault", s.base),
+            "the server has no such route",
+        ),
+    ];
+    for (server, hint) in cases {
+        let out = cli(
+            &cfg,
+            &[
+                "login",
+                "--server",
+                &server,
+                "-u",
+                "someone",
+                "--password",
+                "password-123",
+            ],
+        );
+        let said = fails(&out);
+        assert!(said.contains(hint), "{server}: {said}");
+        assert_eq!(
+            said.lines().count(),
+            2,
+            "one error line and one hint: {said}"
+        );
+    }
 }
