@@ -402,7 +402,10 @@ async fn serve(args: Box<ServeArgs>) -> anyhow::Result<()> {
     );
     let builder = warp::hyper::Server::try_bind(&args.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    // TCP_NODELAY: a small response's head and body leave in separate writes; with Nagle's
+    // algorithm the second waits for the client's delayed ACK (~40 ms on a kept-alive connection).
     let server = builder
+        .tcp_nodelay(true)
         .http1_max_buf_size(READ_BUFFER)
         .http1_header_read_timeout(args.header_timeout)
         .serve(make);
