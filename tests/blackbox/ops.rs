@@ -155,6 +155,25 @@ async fn part_two_half_sent(
     (id, tx, inflight)
 }
 
+/// After a restart the upload `id` holds exactly the parts `held`; the last part is sent, the
+/// upload completed, and the download equals `data`.
+async fn finishes_after_restart(
+    s: &Server,
+    t: &str,
+    id: &str,
+    held: &[u32],
+    chunk: u64,
+    data: &[u8],
+) {
+    let (_, st) = s.get(t, &format!("/uploads/{id}")).await;
+    assert_eq!(st["data"]["received"], serde_json::json!(held), "{st}");
+    let last = held.len() as u64 + 1;
+    assert_eq!(s.put_part(t, id, last, chunk, data).await.0, StatusCode::OK);
+    assert_eq!(s.complete(t, id).await.0, StatusCode::CREATED);
+    let got = s.download(t, &sha1_hex(data)).await.bytes().await.unwrap();
+    assert_eq!(sha1_hex(&got), sha1_hex(data));
+}
+
 /// SIGTERM while a part's body stalls (half sent, never finished): the server waits out
 /// `--shutdown-grace` (1 s), cuts the request and exits 0; the cut part is not stored, and after a
 /// restart the upload goes on from the part before it.
@@ -184,17 +203,7 @@ async fn shutdown_grace_runs_out_on_a_stalled_part() {
     drop(tx);
 
     let s = Server::start_in(&data_dir, &[], dir);
-    let (_, st) = s.get(&t, &format!("/uploads/{id}")).await;
-    assert_eq!(st["data"]["received"], serde_json::json!([1]), "{st}");
-    assert_eq!(s.put_part(&t, &id, 2, chunk, &data).await.0, StatusCode::OK);
-    assert_eq!(s.complete(&t, &id).await.0, StatusCode::CREATED);
-    let got = s
-        .download(&t, &sha1_hex(&data))
-        .await
-        .bytes()
-        .await
-        .unwrap();
-    assert_eq!(sha1_hex(&got), sha1_hex(&data));
+    finishes_after_restart(&s, &t, &id, &[1], chunk, &data).await;
 }
 
 /// SIGTERM while a part is on the wire: the server stops accepting, lets the part finish
@@ -227,17 +236,7 @@ async fn graceful_restart_mid_upload() {
 
     // Restart: parts 1 and 2 are there; only 3 is sent.
     let s = Server::start_in(&data_dir, &[], dir);
-    let (_, st) = s.get(&t, &format!("/uploads/{id}")).await;
-    assert_eq!(st["data"]["received"], serde_json::json!([1, 2]), "{st}");
-    assert_eq!(s.put_part(&t, &id, 3, chunk, &data).await.0, StatusCode::OK);
-    assert_eq!(s.complete(&t, &id).await.0, StatusCode::CREATED);
-    let got = s
-        .download(&t, &sha1_hex(&data))
-        .await
-        .bytes()
-        .await
-        .unwrap();
-    assert_eq!(sha1_hex(&got), sha1_hex(&data));
+    finishes_after_restart(&s, &t, &id, &[1, 2], chunk, &data).await;
     let logs = std::fs::read_to_string(log1).unwrap() + &std::fs::read_to_string(&s.log).unwrap();
     for n in 1..=3 {
         let stored = logs
