@@ -2,7 +2,9 @@
 //! queries written with `?` placeholders and rewritten for PostgreSQL, migrations per dialect.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
@@ -47,12 +49,16 @@ pub struct DbOptions {
     /// How long a query waits for a live connection (connecting included) before it fails as
     /// unavailable: a database that is down or unreachable answers within this time.
     pub acquire_timeout: Duration,
+    /// Keep every distinct statement the stores run (`Db::recorded_statements`), for the
+    /// tests that check each one's query plan. Off in production.
+    pub record_statements: bool,
 }
 
 impl Default for DbOptions {
     fn default() -> Self {
         DbOptions {
             acquire_timeout: Duration::from_secs(5),
+            record_statements: false,
         }
     }
 }
@@ -68,6 +74,7 @@ pub struct Db {
     /// The other dialects use `pool`.
     write: AnyPool,
     pub(crate) dialect: Dialect,
+    recorded: Option<Arc<Mutex<BTreeSet<String>>>>,
 }
 
 /// Reads a text column. MySQL flags `_bin`-collated columns as binary, which sqlx then refuses
@@ -107,6 +114,12 @@ pub(crate) fn is_retryable(e: &sqlx::Error) -> bool {
         || db.message().contains("database is locked")
 }
 
+/// Rows one sweep statement deletes at most.
+pub(crate) const SWEEP_BATCH: i64 = 500;
+/// Old rows a write that adds a row clears on its way (rate events, proof failures, results):
+/// more than it adds, so they never pile up, and never a long write on a request's path.
+pub(crate) const TRIM_BATCH: i64 = 50;
+
 pub(crate) enum Attempt<T> {
     Done(T),
     Retry,
@@ -121,6 +134,7 @@ impl Db {
     /// `connect` with options.
     pub async fn connect_with(url: &str, options: DbOptions) -> Result<Self> {
         let acquire_timeout = options.acquire_timeout;
+        let recorded = options.record_statements.then(Default::default);
         sqlx::any::install_default_drivers();
         let dialect = Dialect::from_url(url)?;
         let mut url = url.to_owned();
@@ -143,6 +157,9 @@ impl Db {
                             // WAL lets readers run beside the one writer; the busy timeout
                             // makes writers outside `write` queue instead of failing.
                             conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;").await?;
+                            // Statistics for the planner, gathered where missing or stale
+                            // (cheap: bounded analysis); `optimize` refreshes them later.
+                            conn.execute("PRAGMA optimize = 0x10002;").await?;
                         }
                         Ok(())
                     })
@@ -166,11 +183,19 @@ impl Db {
             pool,
             write,
             dialect,
+            recorded,
         })
     }
 
-    /// Rewrites `?` placeholders for PostgreSQL.
+    /// Rewrites `?` placeholders for PostgreSQL. Every statement the stores run passes here
+    /// (and is recorded when `DbOptions::record_statements` is set).
     pub fn q<'a>(&self, sql: &'a str) -> Cow<'a, str> {
+        if let Some(recorded) = &self.recorded {
+            let mut set = recorded.lock().unwrap_or_else(|e| e.into_inner());
+            if !set.contains(sql) {
+                set.insert(sql.to_owned());
+            }
+        }
         if self.dialect != Dialect::Postgres {
             return Cow::Borrowed(sql);
         }
@@ -233,6 +258,26 @@ impl Db {
         ))
     }
 
+    /// SQLite's statistics refresh (`PRAGMA optimize`: re-analyses the tables whose size
+    /// changed much since the last time, each analysis bounded); a no-op elsewhere.
+    pub async fn optimize(&self) -> Result<()> {
+        if self.dialect == Dialect::Sqlite {
+            sqlx::query("PRAGMA optimize").execute(&self.write).await?;
+        }
+        Ok(())
+    }
+
+    /// The distinct statements run so far, with `?` placeholders, when recording.
+    pub fn recorded_statements(&self) -> Vec<String> {
+        self.recorded
+            .as_ref()
+            .map(|r| {
+                let set = r.lock().unwrap_or_else(|e| e.into_inner());
+                set.iter().cloned().collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn dialect(&self) -> Dialect {
         self.dialect
     }
@@ -240,6 +285,27 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
         self.write.close().await
+    }
+
+    /// `DELETE` of at most `?` (the last bind) rows of `table` matching `cond`, in `order`:
+    /// sweeps delete in bounded batches, each a short write, so requests interleave with them
+    /// and no single statement locks a large range. MySQL says it directly; SQLite and
+    /// PostgreSQL pick the rows by their physical id in a subquery.
+    pub fn delete_batch(&self, table: &str, cond: &str, order: &str) -> String {
+        match self.dialect {
+            Dialect::MySql => format!("DELETE FROM {table} WHERE {cond} ORDER BY {order} LIMIT ?"),
+            Dialect::Sqlite | Dialect::Postgres => {
+                let rid = if self.dialect == Dialect::Sqlite {
+                    "rowid"
+                } else {
+                    "ctid"
+                };
+                format!(
+                    "DELETE FROM {table} WHERE {rid} IN \
+                     (SELECT {rid} FROM {table} WHERE {cond} ORDER BY {order} LIMIT ?)"
+                )
+            }
+        }
     }
 
     /// `INSERT … ON CONFLICT (key) DO UPDATE SET col = new value` for each of `update`.

@@ -33,7 +33,9 @@ pub use blobs::{BlobStaging, BlobStore, ByteStream, LocalBlobStore, MemoryBlobSt
 pub use checksum::Checksum;
 pub use error::{Error, Result};
 pub use files::{Download, Files, SignedLink};
-pub use meta::{FileOrder, FileQuery, MemoryMetaStore, MetaStore, SqlMetaStore, UserFile};
+pub use meta::{
+    CursorKey, FileCursor, FileOrder, FileQuery, MemoryMetaStore, MetaStore, SqlMetaStore, UserFile,
+};
 #[cfg(feature = "redis")]
 pub use sessions::RedisSessionStore;
 pub use sessions::{MemorySessionStore, SessionStore, SqlSessionStore};
@@ -231,6 +233,21 @@ impl Engine {
     /// Moving blobs between stores.
     pub fn transfers(&self) -> &Transfers {
         &self.transfers
+    }
+
+    /// Keeps the metadata database's planner statistics current (see `MetaStore::optimize`);
+    /// the server's sweeper runs it.
+    pub async fn optimize_metadata(&self) -> Result<()> {
+        self.wiring.meta.optimize().await
+    }
+
+    /// Drops expired proof-of-ownership challenges and old wrong-proof records, in batches (the
+    /// server's sweeper runs it); returns how many rows went.
+    pub async fn purge_expired_proofs(&self) -> Result<u64> {
+        self.wiring
+            .meta
+            .purge_expired_proofs(crate::types::now_millis())
+            .await
     }
 
     /// The engine's counters (for metrics).

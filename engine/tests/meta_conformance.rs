@@ -13,7 +13,7 @@ use chunkvault_engine::meta::{
     OutboxEntry, Published,
 };
 use chunkvault_engine::{
-    Error, FileName, FileOrder, FileQuery, Sha1Hex, SqlMetaStore, UserId, Username,
+    Error, FileCursor, FileName, FileOrder, FileQuery, Sha1Hex, SqlMetaStore, UserId, Username,
 };
 
 fn sha(n: u8) -> Sha1Hex {
@@ -495,6 +495,7 @@ async fn listing_orders_and_search(store: &dyn MetaStore) {
             offset,
             order,
             name_contains: q.map(str::to_owned),
+            after: None,
         };
         async move {
             store
@@ -554,6 +555,88 @@ async fn listing_orders_and_search(store: &dyn MetaStore) {
         list(FileOrder::Name, Some("a"), 2, 1).await,
         ["beta.txt", "delta.bin"]
     );
+
+    // Keyset pages: walking page after page from each page's last file gives the whole listing,
+    // in every order and with a search, ties included; a cursor survives its file's deletion.
+    let walk = |order: FileOrder, q: Option<&'static str>, size: u32| async move {
+        let mut names = Vec::new();
+        let mut after: Option<FileCursor> = None;
+        loop {
+            let query = FileQuery {
+                limit: size,
+                offset: 0,
+                order,
+                name_contains: q.map(str::to_owned),
+                after: after.clone(),
+            };
+            let page = store.list_user_files(u, &query).await.unwrap();
+            assert!(page.len() <= size as usize);
+            let Some(last) = page.last() else { break };
+            let cursor = FileCursor::after(order, last);
+            assert_eq!(FileCursor::decode(&cursor.encode()).unwrap(), cursor);
+            after = Some(cursor);
+            names.extend(page.into_iter().map(|f| f.name));
+        }
+        names
+    };
+    for order in [
+        FileOrder::Newest,
+        FileOrder::Oldest,
+        FileOrder::Name,
+        FileOrder::NameDesc,
+        FileOrder::Largest,
+        FileOrder::Smallest,
+    ] {
+        let all = list(order, None, 10, 0).await;
+        for size in [1, 2, 3] {
+            assert_eq!(walk(order, None, size).await, all, "{order:?} by {size}");
+        }
+        assert_eq!(
+            walk(order, Some("a"), 1).await,
+            list(order, Some("a"), 10, 0).await,
+            "{order:?} searching"
+        );
+        // Offsets page the same listing.
+        let mut by_offset = Vec::new();
+        for offset in 0..all.len() as u64 {
+            by_offset.extend(list(order, None, 1, offset).await);
+        }
+        assert_eq!(by_offset, all, "{order:?} by offset");
+    }
+    let by_name = list(FileOrder::Name, None, 10, 0).await;
+    let beta = store
+        .list_user_files(u, &FileQuery::page(10, 0))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|f| f.name == "beta.txt")
+        .unwrap();
+    let cursor = FileCursor::after(FileOrder::Name, &beta);
+    store.delete_user_file(u, &beta.id).await.unwrap();
+    let rest = store
+        .list_user_files(
+            u,
+            &FileQuery {
+                order: FileOrder::Name,
+                after: Some(cursor),
+                ..FileQuery::page(10, 0)
+            },
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect::<Vec<_>>();
+    assert_eq!(rest, by_name[2..]);
+    for bad in [
+        "",
+        "newest",
+        "newest.xyz.1",
+        "sideways.0123456789abcdef0123.1",
+        "name.0123456789abcdef0123.zz",
+    ] {
+        assert!(FileCursor::decode(bad).is_err(), "{bad:?}");
+    }
 }
 
 async fn concurrent_publish_and_delete(store: Arc<dyn MetaStore>) {
@@ -634,7 +717,10 @@ async fn challenges(store: &dyn MetaStore) {
     store.put_challenge(&c).await.unwrap();
     // Another user's challenge is unknown to them, and stays for its owner.
     assert_eq!(store.take_challenge("ch-1", other).await.unwrap(), None);
-    assert_eq!(store.take_challenge("ch-1", owner).await.unwrap(), Some(c));
+    assert_eq!(
+        store.take_challenge("ch-1", owner).await.unwrap(),
+        Some(c.clone())
+    );
     // Single use.
     assert_eq!(store.take_challenge("ch-1", owner).await.unwrap(), None);
 
@@ -643,6 +729,40 @@ async fn challenges(store: &dyn MetaStore) {
     assert_eq!(store.proof_failures_since(owner, now).await.unwrap(), 2);
     assert_eq!(store.proof_failures_since(owner, now + 5).await.unwrap(), 1);
     assert_eq!(store.proof_failures_since(other, 0).await.unwrap(), 0);
+
+    // The sweep: more expired challenges than one batch holds all go; live ones and recent
+    // failures stay; failures older than a day go.
+    let expired = 1201;
+    for i in 0..expired + 2 {
+        let live = i >= expired;
+        let c = ChallengeRecord {
+            id: format!("sweep-{i}"),
+            expires_at: if live {
+                now + 60_000
+            } else {
+                now - 1 - i as i64
+            },
+            ..c.clone()
+        };
+        store.put_challenge(&c).await.unwrap();
+    }
+    store
+        .record_proof_failure(other, now - 2 * 24 * 3600 * 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.purge_expired_proofs(now).await.unwrap(),
+        expired as u64 + 1
+    );
+    assert_eq!(store.purge_expired_proofs(now).await.unwrap(), 0);
+    assert!(store
+        .take_challenge("sweep-0", owner)
+        .await
+        .unwrap()
+        .is_none());
+    let live = format!("sweep-{expired}");
+    assert!(store.take_challenge(&live, owner).await.unwrap().is_some());
+    assert_eq!(store.proof_failures_since(owner, now).await.unwrap(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -654,8 +774,11 @@ async fn memory() {
 async fn sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/meta.db", dir.path().display());
-    let store = SqlMetaStore::connect(&url).await.unwrap();
+    let store = SqlMetaStore::connect_with(&url, common::plans::recording())
+        .await
+        .unwrap();
     suite(Arc::new(store.clone())).await;
+    common::plans::check(&url, &store.db().recorded_statements()).await;
     // Migrations are idempotent: reopening the same database works and keeps the data.
     store.close().await;
     let again = SqlMetaStore::connect(&url).await.unwrap();
@@ -665,8 +788,11 @@ async fn sqlite() {
 /// Runs the suite in a database of its own on the server at `base`.
 async fn on_server(base: &str) {
     let db = common::ScratchDb::create(base, "cv_test").await;
-    let store = SqlMetaStore::connect(&db.url).await.unwrap();
+    let store = SqlMetaStore::connect_with(&db.url, common::plans::recording())
+        .await
+        .unwrap();
     suite(Arc::new(store.clone())).await;
+    common::plans::check(&db.url, &store.db().recorded_statements()).await;
     store.close().await;
 }
 

@@ -372,10 +372,12 @@ async fn memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let meta = SqlMetaStore::connect(&format!("sqlite://{}/s.db", dir.path().display()))
+    let url = format!("sqlite://{}/s.db", dir.path().display());
+    let meta = SqlMetaStore::connect_with(&url, common::plans::recording())
         .await
         .unwrap();
     suite(Arc::new(SqlSessionStore::new(meta.db().clone()))).await;
+    common::plans::check(&url, &meta.db().recorded_statements()).await;
 }
 
 #[cfg(feature = "redis")]
@@ -464,8 +466,11 @@ async fn on_server(env: &str) {
         return;
     };
     let db = common::ScratchDb::create(&base, "cv_sess").await;
-    let meta = SqlMetaStore::connect(&db.url).await.unwrap();
+    let meta = SqlMetaStore::connect_with(&db.url, common::plans::recording())
+        .await
+        .unwrap();
     suite(Arc::new(SqlSessionStore::new(meta.db().clone()))).await;
+    common::plans::check(&db.url, &meta.db().recorded_statements()).await;
     meta.close().await;
 }
 

@@ -203,8 +203,8 @@ pub fn spawn_transfer_worker(state: State) {
     });
 }
 
-/// Periodic housekeeping: expired upload sessions and their staged bytes, expired tokens,
-/// blobs whose deletion failed earlier.
+/// Periodic housekeeping: expired upload sessions and their staged bytes, expired tokens and
+/// proof challenges, blobs whose deletion failed earlier, the metadata database's planner statistics.
 pub fn spawn_sweeper(state: State, every: Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -223,8 +223,14 @@ pub fn spawn_sweeper(state: State, every: Duration) {
             if let Err(e) = state.engine.accounts().purge_expired_tokens().await {
                 tracing::warn!(error = %e, "token sweep failed");
             }
+            if let Err(e) = state.engine.purge_expired_proofs().await {
+                tracing::warn!(error = %e, "proof sweep failed");
+            }
             if let Err(e) = state.engine.files().collect_garbage().await {
                 tracing::warn!(error = %e, "blob sweep failed");
+            }
+            if let Err(e) = state.engine.optimize_metadata().await {
+                tracing::warn!(error = %e, "metadata statistics refresh failed");
             }
         }
     });

@@ -347,6 +347,101 @@ async fn query_is_newest_first_and_paginated() {
         assert_eq!(body["code"], 10001, "{bad}: {body}");
     }
 
+    // Keyset pages: a full page links to the next (`Link: <…>; rel="next"`); following the
+    // links gives the whole listing once, in every order and with a search; the last page, not
+    // full, links nowhere.
+    let follow = |first: String| {
+        let s = &s;
+        let token = &token;
+        async move {
+            let mut names = Vec::new();
+            let mut next = Some(first);
+            let mut pages = 0;
+            while let Some(path) = next.take() {
+                let resp = s
+                    .client
+                    .get(s.url(&path))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), StatusCode::OK, "{path}");
+                next = resp
+                    .headers()
+                    .get("link")
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .map(|l| {
+                        let (url, rel) = l.strip_prefix('<').unwrap().split_once('>').unwrap();
+                        assert_eq!(rel, "; rel=\"next\"");
+                        url.to_owned()
+                    });
+                let body: Value = resp.json().await.unwrap();
+                names.extend(
+                    body["data"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|f| f["name"].as_str().unwrap().to_owned()),
+                );
+                pages += 1;
+            }
+            (names, pages)
+        }
+    };
+    for sort in [
+        "newest",
+        "oldest",
+        "name",
+        "name-desc",
+        "largest",
+        "smallest",
+    ] {
+        let (_, whole) = s
+            .api(
+                "GET",
+                Some(&token),
+                &format!("/api/files?sort={sort}"),
+                None,
+            )
+            .await;
+        let whole = names(&whole["data"], "name");
+        let (walked, pages) = follow(format!("/api/files?sort={sort}&limit=4")).await;
+        assert_eq!(walked, whole, "{sort}");
+        assert_eq!(pages, 7, "{sort}: 6 full pages of 4, then 1 file");
+    }
+    let (walked, _) = follow("/api/files?sort=name&limit=3&q=f1".to_owned()).await;
+    assert_eq!(
+        walked,
+        (10..20).map(|i| format!("f{i:02}.txt")).collect::<Vec<_>>()
+    );
+    let resp = s
+        .client
+        .get(s.url("/api/files?limit=2&sort=name"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let link = resp.headers()["link"].to_str().unwrap().to_owned();
+    let cursor = link
+        .split("after=")
+        .nth(1)
+        .unwrap()
+        .split('>')
+        .next()
+        .unwrap();
+    for bad in [
+        format!("?sort=newest&after={cursor}"),
+        format!("?sort=name&offset=2&after={cursor}"),
+        "?after=name.nothex.00".to_owned(),
+        "?after=newest".to_owned(),
+    ] {
+        let (status, body) = s
+            .api("GET", Some(&token), &format!("/api/files{bad}"), None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["code"], 10001, "{bad}: {body}");
+    }
+
     for bad in ["limit=abc", "limit=-1", "offset=x", "limit=0"] {
         assert_error(
             &s.get(&token, &format!("/file/query?{bad}")).await,

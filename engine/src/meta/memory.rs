@@ -264,6 +264,7 @@ impl FileIndex for MemoryMetaStore {
                     .as_deref()
                     .is_none_or(|w| f.name.to_ascii_lowercase().contains(w))
             })
+            .filter(|f| query.after.as_ref().is_none_or(|c| c.precedes(f)))
             .collect();
         let by = |a: &UserFile, b: &UserFile| -> std::cmp::Ordering {
             let id = a.id.as_str().cmp(b.id.as_str());
@@ -461,6 +462,14 @@ impl ProofStore for MemoryMetaStore {
         s.proof_failures.retain(|(_, at)| *at >= now - DAY);
         s.challenges.retain(|_, c| c.expires_at >= now);
         Ok(())
+    }
+
+    async fn purge_expired_proofs(&self, now: Millis) -> Result<u64> {
+        let mut s = self.lock();
+        let before = s.proof_failures.len() + s.challenges.len();
+        s.proof_failures.retain(|(_, at)| *at >= now - DAY);
+        s.challenges.retain(|_, c| c.expires_at >= now);
+        Ok((before - s.proof_failures.len() - s.challenges.len()) as u64)
     }
 
     async fn proof_failures_since(&self, user: UserId, since: Millis) -> Result<u64> {

@@ -65,16 +65,124 @@ impl FileOrder {
             _ => return None,
         })
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileOrder::Newest => "newest",
+            FileOrder::Oldest => "oldest",
+            FileOrder::Name => "name",
+            FileOrder::NameDesc => "name-desc",
+            FileOrder::Largest => "largest",
+            FileOrder::Smallest => "smallest",
+        }
+    }
+
+    /// Whether the order runs from high keys to low (ties then go by descending id too).
+    pub fn descending(self) -> bool {
+        matches!(
+            self,
+            FileOrder::Newest | FileOrder::NameDesc | FileOrder::Largest
+        )
+    }
+
+    /// The key `file` sorts by in this order.
+    pub fn key_of(self, file: &UserFile) -> CursorKey {
+        match self {
+            FileOrder::Newest | FileOrder::Oldest => CursorKey::Int(file.uploaded_at),
+            FileOrder::Name | FileOrder::NameDesc => CursorKey::Text(file.name.clone()),
+            FileOrder::Largest | FileOrder::Smallest => {
+                CursorKey::Int(i64::try_from(file.size).unwrap_or(i64::MAX))
+            }
+        }
+    }
+}
+
+/// A sort key of a listing: a time or size, or a name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CursorKey {
+    Int(i64),
+    Text(String),
+}
+
+/// Where a listing continues (keyset pagination): the order, and the sort key and id of the
+/// last file of the page before. A page after it costs the same however deep it is, and files
+/// added or removed meanwhile shift nothing. As a token: `<order>.<id>.<key>`, the key in
+/// decimal or, for a name, in hex; every character is URL-safe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileCursor {
+    pub order: FileOrder,
+    pub key: CursorKey,
+    pub id: FileId,
+}
+
+impl FileCursor {
+    /// The cursor that continues a listing in `order` after `file`.
+    pub fn after(order: FileOrder, file: &UserFile) -> Self {
+        FileCursor {
+            order,
+            key: order.key_of(file),
+            id: file.id.clone(),
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let key = match &self.key {
+            CursorKey::Int(n) => n.to_string(),
+            CursorKey::Text(t) => hex::encode(t.as_bytes()),
+        };
+        format!("{}.{}.{key}", self.order.as_str(), self.id.as_str())
+    }
+
+    pub fn decode(token: &str) -> Result<Self> {
+        let bad = || crate::Error::invalid("after", "is not a cursor from a listing");
+        let mut parts = token.splitn(3, '.');
+        let (Some(order), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad());
+        };
+        let order = FileOrder::parse(order).ok_or_else(bad)?;
+        let id = FileId::parse(id).map_err(|_| bad())?;
+        let key = match order {
+            FileOrder::Name | FileOrder::NameDesc => {
+                let bytes = hex::decode(key).map_err(|_| bad())?;
+                if bytes.len() > crate::types::MAX_FILE_NAME_BYTES {
+                    return Err(bad());
+                }
+                CursorKey::Text(String::from_utf8(bytes).map_err(|_| bad())?)
+            }
+            _ => {
+                if key.is_empty() || key.len() > 20 {
+                    return Err(bad());
+                }
+                CursorKey::Int(key.parse().map_err(|_| bad())?)
+            }
+        };
+        Ok(FileCursor { order, key, id })
+    }
+
+    /// Whether `file` comes after this cursor in its order.
+    pub fn precedes(&self, file: &UserFile) -> bool {
+        let here = (&self.key, self.id.as_str());
+        let key = self.order.key_of(file);
+        let there = (&key, file.id.as_str());
+        if self.order.descending() {
+            there < here
+        } else {
+            there > here
+        }
+    }
 }
 
 /// Which of a user's files a listing shows, in which order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileQuery {
     pub limit: u32,
+    /// Files skipped from the start (the classic routes' paging); 0 with `after`.
     pub offset: u64,
     pub order: FileOrder,
     /// Only names containing this text (ASCII letters in either case).
     pub name_contains: Option<String>,
+    /// Only the files after this cursor (of the same order).
+    pub after: Option<FileCursor>,
 }
 
 impl FileQuery {
@@ -85,6 +193,7 @@ impl FileQuery {
             offset,
             order: FileOrder::Newest,
             name_contains: None,
+            after: None,
         }
     }
 }
@@ -342,6 +451,11 @@ pub trait ProofStore: Send + Sync + fmt::Debug {
     /// Records a wrong proof, and drops records and challenges too old to matter.
     async fn record_proof_failure(&self, user: UserId, now: Millis) -> Result<()>;
 
+    /// Drops challenges past their expiry and wrong-proof records older than a day, in bounded
+    /// batches (a sweep: unanswered challenges would otherwise pile up); returns how many rows
+    /// went.
+    async fn purge_expired_proofs(&self, now: Millis) -> Result<u64>;
+
     /// Wrong proofs of the user since `since`.
     async fn proof_failures_since(&self, user: UserId, since: Millis) -> Result<u64>;
 
@@ -368,4 +482,10 @@ pub trait Settings: Send + Sync + fmt::Debug {
 pub trait MetaStore: AccountStore + FileIndex + ProofStore + Settings {
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
+
+    /// Keeps the query planner's statistics current as the data grows (SQLite's
+    /// `PRAGMA optimize`; MariaDB and PostgreSQL keep theirs by themselves). Run periodically.
+    async fn optimize(&self) -> Result<()> {
+        Ok(())
+    }
 }

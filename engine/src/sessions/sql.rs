@@ -433,8 +433,12 @@ impl SessionStore for SqlSessionStore {
             .bind(until)
             .execute(&self.db.pool)
             .await?;
-        sqlx::query(&self.db.q("DELETE FROM upload_results WHERE keep_until < ?"))
+        let trim = self
+            .db
+            .delete_batch("upload_results", "keep_until < ?", "keep_until");
+        sqlx::query(&self.db.q(&trim))
             .bind(crate::types::now_millis())
+            .bind(crate::db::TRIM_BATCH)
             .execute(&self.db.pool)
             .await?;
         Ok(())

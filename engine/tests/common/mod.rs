@@ -4,6 +4,8 @@
 
 use sqlx::Connection;
 
+pub mod plans;
+
 /// A database of its own on the MariaDB/PostgreSQL server at `base`, dropped when this value goes
 /// away — also when the test panics, so failed runs leave nothing behind.
 pub struct ScratchDb {

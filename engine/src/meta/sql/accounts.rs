@@ -102,11 +102,15 @@ impl AccountStore for SqlMetaStore {
     }
 
     async fn purge_expired_tokens(&self, now: Millis) -> Result<u64> {
-        let res = sqlx::query(&self.q("DELETE FROM tokens WHERE expires_at <= ?"))
-            .bind(now)
-            .execute(&self.db.pool)
+        let tokens = self
+            .db
+            .delete_batch("tokens", "expires_at <= ?", "expires_at");
+        let purged = self.delete_in_batches(&tokens, now).await?;
+        // Rate-limit events older than the longest window, with them.
+        let events = self.db.delete_batch("rate_events", "at < ?", "at");
+        self.delete_in_batches(&events, now - 24 * 3600 * 1000)
             .await?;
-        Ok(res.rows_affected())
+        Ok(purged)
     }
 
     async fn record_event(&self, kind: &str, key: &str, now: Millis) -> Result<()> {
@@ -116,8 +120,10 @@ impl AccountStore for SqlMetaStore {
             .bind(now)
             .execute(&self.db.pool)
             .await?;
-        sqlx::query(&self.q("DELETE FROM rate_events WHERE at < ?"))
+        let trim = self.db.delete_batch("rate_events", "at < ?", "at");
+        sqlx::query(&self.q(&trim))
             .bind(now - 24 * 3600 * 1000)
+            .bind(TRIM_BATCH)
             .execute(&self.db.pool)
             .await?;
         Ok(())

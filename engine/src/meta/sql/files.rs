@@ -322,34 +322,72 @@ impl FileIndex for SqlMetaStore {
     }
 
     async fn list_user_files(&self, user: UserId, query: &FileQuery) -> Result<Vec<UserFile>> {
-        let order = match query.order {
-            FileOrder::Newest => "uploaded_at DESC, id DESC",
-            FileOrder::Oldest => "uploaded_at ASC, id ASC",
-            FileOrder::Name => "name ASC, id ASC",
-            FileOrder::NameDesc => "name DESC, id DESC",
-            FileOrder::Largest => "size DESC, id DESC",
-            FileOrder::Smallest => "size ASC, id ASC",
+        let (key, order) = match query.order {
+            FileOrder::Newest | FileOrder::Oldest => ("uploaded_at", query.order),
+            FileOrder::Name | FileOrder::NameDesc => ("name", query.order),
+            FileOrder::Largest | FileOrder::Smallest => ("size", query.order),
         };
-        // '!' escapes LIKE's wildcards: the one escape character the three dialects read alike.
-        let filter = if query.name_contains.is_some() {
-            " AND LOWER(name) LIKE ? ESCAPE '!'"
+        let (dir, cmp) = if order.descending() {
+            ("DESC", "<")
         } else {
-            ""
+            ("ASC", ">")
         };
-        let sql = format!(
-            "SELECT {USER_FILE_COLS} FROM user_files WHERE user_id = ?{filter} \
-             ORDER BY {order} LIMIT ? OFFSET ?"
-        );
+        let order_by = format!("{key} {dir}, id {dir}");
+        let mut filter = String::new();
+        // '!' escapes LIKE's wildcards: the one escape character the three dialects read alike.
+        if query.name_contains.is_some() {
+            filter.push_str(" AND LOWER(name) LIKE ? ESCAPE '!'");
+        }
+        // Keyset: the rows after the cursor's (key, id), an index search starting where it
+        // points. SQLite and PostgreSQL seek on a row-value comparison; MariaDB's range
+        // optimiser reads the expanded form (the leading `>=` bounds the range by itself).
+        let row_values = self.db.dialect() != Dialect::MySql;
+        if query.after.is_some() {
+            filter.push_str(&if row_values {
+                format!(" AND ({key}, id) {cmp} (?, ?)")
+            } else {
+                format!(" AND {key} {cmp}= ? AND ({key} {cmp} ? OR ({key} = ? AND id {cmp} ?))")
+            });
+        }
+        let offset = query.offset.min(i64::MAX as u64) as i64;
+        let sql = if offset > 0 {
+            // A deep OFFSET (the classic routes' paging) skips entries of the covering index
+            // (user_id, key, id) only; the page's rows are then read by id.
+            format!(
+                "SELECT {cols} FROM user_files f JOIN (SELECT id AS page_id FROM user_files \
+                 WHERE user_id = ?{filter} ORDER BY {order_by} LIMIT ? OFFSET ?) page \
+                 ON f.id = page.page_id ORDER BY f.{key} {dir}, f.id {dir}",
+                cols = USER_FILE_COLS
+                    .split(", ")
+                    .map(|c| format!("f.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            format!(
+                "SELECT {USER_FILE_COLS} FROM user_files WHERE user_id = ?{filter} \
+                 ORDER BY {order_by} LIMIT ?"
+            )
+        };
         let sql = self.q(&sql);
         let mut q = sqlx::query(&sql).bind(user.0);
         if let Some(text) = &query.name_contains {
             q = q.bind(like_containing(text));
         }
-        let rows = q
-            .bind(i64::from(query.limit))
-            .bind(query.offset.min(i64::MAX as u64) as i64)
-            .fetch_all(&self.db.pool)
-            .await?;
+        if let Some(after) = &query.after {
+            for _ in 0..if row_values { 1 } else { 3 } {
+                q = match &after.key {
+                    CursorKey::Int(n) => q.bind(*n),
+                    CursorKey::Text(t) => q.bind(t.clone()),
+                };
+            }
+            q = q.bind(after.id.as_str().to_owned());
+        }
+        q = q.bind(i64::from(query.limit));
+        if offset > 0 {
+            q = q.bind(offset);
+        }
+        let rows = q.fetch_all(&self.db.pool).await?;
         rows.iter().map(user_file_from_row).collect()
     }
 

@@ -11,8 +11,9 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::{
-    AccountStore, BlobRecord, ChallengeRecord, FileIndex, FileOrder, FileQuery, GcEntry, MetaStore,
-    NewBlob, NewUserFile, OutboxEntry, ProofStore, Published, Settings, UserFile, UserRecord,
+    AccountStore, BlobRecord, ChallengeRecord, CursorKey, FileIndex, FileOrder, FileQuery, GcEntry,
+    MetaStore, NewBlob, NewUserFile, OutboxEntry, ProofStore, Published, Settings, UserFile,
+    UserRecord,
 };
 use crate::error::{Error, Result};
 use crate::types::{FileId, FileName, Millis, Sha1Hex, UserId, Username};
@@ -22,7 +23,7 @@ mod files;
 mod proofs;
 
 pub use crate::db::Dialect;
-use crate::db::{is_unique_violation, text, text_sqlx, Attempt, Db};
+use crate::db::{is_unique_violation, text, text_sqlx, Attempt, Db, SWEEP_BATCH, TRIM_BATCH};
 
 #[derive(Debug, Clone)]
 pub struct SqlMetaStore {
@@ -58,6 +59,26 @@ fn user_from_row(row: &AnyRow) -> Result<UserRecord> {
 }
 
 impl SqlMetaStore {
+    /// Runs a `Db::delete_batch` statement (one bind, then the batch size) until a batch comes
+    /// back short; each batch is its own short write, so requests interleave. Returns the rows.
+    async fn delete_in_batches(&self, sql: &str, bound: Millis) -> Result<u64> {
+        let sql = self.q(sql);
+        let mut deleted = 0;
+        loop {
+            let n = sqlx::query(&sql)
+                .bind(bound)
+                .bind(SWEEP_BATCH)
+                .execute(&self.db.pool)
+                .await?
+                .rows_affected();
+            deleted += n;
+            if n < SWEEP_BATCH as u64 {
+                return Ok(deleted);
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// Connects and runs the migrations of the URL's dialect.
     pub async fn connect(url: &str) -> Result<Self> {
         Ok(SqlMetaStore {
@@ -128,6 +149,10 @@ impl MetaStore for SqlMetaStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.db.pool).await?;
         Ok(())
+    }
+
+    async fn optimize(&self) -> Result<()> {
+        self.db.optimize().await
     }
 }
 

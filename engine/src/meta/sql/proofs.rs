@@ -61,15 +61,33 @@ impl ProofStore for SqlMetaStore {
             .execute(&self.db.pool)
             .await?;
         let old = now - 24 * 3600 * 1000;
-        sqlx::query(&self.q("DELETE FROM proof_failures WHERE at < ?"))
+        let trim = self.db.delete_batch("proof_failures", "at < ?", "at");
+        sqlx::query(&self.q(&trim))
             .bind(old)
+            .bind(TRIM_BATCH)
             .execute(&self.db.pool)
             .await?;
-        sqlx::query(&self.q("DELETE FROM proof_challenges WHERE expires_at < ?"))
+        let trim = self
+            .db
+            .delete_batch("proof_challenges", "expires_at < ?", "expires_at");
+        sqlx::query(&self.q(&trim))
             .bind(now)
+            .bind(TRIM_BATCH)
             .execute(&self.db.pool)
             .await?;
         Ok(())
+    }
+
+    async fn purge_expired_proofs(&self, now: Millis) -> Result<u64> {
+        let mut purged = 0;
+        for (table, cond, order, bound) in [
+            ("proof_challenges", "expires_at < ?", "expires_at", now),
+            ("proof_failures", "at < ?", "at", now - 24 * 3600 * 1000),
+        ] {
+            let sql = self.db.delete_batch(table, cond, order);
+            purged += self.delete_in_batches(&sql, bound).await?;
+        }
+        Ok(purged)
     }
 
     async fn proof_failures_since(&self, user: UserId, since: Millis) -> Result<u64> {
