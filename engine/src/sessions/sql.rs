@@ -403,6 +403,8 @@ impl SessionStore for SqlSessionStore {
     }
 
     async fn expired(&self, now: Millis, limit: u32) -> Result<Vec<SessionRecord>> {
+        // Called once per batch of the expiry sweep.
+        self.db.checkpoint().await?;
         let sql =
             format!("SELECT {COLS} FROM uploads WHERE expires_at <= ? ORDER BY expires_at LIMIT ?");
         let rows = sqlx::query(&self.db.q(&sql))

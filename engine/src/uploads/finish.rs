@@ -203,6 +203,7 @@ impl Uploads {
     pub async fn expire_uploads(&self) -> Result<usize> {
         let mut n = 0;
         loop {
+            let started = std::time::Instant::now();
             let expired = self.sessions.expired(now_millis(), 100).await?;
             if expired.is_empty() {
                 return Ok(n);
@@ -214,6 +215,7 @@ impl Uploads {
                 }
                 n += 1;
             }
+            crate::db::pace(started).await;
         }
     }
 }

@@ -65,6 +65,7 @@ impl SqlMetaStore {
         let sql = self.q(sql);
         let mut deleted = 0;
         loop {
+            let started = std::time::Instant::now();
             let n = sqlx::query(&sql)
                 .bind(bound)
                 .bind(SWEEP_BATCH)
@@ -75,7 +76,8 @@ impl SqlMetaStore {
             if n < SWEEP_BATCH as u64 {
                 return Ok(deleted);
             }
-            tokio::task::yield_now().await;
+            self.db.checkpoint().await?;
+            crate::db::pace(started).await;
         }
     }
 
