@@ -15,8 +15,8 @@
 //!   scale BIN --db sqlite|mysql://…/db|postgres://…/db [--sizes 1000,100000,1000000] [--samples 200]
 //!
 //! With `--sweep N` it measures the sweeper instead: N expired tokens, N expired proof
-//! challenges and N expired upload sessions are written, the server starts (its sweeper's first
-//! round with it), and one client's requests (a meta read and a rename, alternating) are timed
+//! challenges, N expired upload sessions and N unreferenced blobs queued for deletion are
+//! written, the server starts (its sweeper's first round with it), and one client's requests (a meta read and a rename, alternating) are timed
 //! while the sweep runs and again once it is done; fails when the p99 during the sweep reaches
 //! `--max-ratio` (default 2) times the idle p99.
 
@@ -474,7 +474,8 @@ async fn measure_in(
 }
 
 /// Writes `n` expired sign-in tokens, `n` expired proof challenges and `n` expired upload
-/// sessions (tus streams that never got bytes) for `user`, as a crowd of idle clients leaves them.
+/// sessions (tus streams that never got bytes) for `user`, as a crowd of idle clients leaves
+/// them, and `n` unreferenced blobs queued for deletion.
 async fn fill_expired(db: &str, user: i64, n: u64) -> Result<()> {
     let mut conn = sqlx::AnyConnection::connect(db).await?;
     let mut i = 0u64;
@@ -487,6 +488,7 @@ async fn fill_expired(db: &str, user: i64, n: u64) -> Result<()> {
             "INSERT INTO proof_challenges (id, user_id, sha1, size, file_name, chunk_size, ranges, \
              expected, expires_at) VALUES ",
         );
+        let mut gc = String::from("INSERT INTO blob_gc (store, location, created_at) VALUES ");
         let mut uploads = String::from(
             "INSERT INTO uploads (id, owner, file_name, created_at, expires_at, layout, \
              hash_state, metadata, concat) VALUES ",
@@ -503,11 +505,17 @@ async fn fill_expired(db: &str, user: i64, n: u64) -> Result<()> {
                 "{sep}('{:032x}', {user}, 'idle.bin', {at}, {at}, 'stream', '', '', '')",
                 k
             ));
+            // A local store's key whose file is long gone (its deletion is idempotent).
+            gc.push_str(&format!(
+                "{sep}('local', '00/00/{:040x}-{:016x}', {at})",
+                k, k
+            ));
         }
         let mut tx = conn.begin().await?;
         tx.execute(tokens.as_str()).await?;
         tx.execute(challenges.as_str()).await?;
         tx.execute(uploads.as_str()).await?;
+        tx.execute(gc.as_str()).await?;
         tx.commit().await?;
         i = end;
     }
@@ -518,12 +526,15 @@ async fn fill_expired(db: &str, user: i64, n: u64) -> Result<()> {
 async fn expired_left(db: &str) -> Result<i64> {
     let mut conn = sqlx::AnyConnection::connect(db).await?;
     let mut left = 0;
-    for table in ["tokens", "proof_challenges", "uploads"] {
-        let row = sqlx::query(&format!(
-            "SELECT COUNT(*) AS n FROM {table} WHERE expires_at < 1000000"
-        ))
-        .fetch_one(&mut conn)
-        .await?;
+    for (table, cond) in [
+        ("tokens", "expires_at < 1000000"),
+        ("proof_challenges", "expires_at < 1000000"),
+        ("uploads", "expires_at < 1000000"),
+        ("blob_gc", "created_at < 1000000"),
+    ] {
+        let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table} WHERE {cond}"))
+            .fetch_one(&mut conn)
+            .await?;
         left += row.get::<i64, _>("n");
     }
     conn.close().await?;
@@ -641,7 +652,7 @@ async fn sweep_in(
     let (p99_during, p99_idle) = (percentile(&during, 0.99), percentile(&idle, 0.99));
     let ratio = p99_during / p99_idle;
     println!(
-        "sweep of {n} expired tokens, {n} challenges and {n} sessions: {:.1} s; {} requests \
+        "sweep of {n} expired tokens, challenges, sessions and queued blobs each: {:.1} s; {} requests \
          during it p50 {:.2} ms p99 {:.2} ms; idle p50 {:.2} ms p99 {:.2} ms; p99 ratio {ratio:.2} \
          (limit {max_ratio})",
         swept_in.as_secs_f64(),

@@ -139,13 +139,14 @@ impl Files {
     }
 
     /// Deletes a queued blob from its store; on failure it stays queued for the next sweep.
-    async fn collect(&self, entry: meta::GcEntry) {
+    /// Deletes one queued blob; whether it is gone (false: deferred to a later sweep).
+    async fn collect(&self, entry: meta::GcEntry) -> bool {
         let Ok(store) = self.store(&entry.store) else {
             tracing::warn!(
                 store = entry.store,
                 "blob queued for deletion in an unconfigured store"
             );
-            return;
+            return false;
         };
         let res = match store.delete(&entry.key).await {
             Ok(()) => self.index.gc_done(&entry).await,
@@ -153,15 +154,29 @@ impl Files {
         };
         if let Err(e) = res {
             tracing::warn!(error = %e, key = entry.key, "blob deletion deferred");
+            return false;
         }
+        true
     }
 
-    /// Deletes every blob still queued for deletion (after a crash, or a failed delete).
+    /// Deletes the blobs queued for deletion (after a crash, or a failed delete), a paced batch
+    /// at a time (see `db::pace`), until the queue is empty or a whole batch was deferred (a
+    /// store that is down waits for the next sweep).
     pub async fn collect_garbage(&self) -> Result<()> {
-        for entry in self.index.gc_pending(1000).await? {
-            self.collect(entry).await;
+        const BATCH: u32 = 100;
+        loop {
+            let started = std::time::Instant::now();
+            let batch = self.index.gc_pending(BATCH).await?;
+            let full = batch.len() == BATCH as usize;
+            let mut done = 0;
+            for entry in batch {
+                done += usize::from(self.collect(entry).await);
+            }
+            if !full || done == 0 {
+                return Ok(());
+            }
+            crate::db::pace(started).await;
         }
-        Ok(())
     }
 
     /// Blobs held in store `store`, by SHA1 after `after`, at most `limit` (for migrations
