@@ -120,6 +120,12 @@ impl Files {
     }
 
     pub async fn list_files(&self, user: &User, query: &FileQuery) -> Result<Vec<UserFile>> {
+        if query.after.as_ref().is_some_and(|c| c.order != query.order) {
+            return Err(Error::invalid(
+                "after",
+                "comes from a listing in another order (keep its sort)",
+            ));
+        }
         self.index.list_user_files(user.id, query).await
     }
 
@@ -160,19 +166,19 @@ impl Files {
     }
 
     /// Deletes the blobs queued for deletion (after a crash, or a failed delete), a paced batch
-    /// at a time (see `db::pace`), until the queue is empty or a whole batch was deferred (a
-    /// store that is down waits for the next sweep).
+    /// at a time (see `db::pace`), until the queue is empty or a batch had a deferred entry:
+    /// those stay at the head of the queue (oldest first), so the sweep stops there and the
+    /// next one retries them; a store that is down costs one batch per sweep, never a loop.
     pub async fn collect_garbage(&self) -> Result<()> {
-        const BATCH: u32 = 100;
+        const BATCH: u32 = 1000;
         loop {
             let started = std::time::Instant::now();
             let batch = self.index.gc_pending(BATCH).await?;
-            let full = batch.len() == BATCH as usize;
-            let mut done = 0;
+            let (queued, mut done) = (batch.len(), 0);
             for entry in batch {
                 done += usize::from(self.collect(entry).await);
             }
-            if !full || done == 0 {
+            if queued < BATCH as usize || done < queued {
                 return Ok(());
             }
             crate::db::pace(started).await;
