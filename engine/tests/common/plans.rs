@@ -200,6 +200,18 @@ fn sorts_one_page(sql: &str) -> bool {
     sql.contains("page_id")
 }
 
+/// The plan's rows, or the problem to report when the database could not explain `sql`.
+async fn explain(
+    conn: &mut sqlx::AnyConnection,
+    how: &str,
+    sql: &str,
+) -> Result<Vec<sqlx::any::AnyRow>, Vec<String>> {
+    sqlx::query(&format!("{how} {sql}"))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| vec![format!("could not explain: {e}")])
+}
+
 async fn sqlite_plan(conn: &mut sqlx::AnyConnection, sql: &str, limited: bool) -> Vec<String> {
     let tables: Vec<String> = sqlx::query("SELECT name FROM sqlite_master WHERE type = 'table'")
         .fetch_all(&mut *conn)
@@ -208,12 +220,9 @@ async fn sqlite_plan(conn: &mut sqlx::AnyConnection, sql: &str, limited: bool) -
         .iter()
         .map(|r| r.get::<String, _>("name"))
         .collect();
-    let rows = match sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
-        .fetch_all(&mut *conn)
-        .await
-    {
+    let rows = match explain(conn, "EXPLAIN QUERY PLAN", sql).await {
         Ok(rows) => rows,
-        Err(e) => return vec![format!("could not explain: {e}")],
+        Err(problem) => return problem,
     };
     let mut problems = Vec::new();
     for r in rows {
@@ -237,12 +246,9 @@ async fn sqlite_plan(conn: &mut sqlx::AnyConnection, sql: &str, limited: bool) -
 }
 
 async fn postgres_plan(conn: &mut sqlx::AnyConnection, sql: &str, limited: bool) -> Vec<String> {
-    let rows = match sqlx::query(&format!("EXPLAIN {sql}"))
-        .fetch_all(&mut *conn)
-        .await
-    {
+    let rows = match explain(conn, "EXPLAIN", sql).await {
         Ok(rows) => rows,
-        Err(e) => return vec![format!("could not explain: {e}")],
+        Err(problem) => return problem,
     };
     // The text format: a node per line with "(cost=", its conditions on the lines below.
     let lines: Vec<String> = rows.iter().map(|r| r.get::<String, _>(0)).collect();
@@ -276,12 +282,9 @@ async fn postgres_plan(conn: &mut sqlx::AnyConnection, sql: &str, limited: bool)
 }
 
 async fn mysql_plan(conn: &mut sqlx::AnyConnection, sql: &str, limited: bool) -> Vec<String> {
-    let rows = match sqlx::query(&format!("EXPLAIN {sql}"))
-        .fetch_all(&mut *conn)
-        .await
-    {
+    let rows = match explain(conn, "EXPLAIN", sql).await {
         Ok(rows) => rows,
-        Err(e) => return vec![format!("could not explain: {e}")],
+        Err(problem) => return problem,
     };
     let mut problems = Vec::new();
     for r in rows {
