@@ -11,6 +11,8 @@ pub struct Stats {
     pub sessions_aborted: AtomicU64,
     pub sessions_expired: AtomicU64,
     pub instant_hits: AtomicU64,
+    /// Stored blobs read for a SHA1 collision-attack verdict.
+    pub collision_scans: AtomicU64,
     /// Blobs found not to hash to their SHA1 and quarantined.
     pub quarantined: AtomicU64,
     /// SHA1 verification at completion: how many, and the time they took (nanoseconds).
@@ -43,6 +45,7 @@ impl Stats {
             ("sessions_aborted", g(&self.sessions_aborted)),
             ("sessions_expired", g(&self.sessions_expired)),
             ("instant_hits", g(&self.instant_hits)),
+            ("collision_scans", g(&self.collision_scans)),
             ("quarantined", g(&self.quarantined)),
             ("sha1_verifications", g(&self.sha1_verifications)),
             ("sha1_verify_nanos", g(&self.sha1_verify_nanos)),

@@ -83,6 +83,7 @@ async fn pending_blobs_and_ranges(store: &dyn BlobStore, data: &[u8]) {
             .unwrap(),
         &data[1000..data.len() * 5 / 6 + 1]
     );
+    range_digests(store, &key, data, data.len() as u64 / 3).await;
 
     // Same content committed twice: two distinct keys (see local.rs for why).
     let key2 = store
@@ -98,6 +99,35 @@ async fn pending_blobs_and_ranges(store: &dyn BlobStore, data: &[u8]) {
     assert!(!store.exists(&key2).await.unwrap());
 
     store.delete(&key).await.unwrap();
+}
+
+/// `range_digests` (instant-upload challenges) equal the SHA-256 of the bytes, for ranges
+/// inside one part, across a part boundary, at both ends, and empty.
+async fn range_digests(store: &dyn BlobStore, key: &str, data: &[u8], part: u64) {
+    use sha2::Digest;
+    let len = data.len() as u64;
+    let ranges = [
+        ByteRange {
+            start: 0,
+            end: 65536.min(len),
+        },
+        ByteRange {
+            start: part - 1000,
+            end: part + 1000,
+        },
+        ByteRange {
+            start: len - 10,
+            end: len,
+        },
+        ByteRange { start: 5, end: 5 },
+        ByteRange { start: 0, end: len },
+    ];
+    let got = store.range_digests(key, &ranges).await.unwrap();
+    let want: Vec<[u8; 32]> = ranges
+        .iter()
+        .map(|r| sha2::Sha256::digest(&data[r.start as usize..r.end as usize]).into())
+        .collect();
+    assert_eq!(got, want);
 }
 
 async fn dropped_writes_leave_nothing(
@@ -193,6 +223,7 @@ async fn staged_parts(store: &dyn BlobStaging, data: &[u8], part: u64) {
             .unwrap(),
         data
     );
+    range_digests(store, &assembled, &data, part).await;
     assert!(matches!(
         store.stage_complete(&id, &receipts, &sha(3)).await,
         Err(Error::NotFound { .. })

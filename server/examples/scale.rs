@@ -599,7 +599,7 @@ async fn sweep_in(
     // A read and a write, alternating.
     let request = |i: usize| {
         let sha1 = &files[i % files.len()];
-        let req = if i % 2 == 0 {
+        let req = if i.is_multiple_of(2) {
             api.req(reqwest::Method::GET, &format!("/file/meta?filehash={sha1}"))
         } else {
             api.req(

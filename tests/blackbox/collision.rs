@@ -117,3 +117,42 @@ async fn a_colliding_chunked_upload_is_refused_at_completion() {
         .await;
     assert_eq!(st, StatusCode::NOT_FOUND, "{other}");
 }
+
+/// `chunkvault_collision_scans_total` from `/metrics`.
+async fn scans(s: &Server) -> u64 {
+    let m = s.client.get(s.url("/metrics")).send().await.unwrap();
+    let text = m.text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("chunkvault_collision_scans_total "))
+        .expect("the scan counter is exported")
+        .parse()
+        .unwrap()
+}
+
+/// New content gets its collision verdict in the background once it is published, so the
+/// first instant upload of it (秒传) answers from the database: the claim reads no blob.
+#[tokio::test]
+async fn new_content_is_checked_before_anyone_claims_it() {
+    let s = Server::start();
+    let owner = s.user("owner").await;
+    let other = s.user("other").await;
+    let data = random_bytes(3 << 20);
+    assert_eq!(
+        s.upload(&owner, "big.bin", data.clone()).await.0,
+        StatusCode::OK
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while scans(&s).await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no collision verdict 30 s after the upload, without any claim"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(scans(&s).await, 1);
+    // The first claim: a challenge at once, and no second read of the blob.
+    let claim = s.create_upload(&other, "mine.bin", &data, None).await;
+    assert_eq!(claim.0, StatusCode::OK, "{:?}", claim.1);
+    assert!(claim.1["data"]["challenge"].is_object(), "{:?}", claim.1);
+    assert_eq!(scans(&s).await, 1);
+}

@@ -12,52 +12,102 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::task::JoinHandle;
 
-use super::file_writer::dont_need;
+use super::file_writer::{dont_need, AlignedBuffer, ALIGN};
 use super::ByteStream;
 use crate::types::ByteRange;
 
 /// One read.
-const READ_BLOCK: u64 = 256 << 10;
+const READ_BLOCK: u64 = 1 << 20;
 
-type Read1 = JoinHandle<(std::fs::File, io::Result<Bytes>)>;
+/// The file being read, and how.
+struct Source {
+    file: std::fs::File,
+    /// Reads with `O_DIRECT` (a second descriptor) into this aligned buffer, where the file
+    /// system has it: the bytes come from the disk by DMA, with no page-cache pages to fill,
+    /// copy from and drop.
+    direct: Option<(std::fs::File, AlignedBuffer)>,
+}
 
-/// Reads `len` bytes at `pos` (seeking first), then drops them from the cache.
-fn read_at(mut file: std::fs::File, pos: u64, len: u64) -> Read1 {
+type Read1 = JoinHandle<(Source, io::Result<Bytes>)>;
+
+/// Reads `len` bytes at `pos`: directly when `pos` is aligned, else through the page cache
+/// (then dropped from it).
+fn read_at(mut src: Source, pos: u64, len: u64) -> Read1 {
     tokio::task::spawn_blocking(move || {
         let got = (|| {
-            file.seek(SeekFrom::Start(pos))?;
-            let mut buf = Vec::with_capacity(len as usize);
-            (&mut file).take(len).read_to_end(&mut buf)?;
-            if buf.is_empty() {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "staged file shorter than the range read",
-                ));
+            if let Some((direct, buf)) = src
+                .direct
+                .as_mut()
+                .filter(|_| pos.is_multiple_of(ALIGN as u64))
+            {
+                use std::os::unix::fs::FileExt;
+                let want = (len as usize).next_multiple_of(ALIGN).min(buf.capacity());
+                let n = direct.read_at(&mut buf.as_mut()[..want], pos)?;
+                if n == 0 {
+                    return Err(short());
+                }
+                return Ok(Bytes::copy_from_slice(&buf.as_mut()[..n.min(len as usize)]));
             }
-            dont_need(&file, pos, buf.len() as u64);
+            src.file.seek(SeekFrom::Start(pos))?;
+            let mut buf = Vec::with_capacity(len as usize);
+            (&mut src.file).take(len).read_to_end(&mut buf)?;
+            if buf.is_empty() {
+                return Err(short());
+            }
+            dont_need(&src.file, pos, buf.len() as u64);
             Ok(Bytes::from(buf))
         })();
-        (file, got)
+        (src, got)
     })
 }
 
-/// The bytes of `range` of `file` as a stream; an error ends it.
-pub(super) fn read_once(file: std::fs::File, range: ByteRange) -> ByteStream {
-    let first = (range.start < range.end)
-        .then(|| read_at(file, range.start, (range.end - range.start).min(READ_BLOCK)));
-    futures::stream::unfold((first, range.start), move |(job, pos)| async move {
-        let (file, got) = match job?.await {
-            Ok(done) => done,
-            Err(e) => return Some((Err(io::Error::other(e)), (None, pos))),
-        };
-        let chunk = match got {
-            Ok(c) => c,
-            Err(e) => return Some((Err(e), (None, pos))),
-        };
-        let next = pos + chunk.len() as u64;
-        let ahead =
-            (next < range.end).then(|| read_at(file, next, (range.end - next).min(READ_BLOCK)));
-        Some((Ok(chunk), (ahead, next)))
+fn short() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "staged file shorter than the range read",
+    )
+}
+
+/// The bytes of `range` of the file at `path` as a stream; an error ends it. Reads go around
+/// the page cache where the file system allows (`O_DIRECT`).
+pub(super) fn read_once(
+    file: std::fs::File,
+    path: std::path::PathBuf,
+    range: ByteRange,
+) -> ByteStream {
+    let open = tokio::task::spawn_blocking(move || {
+        let direct = super::file_writer::open_direct(&path, false)
+            .ok()
+            .flatten()
+            .map(|f| (f, AlignedBuffer::new(READ_BLOCK as usize)));
+        Source { file, direct }
+    });
+    futures::stream::once(async move {
+        let src = open.await.map_err(io::Error::other)?;
+        let first = (range.start < range.end)
+            .then(|| read_at(src, range.start, (range.end - range.start).min(READ_BLOCK)));
+        io::Result::Ok(futures::stream::unfold(
+            (first, range.start),
+            move |(job, pos)| async move {
+                let (src, got) = match job?.await {
+                    Ok(done) => done,
+                    Err(e) => return Some((Err(io::Error::other(e)), (None, pos))),
+                };
+                let chunk = match got {
+                    Ok(c) => c,
+                    Err(e) => return Some((Err(e), (None, pos))),
+                };
+                let next = pos + chunk.len() as u64;
+                let ahead = (next < range.end)
+                    .then(|| read_at(src, next, (range.end - next).min(READ_BLOCK)));
+                Some((Ok(chunk), (ahead, next)))
+            },
+        ))
     })
+    .map(|opened| match opened {
+        Ok(stream) => stream.boxed(),
+        Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+    })
+    .flatten()
     .boxed()
 }

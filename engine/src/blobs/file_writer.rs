@@ -5,7 +5,8 @@
 //! caller's stream) and writing overlap. No blocking thread waits on the client: a thread is
 //! taken per batch, never for a whole body, however slowly it arrives.
 //!
-//! Bytes nobody reads back soon (tus appends, whole-file uploads) are written with `O_DIRECT`
+//! Bytes are written with `O_DIRECT` (parts, tus appends, whole-file uploads; parts are read
+//! back once, directly too, to extend the file's SHA1)
 //! from one reused aligned buffer: they go to the disk without passing through the page cache,
 //! so a GiB upload neither copies every byte into freshly allocated cache pages nor leaves the
 //! `fdatasync` before the answer to write them all at the end (on this kind of machine durable
@@ -26,19 +27,24 @@ use crate::error::{Error, Result};
 
 /// Bytes gathered before they are handed to one blocking write. With the batch being written,
 /// what one body in flight holds beyond the connection's read buffer (and, direct, 512 KiB).
-const BATCH: usize = 256 * 1024;
+const BATCH: usize = 1 << 20;
 /// Writeback of buffered writes is started every this many bytes.
 const WRITEBACK_EVERY: u64 = 2 << 20;
 /// Direct writes: offsets, lengths and memory aligned to this (any logical block size up to it).
-const ALIGN: usize = 4096;
+pub(super) const ALIGN: usize = 4096;
 /// One direct write.
-const DIRECT_BLOCK: usize = 512 * 1024;
+const DIRECT_BLOCK: usize = 1 << 20;
 const EINVAL: i32 = 22;
 
 /// How the bytes reach the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Mode {
-    /// Through the page cache: the bytes are read back soon (parts hashed in order).
+    /// Through the page cache throughout (what a file system without `O_DIRECT` gets; the
+    /// tests compare both ways).
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "every store writes directly now")
+    )]
     Buffered,
     /// `O_DIRECT` where the file system has it, from this many bytes into the body on (small
     /// files stay in the cache for the downloads that often follow).
@@ -195,7 +201,7 @@ impl Writer {
                 return Ok(());
             };
             let pending = self.pos + d.filled as u64;
-            if d.filled == 0 && pending % ALIGN as u64 != 0 {
+            if d.filled == 0 && !pending.is_multiple_of(ALIGN as u64) {
                 // Up to the next boundary through the page cache.
                 let head = (ALIGN - (pending % ALIGN as u64) as usize).min(data.len());
                 self.file.write_all_at(&data[..head], self.pos)?;
@@ -245,50 +251,86 @@ impl Writer {
 /// A second descriptor of the file opened with `O_DIRECT`, and its aligned buffer.
 struct DirectFile {
     file: std::fs::File,
-    memory: Vec<u8>,
-    /// Where the aligned buffer starts in `memory`.
-    start: usize,
+    buf: AlignedBuffer,
     filled: usize,
+}
+
+/// Memory aligned to [`ALIGN`], as `O_DIRECT` reads and writes need; allocated once per body.
+pub(super) struct AlignedBuffer {
+    memory: Vec<u8>,
+    /// Where the aligned part starts in `memory`.
+    start: usize,
+    len: usize,
+}
+
+impl AlignedBuffer {
+    pub(super) fn new(len: usize) -> Self {
+        let memory = vec![0u8; len + ALIGN];
+        let start = memory.as_ptr().align_offset(ALIGN);
+        AlignedBuffer { memory, start, len }
+    }
+
+    pub(super) fn capacity(&self) -> usize {
+        self.len
+    }
+
+    pub(super) fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.memory[self.start..self.start + self.len]
+    }
+
+    fn as_ref(&self) -> &[u8] {
+        &self.memory[self.start..self.start + self.len]
+    }
+}
+
+/// A second descriptor of the file at `path` with `O_DIRECT`, for writing or reading; `None`
+/// where the file system refuses `O_DIRECT`.
+#[cfg(target_os = "linux")]
+#[allow(clippy::disallowed_methods)] // runs on the blocking pool
+pub(super) fn open_direct(
+    path: &std::path::Path,
+    write: bool,
+) -> io::Result<Option<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .read(!write)
+        .write(write)
+        .custom_flags(nix::fcntl::OFlag::O_DIRECT.bits())
+        .open(path)
+    {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.raw_os_error() == Some(EINVAL) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(super) fn open_direct(
+    _path: &std::path::Path,
+    _write: bool,
+) -> io::Result<Option<std::fs::File>> {
+    Ok(None)
 }
 
 impl DirectFile {
     /// `None` where the file system refuses `O_DIRECT`.
-    #[cfg(target_os = "linux")]
     fn open(path: &std::path::Path) -> io::Result<Option<Self>> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = match std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(nix::fcntl::OFlag::O_DIRECT.bits())
-            .open(path)
-        {
-            Ok(f) => f,
-            Err(e) if e.raw_os_error() == Some(EINVAL) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let memory = vec![0u8; DIRECT_BLOCK + ALIGN];
-        let start = memory.as_ptr().align_offset(ALIGN);
-        Ok(Some(DirectFile {
+        Ok(open_direct(path, true)?.map(|file| DirectFile {
             file,
-            memory,
-            start,
+            buf: AlignedBuffer::new(DIRECT_BLOCK),
             filled: 0,
         }))
     }
 
-    #[cfg(not(target_os = "linux"))]
-    fn open(_path: &std::path::Path) -> io::Result<Option<Self>> {
-        Ok(None)
-    }
-
     fn buffer(&self) -> &[u8] {
-        &self.memory[self.start..self.start + DIRECT_BLOCK]
+        self.buf.as_ref()
     }
 
     /// Copies as much of `data` as fits; returns how much.
     fn take(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(DIRECT_BLOCK - self.filled);
-        let at = self.start + self.filled;
-        self.memory[at..at + n].copy_from_slice(&data[..n]);
+        let at = self.filled;
+        self.buf.as_mut()[at..at + n].copy_from_slice(&data[..n]);
         self.filled += n;
         n
     }

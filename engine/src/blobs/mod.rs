@@ -109,6 +109,23 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     /// Reads a whole blob or one range of it. The range must lie within the blob.
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<ByteStream>;
 
+    /// SHA-256 of each range of a blob (an instant-upload challenge's expected answers).
+    /// By default read with `get`, range by range; a store may do it in fewer round trips.
+    async fn range_digests(&self, key: &str, ranges: &[ByteRange]) -> Result<Vec<[u8; 32]>> {
+        use futures::StreamExt;
+        use sha2::Digest;
+        let mut out = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            let mut h = sha2::Sha256::new();
+            let mut body = self.get(key, Some(*r)).await?;
+            while let Some(chunk) = body.next().await {
+                h.update(&chunk.map_err(|e| Error::backend("blob", e))?);
+            }
+            out.push(h.finalize().into());
+        }
+        Ok(out)
+    }
+
     /// Removes a blob. Removing a key that is already gone succeeds (safe to repeat).
     async fn delete(&self, key: &str) -> Result<()>;
 

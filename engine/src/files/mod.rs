@@ -38,8 +38,6 @@ pub struct SignedLink {
 #[derive(Debug)]
 pub struct Files {
     index: Arc<dyn FileIndex>,
-    /// Collision verdicts per SHA1.
-    proofs: Arc<dyn ProofStore>,
     /// Where new uploads land (and are staged).
     upload_store: Arc<dyn BlobStaging>,
     /// Every configured store by name (the upload store included): blobs record theirs.
@@ -49,9 +47,8 @@ pub struct Files {
     user_quota: Option<u64>,
     transfers: Option<TransferPlan>,
     stats: Arc<Stats>,
-    /// Collision scans, striped by SHA1: claims of one unchecked blob wait for the first
-    /// scan's verdict instead of each reading the blob; other blobs are scanned meanwhile.
-    scanning: [tokio::sync::Mutex<()>; 16],
+    /// Collision verdicts: at first share, or in the background once content is new.
+    scanner: Arc<publish::Scanner>,
 }
 
 impl Files {
@@ -66,9 +63,14 @@ impl Files {
         transfers: Option<TransferPlan>,
         stats: Arc<Stats>,
     ) -> Self {
+        let scanner = Arc::new(publish::Scanner::new(
+            index.clone(),
+            proofs,
+            stores.clone(),
+            stats.clone(),
+        ));
         Files {
             index,
-            proofs,
             upload_store,
             stores,
             url_key,
@@ -76,7 +78,7 @@ impl Files {
             user_quota: config.user_quota,
             transfers,
             stats,
-            scanning: Default::default(),
+            scanner,
         }
     }
 

@@ -2,6 +2,7 @@
 //! the collision gate before content is shared; quarantine of bytes that do not hash to their
 //! SHA1; the quota; scheduling the transfer of new blobs.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,10 +10,12 @@ use super::Files;
 use crate::blobs::BlobStore;
 use crate::collision;
 use crate::error::{Error, Result};
-use crate::meta::{self, FileIndex, NewBlob, NewUserFile, OutboxEntry, Published, UserFile};
+use crate::meta::{
+    self, FileIndex, NewBlob, NewUserFile, OutboxEntry, ProofStore, Published, UserFile,
+};
 use crate::stats::Stats;
 use crate::transfer::TransferQueue;
-use crate::types::{now_millis, UserId};
+use crate::types::{now_millis, Sha1Hex, UserId};
 
 /// Where new blobs move after upload.
 #[derive(Clone, Debug)]
@@ -47,6 +50,100 @@ pub(super) async fn quarantine(
         ),
     }
     Ok(())
+}
+
+/// The collision-attack verdict per SHA1 (`collision`), computed once: in the background as
+/// soon as new content is published, so that the first instant upload of it (秒传) answers from
+/// the metadata store at once, whatever its size; or, where that has not happened yet (the
+/// node restarted meanwhile, the content predates this), when the content is first shared.
+#[derive(Debug)]
+pub(crate) struct Scanner {
+    index: Arc<dyn FileIndex>,
+    proofs: Arc<dyn ProofStore>,
+    stores: BTreeMap<String, Arc<dyn BlobStore>>,
+    stats: Arc<Stats>,
+    /// Striped by SHA1: claims of one unchecked blob wait for the first scan's verdict instead
+    /// of each reading the blob; other blobs are scanned meanwhile.
+    stripes: [tokio::sync::Mutex<()>; 16],
+    /// One background scan at a time per node (a scan keeps one core busy; requests have the
+    /// other), queued in publish order.
+    background: tokio::sync::Semaphore,
+}
+
+impl Scanner {
+    pub(crate) fn new(
+        index: Arc<dyn FileIndex>,
+        proofs: Arc<dyn ProofStore>,
+        stores: BTreeMap<String, Arc<dyn BlobStore>>,
+        stats: Arc<Stats>,
+    ) -> Self {
+        Scanner {
+            index,
+            proofs,
+            stores,
+            stats,
+            stripes: Default::default(),
+            background: tokio::sync::Semaphore::new(1),
+        }
+    }
+
+    /// Whether the blob's bytes carry a SHA1 collision attack: from the recorded verdict, else
+    /// by reading the blob once (and recording what was found). `None` when the bytes turned
+    /// out not to hash to the SHA1 at all: the blob is quarantined.
+    async fn verdict(&self, blob: &meta::BlobRecord) -> Result<Option<bool>> {
+        if let Some(v) = self.proofs.blob_check(&blob.sha1).await? {
+            return Ok(Some(v));
+        }
+        let stripe = usize::from(blob.sha1.as_str().as_bytes()[0]) % 16;
+        let _one = self.stripes[stripe].lock().await;
+        if let Some(v) = self.proofs.blob_check(&blob.sha1).await? {
+            return Ok(Some(v));
+        }
+        let store = self.stores.get(&blob.store).ok_or_else(|| {
+            Error::backend(
+                "blob",
+                format!("blob is in unconfigured store {}", blob.store),
+            )
+        })?;
+        let scan = collision::scan(store.as_ref(), &blob.key, &blob.sha1).await?;
+        Stats::inc(&self.stats.collision_scans);
+        if scan == collision::Scan::Mismatch {
+            quarantine(
+                &*self.index,
+                store.as_ref(),
+                &self.stats,
+                blob,
+                "collision check",
+            )
+            .await?;
+            return Ok(None);
+        }
+        let verdict = scan == collision::Scan::Collision;
+        self.proofs
+            .record_blob_check(&blob.sha1, verdict, now_millis())
+            .await?;
+        Ok(Some(verdict))
+    }
+
+    /// Computes the verdict of content just published, in the background (queued behind the
+    /// scans before it). A failure is logged; the first share then scans instead.
+    fn in_background(self: &Arc<Self>, sha1: Sha1Hex) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let Ok(_turn) = me.background.acquire().await else {
+                return;
+            };
+            let done = async {
+                match me.index.blob(&sha1).await? {
+                    Some(blob) if !blob.quarantined => me.verdict(&blob).await.map(drop),
+                    _ => Ok(()), // deleted or set aside meanwhile
+                }
+            };
+            if let Err(e) = done.await {
+                tracing::warn!(sha1 = %sha1, error = %e, "collision check of new content failed; it runs again when the content is first shared");
+            }
+        });
+    }
 }
 
 impl Files {
@@ -97,6 +194,7 @@ impl Files {
                 if let Some(t) = &self.transfers {
                     t.wake.notify_one();
                 }
+                self.scanner.in_background(f.sha1.clone());
                 Ok(f)
             }
             Ok(Published::Deduplicated(f)) if healed => Ok(f),
@@ -126,39 +224,16 @@ impl Files {
 
     /// Content with this SHA1 is about to be shared (an instant upload, or an upload of content
     /// the store already holds): refused when its stored bytes carry a SHA1 collision attack.
-    /// The stored blob is read once per SHA1; the verdict (about collision attacks only) is
-    /// kept in the metadata store. `false` when the blob is quarantined (now, because its bytes
+    /// The verdict (about collision attacks only) is computed once per SHA1 — normally in the
+    /// background right after the content was published — and kept in the metadata store. `false` when the blob is quarantined (now, because its bytes
     /// turned out not to hash to its SHA1, or before): it is shared with nobody, and the caller
     /// goes on as if the content were not stored.
     pub(crate) async fn ensure_shareable(&self, blob: &meta::BlobRecord) -> Result<bool> {
         if blob.quarantined {
             return Ok(false);
         }
-        let collision = match self.proofs.blob_check(&blob.sha1).await? {
-            Some(verdict) => verdict,
-            None => {
-                let stripe = usize::from(blob.sha1.as_str().as_bytes()[0]) % 16;
-                let _one = self.scanning[stripe].lock().await;
-                match self.proofs.blob_check(&blob.sha1).await? {
-                    Some(verdict) => verdict,
-                    None => {
-                        let store = self.store(&blob.store)?;
-                        match collision::scan(store.as_ref(), &blob.key, &blob.sha1).await? {
-                            collision::Scan::Mismatch => {
-                                self.quarantine(blob, "collision check").await?;
-                                return Ok(false);
-                            }
-                            scan => {
-                                let verdict = scan == collision::Scan::Collision;
-                                self.proofs
-                                    .record_blob_check(&blob.sha1, verdict, now_millis())
-                                    .await?;
-                                verdict
-                            }
-                        }
-                    }
-                }
-            }
+        let Some(collision) = self.scanner.verdict(blob).await? else {
+            return Ok(false); // its bytes do not hash to its SHA1: quarantined now
         };
         if collision {
             tracing::warn!(

@@ -7,8 +7,6 @@
 
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 use super::Uploads;
 use super::{InitOutcome, InitRequest};
 use crate::error::{Error, Result};
@@ -144,16 +142,12 @@ impl Uploads {
         }
         let ranges = pick_ranges(size);
         let store = self.files.store(&blob.store)?;
-        let mut expected = Vec::new();
-        for r in &ranges {
-            let mut h = Sha256::new();
-            let mut body = store.get(&blob.key, Some(*r)).await?;
-            use futures::StreamExt;
-            while let Some(chunk) = body.next().await {
-                h.update(&chunk.map_err(|e| Error::backend("blob", e))?);
-            }
-            expected.push(hex::encode(h.finalize()));
-        }
+        let expected: Vec<String> = store
+            .range_digests(&blob.key, &ranges)
+            .await?
+            .iter()
+            .map(hex::encode)
+            .collect();
         let challenge = Challenge {
             id: hex::encode(rand::random::<[u8; 16]>()),
             ranges,

@@ -170,6 +170,12 @@ pub fn render_metrics(state: &State) -> String {
     );
     counter(
         &mut out,
+        "chunkvault_collision_scans_total",
+        "Stored blobs read once for their SHA1 collision-attack verdict",
+        &[(String::new(), stats["collision_scans"])],
+    );
+    counter(
+        &mut out,
         "chunkvault_blobs_quarantined_total",
         "Stored blobs found not to hash to their SHA1 and set aside",
         &[(String::new(), stats["quarantined"])],

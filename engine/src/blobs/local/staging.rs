@@ -179,8 +179,17 @@ impl BlobStaging for LocalBlobStore {
         // Whatever happens before the attempt is handed back, its file goes (a full disk
         // gets its blocks back at once).
         let mut guard = RemoveOnDrop(Some(path.clone()));
-        // Buffered: the part is read back soon, to extend the file's SHA1 over it.
-        let written = copy_stream(file, &path, 0, body, Some(part.len), Mode::Buffered).await;
+        // Direct: the bytes skip the page cache; the read that extends the file's SHA1 over the
+        // part reads them back directly too (no cache pages to fill, copy and drop, twice).
+        let written = copy_stream(
+            file,
+            &path,
+            0,
+            body,
+            Some(part.len),
+            Mode::Direct { after: 0 },
+        )
+        .await;
         let written = match self.gone_if_ended(staging, written).await {
             Ok(n) => n,
             Err(e) => {
@@ -221,7 +230,7 @@ impl BlobStaging for LocalBlobStore {
         let path = self
             .staging_dir(staging)
             .join(part_name(attempt.number, &attempt.etag)?);
-        let file = match fs::File::open(path).await {
+        let file = match fs::File::open(&path).await {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::NotFound { what: "upload" })
@@ -230,6 +239,7 @@ impl BlobStaging for LocalBlobStore {
         };
         Ok(Some(file_reader::read_once(
             file.into_std().await,
+            path,
             ByteRange { start: 0, end: len },
         )))
     }
