@@ -150,9 +150,9 @@ async fn new_content_is_checked_before_anyone_claims_it() {
         tokio::task::yield_now().await;
     }
     assert_eq!(scans(&s).await, 1);
-    // The first claim: a challenge at once, and no second read of the blob.
+    // The first claim (with its proof): linked, and no second read of the blob.
     let claim = s.create_upload(&other, "mine.bin", &data, None).await;
     assert_eq!(claim.0, StatusCode::OK, "{:?}", claim.1);
-    assert!(claim.1["data"]["challenge"].is_object(), "{:?}", claim.1);
+    assert_eq!(claim.1["data"]["instant"], true, "{:?}", claim.1);
     assert_eq!(scans(&s).await, 1);
 }
