@@ -1,4 +1,4 @@
-//! Reads a range of a staged file once, in 1 MiB reads on the blocking pool, one read ahead.
+//! Reads a range of a staged file once, in 512 KiB reads on the blocking pool, one read ahead.
 //!
 //! Staged bytes are read back exactly once (to extend an upload's SHA1 over a part, or to
 //! assemble partial uploads). Parts are written with `O_DIRECT`, and read back the same way
@@ -18,7 +18,7 @@ use super::ByteStream;
 use crate::types::ByteRange;
 
 /// One read.
-const READ_BLOCK: u64 = 1 << 20;
+const READ_BLOCK: u64 = 512 << 10;
 
 /// The file being read, and how.
 struct Source {

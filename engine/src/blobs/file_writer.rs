@@ -27,13 +27,13 @@ use crate::error::{Error, Result};
 
 /// Bytes gathered before they are handed to one blocking write. With the batch being written,
 /// what one body in flight holds beyond the connection's read buffer (and, direct, 512 KiB).
-const BATCH: usize = 1 << 20;
+const BATCH: usize = 256 << 10;
 /// Writeback of buffered writes is started every this many bytes.
 const WRITEBACK_EVERY: u64 = 2 << 20;
 /// Direct writes: offsets, lengths and memory aligned to this (any logical block size up to it).
 pub(super) const ALIGN: usize = 4096;
 /// One direct write.
-const DIRECT_BLOCK: usize = 1 << 20;
+const DIRECT_BLOCK: usize = 512 << 10;
 const EINVAL: i32 = 22;
 
 /// How the bytes reach the file.
