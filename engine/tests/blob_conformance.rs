@@ -223,7 +223,7 @@ async fn staged_parts(store: &dyn BlobStaging, data: &[u8], part: u64) {
             .unwrap(),
         data
     );
-    range_digests(store, &assembled, &data, part).await;
+    range_digests(store, &assembled, data, part).await;
     assert!(matches!(
         store.stage_complete(&id, &receipts, &sha(3)).await,
         Err(Error::NotFound { .. })
