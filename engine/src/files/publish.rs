@@ -99,6 +99,14 @@ impl Scanner {
         if let Some(v) = self.proofs.blob_check(&blob.sha1).await? {
             return Ok(Some(v));
         }
+        // The scan we may have waited for can have quarantined the blob (its bytes did not
+        // hash to the SHA1; no verdict is recorded then) or it can have been replaced: the
+        // record as it is now.
+        let blob = match self.index.blob(&blob.sha1).await? {
+            Some(b) if !b.quarantined => b,
+            _ => return Ok(None),
+        };
+        let blob = &blob;
         let store = self.stores.get(&blob.store).ok_or_else(|| {
             Error::backend(
                 "blob",
