@@ -61,6 +61,9 @@ pub struct EngineConfig {
     pub upload_ttl: Duration,
     /// Instant upload: proof of ownership (default), trusted, or off.
     pub instant_mode: uploads::proof::InstantMode,
+    /// When new content gets its SHA1 collision-attack verdict: right after it is published
+    /// (default: the first instant upload of it answers at once), or when it is first shared.
+    pub collision_scan: files::CollisionScan,
     /// Open upload sessions a user may have at once.
     pub max_sessions_per_user: u64,
     /// Bytes a user's files may add up to (`None`: no quota).
@@ -81,6 +84,7 @@ impl Default for EngineConfig {
             download_url_ttl: Duration::from_secs(3600),
             upload_ttl: Duration::from_secs(24 * 3600),
             instant_mode: uploads::proof::InstantMode::Proof,
+            collision_scan: files::CollisionScan::AtPublish,
             max_sessions_per_user: 100,
             user_quota: None,
             max_uploads_in_flight_per_user: 32,

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use chunkvault_engine::{Engine, EngineConfig, SessionStore, SqlMetaStore, SqlSessionStore};
 
+use chunkvault_engine::files::CollisionScan;
 use chunkvault_engine::transfer::{RetryPolicy, SqlTransferQueue, TransferQueue};
 use chunkvault_engine::uploads::proof::InstantMode;
 use config::ServeArgs;
@@ -109,6 +110,10 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<State> {
     config.max_sessions_per_user = args.max_sessions_per_user;
     config.user_quota = args.user_quota;
     config.max_uploads_in_flight_per_user = args.max_uploads_per_user;
+    config.collision_scan = match args.collision_scan.as_str() {
+        "first-share" => CollisionScan::AtFirstShare,
+        _ => CollisionScan::AtPublish,
+    };
     config.instant_mode = match args.instant_upload.as_str() {
         "trusted" => InstantMode::Trusted,
         "off" => InstantMode::Off,

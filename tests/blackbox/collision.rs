@@ -118,22 +118,12 @@ async fn a_colliding_chunked_upload_is_refused_at_completion() {
     assert_eq!(st, StatusCode::NOT_FOUND, "{other}");
 }
 
-/// `chunkvault_collision_scans_total` from `/metrics`.
-async fn scans(s: &Server) -> u64 {
-    let m = s.client.get(s.url("/metrics")).send().await.unwrap();
-    let text = m.text().await.unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("chunkvault_collision_scans_total "))
-        .expect("the scan counter is exported")
-        .parse()
-        .unwrap()
-}
-
 /// New content gets its collision verdict in the background once it is published, so the
 /// first instant upload of it (秒传) answers from the database: the claim reads no blob.
 #[tokio::test]
 async fn new_content_is_checked_before_anyone_claims_it() {
     let s = Server::start();
+    assert_eq!(s.collision_scans().await, 0);
     let owner = s.user("owner").await;
     let other = s.user("other").await;
     let data = random_bytes(3 << 20);
@@ -141,18 +131,38 @@ async fn new_content_is_checked_before_anyone_claims_it() {
         s.upload(&owner, "big.bin", data.clone()).await.0,
         StatusCode::OK
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while scans(&s).await == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no collision verdict 30 s after the upload, without any claim"
-        );
-        tokio::task::yield_now().await;
-    }
-    assert_eq!(scans(&s).await, 1);
+    // Without any claim, the blob is read for its verdict.
+    s.wait_for_collision_scans(1).await;
+    assert_eq!(s.collision_scans().await, 1);
     // The first claim (with its proof): linked, and no second read of the blob.
     let claim = s.create_upload(&other, "mine.bin", &data, None).await;
     assert_eq!(claim.0, StatusCode::OK, "{:?}", claim.1);
     assert_eq!(claim.1["data"]["instant"], true, "{:?}", claim.1);
-    assert_eq!(scans(&s).await, 1);
+    assert_eq!(s.collision_scans().await, 1);
+}
+
+/// `--collision-scan first-share`: nothing is read until the content is first shared.
+#[tokio::test]
+async fn first_share_mode_reads_nothing_until_a_claim() {
+    let s = Server::start_with(&["--collision-scan", "first-share"]);
+    let owner = s.user("owner").await;
+    let other = s.user("other").await;
+    let data = random_bytes(1 << 20);
+    assert_eq!(
+        s.upload(&owner, "a.bin", data.clone()).await.0,
+        StatusCode::OK
+    );
+    // Another upload, and a download: still nothing shared, nothing scanned.
+    assert_eq!(
+        s.upload(&owner, "b.bin", random_bytes(1000)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.download(&owner, &sha1_hex(&data)).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(s.collision_scans().await, 0);
+    let claim = s.create_upload(&other, "mine.bin", &data, None).await;
+    assert_eq!(claim.1["data"]["instant"], true, "{:?}", claim.1);
+    assert_eq!(s.collision_scans().await, 1);
 }

@@ -68,7 +68,9 @@ async fn fsck_on_the_local_store() {
         (2, 0)
     );
 
-    // Wrong bytes in A's blob; an object nobody refers to; staging no session refers to.
+    // Wrong bytes in A's blob (after the background collision check read the right ones); an
+    // object nobody refers to; staging no session refers to.
+    s.wait_for_collision_scans(2).await;
     let a_blob = s
         .blob_files()
         .into_iter()
@@ -217,6 +219,8 @@ async fn downloads_and_transfers_quarantine_wrong_bytes() {
             .find(|p| p.to_string_lossy().contains(&sha1_hex(d)))
             .unwrap()
     };
+    // After the background collision check has read the right bytes of both.
+    s.wait_for_collision_scans(2).await;
     std::fs::write(blob_of(&a), tampered(a.clone())).unwrap();
     std::fs::write(blob_of(&b), tampered(b.clone())).unwrap();
 

@@ -399,7 +399,9 @@ async fn races_on_ceph_never_publish_wrong_bytes() {
 /// bytes: 200 and the right bytes for everyone, never a 500.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_blob_is_quarantined_and_replaced_by_the_next_genuine_upload() {
-    let s = Server::start();
+    // Content checked when first shared (by default it is checked right after upload, before
+    // this test could plant anything).
+    let s = Server::start_with(&["--collision-scan", "first-share"]);
     let first = s.user("planted").await;
     let data = random_bytes(100_000);
     let sha = sha1_hex(&data);

@@ -192,6 +192,27 @@ impl Server {
         entries(&self.data.join("staging"))
     }
 
+    /// `chunkvault_collision_scans_total`: blobs read for their collision verdict so far.
+    pub async fn collision_scans(&self) -> u64 {
+        let m = self.client.get(self.url("/metrics")).send().await.unwrap();
+        crate::ops::sample(&m.text().await.unwrap(), "chunkvault_collision_scans_total")
+            .expect("the scan counter is exported") as u64
+    }
+
+    /// Waits (30 s at most) until `n` blobs have had their collision verdict: new content is
+    /// read once in the background after upload, so a test that then overwrites stored bytes
+    /// knows that read is behind it.
+    pub async fn wait_for_collision_scans(&self, n: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.collision_scans().await < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "fewer than {n} collision verdicts after 30 s"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

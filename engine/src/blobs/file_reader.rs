@@ -80,7 +80,15 @@ pub(super) fn read_once(
         let direct = super::file_writer::open_direct(&path, false)
             .ok()
             .flatten()
-            .map(|f| (f, AlignedBuffer::new(READ_BLOCK as usize)));
+            .map(|f| {
+                // No more aligned memory than the range can fill (small parts under load).
+                let block = range
+                    .len()
+                    .min(READ_BLOCK)
+                    .next_multiple_of(ALIGN as u64)
+                    .max(ALIGN as u64);
+                (f, AlignedBuffer::new(block as usize))
+            });
         Source { file, direct }
     });
     futures::stream::once(async move {

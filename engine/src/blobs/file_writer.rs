@@ -74,6 +74,13 @@ pub(super) async fn write_at(
             Mode::Direct { after } => Some((path, offset.saturating_add(after))),
             Mode::Buffered => None,
         },
+        // A body that cannot be longer than a few blocks (a small part) gets no more aligned
+        // memory than it can fill: under load every body in flight holds one.
+        direct_block: limit.map_or(DIRECT_BLOCK, |l| {
+            (l.min(DIRECT_BLOCK as u64) as usize)
+                .next_multiple_of(ALIGN)
+                .max(ALIGN)
+        }),
         pos: offset,
         unsynced_from: offset,
     });
@@ -168,6 +175,8 @@ struct Writer {
     direct: Option<DirectFile>,
     /// Where `direct` is opened, once the writes reach this offset.
     direct_from: Option<(PathBuf, u64)>,
+    /// The size of `direct`'s aligned buffer.
+    direct_block: usize,
     /// File offset of the next byte.
     pos: u64,
     /// Start of the buffered bytes whose writeback has not been started.
@@ -183,7 +192,7 @@ impl Writer {
             .is_some_and(|(_, at)| self.pos >= *at)
         {
             if let Some((path, _)) = self.direct_from.take() {
-                self.direct = DirectFile::open(&path)?;
+                self.direct = DirectFile::open(&path, self.direct_block)?;
             }
         }
         while !data.is_empty() {
@@ -211,7 +220,7 @@ impl Writer {
             }
             let n = d.take(data);
             data = &data[n..];
-            if d.filled == DIRECT_BLOCK {
+            if d.filled == d.buf.capacity() {
                 self.flush_direct()?;
             }
         }
@@ -314,10 +323,10 @@ pub(super) fn open_direct(
 
 impl DirectFile {
     /// `None` where the file system refuses `O_DIRECT`.
-    fn open(path: &std::path::Path) -> io::Result<Option<Self>> {
+    fn open(path: &std::path::Path, block: usize) -> io::Result<Option<Self>> {
         Ok(open_direct(path, true)?.map(|file| DirectFile {
             file,
-            buf: AlignedBuffer::new(DIRECT_BLOCK),
+            buf: AlignedBuffer::new(block),
             filled: 0,
         }))
     }
@@ -328,7 +337,7 @@ impl DirectFile {
 
     /// Copies as much of `data` as fits; returns how much.
     fn take(&mut self, data: &[u8]) -> usize {
-        let n = data.len().min(DIRECT_BLOCK - self.filled);
+        let n = data.len().min(self.buf.capacity() - self.filled);
         let at = self.filled;
         self.buf.as_mut()[at..at + n].copy_from_slice(&data[..n]);
         self.filled += n;

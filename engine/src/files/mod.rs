@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use download::Download;
+pub use publish::CollisionScan;
 pub(crate) use publish::TransferPlan;
 
 use crate::auth;
@@ -49,6 +50,7 @@ pub struct Files {
     stats: Arc<Stats>,
     /// Collision verdicts: at first share, or in the background once content is new.
     scanner: Arc<publish::Scanner>,
+    collision_scan: CollisionScan,
 }
 
 impl Files {
@@ -79,6 +81,7 @@ impl Files {
             transfers,
             stats,
             scanner,
+            collision_scan: config.collision_scan,
         }
     }
 

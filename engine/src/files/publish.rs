@@ -52,6 +52,18 @@ pub(super) async fn quarantine(
     Ok(())
 }
 
+/// When new content's collision-attack verdict is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CollisionScan {
+    /// In the background right after publishing: the first instant upload of the content
+    /// answers from the metadata store, whatever its size. Costs a read of every new blob
+    /// (about 2–3 CPU s per GiB), whether it is ever shared or not.
+    AtPublish,
+    /// When the content is first shared: no cost for content nobody shares again, but the first
+    /// instant upload of it waits for a read of the whole blob (seconds per GiB).
+    AtFirstShare,
+}
+
 /// The collision-attack verdict per SHA1 (`collision`), computed once: in the background as
 /// soon as new content is published, so that the first instant upload of it (秒传) answers from
 /// the metadata store at once, whatever its size; or, where that has not happened yet (the
@@ -202,7 +214,9 @@ impl Files {
                 if let Some(t) = &self.transfers {
                     t.wake.notify_one();
                 }
-                self.scanner.in_background(f.sha1.clone());
+                if self.collision_scan == CollisionScan::AtPublish {
+                    self.scanner.in_background(f.sha1.clone());
+                }
                 Ok(f)
             }
             Ok(Published::Deduplicated(f)) if healed => Ok(f),

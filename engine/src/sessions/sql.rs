@@ -141,7 +141,7 @@ impl SqlSessionStore {
                 .bind(t.metadata.as_str())
                 .bind(t.concat.as_str()),
         };
-        q.execute(&self.db.pool).await?;
+        q.execute(self.db.writer()).await?;
         Ok(())
     }
 
@@ -223,7 +223,7 @@ impl SqlSessionStore {
         let res = sqlx::query(&self.db.q("UPDATE uploads SET expires_at = ? WHERE id = ?"))
             .bind(expires_at)
             .bind(id.as_str())
-            .execute(&self.db.pool)
+            .execute(self.db.writer())
             .await?;
         // MySQL counts only changed rows; an unchanged expiry still means "exists".
         Ok(res.rows_affected() > 0 || self.get(id).await?.is_some())
@@ -326,7 +326,7 @@ impl SessionStore for SqlSessionStore {
         .bind(id.as_str())
         .bind(i64::from(from.parts))
         .bind(from.epoch)
-        .execute(&self.db.pool)
+        .execute(self.db.writer())
         .await?;
         Ok(res.rows_affected() == 1)
     }
@@ -366,7 +366,7 @@ impl SessionStore for SqlSessionStore {
             .bind(id.as_str())
             .bind(expect_offset as i64)
             .bind(holder)
-            .execute(&self.db.pool)
+            .execute(self.db.writer())
             .await?;
         Ok(res.rows_affected() == 1)
     }
@@ -383,7 +383,7 @@ impl SessionStore for SqlSessionStore {
         .bind(id.as_str())
         .bind(now)
         .bind(holder)
-        .execute(&self.db.pool)
+        .execute(self.db.writer())
         .await?;
         Ok(res.rows_affected() == 1)
     }
@@ -433,7 +433,7 @@ impl SessionStore for SqlSessionStore {
             .bind(owner.0)
             .bind(file.as_str())
             .bind(until)
-            .execute(&self.db.pool)
+            .execute(self.db.writer())
             .await?;
         let trim = self
             .db
@@ -441,7 +441,7 @@ impl SessionStore for SqlSessionStore {
         sqlx::query(&self.db.q(&trim))
             .bind(crate::types::now_millis())
             .bind(crate::db::TRIM_BATCH)
-            .execute(&self.db.pool)
+            .execute(self.db.writer())
             .await?;
         Ok(())
     }

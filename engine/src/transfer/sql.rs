@@ -49,7 +49,7 @@ impl SqlTransferQueue {
             ))
             .bind(job.sha1.as_str())
             .bind(job.to.as_str())
-            .execute(&self.db.pool)
+            .execute(self.db.writer())
             .await;
             if let Err(e) = res {
                 tracing::warn!(error = %e, sha1 = %job.sha1, "transfer lease not released; it expires");
@@ -84,7 +84,7 @@ impl SqlTransferQueue {
             .bind(job.sha1.as_str())
             .bind(job.to.as_str())
             .bind(now)
-            .execute(&self.db.pool)
+            .execute(self.db.writer())
             .await?;
             if leased.rows_affected() == 1 {
                 jobs.push(job);
@@ -101,7 +101,7 @@ impl SqlTransferQueue {
         )
         .bind(job.sha1.as_str())
         .bind(job.to.as_str())
-        .execute(&self.db.pool)
+        .execute(self.db.writer())
         .await?;
         Ok(())
     }
@@ -127,7 +127,7 @@ impl SqlTransferQueue {
         .bind(now_millis() + policy.backoff(job.attempt).as_millis() as i64)
         .bind(job.sha1.as_str())
         .bind(job.to.as_str())
-        .execute(&self.db.pool)
+        .execute(self.db.writer())
         .await?;
         Ok(dead)
     }
@@ -235,7 +235,7 @@ impl TransferQueue for SqlTransferQueue {
             .bind(job.to.as_str())
             .bind(now_millis() + delay.as_millis() as i64)
             .bind(job.attempt as i32)
-            .execute(&self.db.pool)
+            .execute(self.db.writer())
             .await?;
         Ok(())
     }

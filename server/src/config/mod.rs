@@ -202,6 +202,19 @@ pub struct ServeArgs {
     )]
     pub instant_upload: String,
 
+    /// When new content gets its SHA1 collision-attack verdict (a read of the whole blob):
+    /// `publish` (in the background right after upload, so the first instant upload of it
+    /// answers at once) or `first-share` (only when it is first shared: less CPU for content
+    /// nobody uploads again, but that first instant upload waits seconds per GiB).
+    #[arg(help_heading = "Uploads and limits",
+        long,
+        env = "CHUNKVAULT_COLLISION_SCAN",
+        default_value = "publish",
+        value_parser = ["publish", "first-share"],
+        value_name = "WHEN"
+    )]
+    pub collision_scan: String,
+
     /// Open upload sessions one user may have at once (429 beyond).
     #[arg(
         help_heading = "Uploads and limits",
@@ -335,6 +348,7 @@ impl ServeArgs {
             ("no_transfer_worker", self.no_transfer_worker.to_string()),
             ("routes", self.routes.as_str().into()),
             ("instant_upload", self.instant_upload.clone()),
+            ("collision_scan", self.collision_scan.clone()),
             (
                 "max_sessions_per_user",
                 self.max_sessions_per_user.to_string(),

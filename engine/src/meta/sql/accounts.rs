@@ -17,7 +17,7 @@ impl AccountStore for SqlMetaStore {
         .bind(password_hash)
         .bind(now)
         .bind(now)
-        .execute(&self.db.pool)
+        .execute(self.db.writer())
         .await;
         match res {
             Ok(_) => {}
@@ -55,7 +55,7 @@ impl AccountStore for SqlMetaStore {
         sqlx::query(&self.q("UPDATE users SET last_active_at = ? WHERE id = ?"))
             .bind(now)
             .bind(id.0)
-            .execute(&self.db.pool)
+            .execute(self.db.writer())
             .await?;
         Ok(())
     }
@@ -74,7 +74,7 @@ impl AccountStore for SqlMetaStore {
         .bind(user.0)
         .bind(now)
         .bind(expires_at)
-        .execute(&self.db.pool)
+        .execute(self.db.writer())
         .await?;
         Ok(())
     }
@@ -96,7 +96,7 @@ impl AccountStore for SqlMetaStore {
     async fn delete_token(&self, token_hash: &str) -> Result<bool> {
         let res = sqlx::query(&self.q("DELETE FROM tokens WHERE token_hash = ?"))
             .bind(token_hash)
-            .execute(&self.db.pool)
+            .execute(self.db.writer())
             .await?;
         Ok(res.rows_affected() > 0)
     }
@@ -118,13 +118,13 @@ impl AccountStore for SqlMetaStore {
             .bind(kind)
             .bind(key)
             .bind(now)
-            .execute(&self.db.pool)
+            .execute(self.db.writer())
             .await?;
         let trim = self.db.delete_batch("rate_events", "at < ?", "at");
         sqlx::query(&self.q(&trim))
             .bind(now - 24 * 3600 * 1000)
             .bind(TRIM_BATCH)
-            .execute(&self.db.pool)
+            .execute(self.db.writer())
             .await?;
         Ok(())
     }

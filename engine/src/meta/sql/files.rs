@@ -428,7 +428,7 @@ impl FileIndex for SqlMetaStore {
         sqlx::query(&self.q("DELETE FROM transfer_outbox WHERE sha1 = ? AND to_store = ?"))
             .bind(entry.sha1.as_str())
             .bind(entry.to.as_str())
-            .execute(&self.db.pool)
+            .execute(self.db.writer())
             .await?;
         Ok(())
     }
@@ -454,7 +454,7 @@ impl FileIndex for SqlMetaStore {
         sqlx::query(&self.q("DELETE FROM blob_gc WHERE store = ? AND location = ?"))
             .bind(entry.store.as_str())
             .bind(entry.key.as_str())
-            .execute(&self.db.pool)
+            .execute(self.db.writer())
             .await?;
         Ok(())
     }
@@ -538,7 +538,7 @@ impl FileIndex for SqlMetaStore {
         ))
         .bind(sha1.as_str())
         .bind(key)
-        .execute(&self.db.pool)
+        .execute(self.db.writer())
         .await?;
         Ok(res.rows_affected() == 1)
     }
@@ -551,7 +551,7 @@ impl FileIndex for SqlMetaStore {
         .bind(store)
         .bind(key)
         .bind(sha1.as_str())
-        .execute(&self.db.pool)
+        .execute(self.db.writer())
         .await?;
         Ok(res.rows_affected() == 1)
     }

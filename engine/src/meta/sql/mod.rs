@@ -69,7 +69,7 @@ impl SqlMetaStore {
             let n = sqlx::query(&sql)
                 .bind(bound)
                 .bind(SWEEP_BATCH)
-                .execute(&self.db.pool)
+                .execute(self.db.writer())
                 .await?
                 .rows_affected();
             deleted += n;
@@ -136,7 +136,7 @@ impl Settings for SqlMetaStore {
         sqlx::query(&self.q(&insert))
             .bind(name)
             .bind(init)
-            .execute(&self.db.pool)
+            .execute(self.db.writer())
             .await?;
         let row = sqlx::query(&self.q("SELECT value FROM settings WHERE name = ?"))
             .bind(name)

@@ -18,7 +18,7 @@ impl ProofStore for SqlMetaStore {
         .bind(c.ranges.as_str())
         .bind(c.expected.as_str())
         .bind(c.expires_at)
-        .execute(&self.db.pool)
+        .execute(self.db.writer())
         .await?;
         Ok(())
     }
@@ -36,7 +36,7 @@ impl ProofStore for SqlMetaStore {
         // Single use: only the request whose delete takes the row may answer it.
         let taken = sqlx::query(&self.q("DELETE FROM proof_challenges WHERE id = ?"))
             .bind(id)
-            .execute(&self.db.pool)
+            .execute(self.db.writer())
             .await?;
         if taken.rows_affected() != 1 {
             return Ok(None);
@@ -58,14 +58,14 @@ impl ProofStore for SqlMetaStore {
         sqlx::query(&self.q("INSERT INTO proof_failures (user_id, at) VALUES (?, ?)"))
             .bind(user.0)
             .bind(now)
-            .execute(&self.db.pool)
+            .execute(self.db.writer())
             .await?;
         let old = now - 24 * 3600 * 1000;
         let trim = self.db.delete_batch("proof_failures", "at < ?", "at");
         sqlx::query(&self.q(&trim))
             .bind(old)
             .bind(TRIM_BATCH)
-            .execute(&self.db.pool)
+            .execute(self.db.writer())
             .await?;
         let trim = self
             .db
@@ -73,7 +73,7 @@ impl ProofStore for SqlMetaStore {
         sqlx::query(&self.q(&trim))
             .bind(now)
             .bind(TRIM_BATCH)
-            .execute(&self.db.pool)
+            .execute(self.db.writer())
             .await?;
         Ok(())
     }
@@ -118,7 +118,7 @@ impl ProofStore for SqlMetaStore {
             .bind(sha1.as_str())
             .bind(i64::from(collision))
             .bind(now)
-            .execute(&self.db.pool)
+            .execute(self.db.writer())
             .await?;
         Ok(())
     }
