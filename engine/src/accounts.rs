@@ -135,14 +135,9 @@ impl Accounts {
     /// The user a token belongs to; `Unauthenticated` for anything but a live token.
     pub async fn authenticate(&self, token: &str) -> Result<User> {
         let hash = auth::token_hash(token)?;
-        let id = self
-            .store
-            .token_user(&hash, now_millis())
-            .await?
-            .ok_or(Error::Unauthenticated)?;
         let record = self
             .store
-            .user_by_id(id)
+            .token_user(&hash, now_millis())
             .await?
             .ok_or(Error::Unauthenticated)?;
         Ok(User {

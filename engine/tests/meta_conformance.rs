@@ -177,7 +177,14 @@ async fn users_and_tokens(store: &dyn MetaStore) {
     let h2 = "b".repeat(64);
     store.insert_token(&h1, alice, 10, 100).await.unwrap();
     store.insert_token(&h2, alice, 10, 20).await.unwrap();
-    assert_eq!(store.token_user(&h1, 99).await.unwrap(), Some(alice));
+    assert_eq!(
+        store
+            .token_user(&h1, 99)
+            .await
+            .unwrap()
+            .map(|u| (u.id, u.username)),
+        Some((alice, "alice".to_owned()))
+    );
     assert_eq!(
         store.token_user(&h1, 100).await.unwrap(),
         None,

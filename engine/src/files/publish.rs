@@ -2,8 +2,8 @@
 //! the collision gate before content is shared; quarantine of bytes that do not hash to their
 //! SHA1; the quota; scheduling the transfer of new blobs.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::Files;
@@ -80,7 +80,13 @@ pub(crate) struct Scanner {
     /// One background scan at a time per node (a scan keeps one core busy; requests have the
     /// other), queued in publish order.
     background: tokio::sync::Semaphore,
+    /// Verdicts read or made here. A recorded verdict never changes (the first one stands), so
+    /// every claim after the first answers without asking the metadata store; at most
+    /// `KNOWN_VERDICTS` are kept (the map starts afresh when full).
+    known: Mutex<HashMap<Sha1Hex, bool>>,
 }
+
+const KNOWN_VERDICTS: usize = 65_536;
 
 impl Scanner {
     pub(crate) fn new(
@@ -96,20 +102,37 @@ impl Scanner {
             stats,
             stripes: Default::default(),
             background: tokio::sync::Semaphore::new(1),
+            known: Mutex::default(),
         }
+    }
+
+    fn known(&self, sha1: &Sha1Hex) -> Option<bool> {
+        self.known.lock().expect("verdicts lock").get(sha1).copied()
+    }
+
+    fn remember(&self, sha1: &Sha1Hex, collision: bool) -> Option<bool> {
+        let mut known = self.known.lock().expect("verdicts lock");
+        if known.len() >= KNOWN_VERDICTS {
+            known.clear();
+        }
+        known.insert(sha1.clone(), collision);
+        Some(collision)
     }
 
     /// Whether the blob's bytes carry a SHA1 collision attack: from the recorded verdict, else
     /// by reading the blob once (and recording what was found). `None` when the bytes turned
     /// out not to hash to the SHA1 at all: the blob is quarantined.
     async fn verdict(&self, blob: &meta::BlobRecord) -> Result<Option<bool>> {
-        if let Some(v) = self.proofs.blob_check(&blob.sha1).await? {
+        if let Some(v) = self.known(&blob.sha1) {
             return Ok(Some(v));
+        }
+        if let Some(v) = self.proofs.blob_check(&blob.sha1).await? {
+            return Ok(self.remember(&blob.sha1, v));
         }
         let stripe = usize::from(blob.sha1.as_str().as_bytes()[0]) % 16;
         let _one = self.stripes[stripe].lock().await;
         if let Some(v) = self.proofs.blob_check(&blob.sha1).await? {
-            return Ok(Some(v));
+            return Ok(self.remember(&blob.sha1, v));
         }
         // The scan we may have waited for can have quarantined the blob (its bytes did not
         // hash to the SHA1; no verdict is recorded then) or it can have been replaced: the

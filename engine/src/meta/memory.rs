@@ -142,12 +142,12 @@ impl AccountStore for MemoryMetaStore {
         Ok(())
     }
 
-    async fn token_user(&self, token_hash: &str, now: Millis) -> Result<Option<UserId>> {
+    async fn token_user(&self, token_hash: &str, now: Millis) -> Result<Option<UserRecord>> {
         let s = self.lock();
         Ok(s.tokens
             .get(token_hash)
             .filter(|(_, expires)| *expires > now)
-            .map(|(user, _)| *user))
+            .and_then(|(user, _)| s.users.get(&user.0).cloned()))
     }
 
     async fn delete_token(&self, token_hash: &str) -> Result<bool> {

@@ -336,8 +336,9 @@ pub trait AccountStore: Send + Sync + fmt::Debug {
         expires_at: Millis,
     ) -> Result<()>;
 
-    /// The user a live (unexpired, unrevoked) token belongs to.
-    async fn token_user(&self, token_hash: &str, now: Millis) -> Result<Option<UserId>>;
+    /// The user a live (unexpired, unrevoked) token belongs to (one lookup: every
+    /// authenticated request makes it).
+    async fn token_user(&self, token_hash: &str, now: Millis) -> Result<Option<UserRecord>>;
 
     /// Revokes a token; `false` if it did not exist.
     async fn delete_token(&self, token_hash: &str) -> Result<bool>;

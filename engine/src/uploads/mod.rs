@@ -19,7 +19,7 @@ pub use sha1_state::Sha1State;
 use crate::blobs::{BlobStaging, ByteStream, PartSpec, StagingId};
 use crate::error::{Error, Result};
 use crate::files::Files;
-use crate::meta::{FileIndex, NewUserFile, ProofStore, UserFile};
+use crate::meta::{BlobRecord, FileIndex, NewUserFile, ProofStore, UserFile};
 use crate::sessions::{HashProgress, Layout, PartsLayout, SessionRecord, SessionStore};
 use crate::stats::Stats;
 use crate::types::{now_millis, FileName, Sha1Hex, UploadId, UserId};
@@ -381,16 +381,31 @@ impl Uploads {
                 if !self.files.ensure_shareable(&blob).await? {
                     return Ok(None);
                 }
-                let file =
-                    NewUserFile::new(user.id, sha1.clone(), name.clone(), size, now_millis());
-                let linked = self.index.link_existing(&file).await?;
-                if linked.is_some() {
-                    Stats::inc(&self.stats.instant_hits);
-                }
-                Ok(linked)
+                self.link_shareable(user, &blob, name).await
             }
             _ => Ok(None),
         }
+    }
+
+    /// Links the caller to stored content already found shareable.
+    async fn link_shareable(
+        &self,
+        user: &User,
+        blob: &BlobRecord,
+        name: &FileName,
+    ) -> Result<Option<UserFile>> {
+        let file = NewUserFile::new(
+            user.id,
+            blob.sha1.clone(),
+            name.clone(),
+            blob.size,
+            now_millis(),
+        );
+        let linked = self.index.link_existing(&file).await?;
+        if linked.is_some() {
+            Stats::inc(&self.stats.instant_hits);
+        }
+        Ok(linked)
     }
 
     pub async fn upload_status(&self, user: &User, id: &UploadId) -> Result<UploadStatus> {

@@ -136,7 +136,7 @@ impl Uploads {
         self.files.check_quota(user.id, size).await?;
         if mode == InstantMode::Trusted || size == 0 {
             return Ok(self
-                .instant(user, sha1, size, name)
+                .link_shareable(user, &blob, name)
                 .await?
                 .map(Claim::Linked));
         }

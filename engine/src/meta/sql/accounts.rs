@@ -79,18 +79,17 @@ impl AccountStore for SqlMetaStore {
         Ok(())
     }
 
-    async fn token_user(&self, token_hash: &str, now: Millis) -> Result<Option<UserId>> {
-        let row = sqlx::query(
-            &self.q("SELECT user_id FROM tokens WHERE token_hash = ? AND expires_at > ?"),
-        )
+    async fn token_user(&self, token_hash: &str, now: Millis) -> Result<Option<UserRecord>> {
+        let row = sqlx::query(&self.q(
+            "SELECT u.id, u.username, u.password_hash, u.created_at, u.last_active_at \
+             FROM tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.token_hash = ? AND t.expires_at > ?",
+        ))
         .bind(token_hash)
         .bind(now)
         .fetch_optional(&self.db.pool)
         .await?;
-        Ok(match row {
-            Some(r) => Some(UserId(r.try_get("user_id")?)),
-            None => None,
-        })
+        row.as_ref().map(user_from_row).transpose()
     }
 
     async fn delete_token(&self, token_hash: &str) -> Result<bool> {

@@ -24,23 +24,38 @@ impl ProofStore for SqlMetaStore {
     }
 
     async fn take_challenge(&self, id: &str, user: UserId) -> Result<Option<ChallengeRecord>> {
-        let row = sqlx::query(&self.q(
-            "SELECT id, user_id, sha1, size, file_name, chunk_size, ranges, expected, expires_at \
-             FROM proof_challenges WHERE id = ? AND user_id = ?",
-        ))
-        .bind(id)
-        .bind(user.0)
-        .fetch_optional(&self.db.pool)
-        .await?;
-        let Some(r) = row else { return Ok(None) };
+        const COLS: &str =
+            "id, user_id, sha1, size, file_name, chunk_size, ranges, expected, expires_at";
         // Single use: only the request whose delete takes the row may answer it.
-        let taken = sqlx::query(&self.q("DELETE FROM proof_challenges WHERE id = ?"))
-            .bind(id)
-            .execute(self.db.writer())
-            .await?;
-        if taken.rows_affected() != 1 {
-            return Ok(None);
-        }
+        let r = if self.db.dialect == Dialect::MySql {
+            // MySQL has no `DELETE … RETURNING`: read, then delete.
+            let sql = format!("SELECT {COLS} FROM proof_challenges WHERE id = ? AND user_id = ?");
+            let row = sqlx::query(&self.q(&sql))
+                .bind(id)
+                .bind(user.0)
+                .fetch_optional(&self.db.pool)
+                .await?;
+            let Some(r) = row else { return Ok(None) };
+            let taken = sqlx::query(&self.q("DELETE FROM proof_challenges WHERE id = ?"))
+                .bind(id)
+                .execute(self.db.writer())
+                .await?;
+            if taken.rows_affected() != 1 {
+                return Ok(None);
+            }
+            r
+        } else {
+            let sql = format!(
+                "DELETE FROM proof_challenges WHERE id = ? AND user_id = ? RETURNING {COLS}"
+            );
+            let row = sqlx::query(&self.q(&sql))
+                .bind(id)
+                .bind(user.0)
+                .fetch_optional(self.db.writer())
+                .await?;
+            let Some(r) = row else { return Ok(None) };
+            r
+        };
         Ok(Some(ChallengeRecord {
             id: text(&r, "id")?,
             user_id: UserId(r.try_get("user_id")?),
