@@ -372,7 +372,7 @@ fn init_logging(filter: &str, format: &str) {
 }
 
 /// Largest read buffer of one connection (hyper's default grows to ~400 KiB).
-const READ_BUFFER: usize = 256 * 1024;
+const READ_BUFFER: usize = 64 * 1024;
 
 async fn serve(args: Box<ServeArgs>) -> anyhow::Result<()> {
     let state = build_state(&args).await?;

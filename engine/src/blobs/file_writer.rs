@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 /// body holds about twice its batch beyond the connection's read buffer (and, direct, its
 /// aligned buffer, at most `DIRECT_BLOCK`).
 const BATCH_BUDGET: usize = 8 << 20;
-const MIN_BATCH: usize = 128 << 10;
+const MIN_BATCH: usize = 64 << 10;
 const MAX_BATCH: usize = 1 << 20;
 /// Bodies being written now, in this process.
 static WRITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
