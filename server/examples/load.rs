@@ -406,8 +406,9 @@ async fn main() -> Result<()> {
         flag("--seconds", 60)?,
     );
     let max_size = flag("--max-size", 1536 * 1024)? as usize;
-    // An absolute cap besides "flat": 147 MiB was measured at 200 clients (issue 19 aims lower).
-    let rss_limit_kib = flag("--rss-limit-mib", 192)? * 1024;
+    // An absolute cap besides "flat": 86–98 MiB measured at 200 clients (2026-12-06; 160–177
+    // before the read buffer and write batches were bounded).
+    let rss_limit_kib = flag("--rss-limit-mib", 144)? * 1024;
 
     let dir = tempfile::tempdir()?;
     let mut server = Command::new(bin)
