@@ -231,8 +231,9 @@ def run_client_1(client, server, path):
         out = subprocess.run([sys.executable, "-c", TUSPY, server.endpoint, token, path, str(CHUNK)],
                              capture_output=True, text=True, check=True)
         return float(out.stdout.strip().splitlines()[-1]), None
-    if client == "tus-js-client":
-        out = subprocess.run(["node", os.path.join(NODE_DIR, "tusjs-upload.mjs"), server.endpoint, token, path, str(CHUNK)],
+    if client in ("tus-js-client", "tus-js-client-ietf"):
+        protocol = "ietf-draft-05" if client.endswith("-ietf") else "tus-v1"
+        out = subprocess.run(["node", os.path.join(NODE_DIR, "tusjs-upload.mjs"), server.endpoint, token, path, str(CHUNK), protocol],
                              capture_output=True, text=True, check=True)
         return float(out.stdout.strip().splitlines()[-1]), None
     if client == "chunkvault-cli":
@@ -335,7 +336,9 @@ def main():
         # own ceiling on this machine.
         combos = [("chunkvault", "tuspy"), ("rustus", "tuspy"), ("tus-node", "tuspy"), ("null-sink", "tuspy"),
                   ("chunkvault", "tus-js-client"), ("rustus", "tus-js-client"), ("tus-node", "tus-js-client"),
-                  ("null-sink", "tus-js-client"), ("chunkvault", "chunkvault-cli")]
+                  ("null-sink", "tus-js-client"), ("chunkvault", "tus-js-client-ietf"), ("chunkvault", "chunkvault-cli")]
+        # tus-js-client-ietf: the same client speaking the IETF resumable-upload draft (interop
+        # version 6); none of the peers here speaks it (tusd has it behind a flag).
         # BENCH_ONLY=chunkvault/tuspy,rustus/tuspy: a subset, for quick comparisons while working.
         only = [c for c in os.environ.get("BENCH_ONLY", "").split(",") if c]
         if only:
@@ -418,6 +421,10 @@ def main():
                       f"{ours['mbps'] / ceiling['mbps']:.0%} of it (target >= 90%), best peer "
                       f"{peer['mbps'] / ceiling['mbps']:.0%}; 1.3x the peer would be "
                       f"{1.3 * peer['mbps'] / ceiling['mbps']:.0%} of the ceiling")
+        ietf, tus_mode = results.get(("chunkvault", "tus-js-client-ietf")), results.get(("chunkvault", "tus-js-client"))
+        if ietf and tus_mode:
+            print(f"tus-js-client, IETF draft (interop 6) against tus 1.0 on chunkvault: "
+                  f"{ietf['mbps'] / tus_mode['mbps']:.2f}x MB/s, server CPU per GiB {ietf['cpu']:.2f} s vs {tus_mode['cpu']:.2f} s")
         cli = results.get(("chunkvault", "chunkvault-cli"))
         limit = min(limits.values())
         if cli:

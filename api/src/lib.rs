@@ -12,6 +12,10 @@ pub mod codes {
     pub const INVALID_FILEHASH: u32 = 10003;
     pub const INCOMPLETE_BODY: u32 = 10004;
     pub const DIGEST_MISMATCH: u32 = 10005;
+    // 10006 is filestore-server's "file already exists" (`/file/mpupload/init`).
+    pub const INTEROP_VERSION: u32 = 10007;
+    pub const INCONSISTENT_LENGTH: u32 = 10008;
+    pub const COMPLETED_UPLOAD: u32 = 10009;
     pub const UNAUTHENTICATED: u32 = 10101;
     pub const BAD_CREDENTIALS: u32 = 10102;
     pub const BAD_SIGNATURE: u32 = 10301;

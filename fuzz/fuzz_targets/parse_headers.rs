@@ -1,8 +1,9 @@
 //! The server's parsers of request headers and parameters never panic, and what they accept
 //! means what it says: every accepted value re-encodes to one that parses to the same thing.
 //! Covers `Range`, `If-None-Match`, `Content-MD5`, `chkhash`, query strings and forms, tus
-//! `Upload-Length`/`Upload-Offset`, `Upload-Checksum`, `Upload-Concat`, `Upload-Metadata`, and
-//! the `Content-Disposition` made from a file name.
+//! `Upload-Length`/`Upload-Offset`, `Upload-Checksum`, `Upload-Concat`, `Upload-Metadata`, the
+//! IETF resumable-upload Structured Fields (`Upload-Offset`, `Upload-Complete`) and
+//! `Content-Digest`, and the `Content-Disposition` made from a file name.
 #![no_main]
 
 use base64::Engine as _;
@@ -10,6 +11,7 @@ use chunkvault_engine::uploads::tus::TusConcat;
 use chunkvault_engine::{Checksum, FileName, RangeRequest, UploadId};
 use chunkvault_server::routes::classic::mpupload::chkhash;
 use chunkvault_server::routes::download::{content_disposition, none_match, parse_range};
+use chunkvault_server::routes::ietf;
 use chunkvault_server::routes::tus::{
     metadata_file_name, parse_checksum, parse_concat, uint_header,
 };
@@ -94,6 +96,45 @@ fn uint(raw: &[u8]) {
     ));
 }
 
+fn ietf_fields(raw: &[u8]) {
+    let Ok(value) = HeaderValue::from_bytes(raw) else {
+        return;
+    };
+    let mut headers = HeaderMap::new();
+    for name in ["upload-offset", "upload-complete", "content-digest"] {
+        headers.insert(name, value.clone());
+    }
+    let item = || {
+        std::str::from_utf8(raw)
+            .unwrap()
+            .trim_matches([' ', '\t'])
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    if let Ok(Some(n)) = ietf::size(&headers, "upload-offset") {
+        assert_eq!(item().parse::<i64>().unwrap(), n as i64, "{:?}", item());
+        let mut again = HeaderMap::new();
+        again.insert("upload-offset", HeaderValue::from(n));
+        assert_eq!(ietf::size(&again, "upload-offset").unwrap(), Some(n));
+    }
+    if let Ok(Some(b)) = ietf::boolean(&headers, "upload-complete") {
+        assert_eq!(item(), if b { "?1" } else { "?0" });
+    }
+    if let Ok(Some(c)) = ietf::content_digest(&headers) {
+        let again = match c {
+            Checksum::Sha256(d) => format!("sha-256=:{}:", B64.encode(d)),
+            Checksum::Sha1(d) => format!("sha=:{}:", B64.encode(d)),
+            Checksum::Md5(d) => format!("md5=:{}:", B64.encode(d)),
+            Checksum::Crc32c(_) => panic!("Content-Digest offers sha-256, sha and md5 only"),
+        };
+        let mut h = HeaderMap::new();
+        h.insert("content-digest", HeaderValue::from_str(&again).unwrap());
+        assert_eq!(ietf::content_digest(&h).unwrap(), Some(c));
+    }
+}
+
 fn checksum(s: &str) {
     let Ok(c) = parse_checksum(s) else { return };
     let again = match c {
@@ -176,6 +217,7 @@ fn etags(s: &str) {
 
 fuzz_target!(|data: &[u8]| {
     uint(data);
+    ietf_fields(data);
     let Ok(s) = std::str::from_utf8(data) else {
         return;
     };

@@ -28,6 +28,15 @@ pub enum ApiError {
     /// A tus request without `Tus-Resumable: 1.0.0`.
     #[error("unsupported or missing Tus-Resumable (this server speaks 1.0.0)")]
     TusVersion,
+    /// An IETF resumable upload naming an interop version this server does not speak.
+    #[error("missing or unsupported Upload-Draft-Interop-Version (this server speaks 5 to 8)")]
+    InteropVersion,
+    /// IETF resumable upload: bytes for an upload that is complete already.
+    #[error("upload is already completed")]
+    CompletedUpload { gone: bool },
+    /// IETF resumable upload: `Upload-Length`, the bytes sent and `Upload-Complete` disagree.
+    #[error("inconsistent length values: Upload-Length, the offset plus the bytes sent, and Upload-Complete disagree")]
+    InconsistentLength,
     /// Instant upload asked for content the store does not hold: upload it normally.
     #[error("content not stored; use a normal upload")]
     NotStored,
@@ -93,6 +102,10 @@ impl ApiError {
             ApiError::NoRoute => (S::NOT_FOUND, codes::NO_ROUTE),
             ApiError::NotStored => (S::NOT_FOUND, codes::NOT_STORED),
             ApiError::TusVersion => (S::PRECONDITION_FAILED, codes::TUS_VERSION),
+            ApiError::InteropVersion => (S::BAD_REQUEST, codes::INTEROP_VERSION),
+            ApiError::CompletedUpload { gone: true } => (S::GONE, codes::COMPLETED_UPLOAD),
+            ApiError::CompletedUpload { gone: false } => (S::BAD_REQUEST, codes::COMPLETED_UPLOAD),
+            ApiError::InconsistentLength => (S::BAD_REQUEST, codes::INCONSISTENT_LENGTH),
         }
     }
 

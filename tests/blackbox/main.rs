@@ -13,6 +13,7 @@ mod dedup;
 mod faults;
 mod files;
 mod fsck;
+mod ietf;
 mod latency;
 mod limits;
 mod openapi;

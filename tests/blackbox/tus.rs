@@ -518,7 +518,20 @@ fn run_client(
     file: &Path,
     scenario: &str,
 ) -> Value {
+    run_client_env(program, script, s, token, file, scenario, &[])
+}
+
+fn run_client_env(
+    program: &str,
+    script: &Path,
+    s: &Server,
+    token: &str,
+    file: &Path,
+    scenario: &str,
+    env: &[(&str, &str)],
+) -> Value {
     let out = Command::new(program)
+        .envs(env.iter().copied())
         .arg(script)
         .args([&s.base, token, file.to_str().unwrap(), scenario])
         .output()
@@ -569,6 +582,46 @@ async fn tus_js_client() {
         );
     }
     assert!(!files.iter().any(|(n, _)| n == "js-terminate.bin"));
+}
+
+/// tus-js-client in its IETF resumable-upload modes (draft -03 = interop 5, -05 = interop 6):
+/// upload, interrupted and resumed from the offset the server reports, cancelled.
+#[tokio::test]
+async fn tus_js_client_ietf() {
+    if !client_tests_enabled() {
+        return;
+    }
+    let s = Server::start();
+    let t = s.user("js-ietf").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ietf.bin");
+    let data = random_bytes(1_500_000);
+    std::fs::write(&file, &data).unwrap();
+    let script = clients_dir().join("js/tus_test.mjs");
+    for (protocol, interop) in [("ietf-draft-05", 6), ("ietf-draft-03", 5)] {
+        let env = [("TUS_PROTOCOL", protocol)];
+        let name = |scenario: &str| format!("js-{scenario}-ietf{interop}.bin");
+        let run = |scenario| run_client_env("node", &script, &s, &t, &file, scenario, &env);
+        run("upload");
+        let files = file_sha1s(&s, &t).await;
+        assert!(
+            files.contains(&(name("upload"), sha1_hex(&data))),
+            "{protocol}: {files:?}"
+        );
+        let resumed = run("resume");
+        assert_eq!(resumed["url"], resumed["firstUrl"], "{protocol}: {resumed}");
+        let stopped = resumed["stoppedAt"].as_u64().unwrap();
+        assert!(stopped > 0);
+        assert!(
+            resumed["firstProgress"].as_u64().unwrap() >= stopped,
+            "{protocol}: went on from the server's offset, not from 0: {resumed}"
+        );
+        let term = run("terminate");
+        assert_eq!(term["headStatus"], 404, "{protocol}: {term}");
+        let files = file_sha1s(&s, &t).await;
+        assert!(files.contains(&(name("resume"), sha1_hex(&data))));
+        assert!(!files.iter().any(|(n, _)| *n == name("terminate")));
+    }
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@ pub mod api;
 pub mod classic;
 // Public so the fuzz targets (fuzz/) reach the header and parameter parsers.
 pub mod download;
+pub mod ietf;
 pub mod params;
 pub mod tus;
 pub mod uploads;

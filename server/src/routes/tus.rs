@@ -1,6 +1,7 @@
 //! tus 1.0.0 at `/files/` (core, creation, creation-with-upload, creation-defer-length,
 //! expiration, checksum, termination) over the engine's tus uploads. Off-the-shelf clients
 //! (tus-js-client, tuspy, Uppy) work unchanged; every request but OPTIONS needs the Bearer token.
+//! Requests naming an `Upload-Draft-Interop-Version` are IETF resumable uploads (`ietf`).
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -13,7 +14,7 @@ use warp::hyper::Body;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::{body_stream, caller, with_drained_body, AppState, Caller, Params, State};
+use super::{body_stream, caller, ietf, with_drained_body, AppState, Caller, Params, State};
 use crate::error::ApiError;
 
 const VERSION: &str = "1.0.0";
@@ -25,11 +26,12 @@ const OFFSET_STREAM: &str = "application/offset+octet-stream";
 const EXPOSE: &str =
     "Location, Upload-Offset, Upload-Length, Upload-Defer-Length, Upload-Metadata, \
                       Upload-Expires, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, \
-                      Tus-Checksum-Algorithm";
+                      Tus-Checksum-Algorithm, Upload-Complete, Upload-Limit, Accept-Patch";
 const ALLOW_HEADERS: &str =
     "Authorization, Content-Type, Upload-Length, Upload-Offset, Upload-Metadata, \
                              Upload-Defer-Length, Upload-Concat, Upload-Checksum, Tus-Resumable, \
-                             X-HTTP-Method-Override, X-Requested-With, X-Request-Id";
+                             X-HTTP-Method-Override, X-Requested-With, X-Request-Id, \
+                             Upload-Complete, Upload-Draft-Interop-Version, Content-Digest";
 const ALLOW_METHODS: &str = "POST, HEAD, PATCH, DELETE, OPTIONS";
 
 pub fn routes(state: State) -> BoxedFilter<(Response,)> {
@@ -60,14 +62,14 @@ pub fn routes(state: State) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-fn h<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn h<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
 }
 
-fn hv(s: &str) -> HeaderValue {
+pub(super) fn hv(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
@@ -93,10 +95,20 @@ async fn handle(
             | (&Method::POST, true)
             | (&Method::HEAD | &Method::PATCH | &Method::DELETE, false)
     );
+    let ietf = headers.contains_key(ietf::INTEROP_HEADER);
     let mut resp = if !known {
         ApiError::MethodNotAllowed.into_response()
     } else if method == Method::OPTIONS {
-        options(&state)
+        let mut r = options(&state);
+        if let Ok(v) = ietf::Interop::of(&headers) {
+            ietf::options(&state, v, &mut r);
+        }
+        r
+    } else if ietf {
+        match ietf::Interop::of(&headers) {
+            Ok(v) => ietf::handle(v, &method, &id, &headers, &state, caller, body).await,
+            Err(e) => e.into_response(),
+        }
     } else if h(&headers, "tus-resumable") != Some(VERSION) {
         let mut r = ApiError::TusVersion.into_response();
         r.headers_mut()
@@ -112,7 +124,9 @@ async fn handle(
         *resp.body_mut() = Body::empty();
     }
     let hs = resp.headers_mut();
-    hs.insert("tus-resumable", HeaderValue::from_static(VERSION));
+    if !ietf {
+        hs.insert("tus-resumable", HeaderValue::from_static(VERSION));
+    }
     if let Some(origin) = allowed_origin(&state, h(&headers, "origin")) {
         hs.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, hv(&origin));
         hs.insert(
@@ -145,7 +159,7 @@ fn error_response(e: ApiError) -> Response {
     resp
 }
 
-fn empty(status: StatusCode) -> Response {
+pub(super) fn empty(status: StatusCode) -> Response {
     let mut r = HttpResponse::new(Body::empty());
     *r.status_mut() = status;
     r

@@ -1,12 +1,15 @@
 // Drives ChunkVault's tus endpoint with tus-js-client in Node.
 //   node tus_test.mjs <base-url> <token> <file> <scenario>
 // Scenarios: upload | parallel | resume | terminate. Prints one JSON line with what happened.
+// TUS_PROTOCOL=ietf-draft-03|ietf-draft-05 speaks the IETF resumable-upload draft instead of tus.
 import fs from 'node:fs';
 import * as tus from 'tus-js-client';
 
 const [base, token, file, scenario] = process.argv.slice(2);
 const size = fs.statSync(file).size;
 const headers = { Authorization: `Bearer ${token}` };
+const protocol = process.env.TUS_PROTOCOL || 'tus-v1';
+const interop = { 'ietf-draft-03': '5', 'ietf-draft-05': '6' }[protocol];
 
 function start(options) {
   return new Promise((resolve, reject) => {
@@ -15,8 +18,9 @@ function start(options) {
       headers,
       chunkSize: 256 * 1024,
       uploadSize: size,
-      metadata: { filename: `js-${scenario}.bin`, filetype: 'application/octet-stream' },
+      metadata: { filename: `js-${scenario}${interop ? `-ietf${interop}` : ''}.bin`, filetype: 'application/octet-stream' },
       retryDelays: [0, 100, 500],
+      protocol,
       ...options,
       onSuccess: () => resolve(upload),
       onError: reject,
@@ -53,8 +57,15 @@ async function main() {
         };
       },
     });
-    const u = await start({ uploadUrl: firstUrl });
-    return { url: u.url, firstUrl, stoppedAt };
+    // The second client asks the server for the offset (HEAD) and goes on from there.
+    let firstProgress = null;
+    const u = await start({
+      uploadUrl: firstUrl,
+      onProgress: (sent) => {
+        if (firstProgress === null) firstProgress = sent;
+      },
+    });
+    return { url: u.url, firstUrl, stoppedAt, firstProgress };
   }
   if (scenario === 'terminate') {
     let url = null;
@@ -68,7 +79,8 @@ async function main() {
         };
       },
     });
-    const res = await fetch(url, { method: 'HEAD', headers: { ...headers, 'Tus-Resumable': '1.0.0' } });
+    const version = interop ? { 'Upload-Draft-Interop-Version': interop } : { 'Tus-Resumable': '1.0.0' };
+    const res = await fetch(url, { method: 'HEAD', headers: { ...headers, ...version } });
     return { url, headStatus: res.status };
   }
   throw new Error(`unknown scenario ${scenario}`);

@@ -1,0 +1,408 @@
+//! IETF Resumable Uploads for HTTP at `/files/` over raw HTTP: every status and field the
+//! draft defines, per interop version; malformed Structured Fields get 400. The real client
+//! (tus-js-client in its IETF modes) runs in `tus::tus_js_client_ietf`.
+
+use reqwest::{RequestBuilder, StatusCode};
+use serde_json::Value;
+
+use crate::support::{random_bytes, sha1_hex, Server};
+
+fn ietf(req: RequestBuilder, token: &str, version: u8) -> RequestBuilder {
+    req.header("upload-draft-interop-version", version.to_string())
+        .bearer_auth(token)
+}
+
+fn field(resp: &reqwest::Response, name: &str) -> String {
+    resp.headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} in {:?}", resp.headers()))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn name_meta(name: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "filename {}",
+        base64::engine::general_purpose::STANDARD.encode(name)
+    )
+}
+
+async fn create(s: &Server, t: &str, v: u8, length: Option<usize>, name: &str) -> String {
+    let mut req = ietf(s.client.post(s.url("/files/")), t, v)
+        .header("upload-complete", "?0")
+        .header("upload-metadata", name_meta(name));
+    if let Some(l) = length {
+        req = req.header("upload-length", l);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED, "{:?}", resp.headers());
+    assert_eq!(field(&resp, "upload-offset"), "0");
+    assert_eq!(field(&resp, "upload-complete"), "?0");
+    assert!(resp.headers().get("tus-resumable").is_none());
+    field(&resp, "location")
+}
+
+async fn append(
+    s: &Server,
+    t: &str,
+    v: u8,
+    url: &str,
+    offset: usize,
+    complete: bool,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    ietf(s.client.patch(url), t, v)
+        .header("content-type", "application/partial-upload")
+        .header("upload-offset", offset)
+        .header("upload-complete", if complete { "?1" } else { "?0" })
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn offset_of(s: &Server, t: &str, v: u8, url: &str) -> reqwest::Response {
+    ietf(s.client.head(url), t, v).send().await.unwrap()
+}
+
+async fn problem(resp: reqwest::Response, kind: &str) -> Value {
+    assert_eq!(field(&resp, "content-type"), "application/problem+json");
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(
+        v["type"],
+        format!("https://iana.org/assignments/http-problem-types#{kind}"),
+        "{v}"
+    );
+    assert!(v["title"].is_string() && v["code"].is_u64(), "{v}");
+    v
+}
+
+async fn names(s: &Server, t: &str) -> Vec<(String, String)> {
+    s.files(t)
+        .await
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_owned(),
+                f["sha1"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn upload_offset_append_complete_cancel() {
+    let s = Server::start_with(&["--max-file-size", "8MiB"]);
+    let t = s.user("ietf-user").await;
+    let other = s.user("ietf-other").await;
+    let data = random_bytes(300_000);
+    for v in [5u8, 6, 7, 8] {
+        let name = format!("ietf-{v}.bin");
+        let url = create(&s, &t, v, Some(data.len()), &name).await;
+
+        // Offset retrieval.
+        let resp = offset_of(&s, &t, v, &url).await;
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        assert_eq!(field(&resp, "upload-offset"), "0");
+        assert_eq!(field(&resp, "upload-complete"), "?0");
+        assert_eq!(field(&resp, "upload-length"), data.len().to_string());
+        assert_eq!(field(&resp, "cache-control"), "no-store");
+        let limit = field(&resp, "upload-limit");
+        assert!(limit.contains(&format!("max-size={}", 8 << 20)), "{limit}");
+        let age = if v >= 7 { "max-age=" } else { "expires=" };
+        assert!(limit.contains(age), "{v}: {limit}");
+        // Another user's upload is unknown.
+        let resp = offset_of(&s, &other, v, &url).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+
+        // Append the first third.
+        let resp = append(&s, &t, v, &url, 0, false, data[..100_000].to_vec()).await;
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        assert_eq!(field(&resp, "upload-offset"), "100000");
+        assert_eq!(field(&resp, "upload-complete"), "?0");
+
+        // A wrong offset: 409, the offset to use, a problem; nothing changes.
+        let resp = append(&s, &t, v, &url, 50_000, false, vec![0; 10]).await;
+        assert_eq!(resp.status(), StatusCode::CONFLICT);
+        assert_eq!(field(&resp, "upload-offset"), "100000");
+        let p = problem(resp, "mismatching-upload-offset").await;
+        assert_eq!(p["expected-offset"], 100_000);
+        assert_eq!(p["provided-offset"], 50_000);
+
+        // Upload-Complete: ?1 with bytes that do not reach the length: refused, kept as was.
+        let resp = append(&s, &t, v, &url, 100_000, true, vec![1; 10]).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        problem(resp, "inconsistent-upload-length").await;
+        // More bytes than the length: refused too.
+        let resp = append(&s, &t, v, &url, 100_000, false, vec![1; 200_001]).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        problem(resp, "inconsistent-upload-length").await;
+        let resp = offset_of(&s, &t, v, &url).await;
+        assert_eq!(field(&resp, "upload-offset"), "100000");
+
+        // The rest, completing: the file is stored under its SHA1.
+        let resp = append(&s, &t, v, &url, 100_000, true, data[100_000..].to_vec()).await;
+        assert_eq!(
+            resp.status(),
+            StatusCode::NO_CONTENT,
+            "{:?}",
+            resp.headers()
+        );
+        assert_eq!(field(&resp, "upload-offset"), data.len().to_string());
+        assert_eq!(field(&resp, "upload-complete"), "?1");
+        assert!(names(&s, &t)
+            .await
+            .contains(&(name.clone(), sha1_hex(&data))));
+        let resp = offset_of(&s, &t, v, &url).await;
+        assert_eq!(field(&resp, "upload-complete"), "?1");
+
+        // The completing request again (its answer lost): the same answer. More bytes: refused.
+        let resp = append(&s, &t, v, &url, data.len(), true, Vec::new()).await;
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        assert_eq!(field(&resp, "upload-complete"), "?1");
+        let resp = append(&s, &t, v, &url, data.len(), false, vec![2; 5]).await;
+        let gone = if v >= 7 {
+            StatusCode::GONE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        assert_eq!(resp.status(), gone);
+        problem(resp, "completed-upload").await;
+
+        // Cancel.
+        let url = create(&s, &t, v, Some(10), &format!("cancel-{v}.bin")).await;
+        let resp = ietf(s.client.delete(&url), &t, v).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        let resp = offset_of(&s, &t, v, &url).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    }
+    let stored = names(&s, &t).await;
+    assert_eq!(stored.len(), 4, "{stored:?}");
+}
+
+#[tokio::test]
+async fn lengths_digests_and_whole_bodies() {
+    let s = Server::start_with(&["--max-file-size", "1MiB"]);
+    let t = s.user("ietf-lengths").await;
+    let v = 6;
+
+    // The whole file in the creation request (`Upload-Complete: ?1`, no Upload-Length).
+    let data = random_bytes(70_000);
+    let resp = ietf(s.client.post(s.url("/files/")), &t, v)
+        .header("upload-complete", "?1")
+        .header("upload-metadata", name_meta("whole.bin"))
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(field(&resp, "upload-complete"), "?1");
+    assert_eq!(field(&resp, "upload-offset"), "70000");
+    assert!(names(&s, &t)
+        .await
+        .contains(&("whole.bin".to_owned(), sha1_hex(&data))));
+
+    // Creation with some bytes and an unknown length; the length is what the last append ends at.
+    let resp = ietf(s.client.post(s.url("/files/")), &t, v)
+        .header("upload-complete", "?0")
+        .header("content-type", "application/partial-upload")
+        .header("upload-metadata", name_meta("deferred.bin"))
+        .body(data[..30_000].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(field(&resp, "upload-offset"), "30000");
+    let url = field(&resp, "location");
+    let resp = offset_of(&s, &t, v, &url).await;
+    assert!(resp.headers().get("upload-length").is_none());
+    let resp = append(&s, &t, v, &url, 30_000, true, data[30_000..].to_vec()).await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(field(&resp, "upload-length"), "70000");
+    assert_eq!(field(&resp, "upload-complete"), "?1");
+
+    // Upload-Length and the body of a complete creation disagree.
+    let resp = ietf(s.client.post(s.url("/files/")), &t, v)
+        .header("upload-complete", "?1")
+        .header("upload-length", "5")
+        .body(vec![1u8; 6])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    problem(resp, "inconsistent-upload-length").await;
+
+    // Over the limit: 413 with Upload-Limit.
+    let resp = ietf(s.client.post(s.url("/files/")), &t, v)
+        .header("upload-complete", "?0")
+        .header("upload-length", (2 << 20).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(field(&resp, "upload-limit").contains("max-size=1048576"));
+
+    // Content-Digest: a wrong one keeps none of the bytes; a right one is accepted.
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let url = create(&s, &t, v, Some(20), "digest.bin").await;
+    let resp = ietf(s.client.patch(&url), &t, v)
+        .header("content-type", "application/partial-upload")
+        .header("upload-offset", "0")
+        .header("upload-complete", "?0")
+        .header(
+            "content-digest",
+            format!("sha-256=:{}:", b64(&sha2::Sha256::digest(b"other bytes"))),
+        )
+        .body(vec![3u8; 10])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        field(&offset_of(&s, &t, v, &url).await, "upload-offset"),
+        "0"
+    );
+    let resp = ietf(s.client.patch(&url), &t, v)
+        .header("content-type", "application/partial-upload")
+        .header("upload-offset", "0")
+        .header("upload-complete", "?0")
+        .header(
+            "content-digest",
+            format!("sha-256=:{}:", b64(&sha2::Sha256::digest([3u8; 10]))),
+        )
+        .body(vec![3u8; 10])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(field(&resp, "upload-offset"), "10");
+}
+
+#[tokio::test]
+async fn malformed_fields_are_400() {
+    let s = Server::start();
+    let t = s.user("ietf-malformed").await;
+    let url = create(&s, &t, 6, Some(100), "m.bin").await;
+    let post = |headers: Vec<(&'static str, &'static str)>| {
+        let mut req = s.client.post(s.url("/files/")).bearer_auth(&t);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req
+    };
+    // Interop versions: unknown or malformed.
+    for version in ["4", "9", "x", "6, 7"] {
+        let resp = post(vec![
+            ("upload-draft-interop-version", version),
+            ("upload-complete", "?0"),
+        ])
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{version}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["code"], 10007);
+    }
+    // Creation without Upload-Complete, or with a malformed one or malformed lengths.
+    for (name, value) in [
+        ("upload-complete", "yes"),
+        ("upload-complete", "?2"),
+        ("upload-length", "-1"),
+        ("upload-length", "1.5"),
+        ("upload-length", "1234567890123456"),
+    ] {
+        let mut headers = vec![("upload-draft-interop-version", "6"), (name, value)];
+        if name != "upload-complete" {
+            headers.push(("upload-complete", "?0"));
+        }
+        let resp = post(headers).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{name}: {value}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["code"], 10001, "{v}");
+    }
+    let resp = post(vec![("upload-draft-interop-version", "6")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    // Appends: malformed offset or completion, the wrong media type (interop 6 on).
+    for (name, value) in [
+        ("upload-offset", "abc"),
+        ("upload-offset", "-5"),
+        ("upload-complete", "true"),
+    ] {
+        let mut req = ietf(s.client.patch(&url), &t, 6)
+            .header("content-type", "application/partial-upload")
+            .body(vec![0u8; 5]);
+        for (k, v) in [("upload-offset", "0"), ("upload-complete", "?0")] {
+            if k != name {
+                req = req.header(k, v);
+            }
+        }
+        let resp = req.header(name, value).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{name}: {value}");
+    }
+    let resp = ietf(s.client.patch(&url), &t, 6)
+        .header("content-type", "application/offset+octet-stream")
+        .header("upload-offset", "0")
+        .header("upload-complete", "?0")
+        .body(vec![0u8; 5])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Interop 5 (draft -03) sent no media type.
+    let resp = ietf(s.client.patch(&url), &t, 5)
+        .header("upload-offset", "0")
+        .header("upload-complete", "?0")
+        .body(vec![0u8; 5])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    // An offset retrieval carries no upload fields.
+    let resp = ietf(s.client.head(&url), &t, 6)
+        .header("upload-offset", "5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    // No token: 401, as everywhere.
+    let resp = s
+        .client
+        .head(&url)
+        .header("upload-draft-interop-version", "6")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    // After all that, the upload is as the one good append left it.
+    let resp = offset_of(&s, &t, 6, &url).await;
+    assert_eq!(field(&resp, "upload-offset"), "5");
+
+    // OPTIONS naming a version: what appends must be, and the limits; CORS lets a page send
+    // and read the fields.
+    let resp = s
+        .client
+        .request(reqwest::Method::OPTIONS, s.url("/files/"))
+        .header("upload-draft-interop-version", "6")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(field(&resp, "accept-patch"), "application/partial-upload");
+    assert!(field(&resp, "upload-limit").contains("min-size=0"));
+    let allow = field(&resp, "access-control-allow-headers").to_ascii_lowercase();
+    for h in [
+        "upload-complete",
+        "upload-draft-interop-version",
+        "upload-offset",
+        "upload-length",
+    ] {
+        assert!(allow.contains(h), "{allow}");
+    }
+}
