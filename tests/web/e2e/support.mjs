@@ -25,17 +25,20 @@ export function binaryPath() {
   throw new Error(`no chunkvault binary under ${target}; build it (cargo build -p chunkvault-cli) or set CHUNKVAULT_BIN`);
 }
 
-/** Starts `chunkvault serve` on 127.0.0.1:0 with a temporary data directory. */
-export async function startServer() {
+/**
+ * Starts `chunkvault serve` on 127.0.0.1:0 with a temporary data directory; `listen`, `dir`
+ * (a data directory to start again from) and extra `args` for tests that need them.
+ */
+export async function startServer({ listen = '127.0.0.1:0', dir = null, args = [] } = {}) {
   const bin = binaryPath();
-  const dir = mkdtempSync(join(tmpdir(), 'chunkvault-web-'));
+  dir ??= mkdtempSync(join(tmpdir(), 'chunkvault-web-'));
   const logPath = join(dir, 'server.log');
-  const log = createWriteStream(logPath);
+  const log = createWriteStream(logPath, { flags: 'a' });
   await once(log, 'open');
   const env = { ...process.env, CHUNKVAULT_LOG: 'info' };
   delete env.CHUNKVAULT_DATABASE_URL;
   delete env.CHUNKVAULT_REDIS_URL;
-  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data')], {
+  const child = spawn(bin, ['serve', '--listen', listen, '--data-dir', join(dir, 'data'), ...args], {
     stdio: ['ignore', 'pipe', log],
     env,
   });
@@ -63,13 +66,14 @@ export async function startServer() {
       }
       return stored;
     },
-    async stop() {
+    /** Stops the server; with `keep`, its data directory stays for a restart. */
+    async stop({ keep = false } = {}) {
       if (child.exitCode === null) {
         child.kill('SIGTERM');
         await once(child, 'exit');
       }
       log.end();
-      rmSync(dir, { recursive: true, force: true });
+      if (!keep) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
