@@ -6,6 +6,7 @@ use reqwest::{RequestBuilder, StatusCode};
 use serde_json::Value;
 
 use crate::support::{random_bytes, sha1_hex, Server};
+use crate::tus::file_sha1s;
 
 fn ietf(req: RequestBuilder, token: &str, version: u8) -> RequestBuilder {
     req.header("upload-draft-interop-version", version.to_string())
@@ -79,19 +80,6 @@ async fn problem(resp: reqwest::Response, kind: &str) -> Value {
     v
 }
 
-async fn names(s: &Server, t: &str) -> Vec<(String, String)> {
-    s.files(t)
-        .await
-        .iter()
-        .map(|f| {
-            (
-                f["name"].as_str().unwrap().to_owned(),
-                f["sha1"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn upload_offset_append_complete_cancel() {
     let s = Server::start_with(&["--max-file-size", "8MiB"]);
@@ -152,7 +140,7 @@ async fn upload_offset_append_complete_cancel() {
         );
         assert_eq!(field(&resp, "upload-offset"), data.len().to_string());
         assert_eq!(field(&resp, "upload-complete"), "?1");
-        assert!(names(&s, &t)
+        assert!(file_sha1s(&s, &t)
             .await
             .contains(&(name.clone(), sha1_hex(&data))));
         let resp = offset_of(&s, &t, v, &url).await;
@@ -178,7 +166,7 @@ async fn upload_offset_append_complete_cancel() {
         let resp = offset_of(&s, &t, v, &url).await;
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     }
-    let stored = names(&s, &t).await;
+    let stored = file_sha1s(&s, &t).await;
     assert_eq!(stored.len(), 4, "{stored:?}");
 }
 
@@ -200,7 +188,7 @@ async fn lengths_digests_and_whole_bodies() {
     assert_eq!(resp.status(), StatusCode::CREATED);
     assert_eq!(field(&resp, "upload-complete"), "?1");
     assert_eq!(field(&resp, "upload-offset"), "70000");
-    assert!(names(&s, &t)
+    assert!(file_sha1s(&s, &t)
         .await
         .contains(&("whole.bin".to_owned(), sha1_hex(&data))));
 

@@ -50,7 +50,8 @@ async fn patch(
         .unwrap()
 }
 
-async fn file_sha1s(s: &Server, token: &str) -> Vec<(String, String)> {
+/// The caller's files as (name, SHA1).
+pub(crate) async fn file_sha1s(s: &Server, token: &str) -> Vec<(String, String)> {
     s.files(token)
         .await
         .iter()

@@ -34,7 +34,7 @@ use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use warp::reply::Response;
 use warp::Reply;
 
-use super::tus::{empty, h, hv, metadata_file_name, uint_header};
+use super::tus::{empty, h, hv, metadata_file_name, terminate, uint_header};
 use super::{with_drained_body, AppState, Caller, State};
 use crate::error::ApiError;
 
@@ -256,7 +256,8 @@ pub async fn handle(
         (&Method::PATCH, false) => {
             with_drained_body(body, 1 << 20, |b| append(v, id, headers, state, caller, b)).await
         }
-        (&Method::DELETE, false) => cancel(id, state, caller).await,
+        // Cancellation is tus termination: `204`.
+        (&Method::DELETE, false) => terminate(id, state, caller).await,
         _ => Err(ApiError::MethodNotAllowed),
     };
     match result {
@@ -496,16 +497,6 @@ async fn append(
     let mut resp = empty(StatusCode::NO_CONTENT);
     upload_fields(&mut resp, state, v, &record);
     Ok(resp)
-}
-
-async fn cancel(id: &str, state: &State, caller: Caller) -> Result<Response, ApiError> {
-    let (user, _) = caller?;
-    state
-        .engine
-        .uploads()
-        .tus_terminate(&user, &upload_id(id)?)
-        .await?;
-    Ok(empty(StatusCode::NO_CONTENT))
 }
 
 #[cfg(test)]

@@ -436,7 +436,11 @@ async fn patch(
     Ok(resp)
 }
 
-async fn terminate(id: &str, state: &State, caller: Caller) -> Result<Response, ApiError> {
+pub(super) async fn terminate(
+    id: &str,
+    state: &State,
+    caller: Caller,
+) -> Result<Response, ApiError> {
     let (user, _) = caller?;
     state
         .engine
