@@ -20,6 +20,31 @@ pub enum Checksum {
     Crc32c(u32),
 }
 
+impl Checksum {
+    /// `<algorithm>:<hex>`, as session stores keep a representation digest.
+    pub fn encode(&self) -> String {
+        match self {
+            Checksum::Md5(d) => format!("md5:{}", hex::encode(d)),
+            Checksum::Sha1(d) => format!("sha1:{}", hex::encode(d)),
+            Checksum::Sha256(d) => format!("sha256:{}", hex::encode(d)),
+            Checksum::Crc32c(c) => format!("crc32c:{c:08x}"),
+        }
+    }
+
+    /// The inverse of [`Checksum::encode`]; `None` for anything else.
+    pub fn decode(s: &str) -> Option<Checksum> {
+        let (algorithm, digest) = s.split_once(':')?;
+        let bytes = hex::decode(digest).ok()?;
+        Some(match algorithm {
+            "md5" => Checksum::Md5(bytes.try_into().ok()?),
+            "sha1" => Checksum::Sha1(bytes.try_into().ok()?),
+            "sha256" => Checksum::Sha256(bytes.try_into().ok()?),
+            "crc32c" => Checksum::Crc32c(u32::from_be_bytes(bytes.try_into().ok()?)),
+            _ => return None,
+        })
+    }
+}
+
 /// A checksum being computed over a body, to compare with the one the client sent.
 #[derive(Clone, Debug)]
 pub(crate) struct ChecksumCheck {
@@ -97,5 +122,27 @@ mod tests {
         let mut wrong = ChecksumCheck::new(Some(Checksum::Crc32c(0)));
         wrong.update(body);
         assert!(!wrong.matches());
+    }
+
+    #[test]
+    fn encoded_checksums_come_back() {
+        for c in [
+            Checksum::Md5([1; 16]),
+            Checksum::Sha1([2; 20]),
+            Checksum::Sha256([3; 32]),
+            Checksum::Crc32c(0x0102_0304),
+        ] {
+            assert_eq!(Checksum::decode(&c.encode()), Some(c));
+        }
+        for bad in [
+            "",
+            "sha1",
+            "sha1:zz",
+            "sha1:0102",
+            "sha3:00",
+            "crc32c:010203",
+        ] {
+            assert_eq!(Checksum::decode(bad), None, "{bad:?}");
+        }
     }
 }

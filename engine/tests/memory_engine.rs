@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chunkvault_engine::blobs::collect;
-use chunkvault_engine::uploads::tus::TusCreate;
+use chunkvault_engine::uploads::tus::{AppendChecks, TusCreate};
 use chunkvault_engine::{
     ByteStream, Engine, EngineConfig, FileQuery, InitOutcome, InitRequest, MemoryBlobStore,
     MemoryMetaStore, MemorySessionStore, Sha1Hex,
@@ -93,12 +93,26 @@ async fn whole_upload_path_on_memory_stores() {
     let cut = 100_000;
     engine
         .uploads()
-        .tus_append(&user, &tus.id, 0, None, stream(&data[..cut]), None)
+        .tus_append(
+            &user,
+            &tus.id,
+            0,
+            None,
+            stream(&data[..cut]),
+            AppendChecks::default(),
+        )
         .await
         .unwrap();
     let done = engine
         .uploads()
-        .tus_append(&user, &tus.id, cut as u64, None, stream(&data[cut..]), None)
+        .tus_append(
+            &user,
+            &tus.id,
+            cut as u64,
+            None,
+            stream(&data[cut..]),
+            AppendChecks::default(),
+        )
         .await
         .unwrap();
     let second = engine

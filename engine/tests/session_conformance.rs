@@ -13,7 +13,7 @@ use chunkvault_engine::sessions::{
 };
 use chunkvault_engine::uploads::Sha1State;
 use chunkvault_engine::{
-    FileId, MemorySessionStore, Sha1Hex, SqlMetaStore, SqlSessionStore, UploadId, UserId,
+    Checksum, FileId, MemorySessionStore, Sha1Hex, SqlMetaStore, SqlSessionStore, UploadId, UserId,
 };
 
 fn record(owner: i64, sha: u8, size: u64, expires_at: i64) -> SessionRecord {
@@ -51,6 +51,7 @@ fn stream(owner: i64, length: Option<u64>, expires_at: i64) -> SessionRecord {
             file_id: None,
             metadata: "filename dHVzLmJpbg==".into(),
             concat: "partial".into(),
+            digest: None,
         }),
     }
 }
@@ -491,6 +492,7 @@ fn step(offset: u64, length: Option<u64>, file_id: Option<FileId>, far: i64) -> 
         hash_state: format!("s{offset}"),
         expires_at: far + offset as i64,
         file_id,
+        digest: None,
     }
 }
 
@@ -500,11 +502,37 @@ async fn streams_append_under_a_claim(store: &Arc<dyn SessionStore>, now: i64, f
     assert!(created);
     assert_eq!(got, t);
     assert_eq!(store.get(&t.id).await.unwrap(), Some(t.clone()));
-    let twin = stream(9, None, far);
+    let mut twin = stream(9, None, far);
+    let Layout::Stream(s) = &mut twin.layout else {
+        unreachable!()
+    };
+    s.digest = Some(Checksum::Sha256([7; 32]));
     assert!(
         store.create_or_resume(&twin).await.unwrap().1,
         "a stream is always new"
     );
+    assert_eq!(
+        stream_of(store, &twin.id).await.digest,
+        Some(Checksum::Sha256([7; 32])),
+        "a representation digest is kept"
+    );
+    // A stream may be stored complete (instant upload): kept to answer for, never open.
+    let mut done = stream(9, Some(5), far);
+    let Layout::Stream(s) = &mut done.layout else {
+        unreachable!()
+    };
+    (s.offset, s.file_id) = (5, Some(FileId::generate()));
+    assert!(store.create_or_resume(&done).await.unwrap().1);
+    assert_eq!(store.get(&done.id).await.unwrap(), Some(done.clone()));
+    let open: Vec<UploadId> = store
+        .list(UserId(9))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert!(open.contains(&twin.id) && !open.contains(&done.id));
+    assert!(store.delete(&done.id).await.unwrap());
     assert!(
         !store
             .append(&t.id, 0, "w0", &step(10, None, None, far))
@@ -528,11 +556,21 @@ async fn streams_append_under_a_claim(store: &Arc<dyn SessionStore>, now: i64, f
         .append(&t.id, 10, "w0", &step(20, Some(30), None, far))
         .await
         .unwrap());
+    let digest = Some(Checksum::Sha1([4; 20]));
     assert!(store
-        .append(&t.id, 20, "w0", &step(25, Some(99), None, far))
+        .append(
+            &t.id,
+            20,
+            "w0",
+            &StreamProgress {
+                digest,
+                ..step(25, Some(99), None, far)
+            }
+        )
         .await
         .unwrap());
     let got = stream_of(store, &t.id).await;
+    assert_eq!(got.digest, digest, "an append may name the digest");
     assert_eq!(
         (got.offset, got.length, got.hash_state.as_str()),
         (25, Some(30), "s25"),
@@ -563,7 +601,9 @@ async fn streams_append_under_a_claim(store: &Arc<dyn SessionStore>, now: i64, f
         .append(&t.id, 25, "w0", &step(30, None, Some(file.clone()), far))
         .await
         .unwrap());
-    assert_eq!(stream_of(store, &t.id).await.file_id, Some(file));
+    let got = stream_of(store, &t.id).await;
+    assert_eq!(got.file_id, Some(file));
+    assert_eq!(got.digest, digest, "an append naming none keeps it");
 
     assert!(store.claim(&t.id, "w0", now, 0).await.unwrap());
     assert!(store.claim(&t.id, "w1", now, now + 1000).await.unwrap());

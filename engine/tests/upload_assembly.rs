@@ -274,7 +274,7 @@ fn wrong_content_is_refused_and_discarded() {
 /// the published blob kept that tail: longer than the file and not hashing to its SHA1.
 #[test]
 fn refused_tus_bytes_never_reach_the_file() {
-    use chunkvault_engine::uploads::tus::TusCreate;
+    use chunkvault_engine::uploads::tus::{AppendChecks, TusCreate};
     use chunkvault_engine::Checksum;
     let fx = fixture();
     fx.rt.block_on(async {
@@ -299,7 +299,14 @@ fn refused_tus_bytes_never_reach_the_file() {
             let err = fx
                 .engine
                 .uploads()
-                .tus_append(&fx.user, &t.id, 0, None, body, (!cut_off).then_some(wrong))
+                .tus_append(
+                    &fx.user,
+                    &t.id,
+                    0,
+                    None,
+                    body,
+                    AppendChecks::content((!cut_off).then_some(wrong)),
+                )
                 .await
                 .unwrap_err();
             assert!(
@@ -317,7 +324,14 @@ fn refused_tus_bytes_never_reach_the_file() {
             let done = fx
                 .engine
                 .uploads()
-                .tus_append(&fx.user, &t.id, 0, Some(100), stream(&sent), None)
+                .tus_append(
+                    &fx.user,
+                    &t.id,
+                    0,
+                    Some(100),
+                    stream(&sent),
+                    AppendChecks::default(),
+                )
                 .await
                 .unwrap();
             let sha1 = Sha1Hex::from_digest(&Sha1::digest(&sent).into());

@@ -101,7 +101,7 @@ fn ietf_fields(raw: &[u8]) {
         return;
     };
     let mut headers = HeaderMap::new();
-    for name in ["upload-offset", "upload-complete", "content-digest"] {
+    for name in ["upload-offset", "upload-complete", "content-digest", "repr-digest"] {
         headers.insert(name, value.clone());
     }
     let item = || {
@@ -132,6 +132,17 @@ fn ietf_fields(raw: &[u8]) {
         let mut h = HeaderMap::new();
         h.insert("content-digest", HeaderValue::from_str(&again).unwrap());
         assert_eq!(ietf::content_digest(&h).unwrap(), Some(c));
+    }
+    // The same members, one order of preference apart: both fields accept or refuse alike.
+    let repr = ietf::repr_digest(&headers);
+    assert_eq!(
+        repr.is_ok(),
+        ietf::content_digest(&headers).is_ok(),
+        "{repr:?}"
+    );
+    if let Ok(Some(c)) = repr {
+        // Stored and read back by the session stores.
+        assert_eq!(Checksum::decode(&c.encode()), Some(c));
     }
 }
 

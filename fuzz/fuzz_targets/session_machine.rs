@@ -24,7 +24,7 @@ use bytes::Bytes;
 use chunkvault_engine::blobs::collect;
 use chunkvault_engine::meta::{AccountStore, FileIndex};
 use chunkvault_engine::uploads::proof::{self, InstantMode, Proof};
-use chunkvault_engine::uploads::tus::{TusConcat, TusCreate};
+use chunkvault_engine::uploads::tus::{AppendChecks, TusConcat, TusCreate};
 use chunkvault_engine::uploads::{plan_chunks, MIN_CHUNK_SIZE};
 use chunkvault_engine::{
     ByteStream, Checksum, Engine, EngineConfig, Error, FileId, FileName, InitOutcome, InitRequest,

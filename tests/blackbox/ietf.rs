@@ -302,6 +302,9 @@ async fn malformed_fields_are_400() {
         ("upload-length", "-1"),
         ("upload-length", "1.5"),
         ("upload-length", "1234567890123456"),
+        ("repr-digest", "sha=abc"),
+        ("repr-digest", "sha=:AAAA:"),
+        ("repr-digest", "sha"),
     ] {
         let mut headers = vec![("upload-draft-interop-version", "6"), (name, value)];
         if name != "upload-complete" {
@@ -393,4 +396,188 @@ async fn malformed_fields_are_400() {
     ] {
         assert!(allow.contains(h), "{allow}");
     }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn sha(data: &[u8]) -> String {
+    use sha1::Digest as _;
+    format!("sha=:{}:", b64(&sha1::Sha1::digest(data)))
+}
+
+fn sha256(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha-256=:{}:", b64(&sha2::Sha256::digest(data)))
+}
+
+/// The whole file in one creation request, with a `Repr-Digest`.
+async fn create_whole(
+    s: &Server,
+    t: &str,
+    name: &str,
+    data: &[u8],
+    repr: &str,
+) -> reqwest::Response {
+    ietf(s.client.post(s.url("/files/")), t, 8)
+        .header("upload-complete", "?1")
+        .header("upload-metadata", name_meta(name))
+        .header("repr-digest", repr)
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn repr_digests_are_checked_before_publishing() {
+    let s = Server::start();
+    let t = s.user("ietf-repr").await;
+    let v = 8;
+    let data = random_bytes(90_000);
+    let stored = |name: &str| (name.to_owned(), sha1_hex(&data));
+
+    // Right digests (SHA-1 and SHA-256 side by side) in the creation request: published.
+    let both = format!("{}, {}", sha256(&data), sha(&data));
+    let resp = create_whole(&s, &t, "repr-ok.bin", &data, &both).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(field(&resp, "upload-complete"), "?1");
+    assert!(file_sha1s(&s, &t).await.contains(&stored("repr-ok.bin")));
+
+    // A wrong SHA-1: 400, nothing published, the upload gone.
+    let resp = create_whole(&s, &t, "repr-bad.bin", &data, &sha(b"other")).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let url = field(&resp, "location");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], 10005, "{body}");
+    assert_eq!(
+        offset_of(&s, &t, v, &url).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let names: Vec<String> = file_sha1s(&s, &t).await.into_iter().map(|f| f.0).collect();
+    assert!(!names.contains(&"repr-bad.bin".to_owned()), "{names:?}");
+
+    // SHA-256 named at creation, checked when the last append is in (the content is read
+    // again): right, then wrong.
+    for (name, repr, ok) in [
+        ("repr-256.bin", sha256(&data), true),
+        ("repr-256-bad.bin", sha256(b"other"), false),
+    ] {
+        let resp = ietf(s.client.post(s.url("/files/")), &t, v)
+            .header("upload-complete", "?0")
+            .header("upload-length", data.len())
+            .header("upload-metadata", name_meta(name))
+            .header("repr-digest", repr)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let url = field(&resp, "location");
+        let resp = append(&s, &t, v, &url, 0, false, data[..40_000].to_vec()).await;
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT, "{name}");
+        let resp = append(&s, &t, v, &url, 40_000, true, data[40_000..].to_vec()).await;
+        let head = offset_of(&s, &t, v, &url).await;
+        if ok {
+            assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+            assert_eq!(field(&head, "upload-complete"), "?1");
+            assert!(file_sha1s(&s, &t).await.contains(&stored(name)));
+        } else {
+            assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+            assert_eq!(head.status(), StatusCode::NOT_FOUND);
+        }
+    }
+
+    // A digest named by the completing append replaces none at creation and is checked.
+    let url = create(&s, &t, v, Some(data.len()), "repr-late.bin").await;
+    append(&s, &t, v, &url, 0, false, data[..50_000].to_vec()).await;
+    let resp = ietf(s.client.patch(&url), &t, v)
+        .header("content-type", "application/partial-upload")
+        .header("upload-offset", "50000")
+        .header("upload-complete", "?1")
+        .header("repr-digest", sha(b"not the file"))
+        .body(data[50_000..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let names: Vec<String> = file_sha1s(&s, &t).await.into_iter().map(|f| f.0).collect();
+    assert!(!names.contains(&"repr-late.bin".to_owned()), "{names:?}");
+    assert!(!names.contains(&"repr-256-bad.bin".to_owned()), "{names:?}");
+
+    // Proof mode (the default): a digest of stored content is no instant upload; the bytes
+    // must come.
+    let other = s.user("ietf-repr-other").await;
+    let resp = ietf(s.client.post(s.url("/files/")), &other, v)
+        .header("upload-complete", "?0")
+        .header("upload-length", data.len())
+        .header("upload-metadata", name_meta("claimed.bin"))
+        .header("repr-digest", sha(&data))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(field(&resp, "upload-offset"), "0");
+    assert_eq!(field(&resp, "upload-complete"), "?0");
+    assert!(file_sha1s(&s, &other).await.is_empty());
+}
+
+#[tokio::test]
+async fn trusted_mode_instant_upload_by_repr_digest() {
+    let s = Server::start_with(&["--instant-upload", "trusted"]);
+    let t = s.user("ietf-trusted").await;
+    let other = s.user("ietf-trusted-2").await;
+    let v = 8;
+    let data = random_bytes(120_000);
+    let resp = create_whole(&s, &t, "first.bin", &data, &sha(&data)).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+
+    // Another user names the same content and length: complete at creation, no byte sent.
+    let claim = |name: &'static str, length: usize, repr: String| {
+        ietf(s.client.post(s.url("/files/")), &other, v)
+            .header("upload-complete", "?0")
+            .header("upload-length", length)
+            .header("upload-metadata", name_meta(name))
+            .header("repr-digest", repr)
+            .send()
+    };
+    let resp = claim("instant.bin", data.len(), sha(&data)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(field(&resp, "upload-complete"), "?1");
+    assert_eq!(field(&resp, "upload-offset"), data.len().to_string());
+    let url = field(&resp, "location");
+    let head = offset_of(&s, &other, v, &url).await;
+    assert_eq!(head.status(), StatusCode::NO_CONTENT);
+    assert_eq!(field(&head, "upload-complete"), "?1");
+    assert_eq!(field(&head, "upload-offset"), data.len().to_string());
+    let resp = append(&s, &other, v, &url, data.len(), false, vec![1]).await;
+    problem(resp, "completed-upload").await;
+    let got = s
+        .client
+        .get(s.url("/file/download?filehash=") + &sha1_hex(&data))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), StatusCode::OK);
+    assert_eq!(got.bytes().await.unwrap().as_ref(), &data[..]);
+
+    // Another length, unknown content or a digest that is not SHA-1: an ordinary upload.
+    for (name, length, repr) in [
+        ("short.bin", data.len() - 1, sha(&data)),
+        ("unknown.bin", data.len(), sha(b"unknown")),
+        ("sha256.bin", data.len(), sha256(&data)),
+    ] {
+        let resp = claim(name, length, repr).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "{name}");
+        assert_eq!(field(&resp, "upload-offset"), "0", "{name}");
+        assert_eq!(field(&resp, "upload-complete"), "?0", "{name}");
+    }
+    let names: Vec<String> = file_sha1s(&s, &other)
+        .await
+        .into_iter()
+        .map(|f| f.0)
+        .collect();
+    assert_eq!(names, ["instant.bin"]);
 }

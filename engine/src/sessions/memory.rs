@@ -207,6 +207,9 @@ impl SessionStore for MemorySessionStore {
         if to.file_id.is_some() {
             stream.file_id = to.file_id.clone();
         }
+        if to.digest.is_some() {
+            stream.digest = to.digest;
+        }
         session.record.expires_at = to.expires_at;
         Ok(true)
     }

@@ -17,7 +17,8 @@ pub use self::redis::RedisSessionStore;
 pub use memory::MemorySessionStore;
 pub use sql::SqlSessionStore;
 
-use crate::error::Result;
+use crate::checksum::Checksum;
+use crate::error::{Error, Result};
 use crate::types::{FileId, Millis, Sha1Hex, UploadId, UserId};
 
 /// How far the SHA1 of the contiguous prefix of parts has got. `epoch` changes whenever the
@@ -75,6 +76,19 @@ pub struct StreamLayout {
     pub metadata: String,
     /// tus concatenation: empty, `partial`, or `final;<urls>` as the client sent it.
     pub concat: String,
+    /// What the whole content must hash to (the IETF protocol's `Repr-Digest`), checked before
+    /// it is published.
+    pub digest: Option<Checksum>,
+}
+
+/// A representation digest as the stores keep it (`<algorithm>:<hex>`; empty for none).
+pub(crate) fn stored_digest(s: &str) -> Result<Option<Checksum>> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    Checksum::decode(s)
+        .map(Some)
+        .ok_or_else(|| Error::backend("session", format!("corrupt digest {s:?}")))
 }
 
 impl SessionRecord {
@@ -116,6 +130,8 @@ pub struct StreamProgress {
     pub hash_state: String,
     pub expires_at: Millis,
     pub file_id: Option<FileId>,
+    /// Replaces the stream's representation digest when set.
+    pub digest: Option<Checksum>,
 }
 
 /// Session persistence. Every method is atomic on its own; none does a read-modify-write that

@@ -5,8 +5,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{
-    HashProgress, Layout, PartCommit, PartRecord, PartsLayout, SessionRecord, SessionStore,
-    StreamLayout, StreamProgress,
+    stored_digest, HashProgress, Layout, PartCommit, PartRecord, PartsLayout, SessionRecord,
+    SessionStore, StreamLayout, StreamProgress,
 };
 use crate::db::{is_unique_violation, text, text_sqlx, Attempt, Db, Dialect};
 use crate::error::{Error, Result};
@@ -20,7 +20,7 @@ pub struct SqlSessionStore {
 
 const COLS: &str = "id, owner, file_name, created_at, expires_at, layout, size, sha1, \
                     chunk_size, chunk_count, hashed_parts, hash_epoch, hash_state, \
-                    upload_offset, file_id, metadata, concat";
+                    upload_offset, file_id, metadata, concat, repr_digest";
 
 const PARTS: &str = "parts";
 const STREAM: &str = "stream";
@@ -61,6 +61,7 @@ fn from_row(row: &AnyRow) -> Result<SessionRecord> {
                 .map_err(corrupt)?,
             metadata: text(row, "metadata")?,
             concat: text(row, "concat")?,
+            digest: stored_digest(&text(row, "repr_digest")?)?,
         }),
         other => {
             return Err(Error::backend(
@@ -104,7 +105,7 @@ impl SqlSessionStore {
     async fn insert(&self, r: &SessionRecord) -> Result<(), sqlx::Error> {
         let sql = format!(
             "INSERT INTO uploads ({COLS}) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         );
         let sql = self.db.q(&sql);
         let q = sqlx::query(&sql)
@@ -126,6 +127,7 @@ impl SqlSessionStore {
                 .bind(0_i64)
                 .bind(None::<String>)
                 .bind("")
+                .bind("")
                 .bind(""),
             Layout::Stream(t) => q
                 .bind(STREAM)
@@ -139,7 +141,8 @@ impl SqlSessionStore {
                 .bind(t.offset as i64)
                 .bind(t.file_id.as_ref().map(|f| f.as_str().to_owned()))
                 .bind(t.metadata.as_str())
-                .bind(t.concat.as_str()),
+                .bind(t.concat.as_str())
+                .bind(t.digest.map(|d| d.encode()).unwrap_or_default()),
         };
         q.execute(self.db.writer()).await?;
         Ok(())
@@ -347,6 +350,9 @@ impl SessionStore for SqlSessionStore {
         if to.file_id.is_some() {
             set.push_str(", file_id = ?");
         }
+        if to.digest.is_some() {
+            set.push_str(", repr_digest = ?");
+        }
         let sql = format!(
             "UPDATE uploads SET {set} \
              WHERE id = ? AND layout = 'stream' AND upload_offset = ? AND claim_holder = ?"
@@ -361,6 +367,9 @@ impl SessionStore for SqlSessionStore {
         }
         if let Some(f) = &to.file_id {
             q = q.bind(f.as_str().to_owned());
+        }
+        if let Some(d) = &to.digest {
+            q = q.bind(d.encode());
         }
         let res = q
             .bind(id.as_str())

@@ -151,7 +151,7 @@ impl Model {
                 sent_offset,
                 declared,
                 stream(sent.clone(), usize::from(*len) / 3 + 1, broken_at),
-                sum,
+                AppendChecks::content(sum),
             )
             .await;
         if let Err(e) = &res {

@@ -17,17 +17,23 @@
 //! - Cancellation: `DELETE` → `204`.
 //! - `Content-Digest` (`sha-256`, `sha`, `md5`) is checked against the request's bytes; a
 //!   mismatch keeps none of them. The file's SHA1 is the server's own, as on every route.
+//! - `Repr-Digest` (the whole upload; on the creation request or on any append, the last one
+//!   named counts) is checked when the last byte is in, before anything is published: `sha`
+//!   against the SHA1 computed as the bytes came, `sha-256`/`md5` by reading the upload once
+//!   more. A mismatch is `400` (code 10005), publishes nothing and drops the upload.
+//! - Instant upload only in `trusted` mode: a creation request with `Upload-Length` and
+//!   `Repr-Digest: sha=…` naming stored content is answered complete, its body unread. A digest
+//!   proves no ownership and this protocol has no step in which a client could prove it, so in
+//!   `proof` mode (the default) the bytes are uploaded.
 //!
 //! No `104 Upload Resumption Supported`: the HTTP stack (hyper 0.14 through warp) cannot send
 //! informational responses. Clients then learn `Location` from the final response, which is
-//! what tus-js-client and browsers (whose `fetch` does not expose 1xx) rely on anyway. Instant
-//! upload does not apply: this protocol has no step in which a client could prove it holds
-//! the bytes.
+//! what tus-js-client and browsers (whose `fetch` does not expose 1xx) rely on anyway.
 
 use std::ops::RangeInclusive;
 
 use base64::Engine as _;
-use chunkvault_engine::uploads::tus::{TusCreate, TusUpload};
+use chunkvault_engine::uploads::tus::{AppendChecks, TusCreate, TusUpload};
 use chunkvault_engine::{ByteStream, Checksum, Error as EngineError, UploadId, User};
 use futures::StreamExt;
 use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -161,23 +167,37 @@ pub fn boolean(headers: &HeaderMap, name: &'static str) -> Result<Option<bool>, 
 /// `Content-Digest` (RFC 9530, an sf-dictionary of byte sequences): the strongest algorithm
 /// this server checks, if the client sent one; algorithms it does not know are ignored.
 pub fn content_digest(headers: &HeaderMap) -> Result<Option<Checksum>, ApiError> {
-    const NAME: &str = "content-digest";
+    digest_field(headers, "content-digest", false)
+}
+
+/// `Repr-Digest` (RFC 9530), the whole upload's content: as `Content-Digest`, but `sha` (SHA-1)
+/// comes first, since the server computes it anyway (any other is checked by reading the
+/// assembled upload once more).
+pub fn repr_digest(headers: &HeaderMap) -> Result<Option<Checksum>, ApiError> {
+    digest_field(headers, "repr-digest", true)
+}
+
+fn digest_field(
+    headers: &HeaderMap,
+    name: &'static str,
+    sha1_first: bool,
+) -> Result<Option<Checksum>, ApiError> {
     let mut best: Option<Checksum> = None;
-    for line in headers.get_all(NAME) {
+    for line in headers.get_all(name) {
         let line = line
             .to_str()
-            .map_err(|_| ApiError::bad(NAME, "not ASCII"))?;
+            .map_err(|_| ApiError::bad(name, "not ASCII"))?;
         for member in line.split(',').map(|m| m.trim_matches([' ', '\t'])) {
-            let bad = || ApiError::bad(NAME, "expected `algorithm=:base64:` members");
+            let bad = || ApiError::bad(name, "expected `algorithm=:base64:` members");
             let (key, value) = member.split_once('=').ok_or_else(bad)?;
-            let bytes = bare_item(NAME, value)?
+            let bytes = bare_item(name, value)?
                 .strip_prefix(':')
                 .and_then(|v| v.strip_suffix(':'))
                 .ok_or_else(bad)?;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(bytes)
                 .map_err(|_| bad())?;
-            let wrong = || ApiError::bad(NAME, format!("{key}: wrong digest length"));
+            let wrong = || ApiError::bad(name, format!("{key}: wrong digest length"));
             let found = match key {
                 "sha-256" => Checksum::Sha256(bytes.try_into().map_err(|_| wrong())?),
                 "sha" => Checksum::Sha1(bytes.try_into().map_err(|_| wrong())?),
@@ -185,6 +205,7 @@ pub fn content_digest(headers: &HeaderMap) -> Result<Option<Checksum>, ApiError>
                 _ => continue,
             };
             let rank = |c: &Checksum| match c {
+                Checksum::Sha1(_) if sha1_first => 4,
                 Checksum::Sha256(_) => 3,
                 Checksum::Sha1(_) => 2,
                 _ => 1,
@@ -352,7 +373,7 @@ async fn finish(state: &State, user: &User, record: TusUpload) -> Result<TusUplo
             record.offset,
             Some(record.offset),
             futures::stream::empty().boxed(),
-            None,
+            AppendChecks::default(),
         )
         .await?)
 }
@@ -381,17 +402,30 @@ async fn create(
         }
     }
     let digest = content_digest(headers)?;
+    let repr = repr_digest(headers)?;
     let metadata = h(headers, "upload-metadata").unwrap_or_default().to_owned();
     let name = metadata_file_name(&metadata)?.unwrap_or_else(|| "upload".to_owned());
     let uploads = state.engine.uploads();
+    // In trusted mode a `Repr-Digest: sha` of stored content completes the upload here, its
+    // bytes unread (instant upload).
     let mut record = uploads
-        .tus_create(&user, TusCreate::new(length, metadata, name))
+        .tus_create(
+            &user,
+            TusCreate::new(length, metadata, name).with_digest(repr),
+        )
         .await?;
     let location = format!("{}/files/{}", state.base_url(h(headers, "host")), record.id);
     *created = Some(location.clone());
     if has_body(headers, content_length) && record.file_id.is_none() {
         record = uploads
-            .tus_append(&user, &record.id, 0, None, body, digest)
+            .tus_append(
+                &user,
+                &record.id,
+                0,
+                None,
+                body,
+                AppendChecks::content(digest),
+            )
             .await?;
     }
     if complete {
@@ -454,7 +488,10 @@ async fn append(
         boolean(headers, "upload-complete")?.ok_or(ApiError::MissingParam("Upload-Complete"))?;
     let declared = size(headers, "upload-length")?;
     let content_length = uint_header(headers, "content-length")?;
-    let digest = content_digest(headers)?;
+    let checks = AppendChecks {
+        content: content_digest(headers)?,
+        representation: repr_digest(headers)?,
+    };
     let id = upload_id(id)?;
     let uploads = state.engine.uploads();
     let record = uploads.tus_status(&user, &id).await?;
@@ -489,7 +526,7 @@ async fn append(
         None
     };
     let mut record = uploads
-        .tus_append(&user, &id, offset, declare, body, digest)
+        .tus_append(&user, &id, offset, declare, body, checks)
         .await?;
     if complete {
         record = finish(state, &user, record).await?;

@@ -6,7 +6,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine as _;
-use chunkvault_engine::uploads::tus::{TusConcat, TusCreate, TusUpload};
+use chunkvault_engine::uploads::tus::{AppendChecks, TusConcat, TusCreate, TusUpload};
 use chunkvault_engine::{ByteStream, Checksum, Error as EngineError, UploadId};
 use warp::filters::BoxedFilter;
 use warp::http::{header, HeaderMap, HeaderValue, Method, Response as HttpResponse, StatusCode};
@@ -376,7 +376,14 @@ async fn create(
         record = state
             .engine
             .uploads()
-            .tus_append(&user, &record.id, 0, None, body, checksum)
+            .tus_append(
+                &user,
+                &record.id,
+                0,
+                None,
+                body,
+                AppendChecks::content(checksum),
+            )
             .await?;
     }
     let mut resp = empty(StatusCode::CREATED);
@@ -429,7 +436,14 @@ async fn patch(
     let record = state
         .engine
         .uploads()
-        .tus_append(&user, &upload_id(id)?, offset, length, body, checksum)
+        .tus_append(
+            &user,
+            &upload_id(id)?,
+            offset,
+            length,
+            body,
+            AppendChecks::content(checksum),
+        )
         .await?;
     let mut resp = empty(StatusCode::NO_CONTENT);
     upload_headers(&mut resp, &record);

@@ -375,6 +375,7 @@ impl SessionStore for RedisSessionStore {
             .arg(id.as_str())
             .arg(holder)
             .arg(&self.prefix)
+            .arg(to.digest.map(|d| d.encode()).unwrap_or_default())
             .invoke_async(&mut conn)
             .await
             .map_err(redis_err)?;

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use super::BACKEND;
 use crate::error::{Error, Result};
-use crate::sessions::{HashProgress, Layout, PartsLayout, SessionRecord, StreamLayout};
+use crate::sessions::{
+    stored_digest, HashProgress, Layout, PartsLayout, SessionRecord, StreamLayout,
+};
 use crate::types::{FileId, Sha1Hex, UploadId, UserId};
 
 pub(super) fn parse_record(id: &UploadId, h: &HashMap<String, String>) -> Result<SessionRecord> {
@@ -42,6 +44,9 @@ pub(super) fn parse_record(id: &UploadId, h: &HashMap<String, String>) -> Result
                 },
                 metadata: s("metadata")?,
                 concat: s("concat")?,
+                // Written before streams had digests: none.
+                digest: stored_digest(h.get("digest").map(String::as_str).unwrap_or_default())
+                    .map_err(|_| corrupt())?,
             })
         }
         Some(_) => return Err(corrupt()),
@@ -94,6 +99,7 @@ pub(super) fn fields(r: &SessionRecord) -> Vec<(&'static str, String)> {
             ),
             ("metadata", t.metadata.clone()),
             ("concat", t.concat.clone()),
+            ("digest", t.digest.map(|d| d.encode()).unwrap_or_default()),
         ]),
     }
     f

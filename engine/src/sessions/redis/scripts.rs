@@ -82,12 +82,14 @@ return 1
 
 /// An append to a stream: compare-and-set of the offset, fenced by the claim; the length is
 /// set once; a finished stream leaves its owner's open sessions. KEYS: session, expiry index.
-/// ARGV: expected offset, offset, length, hash state, expiry, file id, id, holder, prefix.
+/// ARGV: expected offset, offset, length, hash state, expiry, file id, id, holder, prefix,
+/// representation digest ('' leaves it).
 pub(super) const APPEND: &str = r#"
 local v = redis.call('HMGET', KEYS[1], 'layout', 'offset', 'claim_holder', 'length', 'owner')
 if v[1] ~= 'stream' or v[2] ~= ARGV[1] or v[3] ~= ARGV[8] then return 0 end
 redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'hash_state', ARGV[4], 'expires_at', ARGV[5])
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'file_id', ARGV[6]) end
+if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'digest', ARGV[10]) end
 if v[4] == '' then redis.call('HSET', KEYS[1], 'length', ARGV[3]) end
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[7])
 if ARGV[6] ~= '' then redis.call('ZREM', ARGV[9] .. 'o:' .. v[5], ARGV[7]) end

@@ -106,6 +106,7 @@ impl Uploads {
             expires_at: self.tus_expiry(),
             file_id: Some(file.id),
             concat: header,
+            digest: None,
         };
         self.sessions.create_or_resume(&record.to_record()).await?;
         for id in parts {

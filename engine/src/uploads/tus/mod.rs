@@ -5,9 +5,10 @@
 
 use futures::StreamExt;
 
+use super::proof::InstantMode;
 use super::{staging, Sha1State, Uploads};
 use crate::blobs::ByteStream;
-use crate::checksum::Checksum;
+use crate::checksum::{Checksum, ChecksumCheck};
 use crate::error::{Error, Result};
 use crate::hashing::{Hashing, Over};
 use crate::meta::NewUserFile;
@@ -49,6 +50,8 @@ pub struct TusCreate {
     pub metadata: String,
     pub file_name: String,
     pub concat: TusConcat,
+    /// What the whole content must hash to (IETF `Repr-Digest`), checked before publishing.
+    pub digest: Option<Checksum>,
 }
 
 impl TusCreate {
@@ -58,12 +61,40 @@ impl TusCreate {
             metadata,
             file_name,
             concat: TusConcat::None,
+            digest: None,
         }
     }
 
     pub fn with_concat(mut self, concat: TusConcat) -> Self {
         self.concat = concat;
         self
+    }
+
+    /// The content's digest. A SHA1 with a known length lets trusted mode link stored content
+    /// at once (instant upload: the upload is complete when created).
+    pub fn with_digest(mut self, digest: Option<Checksum>) -> Self {
+        self.digest = digest;
+        self
+    }
+}
+
+/// What a client says its bytes hash to, with an append.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AppendChecks {
+    /// This request's bytes (tus `Upload-Checksum`, `Content-Digest`): a mismatch keeps none.
+    pub content: Option<Checksum>,
+    /// The whole upload's content (`Repr-Digest`): replaces the one the upload has, checked
+    /// when the last byte is in; a mismatch publishes nothing and drops the upload.
+    pub representation: Option<Checksum>,
+}
+
+impl AppendChecks {
+    /// Only this request's bytes are checked (`None`: nothing is).
+    pub fn content(content: Option<Checksum>) -> Self {
+        AppendChecks {
+            content,
+            representation: None,
+        }
     }
 }
 
@@ -102,6 +133,8 @@ pub struct TusUpload {
     pub file_id: Option<FileId>,
     /// tus concatenation: empty, `partial`, or `final;<urls>` as the client sent it.
     pub concat: String,
+    /// What the whole content must hash to, if the client said.
+    pub digest: Option<Checksum>,
 }
 
 impl TusUpload {
@@ -122,6 +155,7 @@ impl TusUpload {
             expires_at: r.expires_at,
             file_id: t.file_id,
             concat: t.concat,
+            digest: t.digest,
         })
     }
 
@@ -139,6 +173,7 @@ impl TusUpload {
                 file_id: self.file_id.clone(),
                 metadata: self.metadata.clone(),
                 concat: self.concat.clone(),
+                digest: self.digest,
             }),
         }
     }
@@ -174,6 +209,9 @@ impl Uploads {
                 });
             }
         }
+        if let Some(done) = self.tus_instant(user, &req, &name, &concat).await? {
+            return Ok(done);
+        }
         // Streams and parts sessions share the user's limit of open uploads.
         self.check_open_limit(&self.sessions.list(user.id).await?)?;
         let now = now_millis();
@@ -189,6 +227,7 @@ impl Uploads {
             expires_at: self.tus_expiry(),
             file_id: None,
             concat,
+            digest: req.digest,
         };
         self.blobs.stage_begin(&staging(&record.id), 0).await?;
         self.sessions.create_or_resume(&record.to_record()).await?;
@@ -201,11 +240,51 @@ impl Uploads {
                     0,
                     None,
                     futures::stream::empty().boxed(),
-                    None,
+                    AppendChecks::default(),
                 )
                 .await;
         }
         Ok(record)
+    }
+
+    /// Instant upload of a stream, in trusted mode only: its SHA1 and length name content the
+    /// store holds, so the user's file is linked and the upload is stored complete (kept to
+    /// answer offset requests, as a finished upload is). A claimed digest proves no ownership,
+    /// and these protocols have no step in which to prove it: in proof mode the bytes come.
+    async fn tus_instant(
+        &self,
+        user: &User,
+        req: &TusCreate,
+        name: &FileName,
+        concat: &str,
+    ) -> Result<Option<TusUpload>> {
+        let (Some(Checksum::Sha1(digest)), Some(length)) = (req.digest, req.length) else {
+            return Ok(None);
+        };
+        if self.config.instant_mode != InstantMode::Trusted || !concat.is_empty() || length == 0 {
+            return Ok(None);
+        }
+        let sha1 = Sha1Hex::from_digest(&digest);
+        let Some(file) = self.instant(user, &sha1, length, name).await? else {
+            return Ok(None);
+        };
+        let now = now_millis();
+        let record = TusUpload {
+            id: UploadId::generate(),
+            owner: user.id,
+            file_name: name.as_str().to_owned(),
+            metadata: req.metadata.clone(),
+            length: Some(length),
+            offset: length,
+            hash_state: String::new(),
+            created_at: now,
+            expires_at: self.tus_expiry(),
+            file_id: Some(file.id),
+            concat: String::new(),
+            digest: req.digest,
+        };
+        self.sessions.create_or_resume(&record.to_record()).await?;
+        Ok(Some(record))
     }
 
     /// The caller's tus upload; another user's is unknown.
@@ -215,7 +294,8 @@ impl Uploads {
     }
 
     /// Appends `body` at `offset` (`PATCH`). `length` declares a deferred length. A checksum
-    /// mismatch or a body that breaks off keeps none of this request's bytes.
+    /// mismatch or a body that breaks off keeps none of this request's bytes; a representation
+    /// digest the completed content does not have publishes nothing and drops the upload.
     pub async fn tus_append(
         &self,
         user: &User,
@@ -223,7 +303,7 @@ impl Uploads {
         offset: u64,
         length: Option<u64>,
         body: ByteStream,
-        checksum: Option<Checksum>,
+        checks: AppendChecks,
     ) -> Result<TusUpload> {
         let _slot = self.upload_slot(user)?;
         let record = self.tus_status(user, id).await?;
@@ -285,7 +365,7 @@ impl Uploads {
             return Err(Error::Locked);
         }
         let result = self
-            .tus_append_locked(user, &record, &holder, length, body, checksum)
+            .tus_append_locked(user, &record, &holder, length, body, checks)
             .await;
         self.sessions.claim(id, &holder, now_millis(), 0).await?;
         result
@@ -298,7 +378,7 @@ impl Uploads {
         holder: &str,
         length: Option<u64>,
         body: ByteStream,
-        checksum: Option<Checksum>,
+        checks: AppendChecks,
     ) -> Result<TusUpload> {
         // Re-read under the lock: the offset may have moved since the caller looked.
         let record = self.tus_status(user, &record.id).await?;
@@ -310,7 +390,7 @@ impl Uploads {
         };
         let (body, hashed) = Hashing::new()
             .sha1(sha_state)
-            .checksum(checksum)
+            .checksum(checks.content)
             .limit(limit, Over::Pass)
             .stream(body);
         let sid = staging(&record.id);
@@ -349,6 +429,7 @@ impl Uploads {
             hash_state: TusState::join(&sha, &attempt),
             expires_at: self.tus_expiry(),
             file_id: None,
+            digest: checks.representation,
         };
         if !self
             .sessions
@@ -370,6 +451,7 @@ impl Uploads {
             hash_state: progress.hash_state,
             expires_at: progress.expires_at,
             file_id: None,
+            digest: checks.representation.or(record.digest),
             ..record
         };
         if length == Some(new_offset) && record.concat != PARTIAL {
@@ -398,6 +480,15 @@ impl Uploads {
                 return Err(Error::Sha1Mismatch);
             }
         }
+        if !self.has_digest(&key, &sha1, record.digest).await? {
+            // The client's bytes are not what it said they would be: nothing is published,
+            // and the upload, which can never complete otherwise, goes.
+            self.blobs.delete(&key).await?;
+            self.sessions.delete(&record.id).await?;
+            return Err(Error::DigestMismatch {
+                what: "Repr-Digest",
+            });
+        }
         let name = FileName::parse(&record.file_name)?;
         let file = NewUserFile::new(user.id, sha1, name, record.offset, now_millis());
         let file = self.files.publish(key, &file).await?;
@@ -407,6 +498,7 @@ impl Uploads {
             hash_state: record.hash_state.clone(),
             expires_at: self.tus_expiry(),
             file_id: Some(file.id),
+            digest: None,
         };
         if !self
             .sessions
@@ -422,6 +514,23 @@ impl Uploads {
             expires_at: progress.expires_at,
             ..record
         })
+    }
+
+    /// Whether assembled content has the digest the client named: a SHA1 is the one computed
+    /// as the bytes came; any other algorithm reads the content once more.
+    async fn has_digest(&self, key: &str, sha1: &Sha1Hex, want: Option<Checksum>) -> Result<bool> {
+        match want {
+            None => Ok(true),
+            Some(Checksum::Sha1(d)) => Ok(Sha1Hex::from_digest(&d) == *sha1),
+            Some(want) => {
+                let mut check = ChecksumCheck::new(Some(want));
+                let mut body = self.blobs.get(key, None).await?;
+                while let Some(chunk) = body.next().await {
+                    check.update(&chunk.map_err(|e| Error::backend("blob", e))?);
+                }
+                Ok(check.matches())
+            }
+        }
     }
 
     /// Drops a tus upload and its staged bytes (`DELETE`, termination): the sessions' abort.
