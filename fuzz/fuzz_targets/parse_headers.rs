@@ -101,7 +101,12 @@ fn ietf_fields(raw: &[u8]) {
         return;
     };
     let mut headers = HeaderMap::new();
-    for name in ["upload-offset", "upload-complete", "content-digest", "repr-digest"] {
+    for name in [
+        "upload-offset",
+        "upload-complete",
+        "content-digest",
+        "repr-digest",
+    ] {
         headers.insert(name, value.clone());
     }
     let item = || {
