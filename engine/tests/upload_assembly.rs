@@ -269,7 +269,7 @@ fn wrong_content_is_refused_and_discarded() {
 }
 
 /// Found by the `session_machine` fuzz target (fuzz/regressions/session_machine/): a tus PATCH
-/// refused after its bytes were written (wrong checksum, or cut off) left them in the staging
+/// refused after its bytes were written (wrong checksum, or cut off with a checksum) left them in the staging
 /// file past the offset. When a later, shorter PATCH then finished an upload of deferred length,
 /// the published blob kept that tail: longer than the file and not hashing to its SHA1.
 #[test]
@@ -305,7 +305,7 @@ fn refused_tus_bytes_never_reach_the_file() {
                     0,
                     None,
                     body,
-                    AppendChecks::content((!cut_off).then_some(wrong)),
+                    AppendChecks::content(Some(wrong)),
                 )
                 .await
                 .unwrap_err();
@@ -348,5 +348,72 @@ fn refused_tus_bytes_never_reach_the_file() {
             assert_eq!(got.len(), 100, "the refused bytes stayed in the file");
             assert!(got == sent);
         }
+    });
+}
+
+/// A tus append cut off midway (no checksum of its whole body) keeps the bytes that arrived:
+/// the upload resumes from there and the file is exactly what was sent. One cut before any
+/// byte keeps nothing.
+#[test]
+fn a_broken_tus_append_keeps_what_arrived() {
+    use chunkvault_engine::uploads::tus::{AppendChecks, TusCreate};
+    let fx = fixture();
+    fx.rt.block_on(async {
+        let data = content(5, 300_000);
+        let uploads = fx.engine.uploads();
+        let t = uploads
+            .tus_create(
+                &fx.user,
+                TusCreate::new(Some(300_000), String::new(), "cut.bin".into()),
+            )
+            .await
+            .unwrap();
+        let broken = |bytes: &[u8]| -> ByteStream {
+            let chunks: Vec<std::io::Result<Bytes>> = bytes
+                .chunks(50_000)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .chain([Err(std::io::Error::other("client went away"))])
+                .collect();
+            futures::stream::iter(chunks).boxed()
+        };
+        for (from, to) in [(0, 0), (0, 120_001), (120_001, 120_001)] {
+            let err = uploads
+                .tus_append(
+                    &fx.user,
+                    &t.id,
+                    from as u64,
+                    None,
+                    broken(&data[from..to]),
+                    AppendChecks::default(),
+                )
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::Incomplete(_)), "{err:?}");
+            let now = uploads.tus_status(&fx.user, &t.id).await.unwrap();
+            assert_eq!(now.offset, to as u64, "kept up to where it broke");
+            assert!(now.file_id.is_none());
+        }
+        let done = uploads
+            .tus_append(
+                &fx.user,
+                &t.id,
+                120_001,
+                None,
+                stream(&data[120_001..]),
+                AppendChecks::default(),
+            )
+            .await
+            .unwrap();
+        let sha1 = Sha1Hex::from_digest(&Sha1::digest(&data).into());
+        let file = fx
+            .engine
+            .files()
+            .file(&fx.user, &sha1, done.file_id.as_ref())
+            .await
+            .unwrap();
+        let got = collect(fx.engine.files().read(file, None).await.unwrap().body)
+            .await
+            .unwrap();
+        assert!(got == data, "the file is not what was sent");
     });
 }

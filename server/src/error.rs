@@ -110,7 +110,7 @@ impl ApiError {
     }
 
     /// The message clients see. Backend causes stay in the log.
-    fn public_message(&self) -> String {
+    pub(crate) fn public_message(&self) -> String {
         match self {
             ApiError::Engine(EngineError::Backend { .. }) => "internal server error".to_owned(),
             ApiError::Engine(EngineError::Unavailable { backend, .. }) => format!(

@@ -371,6 +371,41 @@ async fn malformed_fields_are_400() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    // The other protocol's fields are ignored, but not malformed ones: a tus request with a bad
+    // IETF field, an IETF request with a bad tus field.
+    for (name, value) in [
+        ("upload-complete", "yes"),
+        ("repr-digest", "sha=1"),
+        ("content-digest", "sha-256"),
+    ] {
+        let resp = s
+            .client
+            .post(s.url("/files/"))
+            .bearer_auth(&t)
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", "10")
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "tus with {name}");
+    }
+    for (name, value, status) in [
+        ("upload-checksum", "sha1 !!", StatusCode::BAD_REQUEST),
+        ("upload-concat", "whole", StatusCode::BAD_REQUEST),
+        ("upload-defer-length", "2", StatusCode::BAD_REQUEST),
+        ("tus-resumable", "0.2.2", StatusCode::PRECONDITION_FAILED),
+    ] {
+        let resp = post(vec![
+            ("upload-draft-interop-version", "6"),
+            ("upload-complete", "?0"),
+            (name, value),
+        ])
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(resp.status(), status, "IETF with {name}");
+    }
     // After all that, the upload is as the one good append left it.
     let resp = offset_of(&s, &t, 6, &url).await;
     assert_eq!(field(&resp, "upload-offset"), "5");
@@ -393,6 +428,8 @@ async fn malformed_fields_are_400() {
         "upload-draft-interop-version",
         "upload-offset",
         "upload-length",
+        "content-digest",
+        "repr-digest",
     ] {
         assert!(allow.contains(h), "{allow}");
     }
@@ -580,4 +617,67 @@ async fn trusted_mode_instant_upload_by_repr_digest() {
         .map(|f| f.0)
         .collect();
     assert_eq!(names, ["instant.bin"]);
+}
+
+/// An append whose connection goes midway keeps the bytes that arrived (tus and IETF alike), so
+/// the client resumes from there; one that named a `Content-Digest` keeps none (a part of the
+/// body cannot be checked against it). Raw sockets: the body's first half is sent, the server
+/// is seen receiving it, then the connection is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_appends_keep_what_arrived() {
+    use crate::races::{receiving, Held};
+    let s = Server::start();
+    let t = s.user("ietf-cut").await;
+    let data = random_bytes(300_000);
+    let half = 150_001;
+    let auth = ("Authorization", format!("Bearer {t}"));
+    let cases: [(&str, Vec<(&str, String)>); 3] = [
+        (
+            "tus",
+            vec![
+                auth.clone(),
+                ("Tus-Resumable", "1.0.0".into()),
+                ("Content-Type", "application/offset+octet-stream".into()),
+            ],
+        ),
+        (
+            "ietf",
+            vec![
+                auth.clone(),
+                ("Upload-Draft-Interop-Version", "6".into()),
+                ("Upload-Complete", "?1".into()),
+                ("Content-Type", "application/partial-upload".into()),
+            ],
+        ),
+        (
+            "ietf-digest",
+            vec![
+                auth.clone(),
+                ("Upload-Draft-Interop-Version", "6".into()),
+                ("Upload-Complete", "?1".into()),
+                ("Content-Type", "application/partial-upload".into()),
+                ("Content-Digest", sha256(&data)),
+            ],
+        ),
+    ];
+    for (case, mut headers) in cases {
+        let name = format!("cut-{case}.bin");
+        let url = create(&s, &t, 6, Some(data.len()), &name).await;
+        let path = url.trim_start_matches(&s.base).to_owned();
+        headers.push(("Upload-Offset", "0".into()));
+        let held = Held::open(&s, "PATCH", &path, &headers, data.clone(), half).await;
+        receiving(&s, 1.0).await;
+        drop(held); // the client goes away
+        receiving(&s, 0.0).await;
+        let head = offset_of(&s, &t, 6, &url).await;
+        let kept = if case == "ietf-digest" { 0 } else { half };
+        assert_eq!(field(&head, "upload-offset"), kept.to_string(), "{case}");
+        assert_eq!(field(&head, "upload-complete"), "?0");
+        // The client resumes from the offset the server reports.
+        let resp = append(&s, &t, 6, &url, kept, true, data[kept..].to_vec()).await;
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT, "{case}");
+        assert!(file_sha1s(&s, &t)
+            .await
+            .contains(&(name.clone(), sha1_hex(&data))));
+    }
 }

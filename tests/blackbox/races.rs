@@ -14,14 +14,14 @@ use tokio::net::TcpStream;
 use crate::support::{random_bytes, sha1_hex, Server};
 
 /// A request whose body is held back after its first bytes.
-struct Held {
+pub(crate) struct Held {
     sock: TcpStream,
     rest: Vec<u8>,
 }
 
 impl Held {
     /// Sends `method path` with `headers`, the body's length, and the first `sent` bytes of it.
-    async fn open(
+    pub(crate) async fn open(
         s: &Server,
         method: &str,
         path: &str,
@@ -72,7 +72,7 @@ async fn in_flight(s: &Server) -> f64 {
     crate::ops::sample(&m.text().await.unwrap(), "chunkvault_uploads_in_flight").unwrap_or(0.0)
 }
 
-async fn receiving(s: &Server, n: f64) {
+pub(crate) async fn receiving(s: &Server, n: f64) {
     crate::transfer::eventually_async("the held body is being received", 10, || async {
         in_flight(s).await == n
     })

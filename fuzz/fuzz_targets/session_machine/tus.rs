@@ -210,9 +210,22 @@ impl Model {
             assert!(matches!(e, Error::TooLarge { .. }), "{e:?}");
             return;
         }
-        if broken_at.is_some() {
+        // A broken body keeps what arrived, unless it came with a checksum; the length it
+        // declared is not taken.
+        let (kept, length) = match broken_at {
+            Some(k) if matches!(checksum, TusSum::None) => (k.min(sent.len()), t.length),
+            Some(_) => (0, t.length),
+            None => (sent.len(), length),
+        };
+        let completes = length == Some(offset + kept as u64) && !t.partial;
+        if broken_at.is_some() && (kept == 0 || !completes) {
             let e = res.expect_err("broken body");
             assert!(matches!(e, Error::Incomplete(_)), "{e:?}");
+            if kept > 0 {
+                let t = &mut self.tus[ti];
+                t.received.extend_from_slice(&sent[..kept]);
+                trace("tus: broken patch kept what arrived");
+            }
             return;
         }
         let sum_ok = match checksum {
@@ -227,7 +240,7 @@ impl Model {
         }
         let record = res.expect("patch");
         let t = &mut self.tus[ti];
-        t.received.extend_from_slice(&sent);
+        t.received.extend_from_slice(&sent[..kept]);
         t.length = length;
         assert_eq!(record.offset, t.received.len() as u64);
         assert_eq!(record.length, length);

@@ -15,6 +15,7 @@
 //!   is a `completed-upload` problem (`400`; `410` from interop 7 on); lengths that disagree are
 //!   `inconsistent-upload-length` (`400`).
 //! - Cancellation: `DELETE` → `204`.
+//! - An append cut off midway keeps what arrived (none if it named a `Content-Digest`).
 //! - `Content-Digest` (`sha-256`, `sha`, `md5`) is checked against the request's bytes; a
 //!   mismatch keeps none of them. The file's SHA1 is the server's own, as on every route.
 //! - `Repr-Digest` (the whole upload; on the creation request or on any append, the last one
@@ -28,7 +29,9 @@
 //!
 //! No `104 Upload Resumption Supported`: the HTTP stack (hyper 0.14 through warp) cannot send
 //! informational responses. Clients then learn `Location` from the final response, which is
-//! what tus-js-client and browsers (whose `fetch` does not expose 1xx) rely on anyway.
+//! what tus-js-client and browsers (whose `fetch` does not expose 1xx) rely on anyway. Nor does
+//! a plain upload (`POST /api/files`) become resumable on request: without the `104` its client
+//! could not learn where to resume.
 
 use std::ops::RangeInclusive;
 
@@ -324,7 +327,10 @@ fn error_response(v: Interop, e: ApiError, provided: Option<u64>, state: &AppSta
             extra["type"] = format!("{PROBLEM}{kind}").into();
             extra["title"] = title.into();
             extra["code"] = code.into();
-            extra["msg"] = e.to_string().into();
+            extra["msg"] = e.public_message().into();
+            if let Ok(id) = crate::ops::REQUEST_ID.try_with(Clone::clone) {
+                extra["request_id"] = id.into();
+            }
             let mut bytes = serde_json::to_vec(&extra).unwrap_or_default();
             bytes.push(b'\n');
             let mut r = Response::new(bytes.into());

@@ -31,7 +31,8 @@ const ALLOW_HEADERS: &str =
     "Authorization, Content-Type, Upload-Length, Upload-Offset, Upload-Metadata, \
                              Upload-Defer-Length, Upload-Concat, Upload-Checksum, Tus-Resumable, \
                              X-HTTP-Method-Override, X-Requested-With, X-Request-Id, \
-                             Upload-Complete, Upload-Draft-Interop-Version, Content-Digest";
+                             Upload-Complete, Upload-Draft-Interop-Version, Content-Digest, \
+                             Repr-Digest";
 const ALLOW_METHODS: &str = "POST, HEAD, PATCH, DELETE, OPTIONS";
 
 pub fn routes(state: State) -> BoxedFilter<(Response,)> {
@@ -104,6 +105,8 @@ async fn handle(
             ietf::options(&state, v, &mut r);
         }
         r
+    } else if let Err(e) = foreign_fields(&headers, ietf) {
+        e.into_response()
     } else if ietf {
         match ietf::Interop::of(&headers) {
             Ok(v) => ietf::handle(v, &method, &id, &headers, &state, caller, body).await,
@@ -194,6 +197,28 @@ fn options(state: &AppState) -> Response {
 }
 
 /// tus clients send the token in `Authorization` only: no parameters are read.
+/// The other protocol's fields are ignored, but not when malformed: bad input is a 4xx whichever
+/// protocol serves the request.
+fn foreign_fields(headers: &HeaderMap, ietf: bool) -> Result<(), ApiError> {
+    if !ietf {
+        ietf::boolean(headers, "upload-complete")?;
+        ietf::content_digest(headers)?;
+        ietf::repr_digest(headers)?;
+        return Ok(());
+    }
+    if h(headers, "tus-resumable").is_some_and(|v| v != VERSION) {
+        return Err(ApiError::TusVersion);
+    }
+    checksum_of(headers)?;
+    if let Some(v) = h(headers, "upload-concat") {
+        parse_concat(v)?;
+    }
+    if h(headers, "upload-defer-length").is_some_and(|v| v != "1") {
+        return Err(ApiError::bad("Upload-Defer-Length", "must be 1"));
+    }
+    Ok(())
+}
+
 fn header_only(
 ) -> impl Filter<Extract = (Result<Params, ApiError>,), Error = warp::Rejection> + Clone {
     warp::any().and_then(|| async { Ok::<_, warp::Rejection>(Ok(Params::default())) })

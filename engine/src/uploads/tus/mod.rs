@@ -3,11 +3,13 @@
 //! publishes the blob (deduplicated) and the user's file. One writer at a time, across nodes,
 //! by the session's claim; termination and expiry are the sessions' own.
 
+use std::sync::{Arc, Mutex};
+
 use futures::StreamExt;
 
 use super::proof::InstantMode;
 use super::{staging, Sha1State, Uploads};
-use crate::blobs::ByteStream;
+use crate::blobs::{ByteStream, StagingId};
 use crate::checksum::{Checksum, ChecksumCheck};
 use crate::error::{Error, Result};
 use crate::hashing::{Hashing, Over};
@@ -17,6 +19,20 @@ use crate::types::{now_millis, FileId, FileName, Millis, Sha1Hex, UploadId, User
 use crate::User;
 
 mod concat;
+
+/// `body` up to its first error, which is kept in `broken`.
+fn keep_until_broken(body: ByteStream, broken: Arc<Mutex<Option<std::io::Error>>>) -> ByteStream {
+    body.scan((), move |_, item| {
+        futures::future::ready(match item {
+            Ok(bytes) => Some(Ok(bytes)),
+            Err(e) => {
+                *broken.lock().expect("broken lock") = Some(e);
+                None
+            }
+        })
+    })
+    .boxed()
+}
 
 /// Most partial uploads one final upload may name.
 pub const MAX_CONCAT_PARTS: usize = 1000;
@@ -294,8 +310,10 @@ impl Uploads {
     }
 
     /// Appends `body` at `offset` (`PATCH`). `length` declares a deferred length. A checksum
-    /// mismatch or a body that breaks off keeps none of this request's bytes; a representation
-    /// digest the completed content does not have publishes nothing and drops the upload.
+    /// mismatch keeps none of this request's bytes. A body that breaks off keeps what arrived
+    /// (none when it came with a checksum) and is `Incomplete`, unless it completed the upload.
+    /// A representation digest the completed content does not have publishes nothing and drops
+    /// the upload.
     pub async fn tus_append(
         &self,
         user: &User,
@@ -388,6 +406,16 @@ impl Uploads {
             Some(l) => l - offset,
             None => self.config.max_file_size - offset,
         };
+        // A body that breaks off (the client went away, or was cut for being too slow) keeps
+        // what arrived, as tus and the IETF draft ask, so the client resumes from there: the
+        // store sees its end where it broke. Unless the client named a checksum of the whole
+        // body, which a part of it cannot be checked against.
+        let broken = Arc::new(Mutex::new(None));
+        let body = if checks.content.is_none() {
+            keep_until_broken(body, broken.clone())
+        } else {
+            body
+        };
         let (body, hashed) = Hashing::new()
             .sha1(sha_state)
             .checksum(checks.content)
@@ -420,7 +448,21 @@ impl Uploads {
             hashed.sha1.take().filter(|_| hashed.ended)
         }
         .ok_or_else(|| Error::backend("tus", "the store ended the body early"))?;
+        let broken = broken.lock().expect("broken lock").take();
+        if let Some(e) = broken.as_ref().filter(|_| written == 0) {
+            self.drop_attempt(&sid, offset, &last, &attempt, &record.id)
+                .await;
+            return Err(Error::Incomplete(std::io::Error::new(
+                e.kind(),
+                e.to_string(),
+            )));
+        }
         let new_offset = offset + written;
+        // A broken request's length or digest is not taken as said: the client says it again.
+        let (length, representation) = match broken {
+            Some(_) => (record.length, None),
+            None => (length, checks.representation),
+        };
         let progress = StreamProgress {
             offset: new_offset,
             // Only a length the upload does not have yet is written (the store keeps the
@@ -429,20 +471,15 @@ impl Uploads {
             hash_state: TusState::join(&sha, &attempt),
             expires_at: self.tus_expiry(),
             file_id: None,
-            digest: checks.representation,
+            digest: representation,
         };
         if !self
             .sessions
             .append(&record.id, offset, holder, &progress)
             .await?
         {
-            if let Err(e) = self
-                .blobs
-                .stage_drop_write(&sid, offset, &last, &attempt)
-                .await
-            {
-                tracing::warn!(error = %e, upload = %record.id, "could not drop a lost tus append");
-            }
+            self.drop_attempt(&sid, offset, &last, &attempt, &record.id)
+                .await;
             return Err(Error::OffsetMismatch { expected: offset });
         }
         let record = TusUpload {
@@ -451,13 +488,33 @@ impl Uploads {
             hash_state: progress.hash_state,
             expires_at: progress.expires_at,
             file_id: None,
-            digest: checks.representation.or(record.digest),
+            digest: representation.or(record.digest),
             ..record
         };
         if length == Some(new_offset) && record.concat != PARTIAL {
             return self.tus_finish(user, record, holder).await;
         }
-        Ok(record)
+        match broken {
+            Some(e) => Err(Error::Incomplete(e)),
+            None => Ok(record),
+        }
+    }
+
+    async fn drop_attempt(
+        &self,
+        sid: &StagingId,
+        offset: u64,
+        last: &str,
+        attempt: &str,
+        id: &UploadId,
+    ) {
+        if let Err(e) = self
+            .blobs
+            .stage_drop_write(sid, offset, last, attempt)
+            .await
+        {
+            tracing::warn!(error = %e, upload = %id, "could not drop a tus append");
+        }
     }
 
     /// Publishes a tus upload whose every byte is committed: exactly the committed appends,
