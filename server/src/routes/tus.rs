@@ -126,8 +126,10 @@ async fn handle(
     if head {
         *resp.body_mut() = Body::empty();
     }
+    // tus answers say their version, and so does the refusal of a tus version not spoken.
+    let tus_answer = !ietf || resp.status() == StatusCode::PRECONDITION_FAILED;
     let hs = resp.headers_mut();
-    if !ietf {
+    if tus_answer {
         hs.insert("tus-resumable", HeaderValue::from_static(VERSION));
     }
     if let Some(origin) = allowed_origin(&state, h(&headers, "origin")) {
