@@ -371,6 +371,78 @@ async fn a_tus_patch_whose_lock_lapsed_cannot_write_over_another() {
     }
 }
 
+/// Termination (`DELETE`) while an append's body is on the wire. While the append holds the
+/// upload the DELETE is refused (423); once the append's lock lapses the DELETE goes through,
+/// and the append, whether its body then breaks off (which would keep what arrived) or
+/// arrives whole (which would complete the upload), can neither bring the upload back, nor
+/// publish a file, nor leave staged bytes behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn termination_during_a_held_append_leaves_nothing() {
+    let s = Server::start_with(&["--tus-lock-lease", "1s"]);
+    let t = s.user("held-terminate").await;
+    let data = random_bytes(400_000);
+    for cut in [true, false] {
+        let resp = s
+            .req("POST", &t, "/files/")
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", data.len())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let url = resp.headers()["location"].to_str().unwrap().to_owned();
+        let path = url.trim_start_matches(&s.base).to_owned();
+        let headers = [
+            ("Authorization", format!("Bearer {t}")),
+            ("Tus-Resumable", "1.0.0".to_owned()),
+            ("Upload-Offset", "0".to_owned()),
+            ("Content-Type", "application/offset+octet-stream".to_owned()),
+        ];
+        let held = Held::open(&s, "PATCH", &path, &headers, data.clone(), 100_000).await;
+        receiving(&s, 1.0).await;
+        let delete = || {
+            s.req("DELETE", &t, &path)
+                .header("tus-resumable", "1.0.0")
+                .send()
+        };
+        // Refused while the append holds the upload; goes through once its lock lapses:
+        // polled, each try a real request.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let resp = delete().await.unwrap();
+            if resp.status() == StatusCode::NO_CONTENT {
+                break;
+            }
+            assert_eq!(resp.status(), StatusCode::LOCKED);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lock never lapsed"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if cut {
+            drop(held);
+        } else if let Some(code) = held.finish().await {
+            assert!((400..500).contains(&code), "the append got {code}");
+        }
+        receiving(&s, 0.0).await;
+        let head = s
+            .req("HEAD", &t, &path)
+            .header("tus-resumable", "1.0.0")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), StatusCode::NOT_FOUND, "cut: {cut}");
+        assert!(s.staging_files().is_empty(), "{:?}", s.staging_files());
+        assert!(
+            s.files(&t).await.is_empty(),
+            "a terminated upload was published"
+        );
+        assert_eq!(delete().await.unwrap().status(), StatusCode::NOT_FOUND);
+    }
+    genuine_upload_afterwards_works(&s, &data).await;
+}
+
 /// The same races with the uploads in Ceph RGW (S3 multipart parts, tus appends as parts and
 /// tail objects).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -449,14 +449,14 @@ impl Uploads {
         }
         .ok_or_else(|| Error::backend("tus", "the store ended the body early"))?;
         let broken = broken.lock().expect("broken lock").take();
-        if let Some(e) = broken.as_ref().filter(|_| written == 0) {
-            self.drop_attempt(&sid, offset, &last, &attempt, &record.id)
-                .await;
-            return Err(Error::Incomplete(std::io::Error::new(
-                e.kind(),
-                e.to_string(),
-            )));
-        }
+        let broken = match broken {
+            Some(e) if written == 0 => {
+                self.drop_attempt(&sid, offset, &last, &attempt, &record.id)
+                    .await;
+                return Err(Error::Incomplete(e));
+            }
+            b => b,
+        };
         let new_offset = offset + written;
         // A broken request's length or digest is not taken as said: the client says it again.
         let (length, representation) = match broken {
