@@ -16,9 +16,12 @@
 //!
 //! With `--sweep N` it measures the sweeper instead: N expired tokens, N expired proof
 //! challenges, N expired upload sessions and N unreferenced blobs queued for deletion are
-//! written, the server starts (its sweeper's first round with it), and one client's requests (a meta read and a rename, alternating) are timed
-//! while the sweep runs and again once it is done; fails when the p99 during the sweep reaches
-//! `--max-ratio` (default 2) times the idle p99.
+//! written, the server starts (its sweeper's first round with it), and one client's requests (a
+//! meta read and a rename, alternating) are timed while the sweep runs. Each request also goes to
+//! a control: a second server, the same user and files on a database of its own with nothing to
+//! sweep, the two served by turns, so the machine's noise falls on both alike. Fails when the
+//! swept server's p99 during the sweep reaches `--max-ratio` (default 2) times the control's.
+//! Both are timed again once the sweep is done (printed).
 
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
@@ -544,33 +547,106 @@ async fn expired_left(db: &str) -> Result<i64> {
 /// Requests while the sweeper clears `n` expired tokens, challenges and sessions, against the
 /// same requests once it is done: the p99 during the sweep must stay under `max_ratio` × idle.
 async fn sweep(bin: &str, kind: &str, n: u64, samples: usize, max_ratio: f64) -> Result<()> {
-    let dir = tempfile::tempdir()?;
+    let (dir, control_dir) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let (db, scratch) = fresh_database(kind, dir.path()).await?;
-    let result = sweep_in(bin, &db, dir.path(), n, samples, max_ratio).await;
+    let result = match fresh_database(kind, control_dir.path()).await {
+        Ok((control_db, control_scratch)) => {
+            let swept = (db.as_str(), dir.path());
+            let control = (control_db.as_str(), control_dir.path());
+            let result = sweep_in(bin, swept, control, n, samples, max_ratio).await;
+            if let Some(name) = control_scratch {
+                drop_database(kind, &name).await?;
+            }
+            result
+        }
+        Err(e) => Err(e),
+    };
     if let Some(name) = scratch {
         drop_database(kind, &name).await?;
     }
     result
 }
 
-async fn sweep_in(
+/// A server on `db` whose user "sweeper" holds 50 small files; their SHA1s.
+async fn seeded(
+    http: &reqwest::Client,
     bin: &str,
     db: &str,
     dir: &std::path::Path,
+) -> Result<Vec<String>> {
+    let server = start(bin, dir, db)?;
+    let user = Api::signup(http, &server.base, "sweeper").await?;
+    let mut files = Vec::new();
+    for i in 0..50 {
+        files.push(user.upload_small(&format!("f-{i}.bin")).await?);
+    }
+    Ok(files)
+}
+
+/// The swept server and its control: the same user and files, the same requests.
+struct Side {
+    api: Api,
+    files: Vec<String>,
+    during: Vec<f64>,
+    after: Vec<f64>,
+}
+
+impl Side {
+    /// Request `i` (a meta read or a rename, alternating), timed into `during` or `after`.
+    async fn request(&mut self, i: usize, sweeping: bool) -> Result<()> {
+        let sha1 = &self.files[i % self.files.len()];
+        // Meta reads and renames by twos, so each comes first to either server as often.
+        let req = if (i / 2).is_multiple_of(2) {
+            self.api
+                .req(reqwest::Method::GET, &format!("/file/meta?filehash={sha1}"))
+        } else {
+            self.api.req(
+                reqwest::Method::POST,
+                &format!("/file/update?op=0&filehash={sha1}&filename=n-{i}.bin"),
+            )
+        };
+        let t = Instant::now();
+        json_ok(req.header("accept", "application/json").send().await?).await?;
+        let took = t.elapsed().as_secs_f64() * 1000.0;
+        if sweeping {
+            &mut self.during
+        } else {
+            &mut self.after
+        }
+        .push(took);
+        Ok(())
+    }
+}
+
+/// Request `i` to both servers, which of them first alternating: what the machine does meanwhile
+/// (other tenants, the client itself) falls on both alike.
+async fn both(swept: &mut Side, ctl: &mut Side, i: usize, sweeping: bool) -> Result<()> {
+    if i.is_multiple_of(2) {
+        swept.request(i, sweeping).await?;
+        ctl.request(i, sweeping).await
+    } else {
+        ctl.request(i, sweeping).await?;
+        swept.request(i, sweeping).await
+    }
+}
+
+fn p99(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    percentile(&v, 0.99)
+}
+
+async fn sweep_in(
+    bin: &str,
+    (db, dir): (&str, &std::path::Path),
+    (control_db, control_dir): (&str, &std::path::Path),
     n: u64,
     samples: usize,
     max_ratio: f64,
 ) -> Result<()> {
     let http = reqwest::Client::builder().build()?;
-    let files = {
-        let server = start(bin, dir, db)?;
-        let user = Api::signup(&http, &server.base, "sweeper").await?;
-        let mut files = Vec::new();
-        for i in 0..50 {
-            files.push(user.upload_small(&format!("f-{i}.bin")).await?);
-        }
-        files
-    };
+    let files = seeded(&http, bin, db, dir).await?;
+    let control_files = seeded(&http, bin, control_db, control_dir).await?;
     let user: i64 = {
         let mut conn = sqlx::AnyConnection::connect(db).await?;
         let id = sqlx::query("SELECT id FROM users WHERE username = 'sweeper'")
@@ -581,45 +657,37 @@ async fn sweep_in(
         id
     };
     fill_expired(db, user, n).await?;
-    // The sweeper's first round starts with the server.
+    // The sweeper's first round starts with the server. The control has nothing to sweep.
     let server = start(bin, dir, db)?;
-    let creds = serde_json::json!({ "username": "sweeper", "password": PASSWORD });
-    let v = json_ok(
-        http.post(format!("{}/api/sessions", server.base))
-            .json(&creds)
-            .send()
-            .await?,
-    )
-    .await?;
-    let api = Api {
-        http: http.clone(),
-        base: server.base.clone(),
-        token: v["data"]["token"].as_str().context("token")?.to_owned(),
-    };
-    // A read and a write, alternating.
-    let request = |i: usize| {
-        let sha1 = &files[i % files.len()];
-        let req = if i.is_multiple_of(2) {
-            api.req(reqwest::Method::GET, &format!("/file/meta?filehash={sha1}"))
-        } else {
-            api.req(
-                reqwest::Method::POST,
-                &format!("/file/update?op=0&filehash={sha1}&filename=n-{i}.bin"),
-            )
-        };
+    let control = start(bin, control_dir, control_db)?;
+    let signin = |base: String| {
+        let http = http.clone();
         async move {
-            json_ok(req.header("accept", "application/json").send().await?).await?;
-            Ok::<_, anyhow::Error>(())
+            let creds = serde_json::json!({ "username": "sweeper", "password": PASSWORD });
+            let v = json_ok(
+                http.post(format!("{base}/api/sessions"))
+                    .json(&creds)
+                    .send()
+                    .await?,
+            )
+            .await?;
+            let token = v["data"]["token"].as_str().context("token")?.to_owned();
+            Ok::<_, anyhow::Error>(Api { http, base, token })
         }
     };
+    let side = |api, files| Side {
+        api,
+        files,
+        during: Vec::new(),
+        after: Vec::new(),
+    };
+    let mut swept = side(signin(server.base.clone()).await?, files);
+    let mut ctl = side(signin(control.base.clone()).await?, control_files);
     let started = Instant::now();
-    let mut during = Vec::new();
     let mut i = 0;
     loop {
         for _ in 0..100 {
-            let t = Instant::now();
-            request(i).await?;
-            during.push(t.elapsed().as_secs_f64() * 1000.0);
+            both(&mut swept, &mut ctl, i, true).await?;
             i += 1;
         }
         if expired_left(db).await? == 0 {
@@ -631,45 +699,34 @@ async fn sweep_in(
         );
     }
     let swept_in = started.elapsed();
-    let mut idle = Vec::new();
-    for _ in 0..during.len().max(samples) {
-        let t = Instant::now();
-        request(i).await?;
-        idle.push(t.elapsed().as_secs_f64() * 1000.0);
+    let during = i;
+    for _ in 0..during.max(samples) {
+        both(&mut swept, &mut ctl, i, false).await?;
         i += 1;
     }
-    let split = |v: &[f64]| -> (f64, f64) {
-        let mut r: Vec<f64> = v.iter().step_by(2).copied().collect();
-        let mut w: Vec<f64> = v.iter().skip(1).step_by(2).copied().collect();
-        r.sort_by(f64::total_cmp);
-        w.sort_by(f64::total_cmp);
-        (percentile(&r, 0.99), percentile(&w, 0.99))
-    };
-    let ((dr, dw), (ir, iw)) = (split(&during), split(&idle));
-    println!("p99 reads during {dr:.2} idle {ir:.2}; writes during {dw:.2} idle {iw:.2}");
-    during.sort_by(f64::total_cmp);
-    idle.sort_by(f64::total_cmp);
-    let (p99_during, p99_idle) = (percentile(&during, 0.99), percentile(&idle, 0.99));
-    let ratio = p99_during / p99_idle;
+    let ratio = p99(&swept.during) / p99(&ctl.during);
     println!(
-        "sweep of {n} expired tokens, challenges, sessions and queued blobs each: {:.1} s; {} requests \
-         during it p50 {:.2} ms p99 {:.2} ms; idle p50 {:.2} ms p99 {:.2} ms; p99 ratio {ratio:.2} \
-         (limit {max_ratio})",
+        "sweep of {n} expired tokens, challenges, sessions and queued blobs each: {:.1} s; {during} \
+         requests to each server during it: p99 {:.2} ms, the control's {:.2} ms: ratio {ratio:.2} \
+         (limit {max_ratio}); afterwards p99 {:.2} ms, the control's {:.2} ms",
         swept_in.as_secs_f64(),
-        during.len(),
-        percentile(&during, 0.5),
-        p99_during,
-        percentile(&idle, 0.5),
-        p99_idle,
+        p99(&swept.during),
+        p99(&ctl.during),
+        p99(&swept.after),
+        p99(&ctl.after),
     );
-    drop(server);
-    let log = tokio::fs::read_to_string(dir.join("server.log"))
-        .await
-        .unwrap_or_default();
-    ensure!(!log.contains("ERROR"), "the server logged errors:\n{log}");
+    drop((server, control));
+    for dir in [dir, control_dir] {
+        let log = tokio::fs::read_to_string(dir.join("server.log"))
+            .await
+            .unwrap_or_default();
+        ensure!(!log.contains("ERROR"), "the server logged errors:\n{log}");
+    }
     ensure!(
         ratio < max_ratio,
-        "requests during the sweep: p99 {p99_during:.2} ms, {ratio:.2}× the idle {p99_idle:.2} ms"
+        "requests during the sweep: p99 {:.2} ms, {ratio:.2}× the control's {:.2} ms",
+        p99(&swept.during),
+        p99(&ctl.during)
     );
     Ok(())
 }
