@@ -1,5 +1,6 @@
 //! Integrity under concurrency: racing writes of one part, a write opened before `complete` and
-//! fed after it, and a tus PATCH whose lock lapsed while its body trickled in. Each race is
+//! fed after it, a tus PATCH whose lock lapsed while its body trickled in (arriving whole or cut
+//! off), and uploads ended (tus termination, REST abort, expiry) while a body is on the wire. Each race is
 //! played with a raw socket: the request's headers and first bytes go out, the test waits until
 //! the server is receiving that body (the in-flight gauge), lets other requests run, then sends
 //! the rest. Whatever each racing request answers, the content published under a SHA1 must hash
@@ -251,9 +252,10 @@ async fn classic_part_race(s: &Server, chunk: u64) {
 
 /// tus: a PATCH whose lock lapses while its body trickles in; another PATCH takes the lock,
 /// writes and hashes the same range (and finishes the upload, or leaves its second half for a
-/// later PATCH); then the first body arrives. (The server runs with `--tus-lock-lease 1s`.)
-async fn tus_lapsed_lock_race(s: &Server, finish_later: bool) {
-    let t = s.user(&format!("tusracer{finish_later}")).await;
+/// later PATCH); then the first body arrives, or breaks off (`cut`: a cut append keeps what
+/// arrived, but not over what another committed). (The server runs with `--tus-lock-lease 1s`.)
+async fn tus_lapsed_lock_race(s: &Server, finish_later: bool, cut: bool) {
+    let t = s.user(&format!("tusracer{finish_later}{cut}")).await;
     let data = random_bytes(600_000);
     let first = if finish_later { 300_000 } else { data.len() };
     let resp = s
@@ -305,7 +307,13 @@ async fn tus_lapsed_lock_race(s: &Server, finish_later: bool) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let racer = held.finish().await;
+    let racer = if cut {
+        drop(held);
+        receiving(s, 0.0).await;
+        None
+    } else {
+        held.finish().await
+    };
     if let Some(code) = racer {
         assert!(
             (400..500).contains(&code),
@@ -313,6 +321,17 @@ async fn tus_lapsed_lock_race(s: &Server, finish_later: bool) {
             std::fs::read_to_string(&s.log).unwrap_or_default()
         );
     }
+    let head = s
+        .req("HEAD", &t, &path)
+        .header("tus-resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.headers()["upload-offset"],
+        first.to_string().as_str(),
+        "the offset the genuine PATCH committed stands"
+    );
     if finish_later {
         let resp = s
             .req("PATCH", &t, &path)
@@ -332,16 +351,6 @@ async fn tus_lapsed_lock_race(s: &Server, finish_later: bool) {
             resp.status()
         );
     } else {
-        let head = s
-            .req("HEAD", &t, &path)
-            .header("tus-resumable", "1.0.0")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            head.headers()["upload-offset"],
-            data.len().to_string().as_str()
-        );
         let resp = s.download(&t, &sha1_hex(&data)).await;
         assert_eq!(
             resp.status(),
@@ -366,8 +375,8 @@ async fn racing_writes_of_one_classic_part_never_publish_wrong_bytes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tus_patch_whose_lock_lapsed_cannot_write_over_another() {
     let s = Server::start_with(&["--tus-lock-lease", "1s"]);
-    for finish_later in [false, true] {
-        tus_lapsed_lock_race(&s, finish_later).await;
+    for (finish_later, cut) in [(false, false), (true, false), (false, true), (true, true)] {
+        tus_lapsed_lock_race(&s, finish_later, cut).await;
     }
 }
 
@@ -443,6 +452,74 @@ async fn termination_during_a_held_append_leaves_nothing() {
     genuine_upload_afterwards_works(&s, &data).await;
 }
 
+/// A REST part's body on the wire while its session ends: aborted by its owner (`DELETE`,
+/// which no part in flight holds off), or expired and swept. Whether the body then arrives
+/// whole or breaks off, the part neither brings the session back, nor leaves staged bytes,
+/// nor publishes anything, and the answer is a 4xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ended_during_a_held_part_leaves_nothing() {
+    let s = Server::start_with(&["--upload-ttl", "3s", "--sweep-interval", "100ms"]);
+    let t = s.user("held-abort").await;
+    let chunk = 256 * 1024;
+    let data = random_bytes(2 * chunk as usize + 1000);
+    for (expire, cut) in [(false, false), (false, true), (true, false), (true, true)] {
+        let (st, c) = s.create_upload(&t, "ended.bin", &data, Some(chunk)).await;
+        assert_eq!(st, StatusCode::CREATED, "{c}");
+        let id = c["data"]["upload_id"].as_str().unwrap().to_owned();
+        let session = format!("/uploads/{id}");
+        let held = Held::open(
+            &s,
+            "PUT",
+            &format!("{session}/parts/1"),
+            &[("Authorization", format!("Bearer {t}"))],
+            part(&data, chunk, 1),
+            1000,
+        )
+        .await;
+        receiving(&s, 1.0).await;
+        if expire {
+            // Polled until the sweeper has removed it, each try a real request.
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while s.get(&t, &session).await.0 != StatusCode::NOT_FOUND {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the session never expired"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        } else {
+            let resp = s.req("DELETE", &t, &session).send().await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+        }
+        let answer = if cut {
+            drop(held);
+            None
+        } else {
+            held.finish().await
+        };
+        if let Some(code) = answer {
+            assert!(
+                (400..500).contains(&code),
+                "the part got {code} (expire {expire})\n{}",
+                std::fs::read_to_string(&s.log).unwrap_or_default()
+            );
+        }
+        receiving(&s, 0.0).await;
+        assert_eq!(s.get(&t, &session).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(s.complete(&t, &id).await.0, StatusCode::NOT_FOUND);
+        assert!(
+            s.staging_files().is_empty(),
+            "expire {expire}, cut {cut}: {:?}",
+            s.staging_files()
+        );
+        assert!(
+            s.files(&t).await.is_empty(),
+            "an ended upload was published"
+        );
+    }
+    genuine_upload_afterwards_works(&s, &data).await;
+}
+
 /// The same races with the uploads in Ceph RGW (S3 multipart parts, tus appends as parts and
 /// tail objects).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -460,8 +537,8 @@ async fn races_on_ceph_never_publish_wrong_bytes() {
     let s = Server::start_with(&flags);
     rest_part_race(&s, 5 << 20).await;
     classic_part_race(&s, 5 << 20).await;
-    for finish_later in [false, true] {
-        tus_lapsed_lock_race(&s, finish_later).await;
+    for (finish_later, cut) in [(false, false), (true, false), (true, true)] {
+        tus_lapsed_lock_race(&s, finish_later, cut).await;
     }
     store.remove_everything().await.unwrap();
 }
