@@ -138,3 +138,70 @@ async fn whole_upload_path_on_memory_stores() {
         .unwrap()
         .is_empty());
 }
+
+/// Blobs queued for deletion that cannot be deleted (here: in a store no longer configured)
+/// go to the back of the queue, so a deletable blob behind more of them than one batch holds
+/// is still reached, by the second sweep.
+#[tokio::test]
+async fn undeletable_blobs_do_not_block_the_deletion_queue() {
+    use chunkvault_engine::meta::{FileIndex, GcEntry, NewBlob, NewUserFile, Published};
+    use chunkvault_engine::FileName;
+
+    let meta = Arc::new(MemoryMetaStore::new());
+    let engine = Engine::new(
+        meta.clone(),
+        Arc::new(MemoryBlobStore::new("memory")),
+        Arc::new(MemorySessionStore::new()),
+        EngineConfig::default(),
+    )
+    .await
+    .unwrap();
+    engine
+        .accounts()
+        .signup("gc-user", "password-123", "test")
+        .await
+        .unwrap();
+    let user = engine
+        .accounts()
+        .signin("gc-user", "password-123", "test")
+        .await
+        .unwrap()
+        .user;
+    // 1,001 blobs in a store that is gone (more than a sweep's batch of 1,000), then one in
+    // the configured store, each queued by the deletion of its only file.
+    let queue = |n: u32, store: &'static str, key: String| {
+        let meta = meta.clone();
+        async move {
+            let sha1 = Sha1Hex::parse(&format!("{n:040x}")).unwrap();
+            let file = NewUserFile::new(user.id, sha1, FileName::parse("f.bin").unwrap(), 1, 1);
+            let Published::Created(file) = meta
+                .publish(&NewBlob::new(store, &key), &file)
+                .await
+                .unwrap()
+            else {
+                panic!("a new blob")
+            };
+            meta.delete_user_file(user.id, &file.id)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    for n in 0..1001 {
+        queue(n, "gone", format!("gone-{n:05}")).await;
+    }
+    // Queued in a later millisecond than all of them: strictly behind them in the queue (at
+    // equal times the key would sort it first).
+    let queued = chunkvault_engine::types::now_millis();
+    while chunkvault_engine::types::now_millis() == queued {
+        tokio::task::yield_now().await;
+    }
+    let deletable: GcEntry = queue(5000, "memory", "a-deletable".to_owned()).await;
+    assert_eq!(meta.gc_pending(2000).await.unwrap().len(), 1002);
+    for _ in 0..2 {
+        engine.files().collect_garbage().await.unwrap();
+    }
+    let left = meta.gc_pending(2000).await.unwrap();
+    assert_eq!(left.len(), 1001, "only the undeletable ones stay queued");
+    assert!(!left.contains(&deletable));
+}

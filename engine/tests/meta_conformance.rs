@@ -303,6 +303,42 @@ async fn publish_link_and_gc(store: &dyn MetaStore) {
     store.gc_done(&entry).await.unwrap();
     store.gc_done(&entry).await.unwrap();
     assert_eq!(store.gc_pending(10).await.unwrap(), vec![]);
+
+    // A deletion that failed goes to the back of the queue.
+    let mut queued = Vec::new();
+    for (n, key) in [(2, "k-a"), (3, "k-b")] {
+        let f = NewUserFile::new(u1, sha(n), name("q.bin"), 1, 200);
+        let Published::Created(file) = store
+            .publish(&NewBlob::new("local", key), &f)
+            .await
+            .unwrap()
+        else {
+            panic!("a new blob")
+        };
+        queued.push(store.delete_user_file(u1, &file.id).await.unwrap().unwrap());
+    }
+    let later = store.gc_pending(10).await.unwrap();
+    assert_eq!(later.len(), 2);
+    // Far behind anything queued now, whatever the clock says.
+    store.gc_later(&later[0], i64::MAX / 2).await.unwrap();
+    assert_eq!(
+        store.gc_pending(10).await.unwrap(),
+        vec![later[1].clone(), later[0].clone()]
+    );
+    let gone = GcEntry {
+        store: "local".into(),
+        key: "not-queued".into(),
+    };
+    store.gc_later(&gone, 0).await.unwrap();
+    assert_eq!(
+        store.gc_pending(10).await.unwrap().len(),
+        2,
+        "a no-op when not queued"
+    );
+    for e in &queued {
+        store.gc_done(e).await.unwrap();
+    }
+    assert_eq!(store.gc_pending(10).await.unwrap(), vec![]);
 }
 
 async fn names_listing_and_rename(store: &dyn MetaStore) {

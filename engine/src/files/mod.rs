@@ -149,31 +149,29 @@ impl Files {
         Ok(())
     }
 
-    /// Deletes a queued blob from its store; on failure it stays queued for the next sweep.
-    /// Deletes one queued blob; whether it is gone (false: deferred to a later sweep).
+    /// Deletes one queued blob; whether it is gone. On failure it stays queued, moved to the
+    /// back of the queue, for a later sweep.
     async fn collect(&self, entry: meta::GcEntry) -> bool {
-        let Ok(store) = self.store(&entry.store) else {
-            tracing::warn!(
-                store = entry.store,
-                "blob queued for deletion in an unconfigured store"
-            );
-            return false;
-        };
-        let res = match store.delete(&entry.key).await {
-            Ok(()) => self.index.gc_done(&entry).await,
+        let res = match self.store(&entry.store) {
+            Ok(store) => match store.delete(&entry.key).await {
+                Ok(()) => self.index.gc_done(&entry).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
-        if let Err(e) = res {
-            tracing::warn!(error = %e, key = entry.key, "blob deletion deferred");
-            return false;
+        let Err(e) = res else { return true };
+        tracing::warn!(error = %e, store = entry.store, key = entry.key, "blob deletion deferred");
+        if let Err(e) = self.index.gc_later(&entry, now_millis()).await {
+            tracing::warn!(error = %e, key = entry.key, "could not requeue a deferred blob deletion");
         }
-        true
+        false
     }
 
     /// Deletes the blobs queued for deletion (after a crash, or a failed delete), a paced batch
-    /// at a time (see `db::pace`), until the queue is empty or a batch had a deferred entry:
-    /// those stay at the head of the queue (oldest first), so the sweep stops there and the
-    /// next one retries them; a store that is down costs one batch per sweep, never a loop.
+    /// at a time (see `db::pace`), oldest first, until the queue is empty or a batch had a
+    /// deferred entry. A deferred entry goes to the back of the queue, so the next sweep starts
+    /// with the entries behind it: however many cannot be deleted, the others are reached. A
+    /// store that is down costs one batch per sweep, never a loop.
     pub async fn collect_garbage(&self) -> Result<()> {
         const BATCH: u32 = 1000;
         loop {

@@ -369,6 +369,17 @@ impl FileIndex for MemoryMetaStore {
         Ok(())
     }
 
+    async fn gc_later(&self, entry: &GcEntry, at: Millis) -> Result<()> {
+        if let Some(queued) = self
+            .lock()
+            .gc
+            .get_mut(&(entry.store.clone(), entry.key.clone()))
+        {
+            *queued = at;
+        }
+        Ok(())
+    }
+
     async fn move_blob(&self, sha1: &Sha1Hex, from: &GcEntry, to: &GcEntry) -> Result<bool> {
         let mut s = self.lock();
         match s.blobs.get_mut(sha1) {

@@ -410,6 +410,10 @@ pub trait FileIndex: Send + Sync + fmt::Debug {
     /// Marks a queued blob as deleted from its store.
     async fn gc_done(&self, entry: &GcEntry) -> Result<()>;
 
+    /// Puts a queued blob whose deletion failed at the back of the queue (`at`: now), so the
+    /// blobs behind it get their turn; a no-op when it is no longer queued.
+    async fn gc_later(&self, entry: &GcEntry, at: Millis) -> Result<()>;
+
     /// Switches a blob from `from` (store and key) to `to` in one update, if it is still at
     /// `from`, and queues `from` for deletion in the same commit (a mover cut off right after
     /// leaves the source to the GC, never orphaned); `false` when it was deleted or moved

@@ -459,6 +459,16 @@ impl FileIndex for SqlMetaStore {
         Ok(())
     }
 
+    async fn gc_later(&self, entry: &GcEntry, at: Millis) -> Result<()> {
+        sqlx::query(&self.q("UPDATE blob_gc SET created_at = ? WHERE store = ? AND location = ?"))
+            .bind(at)
+            .bind(entry.store.as_str())
+            .bind(entry.key.as_str())
+            .execute(self.db.writer())
+            .await?;
+        Ok(())
+    }
+
     async fn user_usage(&self, user: UserId) -> Result<u64> {
         // SUM is DECIMAL on MySQL and NUMERIC on PostgreSQL: back to a 64-bit integer.
         let int = match self.db.dialect() {
