@@ -1,4 +1,5 @@
-//! Reads a range of a staged file once, in 512 KiB reads on the blocking pool, one read ahead.
+//! Reads a range of a file in blocks on the blocking pool, one read ahead: staged bytes
+//! read back once around the page cache, or stored content (downloads) through it.
 //!
 //! Staged bytes are read back exactly once (to extend an upload's SHA1 over a part, or to
 //! assemble partial uploads). Parts are written with `O_DIRECT`, and read back the same way
@@ -17,12 +18,36 @@ use super::file_writer::{dont_need, AlignedBuffer, ALIGN};
 use super::ByteStream;
 use crate::types::ByteRange;
 
-/// One read.
+/// One read of staged bytes.
 const READ_BLOCK: u64 = 512 << 10;
+/// One read of stored content: a download holds two of them (one being sent, one read ahead),
+/// and many downloads run at once.
+const KEEP_BLOCK: u64 = 256 << 10;
+
+/// How a read treats the page cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Cache {
+    /// Bytes read back once (staged parts): around the page cache where the file system
+    /// allows (`O_DIRECT`), else through it with the pages dropped behind the reader.
+    Bypass,
+    /// Stored content, which may well be read again (downloads): through the page cache,
+    /// which keeps it.
+    Keep,
+}
+
+impl Cache {
+    fn block(self) -> u64 {
+        match self {
+            Cache::Bypass => READ_BLOCK,
+            Cache::Keep => KEEP_BLOCK,
+        }
+    }
+}
 
 /// The file being read, and how.
 struct Source {
     file: std::fs::File,
+    cache: Cache,
     /// Reads with `O_DIRECT` (a second descriptor) into this aligned buffer, where the file
     /// system has it: the bytes come from the disk by DMA, with no page-cache pages to fill,
     /// copy from and drop.
@@ -55,7 +80,9 @@ fn read_at(mut src: Source, pos: u64, len: u64) -> Read1 {
             if buf.is_empty() {
                 return Err(short());
             }
-            dont_need(&src.file, pos, buf.len() as u64);
+            if src.cache == Cache::Bypass {
+                dont_need(&src.file, pos, buf.len() as u64);
+            }
             Ok(Bytes::from(buf))
         })();
         (src, got)
@@ -65,36 +92,46 @@ fn read_at(mut src: Source, pos: u64, len: u64) -> Read1 {
 fn short() -> io::Error {
     io::Error::new(
         io::ErrorKind::UnexpectedEof,
-        "staged file shorter than the range read",
+        "file shorter than the range read",
     )
 }
 
-/// The bytes of `range` of the file at `path` as a stream; an error ends it. Reads go around
-/// the page cache where the file system allows (`O_DIRECT`).
-pub(super) fn read_once(
+/// The bytes of `range` of the file at `path` as a stream; an error ends it. `cache` says how
+/// the reads treat the page cache.
+pub(super) fn read_range(
     file: std::fs::File,
     path: std::path::PathBuf,
     range: ByteRange,
+    cache: Cache,
 ) -> ByteStream {
     let open = tokio::task::spawn_blocking(move || {
-        let direct = super::file_writer::open_direct(&path, false)
-            .ok()
+        let direct = (cache == Cache::Bypass)
+            .then(|| super::file_writer::open_direct(&path, false).ok().flatten())
             .flatten()
             .map(|f| {
                 // No more aligned memory than the range can fill (small parts under load).
                 let block = range
                     .len()
-                    .min(READ_BLOCK)
+                    .min(cache.block())
                     .next_multiple_of(ALIGN as u64)
                     .max(ALIGN as u64);
                 (f, AlignedBuffer::new(block as usize))
             });
-        Source { file, direct }
+        Source {
+            file,
+            cache,
+            direct,
+        }
     });
     futures::stream::once(async move {
         let src = open.await.map_err(io::Error::other)?;
-        let first = (range.start < range.end)
-            .then(|| read_at(src, range.start, (range.end - range.start).min(READ_BLOCK)));
+        let first = (range.start < range.end).then(|| {
+            read_at(
+                src,
+                range.start,
+                (range.end - range.start).min(cache.block()),
+            )
+        });
         io::Result::Ok(futures::stream::unfold(
             (first, range.start),
             move |(job, pos)| async move {
@@ -108,7 +145,7 @@ pub(super) fn read_once(
                 };
                 let next = pos + chunk.len() as u64;
                 let ahead = (next < range.end)
-                    .then(|| read_at(src, next, (range.end - next).min(READ_BLOCK)));
+                    .then(|| read_at(src, next, (range.end - next).min(cache.block())));
                 Some((Ok(chunk), (ahead, next)))
             },
         ))

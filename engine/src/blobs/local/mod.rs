@@ -13,22 +13,20 @@
 //! Completion moves exactly the committed attempts into the blob's directory (renames: O(parts),
 //! no byte copied), so a write still running elsewhere can never reach published bytes.
 
-use std::io::{self, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 use tokio::fs;
-use tokio::io::AsyncSeekExt;
-use tokio_util::io::ReaderStream;
 
+use super::file_reader::{self, Cache};
 use super::file_writer::{self, Mode};
 use super::{BlobStore, ByteStream, PendingBlob};
 use crate::error::{Error, Result};
 use crate::types::{ByteRange, Sha1Hex};
 
 const BACKEND: &str = "local";
-const READ_CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct LocalBlobStore {
@@ -65,10 +63,12 @@ fn read_segments(dir: PathBuf, lens: Vec<u64>, range: ByteRange) -> ByteStream {
     }
     futures::stream::iter(pieces)
         .then(|(path, from, len)| async move {
-            use tokio::io::AsyncReadExt;
-            let mut file = fs::File::open(&path).await?;
-            file.seek(SeekFrom::Start(from)).await?;
-            Ok::<_, io::Error>(ReaderStream::with_capacity(file.take(len), READ_CHUNK))
+            let file = fs::File::open(&path).await?.into_std().await;
+            let range = ByteRange {
+                start: from,
+                end: from + len,
+            };
+            Ok::<_, io::Error>(file_reader::read_range(file, path, range, Cache::Keep))
         })
         .try_flatten()
         .boxed()
@@ -373,22 +373,23 @@ impl BlobStore for LocalBlobStore {
             });
             return Ok(read_segments(path, lens, range));
         }
-        let mut file = match fs::File::open(&path).await {
+        let file = match fs::File::open(&path).await {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::NotFound { what: "blob" })
             }
             Err(e) => return Err(io_err(e)),
         };
-        let stream = match range {
-            None => ReaderStream::with_capacity(file, READ_CHUNK).boxed(),
-            Some(r) => {
-                file.seek(SeekFrom::Start(r.start)).await.map_err(io_err)?;
-                use tokio::io::AsyncReadExt;
-                ReaderStream::with_capacity(file.take(r.len()), READ_CHUNK).boxed()
-            }
-        };
-        Ok(stream)
+        let range = range.unwrap_or(ByteRange {
+            start: 0,
+            end: meta.len(),
+        });
+        Ok(file_reader::read_range(
+            file.into_std().await,
+            path,
+            range,
+            Cache::Keep,
+        ))
     }
 
     /// In one job on the blocking pool (the manifest, each segment opened once, one read per

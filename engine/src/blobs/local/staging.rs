@@ -237,10 +237,11 @@ impl BlobStaging for LocalBlobStore {
             }
             Err(e) => return Err(io_err(e)),
         };
-        Ok(Some(file_reader::read_once(
+        Ok(Some(file_reader::read_range(
             file.into_std().await,
             path,
             ByteRange { start: 0, end: len },
+            file_reader::Cache::Bypass,
         )))
     }
 
