@@ -25,12 +25,15 @@ fn stream(data: &[u8]) -> ByteStream {
     futures::stream::iter(chunks).boxed()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn whole_upload_path_on_memory_stores() {
-    let blobs = Arc::new(MemoryBlobStore::new("memory"));
+/// An engine on the memory stores given (sessions in memory too), and a signed-up user.
+async fn engine_with(
+    meta: Arc<MemoryMetaStore>,
+    blobs: Arc<MemoryBlobStore>,
+    name: &str,
+) -> (Engine, chunkvault_engine::User) {
     let engine = Engine::new(
-        Arc::new(MemoryMetaStore::new()),
-        blobs.clone(),
+        meta,
+        blobs,
         Arc::new(MemorySessionStore::new()),
         EngineConfig::default(),
     )
@@ -38,15 +41,23 @@ async fn whole_upload_path_on_memory_stores() {
     .unwrap();
     engine
         .accounts()
-        .signup("mem-user", "password-123", "test")
+        .signup(name, "password-123", "test")
         .await
         .unwrap();
     let user = engine
         .accounts()
-        .signin("mem-user", "password-123", "test")
+        .signin(name, "password-123", "test")
         .await
         .unwrap()
         .user;
+    (engine, user)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_upload_path_on_memory_stores() {
+    let blobs = Arc::new(MemoryBlobStore::new("memory"));
+    let (engine, user) =
+        engine_with(Arc::new(MemoryMetaStore::new()), blobs.clone(), "mem-user").await;
 
     let data: Vec<u8> = (0..(2 * CH + 1234) as u32)
         .map(|i| (i * 31 % 253) as u8)
@@ -148,25 +159,8 @@ async fn undeletable_blobs_do_not_block_the_deletion_queue() {
     use chunkvault_engine::FileName;
 
     let meta = Arc::new(MemoryMetaStore::new());
-    let engine = Engine::new(
-        meta.clone(),
-        Arc::new(MemoryBlobStore::new("memory")),
-        Arc::new(MemorySessionStore::new()),
-        EngineConfig::default(),
-    )
-    .await
-    .unwrap();
-    engine
-        .accounts()
-        .signup("gc-user", "password-123", "test")
-        .await
-        .unwrap();
-    let user = engine
-        .accounts()
-        .signin("gc-user", "password-123", "test")
-        .await
-        .unwrap()
-        .user;
+    let blobs = Arc::new(MemoryBlobStore::new("memory"));
+    let (engine, user) = engine_with(meta.clone(), blobs, "gc-user").await;
     // 1,001 blobs in a store that is gone (more than a sweep's batch of 1,000), then one in
     // the configured store, each queued by the deletion of its only file.
     let queue = |n: u32, store: &'static str, key: String| {

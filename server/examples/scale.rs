@@ -110,6 +110,11 @@ impl Api {
                 .await?,
         )
         .await?;
+        Api::signin(http, base, name).await
+    }
+
+    async fn signin(http: &reqwest::Client, base: &str, name: &str) -> Result<Api> {
+        let credentials = serde_json::json!({ "username": name, "password": PASSWORD });
         let v = json_ok(
             http.post(format!("{base}/api/sessions"))
                 .json(&credentials)
@@ -323,21 +328,7 @@ async fn measure_in(
     eprintln!("  {size} files: filled in {:.1} s", took.as_secs_f64());
 
     let server = start(bin, dir, db)?;
-    let base = server.base.clone();
-    // The token survives the restart (it is in the database).
-    let creds = serde_json::json!({ "username": "heavy", "password": PASSWORD });
-    let v = json_ok(
-        http.post(format!("{base}/api/sessions"))
-            .json(&creds)
-            .send()
-            .await?,
-    )
-    .await?;
-    let api = Api {
-        http: http.clone(),
-        base,
-        token: v["data"]["token"].as_str().context("token")?.to_owned(),
-    };
+    let api = Api::signin(&http, &server.base, "heavy").await?;
     let get = |path: String| {
         let req = api.req(reqwest::Method::GET, &path);
         async move {
@@ -660,29 +651,17 @@ async fn sweep_in(
     // The sweeper's first round starts with the server. The control has nothing to sweep.
     let server = start(bin, dir, db)?;
     let control = start(bin, control_dir, control_db)?;
-    let signin = |base: String| {
-        let http = http.clone();
-        async move {
-            let creds = serde_json::json!({ "username": "sweeper", "password": PASSWORD });
-            let v = json_ok(
-                http.post(format!("{base}/api/sessions"))
-                    .json(&creds)
-                    .send()
-                    .await?,
-            )
-            .await?;
-            let token = v["data"]["token"].as_str().context("token")?.to_owned();
-            Ok::<_, anyhow::Error>(Api { http, base, token })
-        }
-    };
     let side = |api, files| Side {
         api,
         files,
         during: Vec::new(),
         after: Vec::new(),
     };
-    let mut swept = side(signin(server.base.clone()).await?, files);
-    let mut ctl = side(signin(control.base.clone()).await?, control_files);
+    let mut swept = side(Api::signin(&http, &server.base, "sweeper").await?, files);
+    let mut ctl = side(
+        Api::signin(&http, &control.base, "sweeper").await?,
+        control_files,
+    );
     let started = Instant::now();
     let mut i = 0;
     loop {
