@@ -1,6 +1,17 @@
 //! Staged uploads on S3: REST parts are S3 multipart parts by number; tus appends are cut
 //! into parts of at least the store's minimum size, with what does not fill one kept in a
-//! `.tail` object, and the parts written so far in the upload's manifest.
+//! tail object, and the parts written so far in a manifest.
+//!
+//! The upload's own manifest (`staging/<id>.json`) names its multipart upload. Each tus append
+//! attempt writes a manifest and a tail of its own (`staging/<id>/<attempt>.json`,
+//! `staging/<id>/tail-<attempt>`) and never rewrites another's: the engine's compare-and-set
+//! decides which attempt follows which, and the next append and the completion read the chain
+//! from the attempt it committed, so an attempt whose lock lapsed cannot move the upload back
+//! under a committed append. The last attempt written is also named in `staging/<id>/head`: a
+//! writer at an offset that attempt already went past, following another append, is refused
+//! before it writes anything; a dropped attempt takes its name out of `head` again. (Full
+//! parts still share S3's slot by number with a writer still in flight: what completion
+//! assembles is hashed before it is published.)
 
 use std::collections::HashMap;
 
@@ -24,9 +35,21 @@ pub(super) struct Manifest {
     /// Parts written by `stage_write` (tus), in order.
     #[serde(default)]
     parts: Vec<WrittenPart>,
-    /// Bytes held in the `.tail` object after the parts.
+    /// Bytes held in the tail object after the parts.
     #[serde(default)]
     tail: u64,
+    /// The append attempt that wrote this manifest and its tail (none: the upload's own
+    /// manifest, whose tail, from before attempts had manifests of their own, is named by the
+    /// offset it ends at).
+    #[serde(default)]
+    attempt: String,
+}
+
+/// The last append attempt written (`staging/<id>/head`), and where it ended.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Head {
+    attempt: String,
+    written: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -46,15 +69,53 @@ impl S3BlobStore {
         self.path(&format!("staging/{}.json", staging.as_str()))
     }
 
-    /// The tail object of a manifest, named by the offset it ends at: a new tail never
-    /// overwrites the one the saved manifest names, so an append that fails half way leaves
-    /// the upload as it was.
+    /// The manifest an append attempt wrote.
+    fn attempt_path(&self, staging: &StagingId, attempt: &str) -> Result<Path> {
+        let ok = attempt.len() == 32 && attempt.bytes().all(|b| b.is_ascii_hexdigit());
+        if !ok {
+            return Err(Error::backend(BACKEND, "malformed append attempt name"));
+        }
+        Ok(self.path(&format!("staging/{}/{attempt}.json", staging.as_str())))
+    }
+
+    fn head_path(&self, staging: &StagingId) -> Path {
+        self.path(&format!("staging/{}/head", staging.as_str()))
+    }
+
+    /// The tail object of a manifest: the attempt's own, or (from before attempts had their
+    /// own) named by the offset it ends at.
     fn tail_path(&self, staging: &StagingId, m: &Manifest) -> Path {
-        self.path(&format!(
-            "staging/{}.tail-{}",
-            staging.as_str(),
-            m.written()
-        ))
+        if m.attempt.is_empty() {
+            self.path(&format!(
+                "staging/{}.tail-{}",
+                staging.as_str(),
+                m.written()
+            ))
+        } else {
+            self.path(&format!("staging/{}/tail-{}", staging.as_str(), m.attempt))
+        }
+    }
+
+    /// A small JSON object, or `None` when there is none.
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<Option<T>> {
+        let bytes = match self.inner.s3.get(path).await {
+            Ok(r) => r.bytes().await.map_err(os_err)?,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(os_err(e)),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::backend(BACKEND, e))
+    }
+
+    /// The manifest of the committed append `last` (empty: the upload's own).
+    async fn chain_manifest(&self, staging: &StagingId, last: &str) -> Result<Manifest> {
+        if last.is_empty() {
+            return self.load_manifest(staging, false).await;
+        }
+        self.get_json(&self.attempt_path(staging, last)?)
+            .await?
+            .ok_or(Error::NotFound { what: "upload" })
     }
 
     async fn read_tail(&self, staging: &StagingId, m: &Manifest) -> Result<Bytes> {
@@ -119,6 +180,12 @@ impl S3BlobStore {
         }
     }
 
+    async fn put_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<()> {
+        let body = serde_json::to_vec(value).map_err(|e| Error::backend(BACKEND, e))?;
+        self.inner.s3.put(path, body.into()).await.map_err(os_err)?;
+        Ok(())
+    }
+
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Manifest>> {
         self.inner.manifests.lock().expect("manifest cache lock")
     }
@@ -137,11 +204,28 @@ impl S3BlobStore {
         }
     }
 
-    /// Drops a staged upload's manifest and tail (after completion or abort).
+    /// Drops a staged upload's manifests and tails (after completion or abort): the upload's
+    /// own, and every append attempt's.
     async fn forget(&self, staging: &StagingId, m: &Manifest) -> Result<()> {
         self.cache().remove(staging.as_str());
         if m.tail > 0 {
             self.delete_quietly(&self.tail_path(staging, m)).await?;
+        }
+        if !m.attempt.is_empty() {
+            // The upload's own manifest may name a tail from before attempts had their own.
+            match self.load_manifest(staging, false).await {
+                Ok(own) if own.tail > 0 => {
+                    self.delete_quietly(&self.tail_path(staging, &own)).await?
+                }
+                Ok(_) | Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let attempts = self.path(&format!("staging/{}", staging.as_str()));
+        let mut listed = self.inner.s3.list(Some(&attempts));
+        while let Some(object) = listed.next().await {
+            self.delete_quietly(&object.map_err(os_err)?.location)
+                .await?;
         }
         self.delete_quietly(&self.manifest_path(staging)).await
     }
@@ -172,6 +256,7 @@ impl BlobStaging for S3BlobStore {
             upload,
             parts: Vec::new(),
             tail: 0,
+            attempt: String::new(),
         };
         // Two nodes beginning the same upload at once: the first manifest wins, the loser's
         // multipart upload is dropped.
@@ -235,21 +320,30 @@ impl BlobStaging for S3BlobStore {
         &self,
         staging: &StagingId,
         offset: u64,
-        _prev: &str,
+        prev: &str,
         mut body: ByteStream,
         max_len: u64,
     ) -> Result<(u64, String)> {
-        let old = self.load_manifest(staging, false).await?;
+        let old = self.chain_manifest(staging, prev).await?;
         if old.written() != offset {
             return Err(Error::OffsetMismatch {
                 expected: old.written(),
             });
         }
+        // A writer behind the last attempt written, following another append, is late.
+        if let Some(head) = self.get_json::<Head>(&self.head_path(staging)).await? {
+            if head.written > offset && head.attempt != prev {
+                return Err(Error::OffsetMismatch {
+                    expected: head.written,
+                });
+            }
+        }
         let mut m = old.clone();
+        m.attempt = hex::encode(rand::random::<[u8; 16]>());
         let part = self.inner.config.buffer_part_size as usize;
         let mut buf = PartBuffer::default();
         if m.tail > 0 {
-            buf.push(self.read_tail(staging, &m).await?);
+            buf.push(self.read_tail(staging, &old).await?);
         }
         let mut written = 0u64;
         while let Some(chunk) = body.next().await {
@@ -272,7 +366,8 @@ impl BlobStaging for S3BlobStore {
             }
         }
         if written == 0 {
-            return Ok((0, String::new()));
+            // Nothing written: the chain goes on from `prev`.
+            return Ok((0, prev.to_owned()));
         }
         m.tail = buf.len() as u64;
         if m.tail > 0 {
@@ -283,11 +378,43 @@ impl BlobStaging for S3BlobStore {
                 .await
                 .map_err(os_err)?;
         }
-        self.save_manifest(staging, &m, PutMode::Overwrite).await?;
-        if old.tail > 0 {
-            self.delete_quietly(&self.tail_path(staging, &old)).await?;
+        // The tail `old` names stays: it is the committed chain's until this attempt commits
+        // (then it is garbage, dropped with the upload).
+        self.put_json(&self.attempt_path(staging, &m.attempt)?, &m)
+            .await?;
+        let head = Head {
+            attempt: m.attempt.clone(),
+            written: m.written(),
+        };
+        self.put_json(&self.head_path(staging), &head).await?;
+        Ok((written, m.attempt))
+    }
+
+    async fn stage_drop_write(
+        &self,
+        staging: &StagingId,
+        _offset: u64,
+        prev: &str,
+        attempt: &str,
+    ) -> Result<()> {
+        if attempt.is_empty() || attempt == prev {
+            return Ok(()); // nothing was written: `prev` is the committed chain's
         }
-        Ok((written, String::new()))
+        let head = self.get_json::<Head>(&self.head_path(staging)).await?;
+        if head.is_some_and(|h| h.attempt == attempt) {
+            self.delete_quietly(&self.head_path(staging)).await?;
+        }
+        let Some(m) = self
+            .get_json::<Manifest>(&self.attempt_path(staging, attempt)?)
+            .await?
+        else {
+            return Ok(());
+        };
+        if m.tail > 0 {
+            self.delete_quietly(&self.tail_path(staging, &m)).await?;
+        }
+        self.delete_quietly(&self.attempt_path(staging, attempt)?)
+            .await
     }
 
     async fn stage_read_part(
@@ -307,6 +434,54 @@ impl BlobStaging for S3BlobStore {
         _sha1: &Sha1Hex,
     ) -> Result<String> {
         let m = self.load_manifest(staging, false).await?;
+        self.assemble(staging, m, parts).await
+    }
+
+    async fn stage_complete_appends(
+        &self,
+        staging: &StagingId,
+        last: &str,
+        len: u64,
+        _sha1: &Sha1Hex,
+    ) -> Result<String> {
+        let m = self.chain_manifest(staging, last).await?;
+        if m.written() != len {
+            return Err(Error::backend(
+                BACKEND,
+                format!(
+                    "the committed appends hold {} bytes, not {len}",
+                    m.written()
+                ),
+            ));
+        }
+        self.assemble(staging, m, &[]).await
+    }
+
+    async fn stage_abort(&self, staging: &StagingId) -> Result<()> {
+        let m = match self.load_manifest(staging, false).await {
+            Ok(m) => m,
+            Err(Error::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let path = self.blob_path(&m.key)?;
+        match self.inner.s3.abort_multipart(&path, &m.upload).await {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(os_err(e)),
+        }
+        self.forget(staging, &m).await
+    }
+}
+
+impl S3BlobStore {
+    /// Completes the multipart upload of manifest `m`: the REST part attempts `parts`, or
+    /// (none given) the tus appends the manifest lists and its tail. Returns the blob's key.
+    async fn assemble(
+        &self,
+        staging: &StagingId,
+        m: Manifest,
+        parts: &[PartReceipt],
+    ) -> Result<String> {
         let path = self.blob_path(&m.key)?;
         let mut ids: Vec<PartId> = if parts.is_empty() {
             m.parts
@@ -358,20 +533,5 @@ impl BlobStaging for S3BlobStore {
         }
         self.forget(staging, &m).await?;
         Ok(m.key)
-    }
-
-    async fn stage_abort(&self, staging: &StagingId) -> Result<()> {
-        let m = match self.load_manifest(staging, false).await {
-            Ok(m) => m,
-            Err(Error::NotFound { .. }) => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let path = self.blob_path(&m.key)?;
-        match self.inner.s3.abort_multipart(&path, &m.upload).await {
-            Ok(()) => {}
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(os_err(e)),
-        }
-        self.forget(staging, &m).await
     }
 }
