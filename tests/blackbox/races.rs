@@ -1,6 +1,7 @@
 //! Integrity under concurrency: racing writes of one part, a write opened before `complete` and
 //! fed after it, a tus PATCH whose lock lapsed while its body trickled in (arriving whole or cut
-//! off), and uploads ended (tus termination, REST abort, expiry) while a body is on the wire. Each race is
+//! off), and uploads ended (tus termination and expiry, REST abort and expiry) while a body is
+//! on the wire. Each race is
 //! played with a raw socket: the request's headers and first bytes go out, the test waits until
 //! the server is receiving that body (the in-flight gauge), lets other requests run, then sends
 //! the rest. Whatever each racing request answers, the content published under a SHA1 must hash
@@ -93,6 +94,37 @@ async fn end_held(s: &Server, held: Held, cut: bool, what: &str) {
         );
     }
     receiving(s, 0.0).await;
+}
+
+/// Creates a tus upload of `len` bytes for `token` and opens its first PATCH from offset 0 with
+/// `body`, of which `sent` bytes go out; returns once the server is receiving it. The upload's
+/// path, and the held request.
+async fn held_first_append(
+    s: &Server,
+    token: &str,
+    len: usize,
+    body: Vec<u8>,
+    sent: usize,
+) -> (String, Held) {
+    let resp = s
+        .req("POST", token, "/files/")
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", len)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let url = resp.headers()["location"].to_str().unwrap().to_owned();
+    let path = url.trim_start_matches(&s.base).to_owned();
+    let headers = [
+        ("Authorization", format!("Bearer {token}")),
+        ("Tus-Resumable", "1.0.0".to_owned()),
+        ("Upload-Offset", "0".to_owned()),
+        ("Content-Type", "application/offset+octet-stream".to_owned()),
+    ];
+    let held = Held::open(s, "PATCH", &path, &headers, body, sent).await;
+    receiving(s, 1.0).await;
+    (path, held)
 }
 
 /// The content stored under `sha1` (if any) hashes to it, for `token`'s download.
@@ -276,32 +308,8 @@ async fn tus_lapsed_lock_race(s: &Server, finish_later: bool, cut: bool) {
     let t = s.user(&format!("tusracer{finish_later}{cut}")).await;
     let data = random_bytes(600_000);
     let first = if finish_later { 300_000 } else { data.len() };
-    let resp = s
-        .req("POST", &t, "/files/")
-        .header("tus-resumable", "1.0.0")
-        .header("upload-length", data.len())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let url = resp.headers()["location"].to_str().unwrap().to_owned();
-    let path = url.trim_start_matches(&s.base).to_owned();
-    let headers = [
-        ("Authorization", format!("Bearer {t}")),
-        ("Tus-Resumable", "1.0.0".to_owned()),
-        ("Upload-Offset", "0".to_owned()),
-        ("Content-Type", "application/offset+octet-stream".to_owned()),
-    ];
-    let held = Held::open(
-        s,
-        "PATCH",
-        &path,
-        &headers,
-        tampered(data[..first].to_vec()),
-        1000,
-    )
-    .await;
-    receiving(s, 1.0).await;
+    let (path, held) =
+        held_first_append(s, &t, data.len(), tampered(data[..first].to_vec()), 1000).await;
     // The genuine PATCH is refused (423) while the lock is live, and goes through once it
     // lapses: polled, each try a real request.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -395,24 +403,7 @@ async fn termination_during_a_held_append_leaves_nothing() {
     let t = s.user("held-terminate").await;
     let data = random_bytes(400_000);
     for cut in [true, false] {
-        let resp = s
-            .req("POST", &t, "/files/")
-            .header("tus-resumable", "1.0.0")
-            .header("upload-length", data.len())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::CREATED);
-        let url = resp.headers()["location"].to_str().unwrap().to_owned();
-        let path = url.trim_start_matches(&s.base).to_owned();
-        let headers = [
-            ("Authorization", format!("Bearer {t}")),
-            ("Tus-Resumable", "1.0.0".to_owned()),
-            ("Upload-Offset", "0".to_owned()),
-            ("Content-Type", "application/offset+octet-stream".to_owned()),
-        ];
-        let held = Held::open(&s, "PATCH", &path, &headers, data.clone(), 100_000).await;
-        receiving(&s, 1.0).await;
+        let (path, held) = held_first_append(&s, &t, data.len(), data.clone(), 100_000).await;
         let delete = || {
             s.req("DELETE", &t, &path)
                 .header("tus-resumable", "1.0.0")
@@ -447,6 +438,45 @@ async fn termination_during_a_held_append_leaves_nothing() {
             "a terminated upload was published"
         );
         assert_eq!(delete().await.unwrap().status(), StatusCode::NOT_FOUND);
+    }
+    genuine_upload_afterwards_works(&s, &data).await;
+}
+
+/// Expiry while a tus append's body is on the wire: the upload expires (the sweeper does not
+/// wait for a writer) and its staged bytes go; the append, whether its body then breaks off or
+/// arrives whole, brings nothing back, publishes nothing and leaves nothing staged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_during_a_held_append_leaves_nothing() {
+    let s = Server::start_with(&["--upload-ttl", "3s", "--sweep-interval", "100ms"]);
+    let t = s.user("held-expire").await;
+    let data = random_bytes(400_000);
+    for cut in [true, false] {
+        let (path, held) = held_first_append(&s, &t, data.len(), data.clone(), 100_000).await;
+        let head = || {
+            s.req("HEAD", &t, &path)
+                .header("tus-resumable", "1.0.0")
+                .send()
+        };
+        // Polled until the sweeper has removed it, each try a real request.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while head().await.unwrap().status() != StatusCode::NOT_FOUND {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the upload never expired"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        end_held(&s, held, cut, "the append").await;
+        assert_eq!(
+            head().await.unwrap().status(),
+            StatusCode::NOT_FOUND,
+            "cut: {cut}"
+        );
+        assert!(s.staging_files().is_empty(), "{:?}", s.staging_files());
+        assert!(
+            s.files(&t).await.is_empty(),
+            "an expired upload was published"
+        );
     }
     genuine_upload_afterwards_works(&s, &data).await;
 }
