@@ -127,6 +127,16 @@ async fn held_first_append(
     (path, held)
 }
 
+/// An upload that ended (`what`) left nothing: no staged file, no file of `token`'s.
+async fn assert_nothing_left(s: &Server, token: &str, what: &str) {
+    assert!(
+        s.staging_files().is_empty(),
+        "{what}: staged {:?}",
+        s.staging_files()
+    );
+    assert!(s.files(token).await.is_empty(), "{what}: published");
+}
+
 /// The content stored under `sha1` (if any) hashes to it, for `token`'s download.
 async fn assert_download_is(s: &Server, token: &str, data: &[u8]) {
     let sha = sha1_hex(data);
@@ -432,11 +442,7 @@ async fn termination_during_a_held_append_leaves_nothing() {
             .await
             .unwrap();
         assert_eq!(head.status(), StatusCode::NOT_FOUND, "cut: {cut}");
-        assert!(s.staging_files().is_empty(), "{:?}", s.staging_files());
-        assert!(
-            s.files(&t).await.is_empty(),
-            "a terminated upload was published"
-        );
+        assert_nothing_left(&s, &t, &format!("terminated, cut {cut}")).await;
         assert_eq!(delete().await.unwrap().status(), StatusCode::NOT_FOUND);
     }
     genuine_upload_afterwards_works(&s, &data).await;
@@ -458,25 +464,17 @@ async fn expiry_during_a_held_append_leaves_nothing() {
                 .send()
         };
         // Polled until the sweeper has removed it, each try a real request.
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while head().await.unwrap().status() != StatusCode::NOT_FOUND {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the upload never expired"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        crate::transfer::eventually_async("the upload expired", 20, || async {
+            head().await.unwrap().status() == StatusCode::NOT_FOUND
+        })
+        .await;
         end_held(&s, held, cut, "the append").await;
         assert_eq!(
             head().await.unwrap().status(),
             StatusCode::NOT_FOUND,
             "cut: {cut}"
         );
-        assert!(s.staging_files().is_empty(), "{:?}", s.staging_files());
-        assert!(
-            s.files(&t).await.is_empty(),
-            "an expired upload was published"
-        );
+        assert_nothing_left(&s, &t, &format!("expired, cut {cut}")).await;
     }
     genuine_upload_afterwards_works(&s, &data).await;
 }
@@ -508,14 +506,10 @@ async fn a_session_ended_during_a_held_part_leaves_nothing() {
         receiving(&s, 1.0).await;
         if expire {
             // Polled until the sweeper has removed it, each try a real request.
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
-            while s.get(&t, &session).await.0 != StatusCode::NOT_FOUND {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the session never expired"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            crate::transfer::eventually_async("the session expired", 20, || async {
+                s.get(&t, &session).await.0 == StatusCode::NOT_FOUND
+            })
+            .await;
         } else {
             let resp = s.req("DELETE", &t, &session).send().await.unwrap();
             assert_eq!(resp.status(), StatusCode::OK);
@@ -523,15 +517,7 @@ async fn a_session_ended_during_a_held_part_leaves_nothing() {
         end_held(&s, held, cut, &format!("the part (expire {expire})")).await;
         assert_eq!(s.get(&t, &session).await.0, StatusCode::NOT_FOUND);
         assert_eq!(s.complete(&t, &id).await.0, StatusCode::NOT_FOUND);
-        assert!(
-            s.staging_files().is_empty(),
-            "expire {expire}, cut {cut}: {:?}",
-            s.staging_files()
-        );
-        assert!(
-            s.files(&t).await.is_empty(),
-            "an ended upload was published"
-        );
+        assert_nothing_left(&s, &t, &format!("expire {expire}, cut {cut}")).await;
     }
     genuine_upload_afterwards_works(&s, &data).await;
 }
