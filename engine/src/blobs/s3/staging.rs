@@ -143,12 +143,10 @@ impl S3BlobStore {
                 return Ok(m.clone());
             }
         }
-        let bytes = match self.inner.s3.get(&self.manifest_path(staging)).await {
-            Ok(r) => r.bytes().await.map_err(os_err)?,
-            Err(e) if is_not_found(&e) => return Err(Error::NotFound { what: "upload" }),
-            Err(e) => return Err(os_err(e)),
-        };
-        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::backend(BACKEND, e))?;
+        let m: Manifest = self
+            .get_json(&self.manifest_path(staging))
+            .await?
+            .ok_or(Error::NotFound { what: "upload" })?;
         if cached {
             let mut cache = self.cache();
             if cache.len() >= 1024 {
