@@ -91,12 +91,18 @@ async function until(what, check, timeout = 60_000) {
 /**
  * A browser page on the Uppy site, uploading to `base`. PATCHes past the `holdAfter`-th are held
  * (not sent) until `release()`; `acked` counts PATCHes the server answered, `sent` records the
- * offsets of every PATCH and HEAD that reached the network.
+ * offsets of every PATCH and HEAD that reached the network. A held request the page gave up
+ * meanwhile (pause, reload) is dropped, not sent: a browser never sends an aborted request, and
+ * Playwright, let go of one, may send its headers with no body, which holds the upload's lock
+ * until the server's body timeout (60 s), longer than Uppy retries.
  */
 async function uppyPage(browser, base, token, protocol, { holdAfter = Infinity } = {}) {
   const context = await browser.newContext();
   const page = await context.newPage();
-  const state = { acked: 0, patches: [], heads: 0, posts: 0, held: [], open: false, spoke: new Set() };
+  const state = {
+    acked: 0, patches: [], heads: 0, posts: 0, held: [], open: false, spoke: new Set(), aborted: new Set(),
+  };
+  page.on('requestfailed', (req) => state.aborted.add(req));
   await page.route('**/files/**', async (route) => {
     const req = route.request();
     const h = req.headers();
@@ -105,6 +111,10 @@ async function uppyPage(browser, base, token, protocol, { holdAfter = Infinity }
       state.patches.push(Number(req.headers()['upload-offset']));
       if (!state.open && state.patches.length > holdAfter) {
         await new Promise((resolve) => state.held.push(resolve));
+        if (state.aborted.has(req)) {
+          await route.abort().catch(() => {});
+          return;
+        }
       }
     }
     if (req.method() === 'HEAD') state.heads++;
@@ -182,6 +192,7 @@ test(`Uppy Dashboard + Tus (${protocol}): upload, pause and resume, reload and r
       await until('five acknowledged PATCHes and a held one', () => state.acked >= 5 && state.held.length > 0);
       await page.getByRole('button', { name: 'Pause upload' }).first().click();
       await until('the Dashboard to say Paused', async () => /Paused/.test(await statusText(page)));
+      await until('the held PATCH to be given up by the page', () => state.aborted.size > 0);
       const sentBefore = state.patches.length;
       release();
       await until('the held PATCH to be let go', () => state.held.length === 0);
